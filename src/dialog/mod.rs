@@ -1,0 +1,723 @@
+//! The booking conversation, as a pure state machine.
+//!
+//! [`Dialog::step`] takes one [`Input`] and `now`, updates the state, and
+//! returns [`Effect`]s as plain values. It never awaits, never reads a clock
+//! and never touches the network, so a whole call can be replayed on a
+//! virtual clock and tested without I/O. The call actor runs the effects.
+
+pub mod speech;
+mod types;
+pub mod understand;
+
+pub use types::*;
+
+use crate::phone;
+use crate::schedule::{Interval, SlotFinder};
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use understand::email::{self, Email};
+use understand::intent::{self, Intent};
+use understand::when::{self, Target, TimePref};
+use understand::yes_no::{self, Answer};
+
+/// How many times the caller is asked for their email before giving up.
+const MAX_EMAIL_TRIES: u8 = 3;
+
+/// Where the conversation is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stage {
+    NotStarted,
+    /// Booking is possible; nobody has brought it up yet.
+    Listening,
+    Offered,
+    AskingEmail,
+    ConfirmingEmail(Email),
+    /// Email confirmed; waiting for the calendar before proposing.
+    WaitingForSlots(Option<TimePref>),
+    Proposing(Interval),
+    Booking(Interval),
+    Booked,
+    AskingMoveWhen,
+    ProposingMove(Interval),
+    Moving(Interval),
+    /// Declined, failed or handed back; a new request can start again.
+    Ended,
+    Skipped(SkipReason),
+}
+
+/// The meeting booked on this call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Meeting {
+    slot: Interval,
+    event_id: String,
+    join_link: Option<String>,
+}
+
+/// One call's booking conversation.
+#[derive(Debug, Clone)]
+pub struct Dialog {
+    stage: Stage,
+    ctx: Option<BookingContext>,
+    recipient: Option<Recipient>,
+    caller_tz: Tz,
+    email: Option<Email>,
+    availability: Option<Result<Availability, Trouble>>,
+    /// Slots the caller said no to, and conflicts learned since loading.
+    declined: Vec<Interval>,
+    taken: Vec<Interval>,
+    meeting: Option<Meeting>,
+    email_tries: u8,
+    last_prompt: Option<String>,
+    /// Whether booking was ever brought up (decides the final `done`).
+    engaged: bool,
+    /// Set while proposing an alternative to a slot that was just taken.
+    taken_lead: bool,
+}
+
+impl Default for Dialog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Dialog {
+    pub fn new() -> Self {
+        Self {
+            stage: Stage::NotStarted,
+            ctx: None,
+            recipient: None,
+            caller_tz: chrono_tz::UTC,
+            email: None,
+            availability: None,
+            declined: Vec::new(),
+            taken: Vec::new(),
+            meeting: None,
+            email_tries: 0,
+            last_prompt: None,
+            engaged: false,
+            taken_lead: false,
+        }
+    }
+
+    /// The zone the caller is believed to be in.
+    pub fn caller_tz(&self) -> Tz {
+        self.caller_tz
+    }
+
+    /// Whether the dialog has nothing more to do on this call.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.stage, Stage::Ended | Stage::Skipped(_))
+    }
+
+    /// Feeds one input; returns what should happen next, in order.
+    pub fn step(&mut self, input: Input, now: DateTime<Utc>) -> Vec<Effect> {
+        let mut out = Out::default();
+        match input {
+            Input::Start(setup) => self.start(setup, &mut out),
+            Input::Heard(text) => self.heard(&text, now, &mut out),
+            Input::Offer => self.offer(false, &mut out),
+            Input::Cancel => self.cancel(&mut out),
+            Input::AvailabilityLoaded(result) => self.loaded(result, now, &mut out),
+            Input::Booked(outcome) => self.booked(outcome, now, &mut out),
+            Input::Moved(outcome) => self.moved(outcome, now, &mut out),
+            Input::StillWorking => {
+                if matches!(self.stage, Stage::Booking(_) | Stage::Moving(_) | Stage::WaitingForSlots(_)) {
+                    out.say("One moment while I check the calendar.");
+                }
+            }
+            Input::Hangup => {
+                if self.engaged {
+                    out.status(Status::Done {
+                        booked: self.meeting.is_some(),
+                    });
+                }
+                self.stage = Stage::Ended;
+            }
+        }
+        if let Some(prompt) = out.prompt.take() {
+            self.last_prompt = Some(prompt);
+        }
+        out.effects
+    }
+
+    fn start(&mut self, setup: Setup, out: &mut Out) {
+        if self.stage != Stage::NotStarted {
+            return;
+        }
+        match setup.booking {
+            Ok(ctx) => {
+                let hint = setup.recipient.phone.as_ref().map(phone::zone_hint);
+                self.caller_tz = hint.and_then(|h| h.timezone).unwrap_or(ctx.rules.timezone);
+                self.ctx = Some(ctx);
+                self.stage = Stage::Listening;
+                out.push(Effect::LoadAvailability);
+            }
+            Err(reason) => {
+                self.stage = Stage::Skipped(reason);
+                out.status(Status::Skipped { reason });
+            }
+        }
+        self.recipient = Some(setup.recipient);
+    }
+
+    fn offer(&mut self, caller_asked: bool, out: &mut Out) {
+        match &self.stage {
+            Stage::Skipped(reason) => {
+                out.status(Status::Skipped { reason: *reason });
+                return;
+            }
+            Stage::Listening | Stage::Ended if self.meeting.is_none() && self.ctx.is_some() => {}
+            _ => return,
+        }
+        if let Some(Err(trouble)) = self.availability {
+            if let Some(reason) = trouble.skip_reason() {
+                self.stage = Stage::Skipped(reason);
+                out.status(Status::Skipped { reason });
+                return;
+            }
+        }
+        self.engaged = true;
+        self.email_tries = 0;
+        out.status(Status::Offered);
+        if caller_asked {
+            self.ask_email("Happy to set that up. What's the best email address to send the invite to?", out);
+        } else {
+            let ctx = self.ctx.as_ref().map(|c| (c.rules.length_minutes, c.owner_name.clone()));
+            let (minutes, owner) = ctx.unwrap_or((30, String::new()));
+            out.prompt(format!(
+                "Would you like to book a {minutes}-minute meeting with {owner}?"
+            ));
+            self.stage = Stage::Offered;
+        }
+    }
+
+    fn cancel(&mut self, out: &mut Out) {
+        let in_flow = matches!(
+            self.stage,
+            Stage::Offered
+                | Stage::AskingEmail
+                | Stage::ConfirmingEmail(_)
+                | Stage::WaitingForSlots(_)
+                | Stage::Proposing(_)
+                | Stage::AskingMoveWhen
+                | Stage::ProposingMove(_)
+        );
+        if in_flow {
+            out.status(Status::Done {
+                booked: self.meeting.is_some(),
+            });
+            self.stage = if self.meeting.is_some() { Stage::Booked } else { Stage::Ended };
+        }
+    }
+
+    fn heard(&mut self, text: &str, now: DateTime<Utc>, out: &mut Out) {
+        let intent = intent::detect(text);
+        let active = !matches!(
+            self.stage,
+            Stage::NotStarted | Stage::Listening | Stage::Ended | Stage::Skipped(_) | Stage::Booked
+        );
+        if active {
+            match intent {
+                Some(Intent::Repeat) => {
+                    if let Some(p) = self.last_prompt.clone() {
+                        out.say(p);
+                    }
+                    return;
+                }
+                Some(Intent::HoldOn) => {
+                    out.say("Sure, take your time.");
+                    return;
+                }
+                _ => {}
+            }
+        }
+        match self.stage.clone() {
+            Stage::NotStarted => {}
+            Stage::Listening | Stage::Ended => {
+                if intent == Some(Intent::WantsMeeting) {
+                    self.offer(true, out);
+                }
+            }
+            Stage::Skipped(reason) => {
+                if intent == Some(Intent::WantsMeeting) {
+                    out.status(Status::Skipped { reason });
+                }
+            }
+            Stage::Offered => self.answer_offer(text, now, out),
+            Stage::AskingEmail => self.hear_email(text, out),
+            Stage::ConfirmingEmail(candidate) => self.confirm_email(candidate, text, now, out),
+            Stage::WaitingForSlots(_) => {
+                if let Some(pref) = self.preference(text, now) {
+                    self.stage = Stage::WaitingForSlots(Some(pref));
+                }
+            }
+            Stage::Proposing(slot) => self.answer_proposal(slot, text, now, false, out),
+            Stage::ProposingMove(slot) => self.answer_proposal(slot, text, now, true, out),
+            Stage::Booking(_) | Stage::Moving(_) => {}
+            Stage::Booked => {
+                if intent == Some(Intent::Reschedule) {
+                    match self.preference(text, now) {
+                        Some(pref) => self.propose(Some(pref), now, true, out),
+                        None => {
+                            self.stage = Stage::AskingMoveWhen;
+                            out.prompt("Sure. What day and time would work better?".to_string());
+                        }
+                    }
+                }
+            }
+            Stage::AskingMoveWhen => match self.preference(text, now) {
+                Some(pref) => self.propose(Some(pref), now, true, out),
+                None if yes_no::classify(text) == Answer::No => {
+                    self.stage = Stage::Booked;
+                    out.say("No problem, your meeting stays as it is.");
+                }
+                None => out.prompt("What day or time would you prefer?".to_string()),
+            },
+        }
+    }
+
+    fn answer_offer(&mut self, text: &str, now: DateTime<Utc>, out: &mut Out) {
+        if let Some(found) = email::parse(text) {
+            self.read_back(found, out);
+            return;
+        }
+        match yes_no::classify(text) {
+            Answer::Yes => self.ask_email("Great. What's the best email address to send the invite to?", out),
+            Answer::No => {
+                self.stage = Stage::Ended;
+                out.status(Status::Declined);
+                out.say("No problem at all.");
+            }
+            Answer::Unclear => {
+                let _ = now;
+                out.prompt("Sorry, would you like me to set up a quick meeting?".to_string());
+            }
+        }
+    }
+
+    fn ask_email(&mut self, line: &str, out: &mut Out) {
+        self.stage = Stage::AskingEmail;
+        out.prompt(line.to_string());
+    }
+
+    fn hear_email(&mut self, text: &str, out: &mut Out) {
+        if let Some(found) = email::parse(text) {
+            self.read_back(found, out);
+            return;
+        }
+        if yes_no::classify(text) == Answer::No && understand::words(text).len() <= 6 {
+            self.stage = Stage::Ended;
+            out.status(Status::Declined);
+            out.say("No problem at all.");
+            return;
+        }
+        self.email_tries += 1;
+        if self.email_tries >= MAX_EMAIL_TRIES {
+            self.give_up_on_email(out);
+        } else {
+            out.prompt("Sorry, I didn't catch that. Could you spell the email address for me, letter by letter?".to_string());
+        }
+    }
+
+    fn read_back(&mut self, found: Email, out: &mut Out) {
+        out.prompt(format!(
+            "Thanks. Let me read that back: {}. Is that right?",
+            speech::read_back(&found)
+        ));
+        self.stage = Stage::ConfirmingEmail(found);
+    }
+
+    fn give_up_on_email(&mut self, out: &mut Out) {
+        self.stage = Stage::Ended;
+        out.status(Status::Failed {
+            reason: FailReason::EmailUnconfirmed,
+        });
+        out.say("I'm sorry, I'm having trouble getting the email down. Someone from our team will follow up to set up the meeting.");
+    }
+
+    fn confirm_email(&mut self, candidate: Email, text: &str, now: DateTime<Utc>, out: &mut Out) {
+        let answer = yes_no::classify(text);
+        if answer != Answer::Yes {
+            if let Some(corrected) = email::parse(text) {
+                if corrected != candidate {
+                    self.read_back(corrected, out);
+                    return;
+                }
+            }
+        }
+        match answer {
+            Answer::Yes => {
+                out.status(Status::EmailConfirmed {
+                    email: candidate.clone(),
+                });
+                self.email = Some(candidate);
+                let pref = self.preference(text, now);
+                self.propose_when_ready(pref, now, out);
+            }
+            Answer::No => {
+                if let Some(local) = email::parse_local_part(text) {
+                    if let Some(fixed) = Email::parse(&format!("{local}@{}", candidate.domain())) {
+                        self.read_back(fixed, out);
+                        return;
+                    }
+                }
+                self.email_tries += 1;
+                if self.email_tries >= MAX_EMAIL_TRIES {
+                    self.give_up_on_email(out);
+                } else {
+                    self.ask_email("Sorry about that. Could you say the email address again, slowly?", out);
+                }
+            }
+            Answer::Unclear => out.prompt(format!(
+                "Just to check, is it {}?",
+                speech::read_back(&candidate)
+            )),
+        }
+    }
+
+    /// The caller's time preference in this utterance, if any, in their zone.
+    fn preference(&self, text: &str, now: DateTime<Utc>) -> Option<TimePref> {
+        when::parse(text, now.with_timezone(&self.caller_tz).naive_local())
+    }
+
+    fn propose_when_ready(&mut self, pref: Option<TimePref>, now: DateTime<Utc>, out: &mut Out) {
+        match &self.availability {
+            Some(Ok(_)) => self.propose(pref, now, false, out),
+            Some(Err(trouble)) => {
+                let reason = trouble.fail_reason();
+                self.fail(reason, out);
+            }
+            None => {
+                self.stage = Stage::WaitingForSlots(pref);
+                out.say("Great. One moment while I check the calendar.");
+            }
+        }
+    }
+
+    fn fail(&mut self, reason: FailReason, out: &mut Out) {
+        self.stage = if self.meeting.is_some() { Stage::Booked } else { Stage::Ended };
+        out.status(Status::Failed { reason });
+        out.say(match reason {
+            FailReason::NoAvailability => {
+                "I'm sorry, I don't see any open times in the next couple of weeks. Someone from our team will reach out to find a time."
+            }
+            _ => "I'm sorry, I can't reach the calendar right now. Someone from our team will follow up by email to set up a time.",
+        });
+    }
+
+    fn loaded(&mut self, result: Result<Availability, Trouble>, now: DateTime<Utc>, out: &mut Out) {
+        self.availability = Some(result.clone());
+        match (&self.stage, result) {
+            (Stage::WaitingForSlots(pref), Ok(_)) => {
+                let pref = pref.clone();
+                self.propose(pref, now, false, out);
+            }
+            (Stage::WaitingForSlots(_), Err(trouble)) => self.fail(trouble.fail_reason(), out),
+            (Stage::Listening, Err(trouble)) => {
+                if let Some(reason) = trouble.skip_reason() {
+                    self.stage = Stage::Skipped(reason);
+                    out.status(Status::Skipped { reason });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Free slots as this call sees them now.
+    fn finder<'a>(&self, ctx: &'a BookingContext, now: DateTime<Utc>) -> SlotFinder<'a> {
+        let mut busy = match &self.availability {
+            Some(Ok(a)) => a.busy.clone(),
+            _ => Vec::new(),
+        };
+        busy.extend(self.taken.iter().copied());
+        SlotFinder::new(&ctx.rules, busy, now)
+    }
+
+    /// Finds the slot to offer. The flag says whether it matches what the
+    /// caller asked for (false: it is only the nearest alternative).
+    fn find(&self, pref: Option<&TimePref>, anchor: Option<Interval>, now: DateTime<Utc>) -> Option<(Interval, bool)> {
+        let ctx = self.ctx.as_ref()?;
+        let finder = self.finder(ctx, now);
+        let mut exclude = self.declined.clone();
+        if let Some(m) = &self.meeting {
+            exclude.push(m.slot);
+        }
+        let first_after = |t: DateTime<Utc>| finder.free().find(|s| s.start > t && !exclude.contains(s));
+        let Some(pref) = pref else {
+            let from = anchor.map_or(now - Duration::seconds(1), |a| a.start);
+            return first_after(from).map(|s| (s, true));
+        };
+        let nearest = |t: DateTime<Utc>| finder.nearest(t, 1, &exclude).first().map(|s| (*s, false));
+        match pref.target(anchor.map(|a| a.start), now, self.caller_tz)? {
+            Target::Instant(t) => {
+                let exact = Interval::new(t, t + ctx.rules.length());
+                if finder.is_free(exact) && !exclude.contains(&exact) {
+                    Some((exact, true))
+                } else {
+                    nearest(t)
+                }
+            }
+            Target::Window(w) => match finder.free_within(w, &exclude).first() {
+                Some(s) => Some((*s, true)),
+                None => nearest(w.start),
+            },
+            Target::Daily { from, start, end } => {
+                let tz = self.caller_tz;
+                finder
+                    .free()
+                    .find(|s| {
+                        let a = s.start.with_timezone(&tz);
+                        let b = s.end.with_timezone(&tz);
+                        a.date_naive() >= from
+                            && a.time() >= start
+                            && (b.time() <= end || b.date_naive() > a.date_naive() && end >= start)
+                            && !exclude.contains(s)
+                    })
+                    .map(|s| (s, true))
+            }
+            Target::Before(t) => finder
+                .free()
+                .take_while(|s| s.start < t)
+                .filter(|s| !exclude.contains(s))
+                .last()
+                .map(|s| (s, true)),
+            Target::After(t) => first_after(t).map(|s| (s, true)),
+        }
+    }
+
+    /// Proposes a slot for a new booking or, with `moving`, for the meeting
+    /// already booked.
+    fn propose(&mut self, pref: Option<TimePref>, now: DateTime<Utc>, moving: bool, out: &mut Out) {
+        let anchor = match &self.stage {
+            Stage::Proposing(s) | Stage::ProposingMove(s) => Some(*s),
+            _ if moving => self.meeting.as_ref().map(|m| m.slot),
+            _ => None,
+        };
+        let Some(ctx) = self.ctx.clone() else { return };
+        match self.find(pref.as_ref(), anchor, now) {
+            Some((slot, matched)) => {
+                let said = speech::slot(slot.start, ctx.rules.timezone, self.caller_tz);
+                let question = if moving { "Shall I move it there?" } else { "Does that work for you?" };
+                let line = match (matched, pref.is_some(), moving) {
+                    _ if self.taken_lead => {
+                        format!("Sorry, that slot was just taken. The closest I have is {said}. {question}")
+                    }
+                    (true, _, true) => format!("I can move it to {said}. Shall I?"),
+                    (true, _, false) => format!("I have {said}. {question}"),
+                    (false, true, _) => format!("I don't have that time open. The closest I have is {said}. {question}"),
+                    (false, false, _) => format!("How about {said}? {question}"),
+                };
+                out.status(Status::Proposed {
+                    start: slot.start,
+                    end: slot.end,
+                    reschedule: moving,
+                });
+                out.prompt(line);
+                self.stage = if moving { Stage::ProposingMove(slot) } else { Stage::Proposing(slot) };
+            }
+            None if self.taken_lead => {
+                out.say("Sorry, that slot was just taken.");
+                self.fail(FailReason::NoAvailability, out);
+            }
+            None if moving => {
+                self.stage = Stage::AskingMoveWhen;
+                out.prompt("I don't see anything open then. Is there another day that works?".to_string());
+            }
+            None if pref.as_ref().is_some_and(|p| p.shift.is_some()) => {
+                out.prompt("That's the closest I have. Does it work for you?".to_string());
+            }
+            None => self.fail(FailReason::NoAvailability, out),
+        }
+    }
+
+    fn answer_proposal(&mut self, slot: Interval, text: &str, now: DateTime<Utc>, moving: bool, out: &mut Out) {
+        if let Some(tz) = understand::timezone::parse(text) {
+            if tz != self.caller_tz {
+                self.caller_tz = tz;
+                let owner = self.ctx.as_ref().map_or(tz, |c| c.rules.timezone);
+                out.prompt(format!(
+                    "Got it. That's {}. Does that work for you?",
+                    speech::slot(slot.start, owner, tz)
+                ));
+                return;
+            }
+        }
+        let answer = yes_no::classify(text);
+        let pref = self.preference(text, now);
+        match (answer, pref) {
+            (Answer::Yes, _) => self.confirm_slot(slot, moving, out),
+            (_, Some(pref)) => {
+                if answer == Answer::No {
+                    self.declined.push(slot);
+                }
+                self.propose(Some(pref), now, moving, out);
+            }
+            (Answer::No, None) => {
+                self.declined.push(slot);
+                self.propose(None, now, moving, out);
+            }
+            (Answer::Unclear, None) => {
+                let owner = self.ctx.as_ref().map_or(self.caller_tz, |c| c.rules.timezone);
+                out.prompt(format!("Would {} work for you?", speech::slot_short(slot, owner)));
+            }
+        }
+    }
+
+    fn confirm_slot(&mut self, slot: Interval, moving: bool, out: &mut Out) {
+        if moving {
+            if let Some(m) = &self.meeting {
+                out.push(Effect::Move {
+                    event_id: m.event_id.clone(),
+                    from: m.slot,
+                    to: slot,
+                });
+                self.stage = Stage::Moving(slot);
+            }
+            return;
+        }
+        let (Some(email), Some(recipient)) = (self.email.clone(), self.recipient.as_ref()) else {
+            return;
+        };
+        out.push(Effect::Book(BookRequest {
+            slot,
+            email,
+            name: recipient.full_name(),
+        }));
+        self.stage = Stage::Booking(slot);
+    }
+
+    fn booked(&mut self, outcome: Outcome, now: DateTime<Utc>, out: &mut Out) {
+        match outcome {
+            Outcome::Done {
+                slot,
+                event_id,
+                join_link,
+            } => {
+                out.status(Status::Booked {
+                    start: slot.start,
+                    end: slot.end,
+                    event_id: event_id.clone(),
+                    join_link: join_link.clone(),
+                });
+                let live = matches!(self.stage, Stage::Booking(_));
+                self.meeting = Some(Meeting {
+                    slot,
+                    event_id,
+                    join_link,
+                });
+                if live {
+                    self.stage = Stage::Booked;
+                    let line = self.booked_line(slot);
+                    out.say(line);
+                }
+            }
+            Outcome::Taken { conflict } => self.slot_taken(conflict, now, false, out),
+            Outcome::Failed(trouble) => self.fail(trouble.fail_reason(), out),
+        }
+    }
+
+    fn slot_taken(&mut self, conflict: Interval, now: DateTime<Utc>, moving: bool, out: &mut Out) {
+        let slot = match self.stage {
+            Stage::Booking(s) | Stage::Moving(s) => s,
+            _ => return,
+        };
+        self.taken.push(conflict);
+        out.status(Status::Taken {
+            start: slot.start,
+            end: slot.end,
+        });
+        self.stage = if moving { Stage::ProposingMove(slot) } else { Stage::Proposing(slot) };
+        let near = when::TimePref {
+            instant: Some(slot.start.with_timezone(&self.caller_tz).naive_local()),
+            ..Default::default()
+        };
+        self.declined.push(slot);
+        self.taken_lead = true;
+        self.propose(Some(near), now, moving, out);
+        self.taken_lead = false;
+    }
+
+    fn booked_line(&self, slot: Interval) -> String {
+        let Some(ctx) = &self.ctx else { return String::new() };
+        let said = speech::slot(slot.start, ctx.rules.timezone, self.caller_tz);
+        let video = match &self.availability {
+            Some(Ok(a)) => a.video.clone(),
+            _ => Video::Unavailable,
+        };
+        let details = match (&ctx.meeting, video, self.meeting.as_ref().and_then(|m| m.join_link.as_ref())) {
+            (MeetingKind::Video, Video::Available(name), Some(_)) => {
+                format!("The invite with the {name} link is on its way to your inbox.")
+            }
+            (MeetingKind::Phone { .. }, _, _) => format!(
+                "{} will call you then, and the invite is on its way to your inbox.",
+                ctx.owner_name
+            ),
+            (MeetingKind::InPerson { address }, _, _) => {
+                format!("It's at {address}, and the invite is on its way to your inbox.")
+            }
+            _ => "The invite with all the details is on its way to your inbox.".to_string(),
+        };
+        format!("You're all set for {said}. {details}")
+    }
+
+    fn moved(&mut self, outcome: Outcome, now: DateTime<Utc>, out: &mut Out) {
+        match outcome {
+            Outcome::Done { slot, event_id, .. } => {
+                let previous = self.meeting.as_ref().map_or(slot.start, |m| m.slot.start);
+                out.status(Status::Rescheduled {
+                    start: slot.start,
+                    end: slot.end,
+                    event_id,
+                    previous_start: previous,
+                });
+                if let Some(m) = &mut self.meeting {
+                    m.slot = slot;
+                }
+                self.stage = Stage::Booked;
+                if let Some(ctx) = &self.ctx {
+                    out.say(format!(
+                        "Done. Your meeting is now {}. The updated invite is on its way.",
+                        speech::slot(slot.start, ctx.rules.timezone, self.caller_tz)
+                    ));
+                }
+            }
+            Outcome::Taken { conflict } => self.slot_taken(conflict, now, true, out),
+            Outcome::Failed(trouble) => {
+                self.stage = Stage::Booked;
+                out.status(Status::Failed {
+                    reason: trouble.fail_reason(),
+                });
+                out.say("I'm sorry, I couldn't move it just now, so your meeting stays as booked. Someone from our team will follow up.");
+            }
+        }
+    }
+}
+
+/// Collects effects; a prompt is a line the caller may ask to hear again.
+#[derive(Default)]
+struct Out {
+    effects: Vec<Effect>,
+    prompt: Option<String>,
+}
+
+impl Out {
+    fn push(&mut self, e: Effect) {
+        self.effects.push(e);
+    }
+
+    fn say(&mut self, text: impl Into<String>) {
+        self.effects.push(Effect::Say(text.into()));
+    }
+
+    fn prompt(&mut self, text: String) {
+        self.prompt = Some(text.clone());
+        self.effects.push(Effect::Say(text));
+    }
+
+    fn status(&mut self, s: Status) {
+        self.effects.push(Effect::Status(s));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,214 @@
+use super::*;
+use crate::schedule::BookingRules;
+
+fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// Monday 2026-11-30, 14:00Z (9 AM New York).
+fn now() -> DateTime<Utc> {
+    utc("2026-11-30T14:00:00Z")
+}
+
+fn ctx(meeting: MeetingKind) -> BookingContext {
+    BookingContext {
+        rules: BookingRules::parse(
+            r#"{"timezone":"America/New_York","length_minutes":30,"slot_step_minutes":30,
+                "window":{"days":["mon","tue","wed","thu","fri"],"start":"09:00","end":"17:00"},
+                "buffer_after_minutes":10,"min_notice_minutes":120,"look_ahead_days":14}"#,
+        )
+        .unwrap(),
+        owner_name: "Alex".into(),
+        meeting,
+    }
+}
+
+fn started(phone: &str, video: Video) -> Dialog {
+    let mut d = Dialog::new();
+    let fx = d.step(
+        Input::Start(Setup {
+            recipient: Recipient {
+                first_name: "Jane".into(),
+                last_name: None,
+                phone: crate::phone::E164::parse(phone).ok(),
+            },
+            booking: Ok(ctx(MeetingKind::Video)),
+        }),
+        now(),
+    );
+    assert_eq!(fx, vec![Effect::LoadAvailability]);
+    d.step(Input::AvailabilityLoaded(Ok(Availability { busy: vec![], video })), now());
+    d
+}
+
+fn says(fx: &[Effect]) -> Vec<&str> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Say(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn statuses(fx: &[Effect]) -> Vec<&Status> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Status(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+fn to_proposal(d: &mut Dialog) -> Vec<Effect> {
+    d.step(Input::Offer, now());
+    d.step(Input::Heard("yes sure".into()), now());
+    d.step(Input::Heard("j o h n at gmail dot com".into()), now());
+    d.step(Input::Heard("yes".into()), now())
+}
+
+#[test]
+fn whole_booking_flow_speaks_and_books() {
+    let mut d = started("+13105550100", Video::Available("Google Meet".into()));
+    let fx = d.step(Input::Offer, now());
+    assert_eq!(statuses(&fx), vec![&Status::Offered]);
+    assert_eq!(says(&fx), vec!["Would you like to book a 30-minute meeting with Alex?"]);
+    let fx = d.step(Input::Heard("yes sure".into()), now());
+    assert!(says(&fx)[0].contains("email"));
+    let fx = d.step(Input::Heard("j o h n at gmail dot com".into()), now());
+    assert_eq!(
+        says(&fx),
+        vec!["Thanks. Let me read that back: J as in Juliet, O as in Oscar, H as in Hotel, N as in November, at gmail dot com. Is that right?"]
+    );
+    let fx = d.step(Input::Heard("yes".into()), now());
+    // Notice is 2 h: the first slot is 11 AM New York, 8 AM for a 310 caller.
+    assert_eq!(
+        says(&fx),
+        vec!["I have Monday, November 30th at 11 AM Eastern, that's 8 AM your time. Does that work for you?"]
+    );
+    let fx = d.step(Input::Heard("yes that works".into()), now());
+    let slot = Interval::new(utc("2026-11-30T16:00:00Z"), utc("2026-11-30T16:30:00Z"));
+    assert_eq!(
+        fx,
+        vec![Effect::Book(BookRequest {
+            slot,
+            email: Email::parse("john@gmail.com").unwrap(),
+            name: "Jane".into()
+        })]
+    );
+    let fx = d.step(
+        Input::Booked(Outcome::Done {
+            slot,
+            event_id: "ev1".into(),
+            join_link: Some("https://meet.google.com/x".into()),
+        }),
+        now(),
+    );
+    assert!(matches!(statuses(&fx)[0], Status::Booked { .. }));
+    assert!(says(&fx)[0].contains("Google Meet link"));
+}
+
+#[test]
+fn decline_ends_politely() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    d.step(Input::Offer, now());
+    let fx = d.step(Input::Heard("not right now, thanks".into()), now());
+    assert_eq!(statuses(&fx), vec![&Status::Declined]);
+    assert!(d.is_finished());
+}
+
+#[test]
+fn wrong_read_back_recollects_the_local_part() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    d.step(Input::Offer, now());
+    d.step(Input::Heard("yes".into()), now());
+    d.step(Input::Heard("john at gmail dot com".into()), now());
+    let fx = d.step(Input::Heard("no, it's j o n".into()), now());
+    assert!(says(&fx)[0].contains("J as in Juliet, O as in Oscar, N as in November, at gmail"));
+}
+
+#[test]
+fn timezone_correction_rephrases_the_slot() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    let fx = to_proposal(&mut d);
+    assert_eq!(says(&fx), vec!["I have Monday, November 30th at 11 AM Eastern. Does that work for you?"]);
+    let fx = d.step(Input::Heard("actually I'm in Salt Lake City".into()), now());
+    assert_eq!(
+        says(&fx),
+        vec!["Got it. That's Monday, November 30th at 11 AM Eastern, that's 9 AM your time. Does that work for you?"]
+    );
+}
+
+#[test]
+fn another_day_is_offered_on_request() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    to_proposal(&mut d);
+    let fx = d.step(Input::Heard("no, wednesday would be better".into()), now());
+    assert_eq!(says(&fx), vec!["I have Wednesday, December 2nd at 9 AM Eastern. Does that work for you?"]);
+}
+
+#[test]
+fn taken_slot_gives_alternatives() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    to_proposal(&mut d);
+    d.step(Input::Heard("yes".into()), now());
+    let taken = Interval::new(utc("2026-11-30T16:00:00Z"), utc("2026-11-30T16:40:00Z"));
+    let fx = d.step(Input::Booked(Outcome::Taken { conflict: taken }), now());
+    assert!(matches!(statuses(&fx)[0], Status::Taken { .. }));
+    // 10:30 and 11:30 would break the buffer around the taken claim.
+    assert_eq!(
+        says(&fx),
+        vec!["Sorry, that slot was just taken. The closest I have is Monday, November 30th at noon Eastern. Does that work for you?"]
+    );
+}
+
+#[test]
+fn personal_account_never_promises_video() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    to_proposal(&mut d);
+    d.step(Input::Heard("yes".into()), now());
+    let slot = Interval::new(utc("2026-11-30T16:00:00Z"), utc("2026-11-30T16:30:00Z"));
+    let fx = d.step(
+        Input::Booked(Outcome::Done { slot, event_id: "e".into(), join_link: None }),
+        now(),
+    );
+    let line = says(&fx)[0];
+    assert!(!line.to_lowercase().contains("video") && !line.contains("link"), "{line}");
+    assert!(line.contains("all the details"));
+}
+
+#[test]
+fn missing_calendar_skips_silently() {
+    let mut d = Dialog::new();
+    let fx = d.step(
+        Input::Start(Setup {
+            recipient: Recipient { first_name: "Jane".into(), last_name: None, phone: None },
+            booking: Err(SkipReason::CalendarMissing),
+        }),
+        now(),
+    );
+    assert_eq!(fx, vec![Effect::Status(Status::Skipped { reason: SkipReason::CalendarMissing })]);
+    let fx = d.step(Input::Offer, now());
+    assert!(says(&fx).is_empty());
+}
+
+#[test]
+fn caller_asking_for_a_meeting_starts_the_flow() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    let fx = d.step(Input::Heard("could we set up a call sometime?".into()), now());
+    assert_eq!(statuses(&fx), vec![&Status::Offered]);
+    assert!(says(&fx)[0].contains("email"));
+}
+
+#[test]
+fn reschedule_moves_only_after_a_yes() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    to_proposal(&mut d);
+    d.step(Input::Heard("yes".into()), now());
+    let slot = Interval::new(utc("2026-11-30T16:00:00Z"), utc("2026-11-30T16:30:00Z"));
+    d.step(Input::Booked(Outcome::Done { slot, event_id: "e1".into(), join_link: None }), now());
+    let fx = d.step(Input::Heard("can we make it Wednesday instead?".into()), now());
+    assert_eq!(says(&fx), vec!["I can move it to Wednesday, December 2nd at 9 AM Eastern. Shall I?"]);
+    let fx = d.step(Input::Heard("yes please".into()), now());
+    let to = Interval::new(utc("2026-12-02T14:00:00Z"), utc("2026-12-02T14:30:00Z"));
+    assert_eq!(fx, vec![Effect::Move { event_id: "e1".into(), from: slot, to }]);
+}

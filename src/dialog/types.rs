@@ -1,0 +1,214 @@
+//! The values that cross the dialog boundary: what goes in, what comes out.
+
+use super::understand::email::Email;
+use crate::phone::E164;
+use crate::schedule::{BookingRules, Interval};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Who is on the phone.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub first_name: String,
+    pub last_name: Option<String>,
+    pub phone: Option<E164>,
+}
+
+impl Recipient {
+    pub fn full_name(&self) -> String {
+        match &self.last_name {
+            Some(last) if !last.is_empty() => format!("{} {}", self.first_name, last),
+            _ => self.first_name.clone(),
+        }
+    }
+}
+
+/// How the meeting happens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MeetingKind {
+    /// A Meet or Teams link, where the calendar allows one.
+    Video,
+    /// The owner calls; the number goes on the event.
+    Phone { number: String },
+    /// An address goes on the event as its location.
+    InPerson { address: String },
+}
+
+/// Everything the dialog needs to run a booking on this call.
+#[derive(Debug, Clone)]
+pub struct BookingContext {
+    pub rules: BookingRules,
+    pub owner_name: String,
+    pub meeting: MeetingKind,
+}
+
+/// Why booking cannot run on this call. The caller hears nothing of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    CampaignUnknown,
+    BookingDisabled,
+    CalendarMissing,
+    CalendarExpired,
+    AdminApprovalNeeded,
+}
+
+/// Why a booking that started did not finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailReason {
+    EmailUnconfirmed,
+    NoAvailability,
+    CalendarExpired,
+    AdminApprovalNeeded,
+    CalendarUnavailable,
+}
+
+/// What the dialog is told when the call starts.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub recipient: Recipient,
+    pub booking: Result<BookingContext, SkipReason>,
+}
+
+/// Whether the owner's calendar can attach a video link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Video {
+    /// "Google Meet", "Microsoft Teams".
+    Available(String),
+    /// A personal Microsoft account, or a calendar that allows none.
+    Unavailable,
+}
+
+/// The owner's availability as fetched at call start.
+#[derive(Debug, Clone)]
+pub struct Availability {
+    /// Foreign busy time plus callbook's own claims (already padded).
+    pub busy: Vec<Interval>,
+    pub video: Video,
+}
+
+/// A calendar fault the caller must not hear the details of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trouble {
+    Expired,
+    AdminApproval,
+    Unavailable,
+}
+
+impl Trouble {
+    pub fn fail_reason(self) -> FailReason {
+        match self {
+            Trouble::Expired => FailReason::CalendarExpired,
+            Trouble::AdminApproval => FailReason::AdminApprovalNeeded,
+            Trouble::Unavailable => FailReason::CalendarUnavailable,
+        }
+    }
+
+    pub fn skip_reason(self) -> Option<SkipReason> {
+        match self {
+            Trouble::Expired => Some(SkipReason::CalendarExpired),
+            Trouble::AdminApproval => Some(SkipReason::AdminApprovalNeeded),
+            Trouble::Unavailable => None,
+        }
+    }
+}
+
+/// How a booking or a move ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done {
+        slot: Interval,
+        event_id: String,
+        join_link: Option<String>,
+    },
+    /// Another call claimed an overlapping interval first (or the calendar
+    /// shows it busy now).
+    Taken { conflict: Interval },
+    Failed(Trouble),
+}
+
+/// One thing that happened on the call, fed to [`super::Dialog::step`].
+#[derive(Debug, Clone)]
+pub enum Input {
+    Start(Setup),
+    /// A final transcript of the caller's words.
+    Heard(String),
+    /// The pipeline says the conversation reached the point for a meeting.
+    Offer,
+    /// The pipeline takes the conversation back.
+    Cancel,
+    AvailabilityLoaded(Result<Availability, Trouble>),
+    Booked(Outcome),
+    Moved(Outcome),
+    /// A calendar operation is taking long enough that the caller should
+    /// hear something.
+    StillWorking,
+    Hangup,
+}
+
+/// A booking status change, sent to the pipeline as a `booking` frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Status {
+    Offered,
+    Declined,
+    EmailConfirmed {
+        email: Email,
+    },
+    Proposed {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        /// True when the proposal would move the meeting already booked.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        reschedule: bool,
+    },
+    Booked {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        event_id: String,
+        join_link: Option<String>,
+    },
+    Rescheduled {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        event_id: String,
+        previous_start: DateTime<Utc>,
+    },
+    Taken {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
+    Skipped {
+        reason: SkipReason,
+    },
+    Failed {
+        reason: FailReason,
+    },
+    Done {
+        booked: bool,
+    },
+}
+
+/// What to create on the calendar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookRequest {
+    pub slot: Interval,
+    pub email: Email,
+    pub name: String,
+}
+
+/// What the dialog asks the world to do. The actor carries these out and
+/// feeds the results back as [`Input`]s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Say(String),
+    Status(Status),
+    /// Fetch busy time for the whole look-ahead, in the background.
+    LoadAvailability,
+    /// Re-check, claim and create. Answered with [`Input::Booked`].
+    Book(BookRequest),
+    /// Re-check, claim and move. Answered with [`Input::Moved`].
+    Move { event_id: String, from: Interval, to: Interval },
+}

@@ -1,0 +1,467 @@
+//! Spoken email → a valid address, or nothing.
+//!
+//! The utterance becomes a list of pieces (letters, digits, words, symbols,
+//! the "at"), spelled letters and their homophones become letters, and the
+//! address is split at the last "at". Nothing is invented: a domain without a
+//! dot is completed only for well-known providers.
+
+use super::words;
+use serde::{Serialize, Serializer};
+use std::fmt;
+
+/// A validated, lowercased email address (a practical RFC 5321 subset).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    /// Validates an address already in written form.
+    pub fn parse(raw: &str) -> Option<Email> {
+        let lower = raw.trim().to_lowercase();
+        valid(&lower).then_some(Email(lower))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn local(&self) -> &str {
+        self.0.split_once('@').map_or("", |(l, _)| l)
+    }
+
+    pub fn domain(&self) -> &str {
+        self.0.split_once('@').map_or("", |(_, d)| d)
+    }
+
+    /// For logs: `j***@g***.com`.
+    pub fn redacted(&self) -> String {
+        let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
+        let domain = self.domain();
+        let tld = domain.rsplit_once('.').map_or("", |(_, t)| t);
+        format!("{}***@{}***.{}", first(self.local()), first(domain), tld)
+    }
+}
+
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Email({})", self.redacted())
+    }
+}
+
+impl Serialize for Email {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Local part: `[a-z0-9._+'-]`, 1–64, no leading/trailing/double dot.
+/// Domain: two or more LDH labels of 1–63, no edge hyphens, an alphabetic
+/// TLD of two or more letters. At most 254 in all.
+pub fn valid(addr: &str) -> bool {
+    let Some((local, domain)) = addr.split_once('@') else {
+        return false;
+    };
+    if addr.len() > 254 || local.is_empty() || local.len() > 64 || domain.contains('@') {
+        return false;
+    }
+    let local_ok = local
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._+-'".contains(c))
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..");
+    let labels: Vec<&str> = domain.split('.').collect();
+    let labels_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        });
+    let tld = labels.last().copied().unwrap_or("");
+    let tld_ok = tld.len() >= 2 && (tld.chars().all(|c| c.is_ascii_lowercase()) || tld.starts_with("xn--"));
+    local_ok && labels_ok && tld_ok
+}
+
+/// One spoken unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    /// A spelled letter or digit (one character).
+    Char(char),
+    /// A whole word, said as a word.
+    Word(String),
+    Symbol(char),
+    At,
+}
+
+/// Letters said as words by speech-to-text.
+const HOMOPHONES: &[(&str, char)] = &[
+    ("ay", 'a'),
+    ("bee", 'b'),
+    ("be", 'b'),
+    ("see", 'c'),
+    ("sea", 'c'),
+    ("cee", 'c'),
+    ("dee", 'd'),
+    ("ee", 'e'),
+    ("ef", 'f'),
+    ("eff", 'f'),
+    ("gee", 'g'),
+    ("aitch", 'h'),
+    ("eye", 'i'),
+    ("jay", 'j'),
+    ("kay", 'k'),
+    ("el", 'l'),
+    ("ell", 'l'),
+    ("em", 'm'),
+    ("en", 'n'),
+    ("oh", 'o'),
+    ("pee", 'p'),
+    ("cue", 'q'),
+    ("queue", 'q'),
+    ("are", 'r'),
+    ("ar", 'r'),
+    ("ess", 's'),
+    ("tee", 't'),
+    ("tea", 't'),
+    ("you", 'u'),
+    ("vee", 'v'),
+    ("ex", 'x'),
+    ("why", 'y'),
+    ("zee", 'z'),
+    ("zed", 'z'),
+];
+
+const DIGITS: &[(&str, char)] = &[
+    ("zero", '0'),
+    ("one", '1'),
+    ("two", '2'),
+    ("three", '3'),
+    ("four", '4'),
+    ("five", '5'),
+    ("six", '6'),
+    ("seven", '7'),
+    ("eight", '8'),
+    ("nine", '9'),
+];
+
+const TENS: &[(&str, u32)] = &[
+    ("ten", 10),
+    ("eleven", 11),
+    ("twelve", 12),
+    ("thirteen", 13),
+    ("fourteen", 14),
+    ("fifteen", 15),
+    ("sixteen", 16),
+    ("seventeen", 17),
+    ("eighteen", 18),
+    ("nineteen", 19),
+    ("twenty", 20),
+    ("thirty", 30),
+    ("forty", 40),
+    ("fifty", 50),
+    ("sixty", 60),
+    ("seventy", 70),
+    ("eighty", 80),
+    ("ninety", 90),
+];
+
+/// Providers people name without a TLD.
+const PROVIDERS: &[(&str, &str)] = &[
+    ("gmail", "gmail.com"),
+    ("googlemail", "googlemail.com"),
+    ("yahoo", "yahoo.com"),
+    ("hotmail", "hotmail.com"),
+    ("outlook", "outlook.com"),
+    ("icloud", "icloud.com"),
+    ("aol", "aol.com"),
+    ("protonmail", "protonmail.com"),
+    ("msn", "msn.com"),
+    ("live", "live.com"),
+    ("comcast", "comcast.net"),
+];
+
+/// Words that mean nothing inside a dictated address.
+const NOISE: &[&str] = &[
+    "my", "email", "e-mail", "address", "is", "it's", "its", "it", "that's", "thats", "sure", "yeah", "yes", "ok",
+    "okay", "so", "the", "thanks", "thank", "please", "all", "word", "lowercase", "lower", "case", "no",
+    "spaces", "small", "letters", "that", "just", "and", "then",
+];
+
+/// Parses a dictated email address.
+pub fn parse(text: &str) -> Option<Email> {
+    let pieces = pieces(text);
+    let at = pieces.iter().rposition(|p| *p == Piece::At)?;
+    let local = spell(&pieces[..at]);
+    let mut domain = spell(&pieces[at + 1..]);
+    if !domain.contains('.') {
+        domain = PROVIDERS.iter().find(|(name, _)| *name == domain)?.1.to_string();
+    }
+    Email::parse(&format!("{local}@{domain}"))
+}
+
+/// Parses a spelled local part alone ("no, it's j o n"), for corrections.
+pub fn parse_local_part(text: &str) -> Option<String> {
+    let pieces = pieces(text);
+    if pieces.contains(&Piece::At) {
+        return None;
+    }
+    let local = spell(&pieces);
+    valid(&format!("{local}@example.com")).then_some(local)
+}
+
+/// Turns pieces into text: words, letters and digits run together, symbols
+/// become themselves, and a word immediately followed by its own spelling
+/// gives way to the spelling.
+fn spell(pieces: &[Piece]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < pieces.len() {
+        match &pieces[i] {
+            Piece::Word(w) => {
+                let run: String = pieces[i + 1..]
+                    .iter()
+                    .map_while(|p| match p {
+                        Piece::Char(c) if c.is_ascii_alphabetic() => Some(*c),
+                        _ => None,
+                    })
+                    .collect();
+                let spelled_again = run.len() >= 2 && run.starts_with(w.chars().next().unwrap_or(' '));
+                if !spelled_again {
+                    out.push_str(w);
+                }
+            }
+            Piece::Char(c) | Piece::Symbol(c) => out.push(*c),
+            Piece::At => out.push('@'),
+        }
+        i += 1;
+    }
+    out
+}
+
+fn pieces(text: &str) -> Vec<Piece> {
+    let words = words(text);
+    let mut out = Vec::new();
+    let mut i = 0;
+    let word = |k: usize| words.get(k).map(String::as_str);
+    while i < words.len() {
+        let w = words[i].as_str();
+        // "j as in juliet", "j for john", "j like juliet"
+        let spelled_by_word = |skip: usize| -> Option<(char, usize)> {
+            let letter = letter_of(w)?;
+            let example = word(i + skip)?;
+            example.starts_with(letter).then_some((letter, skip + 1))
+        };
+        if word(i + 1) == Some("as") && word(i + 2) == Some("in") {
+            if let Some((c, used)) = spelled_by_word(3) {
+                out.push(Piece::Char(c));
+                i += used;
+                continue;
+            }
+        }
+        if matches!(word(i + 1), Some("for") | Some("like")) {
+            if let Some((c, used)) = spelled_by_word(2) {
+                out.push(Piece::Char(c));
+                i += used;
+                continue;
+            }
+        }
+        // "double l", "triple x", "double you"
+        if matches!(w, "double" | "triple") && word(i + 1) != Some("you") {
+            if let Some(c) = word(i + 1).and_then(|n| letter_of(n).or_else(|| digit_of(n))) {
+                let times = if w == "double" { 2 } else { 3 };
+                out.extend(std::iter::repeat_n(Piece::Char(c), times));
+                i += 2;
+                continue;
+            }
+        }
+        if w == "double" && word(i + 1) == Some("you") {
+            out.push(Piece::Char('w'));
+            i += 2;
+            continue;
+        }
+        if w == "all" && word(i + 1) == Some("one") && word(i + 2) == Some("word") {
+            i += 3;
+            continue;
+        }
+        if matches!(w, "at" | "@") {
+            out.push(Piece::At);
+            i += if word(i + 1) == Some("sign") || word(i + 1) == Some("symbol") { 2 } else { 1 };
+            continue;
+        }
+        if w == "under" && word(i + 1) == Some("score") {
+            out.push(Piece::Symbol('_'));
+            i += 2;
+            continue;
+        }
+        if let Some(sym) = symbol_of(w) {
+            out.push(Piece::Symbol(sym));
+            i += 1;
+            continue;
+        }
+        if let Some(n) = TENS.iter().find(|(t, _)| *t == w).map(|(_, n)| *n) {
+            let mut value = n;
+            let mut used = 1;
+            if n >= 20 {
+                if let Some(d) = word(i + 1).and_then(|u| DIGITS.iter().find(|(t, _)| *t == u)) {
+                    value += d.1.to_digit(10).unwrap_or(0);
+                    used = 2;
+                }
+            }
+            out.extend(value.to_string().chars().map(Piece::Char));
+            i += used;
+            continue;
+        }
+        if let Some(d) = digit_of(w) {
+            out.push(Piece::Char(d));
+            i += 1;
+            continue;
+        }
+        if w.len() == 1 && w.chars().all(|c| c.is_ascii_alphanumeric()) {
+            out.push(Piece::Char(w.chars().next().unwrap_or('?')));
+            i += 1;
+            continue;
+        }
+        if let Some(c) = HOMOPHONES.iter().find(|(h, _)| *h == w).map(|(_, c)| *c) {
+            // "oh" is a letter inside a spelling, noise otherwise.
+            let spelling_context = out.last().is_some_and(|p| matches!(p, Piece::Char(_)))
+                || word(i + 1).is_some_and(|n| n.len() == 1);
+            if w != "oh" || spelling_context {
+                out.push(Piece::Char(c));
+            }
+            i += 1;
+            continue;
+        }
+        if NOISE.contains(&w) {
+            i += 1;
+            continue;
+        }
+        if w.contains('@') {
+            // Already written form, e.g. "john@gmail.com" from a smart STT.
+            let (l, d) = w.split_once('@').unwrap_or((w, ""));
+            push_written(&mut out, l);
+            out.push(Piece::At);
+            push_written(&mut out, d);
+            i += 1;
+            continue;
+        }
+        push_written(&mut out, w);
+        i += 1;
+    }
+    out
+}
+
+/// Adds a written word, keeping `.`, `-`, `_` and `+` inside it as symbols.
+fn push_written(out: &mut Vec<Piece>, w: &str) {
+    let mut buf = String::new();
+    for c in w.chars() {
+        if c.is_ascii_alphanumeric() {
+            buf.push(c);
+        } else if "._-+".contains(c) {
+            if !buf.is_empty() {
+                out.push(Piece::Word(std::mem::take(&mut buf)));
+            }
+            out.push(Piece::Symbol(c));
+        }
+    }
+    if !buf.is_empty() {
+        out.push(Piece::Word(buf));
+    }
+}
+
+fn letter_of(w: &str) -> Option<char> {
+    let mut chars = w.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if c.is_ascii_alphabetic() => Some(c),
+        _ => HOMOPHONES.iter().find(|(h, _)| *h == w).map(|(_, c)| *c),
+    }
+}
+
+fn digit_of(w: &str) -> Option<char> {
+    if w.len() == 1 && w.chars().all(|c| c.is_ascii_digit()) {
+        return w.chars().next();
+    }
+    DIGITS.iter().find(|(d, _)| *d == w).map(|(_, c)| *c)
+}
+
+fn symbol_of(w: &str) -> Option<char> {
+    Some(match w {
+        "dot" | "period" | "point" | "." => '.',
+        "underscore" | "underbar" | "_" => '_',
+        "dash" | "hyphen" | "minus" | "-" => '-',
+        "plus" | "+" => '+',
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(t: &str) -> Option<String> {
+        parse(t).map(|e| e.as_str().to_string())
+    }
+
+    #[test]
+    fn plain_dictation() {
+        assert_eq!(p("john dot doe at gmail dot com").as_deref(), Some("john.doe@gmail.com"));
+        assert_eq!(p("My email is jane at example dot org, thanks").as_deref(), Some("jane@example.org"));
+    }
+
+    #[test]
+    fn spelled_letters_and_homophones() {
+        assert_eq!(p("j o h n at gmail dot com").as_deref(), Some("john@gmail.com"));
+        assert_eq!(p("jay oh bee at g mail dot com").as_deref(), Some("job@gmail.com"));
+    }
+
+    #[test]
+    fn nato_and_as_in() {
+        assert_eq!(
+            p("j as in juliet o as in oscar n as in november at gmail dot com").as_deref(),
+            Some("jon@gmail.com")
+        );
+        assert_eq!(p("b for boy e d at yahoo").as_deref(), Some("bed@yahoo.com"));
+    }
+
+    #[test]
+    fn word_then_spelling_lets_spelling_win() {
+        assert_eq!(p("theo t h e o at livekit dot io").as_deref(), Some("theo@livekit.io"));
+        assert_eq!(p("john j o n at gmail dot com").as_deref(), Some("jon@gmail.com"));
+    }
+
+    #[test]
+    fn symbols_digits_and_doubles() {
+        assert_eq!(
+            p("susan underscore smith at yahoo dot co dot uk").as_deref(),
+            Some("susan_smith@yahoo.co.uk")
+        );
+        assert_eq!(p("mike b two two at gmail dot com").as_deref(), Some("mikeb22@gmail.com"));
+        assert_eq!(p("double l c at outlook dot com").as_deref(), Some("llc@outlook.com"));
+        assert_eq!(p("dave dash b at protonmail dot com").as_deref(), Some("dave-b@protonmail.com"));
+    }
+
+    #[test]
+    fn unknown_domain_without_tld_is_nothing() {
+        assert_eq!(p("jane at example"), None);
+        assert_eq!(p("I don't have one"), None);
+    }
+
+    #[test]
+    fn local_part_correction() {
+        assert_eq!(parse_local_part("no, it's j o n").as_deref(), Some("jon"));
+    }
+
+    #[test]
+    fn validator_rejects_bad_forms() {
+        for bad in [".a@b.co", "a.@b.co", "a..b@b.co", "a@b", "a@-b.co", "a@b.c", "a@b.c0m", "@b.co"] {
+            assert!(!valid(bad), "{bad}");
+        }
+        assert!(valid("o'brien+tag@mail.example.co.uk"));
+    }
+
+    #[test]
+    fn redaction_hides_the_address() {
+        let e = Email::parse("john.doe@gmail.com").unwrap();
+        assert_eq!(e.redacted(), "j***@g***.com");
+    }
+}

@@ -1,0 +1,181 @@
+//! Timezone statements: "I'm on eastern time", "actually I'm in Salt Lake City".
+
+use super::words;
+use chrono_tz::Tz;
+
+/// Zone names, abbreviations, regions and cities, each with its IANA zone.
+/// Multi-word names are matched before single words.
+const PLACES: &[(&str, &str)] = &[
+    // Zone names and abbreviations.
+    ("eastern", "America/New_York"),
+    ("est", "America/New_York"),
+    ("edt", "America/New_York"),
+    ("central", "America/Chicago"),
+    ("cst", "America/Chicago"),
+    ("cdt", "America/Chicago"),
+    ("mountain", "America/Denver"),
+    ("mst", "America/Denver"),
+    ("mdt", "America/Denver"),
+    ("pacific", "America/Los_Angeles"),
+    ("pst", "America/Los_Angeles"),
+    ("pdt", "America/Los_Angeles"),
+    ("alaska", "America/Anchorage"),
+    ("hawaii", "Pacific/Honolulu"),
+    ("atlantic", "America/Halifax"),
+    ("newfoundland", "America/St_Johns"),
+    ("arizona", "America/Phoenix"),
+    ("saskatchewan", "America/Regina"),
+    ("gmt", "Europe/London"),
+    ("bst", "Europe/London"),
+    ("uk", "Europe/London"),
+    ("british", "Europe/London"),
+    ("central european", "Europe/Paris"),
+    ("cet", "Europe/Paris"),
+    ("utc", "UTC"),
+    // North America.
+    ("new york", "America/New_York"),
+    ("boston", "America/New_York"),
+    ("philadelphia", "America/New_York"),
+    ("washington dc", "America/New_York"),
+    ("dc", "America/New_York"),
+    ("atlanta", "America/New_York"),
+    ("miami", "America/New_York"),
+    ("orlando", "America/New_York"),
+    ("tampa", "America/New_York"),
+    ("charlotte", "America/New_York"),
+    ("raleigh", "America/New_York"),
+    ("pittsburgh", "America/New_York"),
+    ("baltimore", "America/New_York"),
+    ("detroit", "America/Detroit"),
+    ("cleveland", "America/New_York"),
+    ("columbus", "America/New_York"),
+    ("cincinnati", "America/New_York"),
+    ("indianapolis", "America/Indiana/Indianapolis"),
+    ("toronto", "America/Toronto"),
+    ("ottawa", "America/Toronto"),
+    ("montreal", "America/Toronto"),
+    ("quebec", "America/Toronto"),
+    ("chicago", "America/Chicago"),
+    ("dallas", "America/Chicago"),
+    ("houston", "America/Chicago"),
+    ("austin", "America/Chicago"),
+    ("san antonio", "America/Chicago"),
+    ("minneapolis", "America/Chicago"),
+    ("st louis", "America/Chicago"),
+    ("saint louis", "America/Chicago"),
+    ("kansas city", "America/Chicago"),
+    ("milwaukee", "America/Chicago"),
+    ("nashville", "America/Chicago"),
+    ("memphis", "America/Chicago"),
+    ("new orleans", "America/Chicago"),
+    ("oklahoma city", "America/Chicago"),
+    ("omaha", "America/Chicago"),
+    ("winnipeg", "America/Winnipeg"),
+    ("denver", "America/Denver"),
+    ("salt lake city", "America/Denver"),
+    ("salt lake", "America/Denver"),
+    ("boise", "America/Boise"),
+    ("albuquerque", "America/Denver"),
+    ("el paso", "America/Denver"),
+    ("calgary", "America/Edmonton"),
+    ("edmonton", "America/Edmonton"),
+    ("phoenix", "America/Phoenix"),
+    ("tucson", "America/Phoenix"),
+    ("regina", "America/Regina"),
+    ("saskatoon", "America/Regina"),
+    ("los angeles", "America/Los_Angeles"),
+    ("la", "America/Los_Angeles"),
+    ("san francisco", "America/Los_Angeles"),
+    ("san diego", "America/Los_Angeles"),
+    ("san jose", "America/Los_Angeles"),
+    ("sacramento", "America/Los_Angeles"),
+    ("seattle", "America/Los_Angeles"),
+    ("portland", "America/Los_Angeles"),
+    ("las vegas", "America/Los_Angeles"),
+    ("vegas", "America/Los_Angeles"),
+    ("vancouver", "America/Vancouver"),
+    ("anchorage", "America/Anchorage"),
+    ("honolulu", "Pacific/Honolulu"),
+    ("halifax", "America/Halifax"),
+    ("st john's", "America/St_Johns"),
+    ("mexico city", "America/Mexico_City"),
+    ("puerto rico", "America/Puerto_Rico"),
+    // UK and Europe.
+    ("london", "Europe/London"),
+    ("manchester", "Europe/London"),
+    ("birmingham", "Europe/London"),
+    ("edinburgh", "Europe/London"),
+    ("glasgow", "Europe/London"),
+    ("england", "Europe/London"),
+    ("scotland", "Europe/London"),
+    ("dublin", "Europe/Dublin"),
+    ("ireland", "Europe/Dublin"),
+    ("lisbon", "Europe/Lisbon"),
+    ("portugal", "Europe/Lisbon"),
+    ("paris", "Europe/Paris"),
+    ("france", "Europe/Paris"),
+    ("berlin", "Europe/Berlin"),
+    ("munich", "Europe/Berlin"),
+    ("frankfurt", "Europe/Berlin"),
+    ("hamburg", "Europe/Berlin"),
+    ("germany", "Europe/Berlin"),
+    ("amsterdam", "Europe/Amsterdam"),
+    ("brussels", "Europe/Brussels"),
+    ("madrid", "Europe/Madrid"),
+    ("barcelona", "Europe/Madrid"),
+    ("spain", "Europe/Madrid"),
+    ("rome", "Europe/Rome"),
+    ("milan", "Europe/Rome"),
+    ("italy", "Europe/Rome"),
+    ("zurich", "Europe/Zurich"),
+    ("geneva", "Europe/Zurich"),
+    ("vienna", "Europe/Vienna"),
+    ("prague", "Europe/Prague"),
+    ("warsaw", "Europe/Warsaw"),
+    ("copenhagen", "Europe/Copenhagen"),
+    ("stockholm", "Europe/Stockholm"),
+    ("oslo", "Europe/Oslo"),
+    ("helsinki", "Europe/Helsinki"),
+    ("athens", "Europe/Athens"),
+    ("budapest", "Europe/Budapest"),
+    ("bucharest", "Europe/Bucharest"),
+    ("kyiv", "Europe/Kyiv"),
+    ("istanbul", "Europe/Istanbul"),
+];
+
+/// Words that make a place name a statement about where the caller is.
+const CUES: &[&str] = &["in", "on", "time", "from", "based", "at", "near", "zone", "timezone", "i'm", "we're", "im"];
+
+/// The zone a caller states, if the utterance states one.
+pub fn parse(text: &str) -> Option<Tz> {
+    let w = words(text);
+    let cued = w.iter().any(|x| CUES.contains(&x.as_str())) || w.len() <= 3;
+    if !cued {
+        return None;
+    }
+    let mut best: Option<(usize, &str)> = None;
+    for (name, zone) in PLACES {
+        let len = name.split(' ').count();
+        if super::has_phrase(&w, name) && best.is_none_or(|(l, _)| len > l) {
+            best = Some((len, zone));
+        }
+    }
+    best.and_then(|(_, zone)| zone.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::America;
+
+    #[test]
+    fn statements() {
+        assert_eq!(parse("I'm on eastern time"), Some(America::New_York));
+        assert_eq!(parse("central"), Some(America::Chicago));
+        assert_eq!(parse("I'm in Dallas"), Some(America::Chicago));
+        assert_eq!(parse("actually I'm out in Salt Lake City"), Some(America::Denver));
+        assert_eq!(parse("we're based in Portland"), Some(America::Los_Angeles));
+        assert_eq!(parse("I'm in Paris"), Some(chrono_tz::Europe::Paris));
+        assert_eq!(parse("yes that works"), None);
+    }
+}

@@ -1,0 +1,3 @@
+pub mod dialog;
+pub mod phone;
+pub mod schedule;

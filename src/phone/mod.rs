@@ -1,0 +1,179 @@
+//! Phone numbers: the validated `E164` type and the timezone it hints at.
+//!
+//! The hint is a guess (numbers port, people travel), so the dialog always says
+//! the zone aloud and any timezone statement from the caller overrides it.
+
+mod table;
+
+use chrono_tz::Tz;
+use serde::Serialize;
+use std::fmt;
+
+/// A phone number in E.164 form (`+` and digits), validated on parse.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct E164 {
+    text: String,
+    country_code: u16,
+    national: String,
+}
+
+/// Why a phone number was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an E.164 phone number")]
+pub struct PhoneError;
+
+impl E164 {
+    /// Parses `+<country><national>`; spaces, dashes and dots are tolerated.
+    pub fn parse(raw: &str) -> Result<Self, PhoneError> {
+        let trimmed = raw.trim();
+        if !trimmed.starts_with('+') {
+            return Err(PhoneError);
+        }
+        let number = phonenumber::parse(None, trimmed).map_err(|_| PhoneError)?;
+        let country_code = number.code().value();
+        let national = number.national().to_string();
+        Ok(Self {
+            text: format!("+{country_code}{national}"),
+            country_code,
+            national,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// For logs: `+1******0123`.
+    pub fn redacted(&self) -> String {
+        let digits = &self.text[1..];
+        let keep = digits.len().min(4);
+        let cc = self.country_code.to_string();
+        let hidden = digits.len().saturating_sub(keep + cc.len());
+        format!("+{cc}{}{}", "*".repeat(hidden), &digits[digits.len() - keep..])
+    }
+}
+
+impl fmt::Debug for E164 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "E164({})", self.redacted())
+    }
+}
+
+/// The zone a phone number suggests, and whether that guess is worth trusting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ZoneHint {
+    #[serde(serialize_with = "ser_tz")]
+    pub timezone: Option<Tz>,
+    /// False for numbers that are not tied to a place (toll-free, 5XX) or
+    /// whose area spans several zones (the zone is then a sensible default).
+    pub confident: bool,
+}
+
+fn ser_tz<S: serde::Serializer>(tz: &Option<Tz>, s: S) -> Result<S::Ok, S::Error> {
+    match tz {
+        Some(tz) => s.serialize_str(tz.name()),
+        None => s.serialize_none(),
+    }
+}
+
+impl ZoneHint {
+    const UNKNOWN: ZoneHint = ZoneHint {
+        timezone: None,
+        confident: false,
+    };
+}
+
+/// NANP area codes that belong to no place: toll-free, premium, and the
+/// "easily recognizable" 5XX/6XX/7XX service codes.
+fn non_geographic(area: u16) -> bool {
+    matches!(
+        area,
+        800 | 833 | 844 | 855 | 866 | 877 | 888 | 900 | 700 | 600 | 622 | 633 | 644 | 655 | 677 | 688
+    ) || ((500..600).contains(&area) && table::zone_of_area_code(area).is_none())
+}
+
+/// The zone a number suggests: the area code for NANP numbers (`+1`), the
+/// country for single-zone countries, and nothing confident otherwise.
+pub fn zone_hint(number: &E164) -> ZoneHint {
+    if number.country_code == 1 {
+        let Some(area) = number.national.get(..3).and_then(|a| a.parse::<u16>().ok()) else {
+            return ZoneHint::UNKNOWN;
+        };
+        if non_geographic(area) {
+            return ZoneHint::UNKNOWN;
+        }
+        return match table::zone_of_area_code(area) {
+            Some(tz) => ZoneHint {
+                timezone: Some(tz),
+                confident: !table::is_split(area),
+            },
+            None => ZoneHint::UNKNOWN,
+        };
+    }
+    match table::zone_of_country(number.country_code) {
+        Some((tz, single)) => ZoneHint {
+            timezone: Some(tz),
+            confident: single,
+        },
+        None => ZoneHint::UNKNOWN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hint(n: &str) -> ZoneHint {
+        zone_hint(&E164::parse(n).unwrap())
+    }
+
+    #[test]
+    fn new_york_number_is_eastern() {
+        let h = hint("+12125550123");
+        assert_eq!(h.timezone, Some(chrono_tz::America::New_York));
+        assert!(h.confident);
+    }
+
+    #[test]
+    fn salt_lake_and_phoenix_and_saskatchewan() {
+        assert_eq!(hint("+18015550123").timezone, Some(chrono_tz::America::Denver));
+        assert_eq!(hint("+16025550123").timezone, Some(chrono_tz::America::Phoenix));
+        // The overlay 474 is Saskatchewan, which keeps no DST.
+        assert_eq!(hint("+14745550123").timezone, Some(chrono_tz::America::Regina));
+    }
+
+    #[test]
+    fn toll_free_is_not_confident() {
+        let h = hint("+18005550123");
+        assert_eq!(h.timezone, None);
+        assert!(!h.confident);
+    }
+
+    #[test]
+    fn split_area_code_has_default_without_confidence() {
+        let h = hint("+19075550123");
+        assert_eq!(h.timezone, Some(chrono_tz::America::Anchorage));
+        assert!(!h.confident);
+    }
+
+    #[test]
+    fn single_zone_country() {
+        let h = hint("+33142685300");
+        assert_eq!(h.timezone, Some(chrono_tz::Europe::Paris));
+        assert!(h.confident);
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        assert!(E164::parse("12125550123").is_err());
+        assert!(E164::parse("+1").is_err());
+        assert!(E164::parse("hello").is_err());
+    }
+
+    #[test]
+    fn redaction_hides_the_middle() {
+        let n = E164::parse("+12125550123").unwrap();
+        assert_eq!(n.redacted(), "+1******0123");
+        assert!(!format!("{n:?}").contains("555"));
+    }
+}
