@@ -1,3 +1,49 @@
+//! callbook: meeting booking for phone-call voice agents.
+//!
+//! A telephony/LLM pipeline opens one WebSocket per live call and streams
+//! Twilio Media Streams frames plus the caller's transcribed words. callbook
+//! runs the booking conversation (offer, email by voice with a NATO
+//! read-back, a free slot in both zones, booking, moving) and books on the
+//! owner's calendar.
+//!
+//! # Layout
+//!
+//! The shape is a pure conversation core inside an actor shell:
+//!
+//! - [`dialog`]: the booking conversation as a pure state machine.
+//!   `Dialog::step(input, now)` returns effects as values; it never awaits or
+//!   reads a clock. [`dialog::understand`] turns words into meaning (email,
+//!   yes/no, time phrases, timezones, intents); [`dialog::speech`] turns
+//!   meaning into words.
+//! - [`schedule`]: the pure slot engine (booking rules, busy merging, slot
+//!   queries).
+//! - [`phone`]: E.164 numbers and the zone their area code suggests.
+//! - [`call`]: one actor per call; runs the dialog's effects (free/busy,
+//!   claim-then-create booking, moves) as tasks and feeds results back.
+//! - [`ledger`]: cross-call slot claims; the first confirm wins.
+//! - [`calendar`]: the `CalendarProvider` trait, the Google client, OAuth
+//!   refresh, invite templates, and local provider [`calendar::emulator`]s.
+//! - [`store`]: users, connections and campaigns behind a trait; loaded from
+//!   the provisioning file.
+//! - [`protocol`]: wire frames, mirroring `protocol/` exactly.
+//! - [`server`]: the axum router (`/v1/calls`, `/healthz`).
+//! - [`app`]: wiring, serving and draining; [`clock`]: where "now" comes
+//!   from (system or a virtual clock for replays).
+//! - [`harness`]: the whole service plus emulator in-process, driven over a
+//!   real WebSocket; [`replay`] and the demo are built on it.
+
+pub mod app;
+pub mod call;
+pub mod calendar;
+pub mod clock;
 pub mod dialog;
+pub mod harness;
+pub mod ledger;
 pub mod phone;
+pub mod protocol;
+pub mod replay;
 pub mod schedule;
+pub mod server;
+pub mod store;
+
+pub use app::{run, Settings};

@@ -1,1 +1,262 @@
-fn main() {}
+//! The `callbook` binary: a thin CLI over the library.
+
+use anyhow::Context;
+use callbook::calendar::emulator::{serve_local, GoogleEmulator};
+use callbook::calendar::google::GoogleEndpoints;
+use callbook::calendar::oauth::OAuthClient;
+use callbook::clock::Clock;
+use callbook::harness::{self, frames, Harness};
+use callbook::ledger::MemoryLedger;
+use callbook::schedule::{BookingRules, Interval, SlotFinder};
+use callbook::store::provisioning::{self, Provisioning};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "callbook", version, about = "Meeting booking sidecar for phone-call voice agents")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the call WebSocket.
+    Serve(ServeArgs),
+    /// Run the service with embedded defaults and place a scripted call.
+    Demo,
+    /// Replay fixture files; exit 0 only if every expectation holds.
+    Replay {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print every transcript, not only failing ones.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// List free slots for booking rules and busy time.
+    Slots {
+        #[arg(long)]
+        rules: PathBuf,
+        #[arg(long)]
+        busy: Option<PathBuf>,
+        #[arg(long)]
+        now: DateTime<Utc>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[arg(long, env = "CALLBOOK_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Bearer token the pipeline must present on `/v1/calls`.
+    #[arg(long, env = "CALLBOOK_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: String,
+    /// Provisioning file (users, connections, campaigns). Without it the
+    /// embedded default is used, with the built-in Google emulator.
+    #[arg(long, env = "CALLBOOK_PROVISIONING")]
+    provisioning: Option<PathBuf>,
+    /// Serve calendars from the built-in Google emulator instead of Google.
+    #[arg(long, env = "CALLBOOK_EMULATOR")]
+    emulator: bool,
+    #[arg(long, env = "CALLBOOK_GOOGLE_CLIENT_ID", default_value = "")]
+    google_client_id: String,
+    #[arg(long, env = "CALLBOOK_GOOGLE_CLIENT_SECRET", default_value = "", hide_env_values = true)]
+    google_client_secret: String,
+    #[arg(long, env = "CALLBOOK_GOOGLE_API_BASE", default_value = GoogleEndpoints::API_BASE)]
+    google_api_base: String,
+    #[arg(long, env = "CALLBOOK_GOOGLE_TOKEN_URL", default_value = GoogleEndpoints::TOKEN_URL)]
+    google_token_url: String,
+    /// Seconds live calls may continue after a shutdown signal.
+    #[arg(long, env = "CALLBOOK_DRAIN_SECONDS", default_value_t = 30)]
+    drain_seconds: u64,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "callbook=info,warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).json().init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => {
+            init_tracing();
+            serve(args).await.map(|_| true)
+        }
+        Command::Demo => demo().await.map(|_| true),
+        Command::Replay { files, verbose } => callbook::replay::replay_files(&files, verbose).await,
+        Command::Slots { rules, busy, now, limit } => return slots(rules, busy, now, limit),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let text = match &args.provisioning {
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        None => provisioning::DEFAULT.to_string(),
+    };
+    let prov = Provisioning::parse(&text)?;
+    let use_emulator = args.emulator || args.provisioning.is_none();
+    let emulator_stop = CancellationToken::new();
+    let google = if use_emulator {
+        let emu = GoogleEmulator::new(harness::EMULATOR_CLIENT_ID, harness::EMULATOR_CLIENT_SECRET);
+        harness::seed_emulator(&emu, &prov);
+        let addr = serve_local(emu.router(), emulator_stop.clone()).await?;
+        tracing::info!(%addr, "built-in Google emulator serving calendars");
+        harness::emulator_endpoints(addr)
+    } else {
+        GoogleEndpoints {
+            api_base: args.google_api_base,
+            oauth: OAuthClient {
+                token_url: args.google_token_url,
+                client_id: args.google_client_id,
+                client_secret: SecretString::from(args.google_client_secret),
+            },
+        }
+    };
+    let settings = callbook::Settings {
+        auth_token: SecretString::from(args.auth_token),
+        store: Arc::new(prov.into_store()),
+        ledger: Arc::new(MemoryLedger::new()),
+        google,
+        clock: Clock::System,
+        drain: Duration::from_secs(args.drain_seconds),
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "callbook serving /v1/calls");
+    callbook::run(settings, listener, shutdown_signal()).await?;
+    emulator_stop.cancel();
+    Ok(())
+}
+
+/// A scripted call against embedded defaults, printed as a conversation.
+async fn demo() -> anyhow::Result<()> {
+    let prov = Provisioning::parse(provisioning::DEFAULT)?;
+    let clock = Clock::System;
+    let now = clock.now();
+    let harness = Harness::start(prov, clock, |g| {
+        // Something already on the owner's calendar tomorrow morning.
+        let start = (now + chrono::Duration::days(1)).date_naive().and_hms_opt(15, 0, 0).unwrap_or_default().and_utc();
+        g.add_event("alex@callbook.example", "Team standup", Interval::new(start, start + chrono::Duration::hours(1)));
+    })
+    .await?;
+    println!("callbook demo: server on {}, Google emulator behind it\n", harness.addr);
+    let mut call = harness.connect().await?;
+    println!("connected: {}", call.hello);
+    let call_sid = "CA0000000000000000000000000000demo";
+    let params = json!({
+        "campaign_id": "demo",
+        "recipient_phone": "+13125550147",
+        "recipient_first_name": "Jordan",
+        "recipient_last_name": "Lee",
+    });
+    call.send(&frames::connected()).await?;
+    call.send(&frames::start(call_sid, params)).await?;
+    for seq in 2..10 {
+        call.send(&frames::media(seq)).await?;
+    }
+    call.settle().await?;
+    println!("call {call_sid} from +1 312 (Chicago) to Jordan Lee\n");
+    let script: [(Option<&str>, &str); 5] = [
+        (None, "pipeline: booking offer"),
+        (Some("Sure, that sounds good."), ""),
+        (Some("it's jordan dot lee at gmail dot com"), ""),
+        (Some("yes that's right"), ""),
+        (Some("yes, that works for me"), ""),
+    ];
+    for (words, label) in script {
+        match words {
+            Some(text) => {
+                println!("caller: {text}");
+                call.send(&frames::transcript(text)).await?;
+            }
+            None => {
+                println!("{label}");
+                call.send(&frames::offer()).await?;
+            }
+        }
+        let started = tokio::time::Instant::now();
+        let replies = call.settle().await?;
+        let took = started.elapsed();
+        for f in &replies {
+            match f["event"].as_str() {
+                Some("say") => println!("agent:  {}   ({:.1} ms)", f["say"]["text"].as_str().unwrap_or_default(), took.as_secs_f64() * 1000.0),
+                Some("booking") => println!("        [booking] {}", f["booking"]),
+                _ => println!("        {f}"),
+            }
+        }
+        println!();
+    }
+    call.send(&frames::stop(call_sid)).await?;
+    call.drain().await?;
+    for e in harness.google.events("alex@callbook.example").iter().filter(|e| e.booking_id.is_some()) {
+        println!("booked on the owner's Google Calendar (emulator):");
+        println!("  title:    {}", e.summary);
+        println!("  start:    {} (UTC)", e.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        println!("  end:      {} (UTC)", e.end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        println!("  invitee:  {}", e.attendees.join(", "));
+        println!("  meet:     {}", e.join_link.as_deref().unwrap_or("none"));
+        println!("  invites:  {} sent by the provider", e.invites_sent);
+    }
+    harness.stop().await?;
+    Ok(())
+}
+
+fn slots(rules: PathBuf, busy: Option<PathBuf>, now: DateTime<Utc>, limit: Option<usize>) -> ExitCode {
+    let fail = |msg: String| {
+        eprintln!("error: {msg}");
+        ExitCode::from(2)
+    };
+    let rules = match std::fs::read_to_string(&rules) {
+        Ok(t) => match BookingRules::parse(&t) {
+            Ok(r) => r,
+            Err(e) => return fail(e.to_string()),
+        },
+        Err(e) => return fail(format!("--rules: {e}")),
+    };
+    let busy: Vec<Interval> = match busy.map(std::fs::read_to_string) {
+        None => Vec::new(),
+        Some(Err(e)) => return fail(format!("--busy: {e}")),
+        Some(Ok(t)) => match serde_json::from_str::<Vec<Interval>>(&t) {
+            Ok(b) if b.iter().all(|i| i.start <= i.end) => b,
+            Ok(_) => return fail("--busy: an interval ends before it starts".into()),
+            Err(e) => return fail(format!("--busy: {e}")),
+        },
+    };
+    let finder = SlotFinder::new(&rules, busy, now);
+    let found: Vec<_> = finder.free().take(limit.unwrap_or(usize::MAX)).collect();
+    println!("{}", json!({"slots": found}));
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,70 @@
+//! Wiring: build the shared parts, serve, drain on shutdown.
+
+use crate::call::{CallDeps, Calendars};
+use crate::calendar::google::GoogleEndpoints;
+use crate::clock::Clock;
+use crate::ledger::Ledger;
+use crate::server::{router, AppState};
+use crate::store::Store;
+use secrecy::SecretString;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Per-request timeout for provider calls; a live caller is waiting.
+pub const PROVIDER_REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Everything `run` needs, built by `main` or by a test.
+pub struct Settings {
+    pub auth_token: SecretString,
+    pub store: Arc<dyn Store>,
+    pub ledger: Arc<dyn Ledger>,
+    pub google: GoogleEndpoints,
+    pub clock: Clock,
+    /// How long live calls may run on after shutdown starts.
+    pub drain: Duration,
+}
+
+/// The HTTP client for provider calls: rustls, no redirects (OAuth token
+/// endpoints must not be redirected), bounded per request.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(PROVIDER_REQUEST_TIMEOUT)
+        .build()
+        .unwrap_or_default()
+}
+
+/// Serves until `shutdown` resolves, then lets live calls finish for up to
+/// `settings.drain` before cancelling them, and waits for their effects.
+pub async fn run(settings: Settings, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let tracker = TaskTracker::new();
+    let calls_cancel = CancellationToken::new();
+    let deps = Arc::new(CallDeps {
+        store: settings.store,
+        ledger: settings.ledger,
+        calendars: Calendars::new(http_client(), settings.google),
+        clock: settings.clock,
+        tracker: tracker.clone(),
+    });
+    let state = AppState {
+        auth_token: Arc::new(settings.auth_token),
+        deps,
+        calls_cancel: calls_cancel.clone(),
+    };
+    // Replies are small frames a caller is waiting on: no Nagle delay.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    tracker.close();
+    if tokio::time::timeout(settings.drain, tracker.wait()).await.is_err() {
+        tracing::warn!("drain period over; cancelling remaining calls");
+        calls_cancel.cancel();
+        tracker.wait().await;
+    }
+    Ok(())
+}

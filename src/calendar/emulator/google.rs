@@ -1,0 +1,523 @@
+//! A local Google Calendar: the token endpoint and the Calendar v3 calls
+//! callbook uses, with Google's paths, JSON, error bodies and quirks.
+//!
+//! - `POST /token` (refresh grant; `invalid_grant` once a grant is revoked)
+//! - `GET  /calendar/v3/users/me/calendarList`
+//! - `POST /calendar/v3/freeBusy` (calendars keyed by id; unknown ids get a
+//!   per-calendar `errors` entry inside a 200)
+//! - `POST /calendar/v3/calendars/{cid}/events` (client ids must be base32hex,
+//!   5–1024 chars; a reused id is a 409 `duplicate`, also for deleted events;
+//!   Meet only with `conferenceDataVersion=1`)
+//! - `GET|PATCH /calendar/v3/calendars/{cid}/events/{eid}`
+//!
+//! Events live in memory; busy time is derived from them. Tests read the
+//! ground truth back with [`GoogleEmulator::events`].
+
+use crate::schedule::{merge_busy, Interval};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// One Google account with its primary calendar.
+#[derive(Debug, Clone)]
+pub struct AccountSpec {
+    pub email: String,
+    pub refresh_token: String,
+    pub time_zone: String,
+    /// Whether the calendar allows Google Meet.
+    pub meet: bool,
+}
+
+/// An event as stored, for assertions.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredEvent {
+    pub id: String,
+    pub status: String,
+    pub summary: String,
+    pub description: String,
+    pub location: Option<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub time_zone: Option<String>,
+    pub attendees: Vec<String>,
+    pub booking_id: Option<String>,
+    pub join_link: Option<String>,
+    /// How many times Google would have emailed attendees (insert and each
+    /// patch with `sendUpdates=all`).
+    pub invites_sent: u32,
+}
+
+#[derive(Debug)]
+struct Account {
+    spec: AccountSpec,
+    revoked: bool,
+    events: Vec<(StoredEvent, Value)>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    client_id: String,
+    client_secret: String,
+    accounts: Vec<Account>,
+    access_tokens: HashMap<String, usize>,
+    issued: u64,
+}
+
+/// The emulator; clones share state.
+#[derive(Clone, Debug, Default)]
+pub struct GoogleEmulator {
+    inner: Arc<Mutex<Inner>>,
+}
+
+fn err(status: StatusCode, reason: &str, message: &str) -> Response {
+    let body = json!({"error": {
+        "errors": [{"domain": "global", "reason": reason, "message": message}],
+        "code": status.as_u16(),
+        "message": message,
+    }});
+    (status, Json(body)).into_response()
+}
+
+fn unauthenticated() -> Response {
+    let body = json!({"error": {
+        "code": 401,
+        "message": "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+        "errors": [{"message": "Invalid Credentials", "domain": "global", "reason": "authError",
+                    "location": "Authorization", "locationType": "header"}],
+        "status": "UNAUTHENTICATED",
+    }});
+    (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Google accepts a `dateTime` with an offset, or a local `dateTime` plus a
+/// `timeZone`. Anything else is a 400.
+fn read_time(v: Option<&Value>) -> Option<(DateTime<Utc>, Option<String>)> {
+    let v = v?;
+    let zone = v.get("timeZone").and_then(Value::as_str).map(str::to_string);
+    let text = v.get("dateTime")?.as_str()?;
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some((t.with_timezone(&Utc), zone));
+    }
+    let tz: Tz = zone.as_deref()?.parse().ok()?;
+    let local = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").ok()?;
+    Some((crate::schedule::resolve_local(tz, local), zone))
+}
+
+fn valid_event_id(id: &str) -> bool {
+    (5..=1024).contains(&id.len()) && id.chars().all(|c| matches!(c, 'a'..='v' | '0'..='9'))
+}
+
+/// A stable Meet-style link for an event id.
+fn meet_link(id: &str) -> String {
+    let letters: String = id
+        .bytes()
+        .cycle()
+        .take(10)
+        .map(|b| (b'a' + b % 26) as char)
+        .collect();
+    format!("https://meet.google.com/{}-{}-{}", &letters[..3], &letters[3..7], &letters[7..10])
+}
+
+impl GoogleEmulator {
+    pub fn new(client_id: &str, client_secret: &str) -> Self {
+        let inner = Inner {
+            client_id: client_id.to_string(),
+            client_secret: client_secret.to_string(),
+            ..Default::default()
+        };
+        Self {
+            inner: Arc::new(Mutex::new(inner)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn add_account(&self, spec: AccountSpec) {
+        self.lock().accounts.push(Account {
+            spec,
+            revoked: false,
+            events: Vec::new(),
+        });
+    }
+
+    /// Adds an event the owner already has (busy time callbook did not make).
+    pub fn add_event(&self, email: &str, summary: &str, slot: Interval) {
+        let mut inner = self.lock();
+        let Some(acct) = inner.accounts.iter_mut().find(|a| a.spec.email == email) else { return };
+        let n = acct.events.len();
+        let stored = StoredEvent {
+            id: format!("seed{n:04}"),
+            status: "confirmed".into(),
+            summary: summary.into(),
+            description: String::new(),
+            location: None,
+            start: slot.start,
+            end: slot.end,
+            time_zone: None,
+            attendees: Vec::new(),
+            booking_id: None,
+            join_link: None,
+            invites_sent: 0,
+        };
+        let raw = json!({"id": stored.id, "status": "confirmed", "summary": summary,
+                         "start": {"dateTime": rfc3339(slot.start)}, "end": {"dateTime": rfc3339(slot.end)}});
+        acct.events.push((stored, raw));
+    }
+
+    /// Revokes the account's grant: refreshes answer `invalid_grant` and
+    /// access tokens already issued stop working.
+    pub fn revoke(&self, email: &str) {
+        let mut inner = self.lock();
+        let Some(idx) = inner.accounts.iter().position(|a| a.spec.email == email) else { return };
+        inner.accounts[idx].revoked = true;
+        inner.access_tokens.retain(|_, a| *a != idx);
+    }
+
+    /// Every event of the account, cancelled ones included.
+    pub fn events(&self, email: &str) -> Vec<StoredEvent> {
+        self.lock()
+            .accounts
+            .iter()
+            .find(|a| a.spec.email == email)
+            .map(|a| a.events.iter().map(|(e, _)| e.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The HTTP API, to be served on a loopback listener.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/token", post(token))
+            .route("/calendar/v3/users/me/calendarList", get(calendar_list))
+            .route("/calendar/v3/freeBusy", post(free_busy))
+            .route("/calendar/v3/calendars/{cid}/events", post(insert))
+            .route("/calendar/v3/calendars/{cid}/events/{eid}", get(get_event).patch(patch_event))
+            .with_state(self.clone())
+    }
+
+    fn account_for(&self, headers: &HeaderMap) -> Option<usize> {
+        let token = headers
+            .get("authorization")?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")?
+            .to_string();
+        self.lock().access_tokens.get(&token).copied()
+    }
+}
+
+async fn token(State(emu): State<GoogleEmulator>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+    let mut inner = emu.lock();
+    // Client credentials come as HTTP Basic or as form fields.
+    let basic = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Basic "))
+        .map(str::to_string);
+    let expected_basic = base64_basic(&inner.client_id, &inner.client_secret);
+    let form_ok = form.get("client_id") == Some(&inner.client_id) && form.get("client_secret") == Some(&inner.client_secret);
+    if !(form_ok || basic.as_deref() == Some(expected_basic.as_str())) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client", "error_description": "The OAuth client was not found."})),
+        )
+            .into_response();
+    }
+    if form.get("grant_type").map(String::as_str) != Some("refresh_token") {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "unsupported_grant_type", "error_description": "Invalid grant_type"})),
+        )
+            .into_response();
+    }
+    let refresh = form.get("refresh_token").cloned().unwrap_or_default();
+    let Some(idx) = inner.accounts.iter().position(|a| a.spec.refresh_token == refresh && !a.revoked) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."})),
+        )
+            .into_response();
+    };
+    inner.issued += 1;
+    let access = format!("ya29.emulated-{}-{}", idx, inner.issued);
+    inner.access_tokens.insert(access.clone(), idx);
+    Json(json!({
+        "access_token": access,
+        "expires_in": 3599,
+        "scope": "https://www.googleapis.com/auth/calendar.events https://www.googleapis.com/auth/calendar.freebusy https://www.googleapis.com/auth/calendar.calendarlist.readonly openid https://www.googleapis.com/auth/userinfo.email",
+        "token_type": "Bearer",
+    }))
+    .into_response()
+}
+
+/// `base64(id:secret)` as HTTP Basic sends it. Both values are URL-encoded
+/// first, as RFC 6749 §2.3.1 asks and the `oauth2` crate does.
+fn base64_basic(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+}
+
+async fn calendar_list(State(emu): State<GoogleEmulator>, headers: HeaderMap) -> Response {
+    let Some(idx) = emu.account_for(&headers) else { return unauthenticated() };
+    let inner = emu.lock();
+    let spec = &inner.accounts[idx].spec;
+    let solutions: Vec<&str> = if spec.meet { vec!["hangoutsMeet"] } else { vec![] };
+    Json(json!({
+        "kind": "calendar#calendarList",
+        "items": [{
+            "kind": "calendar#calendarListEntry",
+            "id": spec.email,
+            "summary": spec.email,
+            "timeZone": spec.time_zone,
+            "accessRole": "owner",
+            "primary": true,
+            "conferenceProperties": {"allowedConferenceSolutionTypes": solutions},
+        }],
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FreeBusyRequest {
+    time_min: String,
+    time_max: String,
+    #[serde(default)]
+    items: Vec<FreeBusyItem>,
+}
+
+#[derive(Deserialize)]
+struct FreeBusyItem {
+    id: String,
+}
+
+fn is_own_calendar(spec: &AccountSpec, cid: &str) -> bool {
+    cid == "primary" || cid == spec.email
+}
+
+async fn free_busy(State(emu): State<GoogleEmulator>, headers: HeaderMap, body: Option<Json<FreeBusyRequest>>) -> Response {
+    let Some(idx) = emu.account_for(&headers) else { return unauthenticated() };
+    let Some(Json(req)) = body else {
+        return err(StatusCode::BAD_REQUEST, "parseError", "Parse Error");
+    };
+    let parse = |s: &str| DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc));
+    let (Some(min), Some(max)) = (parse(&req.time_min), parse(&req.time_max)) else {
+        return err(StatusCode::BAD_REQUEST, "badRequest", "Bad Request");
+    };
+    if max <= min {
+        return err(StatusCode::BAD_REQUEST, "timeRangeEmpty", "The specified time range is empty.");
+    }
+    let inner = emu.lock();
+    let acct = &inner.accounts[idx];
+    let mut calendars = serde_json::Map::new();
+    for item in req.items {
+        let entry = if is_own_calendar(&acct.spec, &item.id) {
+            let busy: Vec<Interval> = acct
+                .events
+                .iter()
+                .filter(|(e, raw)| e.status != "cancelled" && raw.get("transparency").and_then(Value::as_str) != Some("transparent"))
+                .filter(|(e, _)| e.start < max && min < e.end)
+                .map(|(e, _)| Interval::new(e.start.max(min), e.end.min(max)))
+                .collect();
+            let busy: Vec<Value> = merge_busy(busy)
+                .into_iter()
+                .map(|b| json!({"start": rfc3339(b.start), "end": rfc3339(b.end)}))
+                .collect();
+            json!({"busy": busy})
+        } else {
+            json!({"errors": [{"domain": "global", "reason": "notFound"}], "busy": []})
+        };
+        calendars.insert(item.id, entry);
+    }
+    Json(json!({
+        "kind": "calendar#freeBusy",
+        "timeMin": rfc3339(min),
+        "timeMax": rfc3339(max),
+        "calendars": calendars,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct WriteQuery {
+    #[serde(default)]
+    conference_data_version: Option<u8>,
+    #[serde(default)]
+    send_updates: Option<String>,
+}
+
+/// Fills in what Google adds to a stored event and extracts the fields
+/// tests assert on.
+fn store_view(raw: &Value, invites_sent: u32) -> Option<StoredEvent> {
+    let (start, zone) = read_time(raw.get("start"))?;
+    let (end, _) = read_time(raw.get("end"))?;
+    let s = |k: &str| raw.get(k).and_then(Value::as_str).map(str::to_string);
+    Some(StoredEvent {
+        id: s("id")?,
+        status: s("status").unwrap_or_else(|| "confirmed".into()),
+        summary: s("summary").unwrap_or_default(),
+        description: s("description").unwrap_or_default(),
+        location: s("location"),
+        start,
+        end,
+        time_zone: zone,
+        attendees: raw
+            .get("attendees")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|x| x.get("email").and_then(Value::as_str).map(str::to_string)).collect())
+            .unwrap_or_default(),
+        booking_id: raw
+            .pointer("/extendedProperties/private/bookingId")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        join_link: raw.get("hangoutLink").and_then(Value::as_str).map(str::to_string),
+        invites_sent,
+    })
+}
+
+async fn insert(
+    State(emu): State<GoogleEmulator>,
+    headers: HeaderMap,
+    Path(cid): Path<String>,
+    Query(q): Query<WriteQuery>,
+    body: Option<Json<Value>>,
+) -> Response {
+    let Some(idx) = emu.account_for(&headers) else { return unauthenticated() };
+    let Some(Json(mut raw)) = body.filter(|b| b.0.is_object()) else {
+        return err(StatusCode::BAD_REQUEST, "parseError", "Parse Error");
+    };
+    let mut inner = emu.lock();
+    let issued = inner.issued;
+    let acct = &mut inner.accounts[idx];
+    if !is_own_calendar(&acct.spec, &cid) {
+        return err(StatusCode::NOT_FOUND, "notFound", "Not Found");
+    }
+    let id = match raw.get("id").and_then(Value::as_str) {
+        Some(id) if !valid_event_id(id) => return err(StatusCode::BAD_REQUEST, "invalid", "Invalid resource id value."),
+        Some(id) => id.to_string(),
+        None => format!("gen{issued:08}{:04}", acct.events.len()),
+    };
+    // Ids stay burned after deletion, so cancelled events count too.
+    if acct.events.iter().any(|(e, _)| e.id == id) {
+        return err(StatusCode::CONFLICT, "duplicate", "The requested identifier already exists.");
+    }
+    let (Some((start, _)), Some((end, _))) = (read_time(raw.get("start")), read_time(raw.get("end"))) else {
+        return err(StatusCode::BAD_REQUEST, "required", "Missing time zone definition for start time.");
+    };
+    if end <= start {
+        return err(StatusCode::BAD_REQUEST, "timeRangeEmpty", "The specified time range is empty.");
+    }
+    raw["id"] = json!(id);
+    raw["status"] = json!("confirmed");
+    raw["kind"] = json!("calendar#event");
+    raw["htmlLink"] = json!(format!("https://www.google.com/calendar/event?eid={id}"));
+    raw["organizer"] = json!({"email": acct.spec.email, "self": true});
+    // Conference data is ignored unless the client opts in with version 1.
+    match (q.conference_data_version, raw.pointer("/conferenceData/createRequest").cloned()) {
+        (Some(1), Some(request)) => {
+            let allowed = acct.spec.meet
+                && request.pointer("/conferenceSolutionKey/type").and_then(Value::as_str) == Some("hangoutsMeet");
+            let mut request = request;
+            if allowed {
+                let link = meet_link(&id);
+                request["status"] = json!({"statusCode": "success"});
+                raw["conferenceData"] = json!({
+                    "createRequest": request,
+                    "entryPoints": [{"entryPointType": "video", "uri": link, "label": link.trim_start_matches("https://")}],
+                    "conferenceSolution": {"key": {"type": "hangoutsMeet"}, "name": "Google Meet"},
+                    "conferenceId": link.rsplit('/').next().unwrap_or_default(),
+                });
+                raw["hangoutLink"] = json!(link);
+            } else {
+                return err(StatusCode::BAD_REQUEST, "invalid", "Invalid conference type value.");
+            }
+        }
+        _ => {
+            if let Some(obj) = raw.as_object_mut() {
+                obj.remove("conferenceData");
+            }
+        }
+    }
+    let invites = u32::from(q.send_updates.as_deref() == Some("all") && raw.get("attendees").is_some());
+    let Some(view) = store_view(&raw, invites) else {
+        return err(StatusCode::BAD_REQUEST, "invalid", "Invalid value");
+    };
+    acct.events.push((view, raw.clone()));
+    Json(raw).into_response()
+}
+
+async fn get_event(State(emu): State<GoogleEmulator>, headers: HeaderMap, Path((cid, eid)): Path<(String, String)>) -> Response {
+    let Some(idx) = emu.account_for(&headers) else { return unauthenticated() };
+    let inner = emu.lock();
+    let acct = &inner.accounts[idx];
+    match acct.events.iter().find(|(e, _)| e.id == eid) {
+        Some((_, raw)) if is_own_calendar(&acct.spec, &cid) => Json(raw.clone()).into_response(),
+        _ => err(StatusCode::NOT_FOUND, "notFound", "Not Found"),
+    }
+}
+
+async fn patch_event(
+    State(emu): State<GoogleEmulator>,
+    headers: HeaderMap,
+    Path((cid, eid)): Path<(String, String)>,
+    Query(q): Query<WriteQuery>,
+    body: Option<Json<Value>>,
+) -> Response {
+    let Some(idx) = emu.account_for(&headers) else { return unauthenticated() };
+    let Some(Json(patch)) = body.filter(|b| b.0.is_object()) else {
+        return err(StatusCode::BAD_REQUEST, "parseError", "Parse Error");
+    };
+    let mut inner = emu.lock();
+    let acct = &mut inner.accounts[idx];
+    if !is_own_calendar(&acct.spec, &cid) {
+        return err(StatusCode::NOT_FOUND, "notFound", "Not Found");
+    }
+    let Some((view, raw)) = acct.events.iter_mut().find(|(e, _)| e.id == eid) else {
+        return err(StatusCode::NOT_FOUND, "notFound", "Not Found");
+    };
+    // Patch semantics: provided fields replace stored ones wholesale.
+    let mut next = raw.clone();
+    for (k, v) in patch.as_object().into_iter().flatten() {
+        if k != "id" {
+            next[k] = v.clone();
+        }
+    }
+    let invites = view.invites_sent + u32::from(q.send_updates.as_deref() == Some("all"));
+    let Some(new_view) = store_view(&next, invites) else {
+        return err(StatusCode::BAD_REQUEST, "invalid", "Invalid value");
+    };
+    if new_view.end <= new_view.start {
+        return err(StatusCode::BAD_REQUEST, "timeRangeEmpty", "The specified time range is empty.");
+    }
+    *view = new_view;
+    *raw = next.clone();
+    Json(next).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_follow_base32hex_rules() {
+        assert!(valid_event_id("0123456789abcdefghijklmnopqrstuv"));
+        assert!(!valid_event_id("abcw1"));
+        assert!(!valid_event_id("abc"));
+        assert!(!valid_event_id("ABCDE"));
+    }
+}

@@ -1,0 +1,316 @@
+//! Google Calendar v3 over reqwest: calendarList, freeBusy, events.insert,
+//! events.get and events.patch, with Google's own paths and JSON.
+
+use super::oauth::OAuthClient;
+use super::{event_id_for, CalendarError, CalendarInfo, CalendarProvider, CreatedEvent, NewEvent};
+use crate::dialog::{MeetingKind, Video};
+use crate::schedule::{merge_busy, Interval};
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Mutex;
+use tokio::time::Instant;
+
+/// Refresh this long before the access token runs out.
+const TOKEN_EARLY_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Where Google lives: the real endpoints in production, the emulator in
+/// tests.
+#[derive(Clone)]
+pub struct GoogleEndpoints {
+    /// e.g. `https://www.googleapis.com/calendar/v3`
+    pub api_base: String,
+    pub oauth: OAuthClient,
+}
+
+impl GoogleEndpoints {
+    pub const API_BASE: &'static str = "https://www.googleapis.com/calendar/v3";
+    pub const TOKEN_URL: &'static str = "https://oauth2.googleapis.com/token";
+}
+
+/// One connected Google calendar.
+pub struct GoogleCalendar {
+    http: reqwest::Client,
+    endpoints: GoogleEndpoints,
+    calendar_id: String,
+    refresh_token: SecretString,
+    /// The cached access token. A tokio mutex: holding it across the refresh
+    /// keeps one refresh in flight per connection.
+    token: tokio::sync::Mutex<Option<(SecretString, Instant)>>,
+    /// The calendar's zone once known, for sending event times.
+    zone: Mutex<Option<Tz>>,
+}
+
+#[derive(Deserialize)]
+struct GoogleErrorBody {
+    error: GoogleError,
+}
+
+#[derive(Deserialize)]
+struct GoogleError {
+    #[serde(default)]
+    errors: Vec<GoogleErrorItem>,
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct GoogleErrorItem {
+    #[serde(default)]
+    reason: String,
+}
+
+impl GoogleCalendar {
+    pub fn new(http: reqwest::Client, endpoints: GoogleEndpoints, calendar_id: String, refresh_token: SecretString) -> Self {
+        Self {
+            http,
+            endpoints,
+            calendar_id,
+            refresh_token,
+            token: tokio::sync::Mutex::new(None),
+            zone: Mutex::new(None),
+        }
+    }
+
+    async fn access_token(&self, force: bool) -> Result<SecretString, CalendarError> {
+        let mut cached = self.token.lock().await;
+        if !force {
+            if let Some((token, until)) = cached.as_ref() {
+                if Instant::now() < *until {
+                    return Ok(token.clone());
+                }
+            }
+        }
+        let grant = self.endpoints.oauth.refresh(&self.http, &self.refresh_token).await?;
+        let until = Instant::now() + grant.expires_in.saturating_sub(TOKEN_EARLY_REFRESH);
+        *cached = Some((grant.access_token.clone(), until));
+        Ok(grant.access_token)
+    }
+
+    /// Sends one API request; a 401 gets one token refresh and one retry.
+    async fn call(&self, method: Method, path: &[&str], query: &[(&str, &str)], body: Option<&Value>) -> Result<Value, CalendarError> {
+        let mut url = reqwest::Url::parse(&self.endpoints.api_base).map_err(|e| CalendarError::Rejected(format!("api base: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|_| CalendarError::Rejected("api base cannot take a path".into()))?
+            .pop_if_empty()
+            .extend(path);
+        let mut refreshed = false;
+        loop {
+            let token = self.access_token(refreshed).await?;
+            let mut req = self.http.request(method.clone(), url.clone()).query(query).bearer_auth(token.expose_secret());
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let resp = req.send().await.map_err(|e| CalendarError::Transient(e.without_url().to_string()))?;
+            let status = resp.status();
+            let text = resp.text().await.map_err(|e| CalendarError::Transient(e.to_string()))?;
+            if status.is_success() {
+                return serde_json::from_str(&text).map_err(|e| CalendarError::Transient(format!("bad JSON from Google: {e}")));
+            }
+            if status == StatusCode::UNAUTHORIZED && !refreshed {
+                refreshed = true;
+                continue;
+            }
+            return Err(classify(status, &text));
+        }
+    }
+
+    fn zone_or(&self, fallback: Tz) -> Tz {
+        self.zone.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or(fallback)
+    }
+
+    async fn get_event(&self, event_id: &str) -> Result<Value, CalendarError> {
+        let path = ["calendars", self.calendar_id.as_str(), "events", event_id];
+        self.call(Method::GET, &path, &[], None).await
+    }
+}
+
+/// Maps an error response to what callers react to.
+fn classify(status: StatusCode, body: &str) -> CalendarError {
+    let parsed: Option<GoogleErrorBody> = serde_json::from_str(body).ok();
+    let reason = parsed
+        .as_ref()
+        .and_then(|b| b.error.errors.first().map(|e| e.reason.clone()))
+        .unwrap_or_default();
+    let message = parsed.map(|b| b.error.message).unwrap_or_default();
+    match (status.as_u16(), reason.as_str()) {
+        (401, _) => CalendarError::Expired,
+        (409, _) => CalendarError::Duplicate,
+        (404, _) | (410, _) => CalendarError::NotFound,
+        (429, _) | (403, "rateLimitExceeded" | "userRateLimitExceeded" | "quotaExceeded" | "dailyLimitExceeded") => {
+            CalendarError::RateLimited { retry_after: None }
+        }
+        (500..=599, _) => CalendarError::Transient(format!("Google {status}: {reason}")),
+        _ => CalendarError::Rejected(format!("Google {status} {reason}: {message}")),
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Google event time: the instant with the zone's offset, plus the zone name.
+fn event_time(t: DateTime<Utc>, tz: Tz) -> Value {
+    json!({
+        "dateTime": t.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, false),
+        "timeZone": tz.name(),
+    })
+}
+
+fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
+    let s = v.get("dateTime")?.as_str()?;
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// The Meet link, once conference creation has succeeded.
+fn join_link(event: &Value) -> Option<String> {
+    let conf = event.get("conferenceData");
+    let status = conf
+        .and_then(|c| c.pointer("/createRequest/status/statusCode"))
+        .and_then(Value::as_str);
+    if status.is_some_and(|s| s != "success") {
+        return None;
+    }
+    if let Some(link) = event.get("hangoutLink").and_then(Value::as_str) {
+        return Some(link.to_string());
+    }
+    conf.and_then(|c| c.get("entryPoints"))
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|e| e.get("entryPointType").and_then(Value::as_str) == Some("video"))
+        .and_then(|e| e.get("uri").and_then(Value::as_str))
+        .map(str::to_string)
+}
+
+fn created(event: &Value) -> Result<CreatedEvent, CalendarError> {
+    let bad = || CalendarError::Transient("event without id or times".into());
+    let event_id = event.get("id").and_then(Value::as_str).ok_or_else(bad)?.to_string();
+    let start = event.get("start").and_then(parse_time).ok_or_else(bad)?;
+    let end = event.get("end").and_then(parse_time).ok_or_else(bad)?;
+    Ok(CreatedEvent {
+        event_id,
+        slot: Interval::new(start, end),
+        join_link: join_link(event),
+    })
+}
+
+#[async_trait]
+impl CalendarProvider for GoogleCalendar {
+    async fn calendar_info(&self) -> Result<CalendarInfo, CalendarError> {
+        let list = self
+            .call(Method::GET, &["users", "me", "calendarList"], &[("minAccessRole", "writer")], None)
+            .await?;
+        let items = list.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+        let wanted = |c: &&Value| {
+            let id = c.get("id").and_then(Value::as_str);
+            let primary = c.get("primary").and_then(Value::as_bool).unwrap_or(false);
+            id == Some(self.calendar_id.as_str()) || (self.calendar_id == "primary" && primary)
+        };
+        let cal = items.iter().find(wanted).ok_or(CalendarError::NotFound)?;
+        let timezone: Option<Tz> = cal.get("timeZone").and_then(Value::as_str).and_then(|z| z.parse().ok());
+        *self.zone.lock().unwrap_or_else(|p| p.into_inner()) = timezone;
+        let meet = cal
+            .pointer("/conferenceProperties/allowedConferenceSolutionTypes")
+            .and_then(Value::as_array)
+            .is_some_and(|types| types.iter().any(|t| t.as_str() == Some("hangoutsMeet")));
+        Ok(CalendarInfo {
+            calendar_id: cal.get("id").and_then(Value::as_str).unwrap_or(&self.calendar_id).to_string(),
+            timezone,
+            video: if meet { Video::Available("Google Meet".into()) } else { Video::Unavailable },
+        })
+    }
+
+    async fn free_busy(&self, window: Interval) -> Result<Vec<Interval>, CalendarError> {
+        let body = json!({
+            "timeMin": rfc3339(window.start),
+            "timeMax": rfc3339(window.end),
+            "timeZone": "UTC",
+            "items": [{"id": self.calendar_id}],
+        });
+        let resp = self.call(Method::POST, &["freeBusy"], &[], Some(&body)).await?;
+        let entry = resp
+            .get("calendars")
+            .and_then(|c| c.get(&self.calendar_id))
+            .ok_or_else(|| CalendarError::Transient("freeBusy answered without our calendar".into()))?;
+        // An error inside a 200 means Google could not read the calendar:
+        // fail closed, never report it as free.
+        if let Some(errors) = entry.get("errors").and_then(Value::as_array) {
+            if !errors.is_empty() {
+                let reason = errors[0].get("reason").and_then(Value::as_str).unwrap_or("unknown");
+                return Err(CalendarError::Transient(format!("freeBusy error for calendar: {reason}")));
+            }
+        }
+        let mut busy = Vec::new();
+        for b in entry.get("busy").and_then(Value::as_array).into_iter().flatten() {
+            let parse = |k: &str| {
+                b.get(k)
+                    .and_then(Value::as_str)
+                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                    .map(|t| t.with_timezone(&Utc))
+            };
+            match (parse("start"), parse("end")) {
+                (Some(s), Some(e)) if s < e => busy.push(Interval::new(s, e)),
+                _ => return Err(CalendarError::Transient("freeBusy returned an unreadable period".into())),
+            }
+        }
+        Ok(merge_busy(busy))
+    }
+
+    async fn create_event(&self, ev: &NewEvent) -> Result<CreatedEvent, CalendarError> {
+        let id = event_id_for(&ev.booking_id);
+        let tz = self.zone_or(ev.timezone);
+        let mut body = json!({
+            "id": id,
+            "summary": ev.title,
+            "description": ev.description,
+            "start": event_time(ev.slot.start, tz),
+            "end": event_time(ev.slot.end, tz),
+            "attendees": [{"email": ev.attendee_email, "displayName": ev.attendee_name}],
+            "extendedProperties": {"private": {"bookingId": ev.booking_id}},
+        });
+        match &ev.meeting {
+            MeetingKind::Video => {
+                body["conferenceData"] = json!({"createRequest": {
+                    "requestId": ev.booking_id,
+                    "conferenceSolutionKey": {"type": "hangoutsMeet"},
+                }});
+            }
+            MeetingKind::Phone { number } => {
+                body["location"] = json!(number);
+                body["description"] = json!(format!("{}\n\nPhone: {number}", ev.description));
+            }
+            MeetingKind::InPerson { address } => body["location"] = json!(address),
+        }
+        let path = ["calendars", self.calendar_id.as_str(), "events"];
+        let query = [("conferenceDataVersion", "1"), ("sendUpdates", "all")];
+        match self.call(Method::POST, &path, &query, Some(&body)).await {
+            Ok(event) => created(&event),
+            // Our id already exists: a retry of this very booking succeeded
+            // earlier, or the id belongs to something else.
+            Err(CalendarError::Duplicate) => {
+                let existing = self.get_event(&id).await?;
+                let ours = existing.pointer("/extendedProperties/private/bookingId").and_then(Value::as_str)
+                    == Some(ev.booking_id.as_str());
+                let live = existing.get("status").and_then(Value::as_str) != Some("cancelled");
+                if ours && live {
+                    created(&existing)
+                } else {
+                    Err(CalendarError::Duplicate)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn move_event(&self, event_id: &str, to: Interval, timezone: Tz) -> Result<CreatedEvent, CalendarError> {
+        let tz = self.zone_or(timezone);
+        let body = json!({"start": event_time(to.start, tz), "end": event_time(to.end, tz)});
+        let path = ["calendars", self.calendar_id.as_str(), "events", event_id];
+        let event = self.call(Method::PATCH, &path, &[("sendUpdates", "all")], Some(&body)).await?;
+        created(&event)
+    }
+}

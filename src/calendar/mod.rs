@@ -1,0 +1,93 @@
+//! Calendar providers behind one trait.
+//!
+//! Each connected calendar is one [`CalendarProvider`]; the call actor uses it
+//! for free/busy, creating and moving events. Implementations speak the
+//! providers' real HTTP APIs; [`emulator`] serves the same APIs locally for
+//! tests, replays and the demo.
+
+pub mod emulator;
+pub mod google;
+pub mod oauth;
+pub mod template;
+
+use crate::dialog::{MeetingKind, Video};
+use crate::schedule::Interval;
+use async_trait::async_trait;
+use chrono_tz::Tz;
+use std::time::Duration;
+
+/// What a provider tells about the calendar in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarInfo {
+    pub calendar_id: String,
+    /// The calendar's own zone, where the provider has one.
+    pub timezone: Option<Tz>,
+    pub video: Video,
+}
+
+/// An event to create. `booking_id` makes the create idempotent: the same
+/// booking always maps to the same provider-side id.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub booking_id: String,
+    pub slot: Interval,
+    /// The owner's zone, sent so the event shows in local time.
+    pub timezone: Tz,
+    pub title: String,
+    pub description: String,
+    pub attendee_email: String,
+    pub attendee_name: String,
+    pub meeting: MeetingKind,
+}
+
+/// An event as the provider stored it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedEvent {
+    pub event_id: String,
+    pub slot: Interval,
+    pub join_link: Option<String>,
+}
+
+/// Provider faults, classified for the code that must react to them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CalendarError {
+    /// The grant is gone (revoked, expired): reconnect needed.
+    #[error("calendar access has expired")]
+    Expired,
+    /// The tenant needs an administrator to approve the app.
+    #[error("administrator approval needed")]
+    ConsentRequired,
+    #[error("rate limited")]
+    RateLimited { retry_after: Option<Duration> },
+    /// Worth retrying: 5xx, timeouts, connection errors.
+    #[error("calendar temporarily unavailable: {0}")]
+    Transient(String),
+    /// The event id is already taken by something that is not ours.
+    #[error("event id already used")]
+    Duplicate,
+    #[error("not found")]
+    NotFound,
+    /// A request the provider will never accept as sent.
+    #[error("calendar request rejected: {0}")]
+    Rejected(String),
+}
+
+#[async_trait]
+pub trait CalendarProvider: Send + Sync {
+    async fn calendar_info(&self) -> Result<CalendarInfo, CalendarError>;
+    /// Busy intervals overlapping `window`. Fails rather than report a busy
+    /// calendar as free.
+    async fn free_busy(&self, window: Interval) -> Result<Vec<Interval>, CalendarError>;
+    async fn create_event(&self, event: &NewEvent) -> Result<CreatedEvent, CalendarError>;
+    async fn move_event(&self, event_id: &str, to: Interval, timezone: Tz) -> Result<CreatedEvent, CalendarError>;
+}
+
+/// Provider-side event id for a booking: lowercase hex, a subset of the
+/// base32hex alphabet Google requires, and never reused across bookings.
+pub fn event_id_for(booking_id: &str) -> String {
+    booking_id
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .flat_map(char::to_lowercase)
+        .collect()
+}

@@ -1,0 +1,132 @@
+//! Turning a `start` frame into the dialog's [`Setup`] and the booking
+//! environment the effects need.
+
+use super::effects::BookingEnv;
+use super::CallDeps;
+use crate::calendar::google::{GoogleCalendar, GoogleEndpoints};
+use crate::calendar::CalendarProvider;
+use crate::dialog::{BookingContext, Recipient, Setup, SkipReason};
+use crate::phone::E164;
+use crate::protocol::Start;
+use crate::store::{Connection, ConnectionStatus, Provider};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Provider clients, one per connected user, kept so access tokens are
+/// reused across calls.
+pub struct Calendars {
+    http: reqwest::Client,
+    google: GoogleEndpoints,
+    clients: Mutex<HashMap<String, Arc<dyn CalendarProvider>>>,
+}
+
+impl Calendars {
+    pub fn new(http: reqwest::Client, google: GoogleEndpoints) -> Self {
+        Self {
+            http,
+            google,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The provider client for a user's connection; `None` for providers
+    /// this build cannot talk to yet.
+    pub fn for_user(&self, user_id: &str, conn: &Connection) -> Option<Arc<dyn CalendarProvider>> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(user_id) {
+            return Some(c.clone());
+        }
+        let client: Arc<dyn CalendarProvider> = match conn.provider {
+            Provider::Google => Arc::new(GoogleCalendar::new(
+                self.http.clone(),
+                self.google.clone(),
+                conn.calendar_id.clone(),
+                conn.refresh_token.clone(),
+            )),
+            Provider::Microsoft => return None,
+        };
+        clients.insert(user_id.to_string(), client.clone());
+        Some(client)
+    }
+}
+
+fn param<'a>(start: &'a Start, name: &str) -> Option<&'a str> {
+    start.custom_parameters.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+}
+
+/// Looks up the campaign, owner and connection named by the `start` frame.
+pub(super) async fn prepare(deps: &CallDeps, start: &Start) -> (Setup, Option<BookingEnv>) {
+    let phone = param(start, "recipient_phone").and_then(|p| E164::parse(p).ok());
+    let recipient = Recipient {
+        first_name: param(start, "recipient_first_name").unwrap_or("there").to_string(),
+        last_name: param(start, "recipient_last_name").map(str::to_string),
+        phone,
+    };
+    let booking = booking_env(deps, start).await;
+    tracing::info!(
+        call = %start.call_sid,
+        phone = %recipient.phone.as_ref().map(E164::redacted).unwrap_or_default(),
+        booking = ?booking.as_ref().err(),
+        "call started"
+    );
+    match booking {
+        Ok(env) => (
+            Setup {
+                recipient,
+                booking: Ok(env.context()),
+            },
+            Some(env),
+        ),
+        Err(reason) => (
+            Setup {
+                recipient,
+                booking: Err(reason),
+            },
+            None,
+        ),
+    }
+}
+
+async fn booking_env(deps: &CallDeps, start: &Start) -> Result<BookingEnv, SkipReason> {
+    let campaign_id = param(start, "campaign_id").ok_or(SkipReason::CampaignUnknown)?;
+    let campaign = deps
+        .store
+        .campaign(campaign_id)
+        .await
+        .ok()
+        .flatten()
+        .ok_or(SkipReason::CampaignUnknown)?;
+    let settings = campaign.booking.clone().filter(|b| b.enabled).ok_or(SkipReason::BookingDisabled)?;
+    let owner = deps.store.user(&campaign.owner).await.ok().flatten();
+    let conn = deps
+        .store
+        .connection(&campaign.owner)
+        .await
+        .ok()
+        .flatten()
+        .ok_or(SkipReason::CalendarMissing)?;
+    if let ConnectionStatus::Expired { .. } = conn.status {
+        return Err(SkipReason::CalendarExpired);
+    }
+    let provider = deps.calendars.for_user(&campaign.owner, &conn).ok_or(SkipReason::CalendarMissing)?;
+    Ok(BookingEnv {
+        calendar_key: format!("{}:{}", campaign.owner, conn.calendar_id),
+        owner_id: campaign.owner.clone(),
+        owner_name: owner.map(|o| o.name).unwrap_or_default(),
+        campaign_name: campaign.name,
+        recipient_first: param(start, "recipient_first_name").unwrap_or_default().to_string(),
+        recipient_last: param(start, "recipient_last_name").unwrap_or_default().to_string(),
+        settings,
+        provider,
+    })
+}
+
+impl BookingEnv {
+    fn context(&self) -> BookingContext {
+        BookingContext {
+            rules: self.settings.rules.clone(),
+            owner_name: self.owner_name.clone(),
+            meeting: self.settings.meeting.clone(),
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The whole service in-process: the Google emulator and callbook's server,
+//! each on a loopback port, driven over a real WebSocket.
+//!
+//! Replays, the demo and the integration tests all use this, so what they
+//! exercise is exactly what a pipeline talks to. (Tooling: errors are
+//! `anyhow`, as in `main`.)
+
+use crate::calendar::emulator::{serve_local, AccountSpec, GoogleEmulator};
+use crate::calendar::google::GoogleEndpoints;
+use crate::calendar::oauth::OAuthClient;
+use crate::clock::Clock;
+use crate::ledger::MemoryLedger;
+use crate::store::provisioning::Provisioning;
+use crate::store::{MemoryStore, Provider};
+use anyhow::{anyhow, Context};
+use futures_util::{SinkExt, StreamExt};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+/// OAuth client credentials the emulator accepts.
+pub const EMULATOR_CLIENT_ID: &str = "callbook-local.apps.googleusercontent.com";
+pub const EMULATOR_CLIENT_SECRET: &str = "callbook-local-secret";
+
+/// How long a client waits for the server to settle before giving up.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running callbook plus its Google emulator.
+pub struct Harness {
+    pub addr: SocketAddr,
+    pub token: String,
+    pub google: GoogleEmulator,
+    pub clock: Clock,
+    pub ledger: Arc<MemoryLedger>,
+    pub store: Arc<MemoryStore>,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Endpoints for a Google emulator listening at `addr`.
+pub fn emulator_endpoints(addr: SocketAddr) -> GoogleEndpoints {
+    GoogleEndpoints {
+        api_base: format!("http://{addr}/calendar/v3"),
+        oauth: OAuthClient {
+            token_url: format!("http://{addr}/token"),
+            client_id: EMULATOR_CLIENT_ID.into(),
+            client_secret: SecretString::from(EMULATOR_CLIENT_SECRET),
+        },
+    }
+}
+
+/// Creates an emulator account for every Google connection in the file,
+/// with the calendar zone of the user's first booking campaign.
+pub fn seed_emulator(google: &GoogleEmulator, p: &Provisioning) {
+    for u in &p.users {
+        let Some(conn) = u.connection.as_ref().filter(|c| c.provider == Provider::Google) else { continue };
+        let zone = p
+            .campaigns
+            .iter()
+            .filter(|c| c.owner == u.id)
+            .find_map(|c| c.booking.as_ref().map(|b| b.rules.timezone.name().to_string()))
+            .unwrap_or_else(|| "UTC".into());
+        google.add_account(AccountSpec {
+            email: u.email.clone(),
+            refresh_token: conn.refresh_token.expose_secret().to_string(),
+            time_zone: zone,
+            meet: true,
+        });
+    }
+}
+
+impl Harness {
+    /// Starts the emulator (seeded from `provisioning`, then by `seed`) and
+    /// the server, both on free loopback ports.
+    pub async fn start(provisioning: Provisioning, clock: Clock, seed: impl FnOnce(&GoogleEmulator)) -> anyhow::Result<Harness> {
+        let shutdown = CancellationToken::new();
+        let google = GoogleEmulator::new(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET);
+        seed_emulator(&google, &provisioning);
+        seed(&google);
+        let google_addr = serve_local(google.router(), shutdown.clone()).await?;
+        let store = Arc::new(provisioning.into_store());
+        let ledger = Arc::new(MemoryLedger::new());
+        let token = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let settings = crate::Settings {
+            auth_token: SecretString::from(token.clone()),
+            store: store.clone(),
+            ledger: ledger.clone(),
+            google: emulator_endpoints(google_addr),
+            clock: clock.clone(),
+            drain: Duration::from_secs(5),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let stop = shutdown.clone();
+        let server = tokio::spawn(crate::run(settings, listener, async move { stop.cancelled().await }));
+        Ok(Harness {
+            addr,
+            token,
+            google,
+            clock,
+            ledger,
+            store,
+            shutdown,
+            server,
+        })
+    }
+
+    /// Opens a call socket with the right bearer token.
+    pub async fn connect(&self) -> anyhow::Result<CallClient> {
+        CallClient::connect(self.addr, Some(&self.token)).await
+    }
+
+    /// Stops the server (draining calls) and the emulator.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.server.await??;
+        Ok(())
+    }
+}
+
+/// A pipeline's end of one call socket.
+pub struct CallClient {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    syncs: u64,
+    /// The server's first frame (protocol and version).
+    pub hello: Value,
+}
+
+impl CallClient {
+    pub async fn connect(addr: SocketAddr, token: Option<&str>) -> anyhow::Result<CallClient> {
+        let mut req = format!("ws://{addr}/v1/calls").into_client_request()?;
+        if let Some(t) = token {
+            req.headers_mut().insert("authorization", format!("Bearer {t}").parse()?);
+        }
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await?;
+        let mut client = CallClient {
+            ws,
+            syncs: 0,
+            hello: Value::Null,
+        };
+        client.hello = client.recv().await?.ok_or_else(|| anyhow!("socket closed before hello"))?;
+        Ok(client)
+    }
+
+    pub async fn send(&mut self, frame: &Value) -> anyhow::Result<()> {
+        self.send_raw(&frame.to_string()).await
+    }
+
+    pub async fn send_raw(&mut self, text: &str) -> anyhow::Result<()> {
+        self.ws.send(Message::Text(text.into())).await?;
+        Ok(())
+    }
+
+    /// The next text frame, parsed; `None` once the socket closed.
+    pub async fn recv(&mut self) -> anyhow::Result<Option<Value>> {
+        loop {
+            let next = tokio::time::timeout(SETTLE_TIMEOUT, self.ws.next())
+                .await
+                .context("timed out waiting for the server")?;
+            match next {
+                Some(Ok(Message::Text(t))) => return Ok(Some(serde_json::from_str(&t)?)),
+                Some(Ok(Message::Close(_))) | None => return Ok(None),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Sends a `sync` and returns every frame the server sent before
+    /// answering it: everything the call did in response to what came
+    /// before, including finished calendar work.
+    pub async fn settle(&mut self) -> anyhow::Result<Vec<Value>> {
+        self.syncs += 1;
+        let id = format!("sync-{}", self.syncs);
+        self.send(&json!({"event": "sync", "sync": {"id": id}})).await?;
+        let mut frames = Vec::new();
+        loop {
+            let Some(frame) = self.recv().await? else {
+                return Ok(frames);
+            };
+            if frame["event"] == "sync" && frame["sync"]["id"] == id.as_str() {
+                return Ok(frames);
+            }
+            frames.push(frame);
+        }
+    }
+
+    /// Reads until the server closes the socket.
+    pub async fn drain(&mut self) -> anyhow::Result<Vec<Value>> {
+        let mut frames = Vec::new();
+        while let Some(f) = self.recv().await? {
+            frames.push(f);
+        }
+        Ok(frames)
+    }
+
+    pub async fn close(mut self) -> anyhow::Result<()> {
+        self.ws.close(None).await?;
+        Ok(())
+    }
+}
+
+/// Builders for the frames a pipeline sends, in Twilio's exact shapes.
+pub mod frames {
+    use serde_json::{json, Value};
+
+    pub fn connected() -> Value {
+        json!({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+    }
+
+    /// A `start` frame; `params` become `customParameters`.
+    pub fn start(call_sid: &str, params: Value) -> Value {
+        let stream = format!("MZ{}", call_sid.trim_start_matches("CA"));
+        json!({
+            "event": "start",
+            "sequenceNumber": "1",
+            "start": {
+                "accountSid": "AC00000000000000000000000000000000",
+                "streamSid": stream,
+                "callSid": call_sid,
+                "tracks": ["inbound"],
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                "customParameters": params,
+            },
+            "streamSid": stream,
+        })
+    }
+
+    pub fn media(seq: u64) -> Value {
+        json!({"event": "media", "sequenceNumber": seq.to_string(),
+               "media": {"track": "inbound", "chunk": seq.to_string(), "timestamp": (seq * 20).to_string(),
+                         "payload": "//////////////////////////8="}})
+    }
+
+    pub fn transcript(text: &str) -> Value {
+        json!({"event": "transcript", "transcript": {"text": text, "final": true}})
+    }
+
+    pub fn offer() -> Value {
+        json!({"event": "booking", "booking": {"action": "offer"}})
+    }
+
+    pub fn stop(call_sid: &str) -> Value {
+        json!({"event": "stop", "sequenceNumber": "99",
+               "stop": {"accountSid": "AC00000000000000000000000000000000", "callSid": call_sid}})
+    }
+}

@@ -1,0 +1,62 @@
+//! Cross-call slot claims: the single place that decides which caller wins.
+//!
+//! A claim is a booking's padded interval on one calendar. `hold` checks for
+//! overlap and inserts in one atomic step, so of two calls confirming
+//! overlapping slots exactly one holds it; the other learns the conflict and
+//! hears alternatives. Holds expire on their own (a crashed call frees its
+//! slot); `commit` makes a hold permanent once the calendar event exists.
+
+mod memory;
+
+pub use memory::MemoryLedger;
+
+use crate::schedule::Interval;
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+
+/// How long a hold lives without a commit. Covers the provider re-check and
+/// the create, each bounded far below this.
+pub const HOLD_TTL: Duration = Duration::seconds(60);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("the interval overlaps a claim already made")]
+    Taken { conflict: Interval },
+    #[error("no live hold for this claim")]
+    NotHeld,
+    #[error("ledger unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One claim as reported by [`Ledger::claims`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub id: String,
+    pub interval: Interval,
+    pub committed: bool,
+}
+
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Holds `interval` for `claim` unless it overlaps another live claim on
+    /// `calendar`. `replaces` names a claim of the same booking (a move) that
+    /// does not count as a conflict and is released at commit. Idempotent:
+    /// holding an existing claim again succeeds.
+    async fn hold(
+        &self,
+        calendar: &str,
+        claim: &str,
+        interval: Interval,
+        replaces: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError>;
+
+    /// Makes a live hold permanent.
+    async fn commit(&self, calendar: &str, claim: &str, now: DateTime<Utc>) -> Result<(), LedgerError>;
+
+    /// Drops a claim, held or committed. Unknown claims are fine.
+    async fn release(&self, calendar: &str, claim: &str) -> Result<(), LedgerError>;
+
+    /// Live claims overlapping `window`.
+    async fn claims(&self, calendar: &str, window: Interval, now: DateTime<Utc>) -> Result<Vec<Claim>, LedgerError>;
+}
