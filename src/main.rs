@@ -39,6 +39,9 @@ enum Command {
         /// Print every transcript, not only failing ones.
         #[arg(short, long)]
         verbose: bool,
+        /// Print the frames and events each run produced, as JSON.
+        #[arg(long)]
+        record: bool,
     },
     /// List free slots for booking rules and busy time.
     Slots {
@@ -94,7 +97,7 @@ async fn main() -> ExitCode {
             serve(args).await.map(|_| true)
         }
         Command::Demo => demo().await.map(|_| true),
-        Command::Replay { files, verbose } => callbook::replay::replay_files(&files, verbose).await,
+        Command::Replay { files, verbose, record } => callbook::replay::replay_files(&files, verbose, record).await,
         Command::Slots { rules, busy, now, limit } => return slots(rules, busy, now, limit),
     };
     match result {

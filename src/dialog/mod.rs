@@ -504,7 +504,7 @@ impl Dialog {
                     }
                     (true, _, true) => format!("I can move it to {said}. Shall I?"),
                     (true, _, false) => format!("I have {said}. {question}"),
-                    (false, true, _) => format!("I don't have that time open. The closest I have is {said}. {question}"),
+                    (false, true, _) => format!("I don't have anything open then. The closest I have is {said}. {question}"),
                     (false, false, _) => format!("How about {said}? {question}"),
                 };
                 out.status(Status::Proposed {

@@ -203,7 +203,8 @@ pub fn parse(text: &str) -> Option<Email> {
 /// Parses a spelled local part alone ("no, it's j o n"), for corrections.
 pub fn parse_local_part(text: &str) -> Option<String> {
     let pieces = pieces(text);
-    if pieces.contains(&Piece::At) {
+    // Only a spelling counts: "no, that's still wrong" is not an address.
+    if pieces.is_empty() || !pieces.iter().all(|p| matches!(p, Piece::Char(_) | Piece::Symbol(_))) {
         return None;
     }
     let local = spell(&pieces);
@@ -449,6 +450,8 @@ mod tests {
     #[test]
     fn local_part_correction() {
         assert_eq!(parse_local_part("no, it's j o n").as_deref(), Some("jon"));
+        assert_eq!(parse_local_part("no, that's still wrong"), None);
+        assert_eq!(parse_local_part("no"), None);
     }
 
     #[test]
