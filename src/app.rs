@@ -1,7 +1,7 @@
 //! Wiring: build the shared parts, serve, drain on shutdown.
 
-use crate::call::{CallDeps, Calendars};
 use crate::calendar::google::GoogleEndpoints;
+use crate::call::{Calendars, CallDeps};
 use crate::clock::Clock;
 use crate::ledger::Ledger;
 use crate::server::{router, AppState};
@@ -40,7 +40,11 @@ pub fn http_client() -> reqwest::Client {
 
 /// Serves until `shutdown` resolves, then lets live calls finish for up to
 /// `settings.drain` before cancelling them, and waits for their effects.
-pub async fn run(settings: Settings, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
     let calls_cancel = CancellationToken::new();
     let deps = Arc::new(CallDeps {
@@ -59,9 +63,14 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: impl Futur
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     tracker.close();
-    if tokio::time::timeout(settings.drain, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(settings.drain, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("drain period over; cancelling remaining calls");
         calls_cancel.cancel();
         tracker.wait().await;

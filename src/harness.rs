@@ -60,12 +60,22 @@ pub fn emulator_endpoints(addr: SocketAddr) -> GoogleEndpoints {
 /// with the calendar zone of the user's first booking campaign.
 pub fn seed_emulator(google: &GoogleEmulator, p: &Provisioning) {
     for u in &p.users {
-        let Some(conn) = u.connection.as_ref().filter(|c| c.provider == Provider::Google) else { continue };
+        let Some(conn) = u
+            .connection
+            .as_ref()
+            .filter(|c| c.provider == Provider::Google)
+        else {
+            continue;
+        };
         let zone = p
             .campaigns
             .iter()
             .filter(|c| c.owner == u.id)
-            .find_map(|c| c.booking.as_ref().map(|b| b.rules.timezone.name().to_string()))
+            .find_map(|c| {
+                c.booking
+                    .as_ref()
+                    .map(|b| b.rules.timezone.name().to_string())
+            })
             .unwrap_or_else(|| "UTC".into());
         google.add_account(AccountSpec {
             email: u.email.clone(),
@@ -79,7 +89,11 @@ pub fn seed_emulator(google: &GoogleEmulator, p: &Provisioning) {
 impl Harness {
     /// Starts the emulator (seeded from `provisioning`, then by `seed`) and
     /// the server, both on free loopback ports.
-    pub async fn start(provisioning: Provisioning, clock: Clock, seed: impl FnOnce(&GoogleEmulator)) -> anyhow::Result<Harness> {
+    pub async fn start(
+        provisioning: Provisioning,
+        clock: Clock,
+        seed: impl FnOnce(&GoogleEmulator),
+    ) -> anyhow::Result<Harness> {
         let shutdown = CancellationToken::new();
         let google = GoogleEmulator::new(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET);
         seed_emulator(&google, &provisioning);
@@ -94,12 +108,14 @@ impl Harness {
             ledger: ledger.clone(),
             google: emulator_endpoints(google_addr),
             clock: clock.clone(),
-            drain: Duration::from_secs(5),
+            drain: Duration::from_millis(500),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let stop = shutdown.clone();
-        let server = tokio::spawn(crate::run(settings, listener, async move { stop.cancelled().await }));
+        let server = tokio::spawn(crate::run(settings, listener, async move {
+            stop.cancelled().await
+        }));
         Ok(Harness {
             addr,
             token,
@@ -137,7 +153,8 @@ impl CallClient {
     pub async fn connect(addr: SocketAddr, token: Option<&str>) -> anyhow::Result<CallClient> {
         let mut req = format!("ws://{addr}/v1/calls").into_client_request()?;
         if let Some(t) = token {
-            req.headers_mut().insert("authorization", format!("Bearer {t}").parse()?);
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse()?);
         }
         let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await?;
         let mut client = CallClient {
@@ -145,7 +162,10 @@ impl CallClient {
             syncs: 0,
             hello: Value::Null,
         };
-        client.hello = client.recv().await?.ok_or_else(|| anyhow!("socket closed before hello"))?;
+        client.hello = client
+            .recv()
+            .await?
+            .ok_or_else(|| anyhow!("socket closed before hello"))?;
         Ok(client)
     }
 
@@ -155,6 +175,11 @@ impl CallClient {
 
     pub async fn send_raw(&mut self, text: &str) -> anyhow::Result<()> {
         self.ws.send(Message::Text(text.into())).await?;
+        Ok(())
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) -> anyhow::Result<()> {
+        self.ws.send(Message::Binary(bytes.into())).await?;
         Ok(())
     }
 
@@ -179,7 +204,8 @@ impl CallClient {
     pub async fn settle(&mut self) -> anyhow::Result<Vec<Value>> {
         self.syncs += 1;
         let id = format!("sync-{}", self.syncs);
-        self.send(&json!({"event": "sync", "sync": {"id": id}})).await?;
+        self.send(&json!({"event": "sync", "sync": {"id": id}}))
+            .await?;
         let mut frames = Vec::new();
         loop {
             let Some(frame) = self.recv().await? else {

@@ -33,8 +33,8 @@
 //!   real WebSocket; [`replay`] and the demo are built on it.
 
 pub mod app;
-pub mod call;
 pub mod calendar;
+pub mod call;
 pub mod clock;
 pub mod dialog;
 pub mod harness;

@@ -20,7 +20,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "callbook", version, about = "Meeting booking sidecar for phone-call voice agents")]
+#[command(
+    name = "callbook",
+    version,
+    about = "Meeting booking sidecar for phone-call voice agents"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,7 +76,12 @@ struct ServeArgs {
     emulator: bool,
     #[arg(long, env = "CALLBOOK_GOOGLE_CLIENT_ID", default_value = "")]
     google_client_id: String,
-    #[arg(long, env = "CALLBOOK_GOOGLE_CLIENT_SECRET", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CALLBOOK_GOOGLE_CLIENT_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
     google_client_secret: String,
     #[arg(long, env = "CALLBOOK_GOOGLE_API_BASE", default_value = GoogleEndpoints::API_BASE)]
     google_api_base: String,
@@ -84,8 +93,12 @@ struct ServeArgs {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "callbook=info,warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).json().init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "callbook=info,warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .json()
+        .init();
 }
 
 #[tokio::main]
@@ -97,8 +110,17 @@ async fn main() -> ExitCode {
             serve(args).await.map(|_| true)
         }
         Command::Demo => demo().await.map(|_| true),
-        Command::Replay { files, verbose, record } => callbook::replay::replay_files(&files, verbose, record).await,
-        Command::Slots { rules, busy, now, limit } => return slots(rules, busy, now, limit),
+        Command::Replay {
+            files,
+            verbose,
+            record,
+        } => callbook::replay::replay_files(&files, verbose, record).await,
+        Command::Slots {
+            rules,
+            busy,
+            now,
+            limit,
+        } => return slots(rules, busy, now, limit),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -116,7 +138,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -127,7 +150,9 @@ async fn shutdown_signal() {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let text = match &args.provisioning {
-        Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
         None => provisioning::DEFAULT.to_string(),
     };
     let prov = Provisioning::parse(&text)?;
@@ -171,11 +196,22 @@ async fn demo() -> anyhow::Result<()> {
     let now = clock.now();
     let harness = Harness::start(prov, clock, |g| {
         // Something already on the owner's calendar tomorrow morning.
-        let start = (now + chrono::Duration::days(1)).date_naive().and_hms_opt(15, 0, 0).unwrap_or_default().and_utc();
-        g.add_event("alex@callbook.example", "Team standup", Interval::new(start, start + chrono::Duration::hours(1)));
+        let start = (now + chrono::Duration::days(1))
+            .date_naive()
+            .and_hms_opt(15, 0, 0)
+            .unwrap_or_default()
+            .and_utc();
+        g.add_event(
+            "alex@callbook.example",
+            "Team standup",
+            Interval::new(start, start + chrono::Duration::hours(1)),
+        );
     })
     .await?;
-    println!("callbook demo: server on {}, Google emulator behind it\n", harness.addr);
+    println!(
+        "callbook demo: server on {}, Google emulator behind it\n",
+        harness.addr
+    );
     let mut call = harness.connect().await?;
     println!("connected: {}", call.hello);
     let call_sid = "CA0000000000000000000000000000demo";
@@ -215,7 +251,11 @@ async fn demo() -> anyhow::Result<()> {
         let took = started.elapsed();
         for f in &replies {
             match f["event"].as_str() {
-                Some("say") => println!("agent:  {}   ({:.1} ms)", f["say"]["text"].as_str().unwrap_or_default(), took.as_secs_f64() * 1000.0),
+                Some("say") => println!(
+                    "agent:  {}   ({:.1} ms)",
+                    f["say"]["text"].as_str().unwrap_or_default(),
+                    took.as_secs_f64() * 1000.0
+                ),
                 Some("booking") => println!("        [booking] {}", f["booking"]),
                 _ => println!("        {f}"),
             }
@@ -224,11 +264,22 @@ async fn demo() -> anyhow::Result<()> {
     }
     call.send(&frames::stop(call_sid)).await?;
     call.drain().await?;
-    for e in harness.google.events("alex@callbook.example").iter().filter(|e| e.booking_id.is_some()) {
+    for e in harness
+        .google
+        .events("alex@callbook.example")
+        .iter()
+        .filter(|e| e.booking_id.is_some())
+    {
         println!("booked on the owner's Google Calendar (emulator):");
         println!("  title:    {}", e.summary);
-        println!("  start:    {} (UTC)", e.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-        println!("  end:      {} (UTC)", e.end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        println!(
+            "  start:    {} (UTC)",
+            e.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        println!(
+            "  end:      {} (UTC)",
+            e.end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
         println!("  invitee:  {}", e.attendees.join(", "));
         println!("  meet:     {}", e.join_link.as_deref().unwrap_or("none"));
         println!("  invites:  {} sent by the provider", e.invites_sent);
@@ -237,7 +288,12 @@ async fn demo() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn slots(rules: PathBuf, busy: Option<PathBuf>, now: DateTime<Utc>, limit: Option<usize>) -> ExitCode {
+fn slots(
+    rules: PathBuf,
+    busy: Option<PathBuf>,
+    now: DateTime<Utc>,
+    limit: Option<usize>,
+) -> ExitCode {
     let fail = |msg: String| {
         eprintln!("error: {msg}");
         ExitCode::from(2)

@@ -28,12 +28,18 @@ pub enum Inbound {
     Start(Start),
     /// Audio; only counted.
     Media,
-    Dtmf { digit: String },
-    Mark { name: String },
+    Dtmf {
+        digit: String,
+    },
+    Mark {
+        name: String,
+    },
     Stop,
     Transcript(Transcript),
     Booking(BookingAction),
-    Sync { id: String },
+    Sync {
+        id: String,
+    },
 }
 
 /// The `start` frame's metadata.
@@ -185,7 +191,8 @@ pub fn parse(text: &str) -> Result<Inbound, ProtocolError> {
     if text.len() > MAX_FRAME_BYTES {
         return Err(ProtocolError::TooLarge);
     }
-    let probe: Probe = serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    let probe: Probe =
+        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
     let event = probe.event.ok_or(ProtocolError::MissingEvent)?;
     Ok(match event.as_ref() {
         "media" => Inbound::Media,
@@ -212,7 +219,11 @@ pub fn parse(text: &str) -> Result<Inbound, ProtocolError> {
         "sync" => Inbound::Sync {
             id: body::<SyncFrame>("sync", text)?.sync.id,
         },
-        other => return Err(ProtocolError::UnknownEvent(other.chars().take(64).collect())),
+        other => {
+            return Err(ProtocolError::UnknownEvent(
+                other.chars().take(64).collect(),
+            ))
+        }
     })
 }
 
@@ -221,7 +232,10 @@ pub fn parse(text: &str) -> Result<Inbound, ProtocolError> {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Outbound {
     /// First frame on every socket: how the client learns the version.
-    Connected { protocol: &'static str, version: &'static str },
+    Connected {
+        protocol: &'static str,
+        version: &'static str,
+    },
     Say {
         #[serde(rename = "streamSid", skip_serializing_if = "Option::is_none")]
         stream_sid: Option<String>,
@@ -237,7 +251,9 @@ pub enum Outbound {
         stream_sid: Option<String>,
         error: ErrorBody,
     },
-    Sync { sync: SyncReply },
+    Sync {
+        sync: SyncReply,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -303,13 +319,24 @@ mod tests {
     fn bad_frames_get_named_errors() {
         assert_eq!(parse("{not json").unwrap_err().code(), "malformed_json");
         assert_eq!(parse("{}").unwrap_err().code(), "missing_event");
-        assert_eq!(parse(r#"{"event":"dance"}"#).unwrap_err().code(), "unknown_event");
-        assert_eq!(parse(r#"{"event":"transcript","transcript":{}}"#).unwrap_err().code(), "invalid_frame");
+        assert_eq!(
+            parse(r#"{"event":"dance"}"#).unwrap_err().code(),
+            "unknown_event"
+        );
+        assert_eq!(
+            parse(r#"{"event":"transcript","transcript":{}}"#)
+                .unwrap_err()
+                .code(),
+            "invalid_frame"
+        );
         assert_eq!(parse(r#"[1,2]"#).unwrap_err().code(), "malformed_json");
     }
 
     #[test]
     fn sync_ids_may_be_numbers() {
-        assert_eq!(parse(r#"{"event":"sync","sync":{"id":7}}"#).unwrap(), Inbound::Sync { id: "7".into() });
+        assert_eq!(
+            parse(r#"{"event":"sync","sync":{"id":7}}"#).unwrap(),
+            Inbound::Sync { id: "7".into() }
+        );
     }
 }

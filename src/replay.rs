@@ -159,20 +159,23 @@ fn parse_duration(s: &str) -> anyhow::Result<Duration> {
 
 impl Fixture {
     pub fn load(path: &Path) -> anyhow::Result<Fixture> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
     fn provisioning(&self) -> anyhow::Result<Provisioning> {
         let mut user = json!({"id": "owner", "name": self.owner.name, "email": self.owner.email});
         if self.owner.connection != "missing" {
-            let mut conn = json!({"provider": self.owner.provider, "refresh_token": "fixture-refresh-token"});
+            let mut conn =
+                json!({"provider": self.owner.provider, "refresh_token": "fixture-refresh-token"});
             if self.owner.connection == "expired" {
                 conn["expired_at"] = json!(self.now - Duration::days(1));
             }
             user["connection"] = conn;
         }
-        let mut campaign = json!({"id": self.campaign.id, "name": self.campaign.name, "owner": "owner"});
+        let mut campaign =
+            json!({"id": self.campaign.id, "name": self.campaign.name, "owner": "owner"});
         if let Some(b) = &self.campaign.booking {
             campaign["booking"] = b.clone();
         }
@@ -217,17 +220,32 @@ impl Fixture {
         Ok(report)
     }
 
-    async fn run_script(&self, harness: &Harness, clock: &Clock, report: &mut Report) -> anyhow::Result<()> {
+    async fn run_script(
+        &self,
+        harness: &Harness,
+        clock: &Clock,
+        report: &mut Report,
+    ) -> anyhow::Result<()> {
         let mut clients: HashMap<String, CallClient> = HashMap::new();
         for (i, step) in self.script.iter().enumerate() {
             if let Some(d) = &step.advance {
                 clock.advance(parse_duration(d)?);
                 report.frames.push(Vec::new());
-                let _ = writeln!(report.transcript, "      … {d} later ({})", clock.now().format("%a %Y-%m-%d %H:%M UTC"));
+                let _ = writeln!(
+                    report.transcript,
+                    "      … {d} later ({})",
+                    clock.now().format("%a %Y-%m-%d %H:%M UTC")
+                );
                 continue;
             }
-            let name = step.call.clone().ok_or_else(|| anyhow!("step {i}: needs \"call\" or \"advance\""))?;
-            let callee = self.calls.get(&name).ok_or_else(|| anyhow!("step {i}: unknown call {name:?}"))?;
+            let name = step
+                .call
+                .clone()
+                .ok_or_else(|| anyhow!("step {i}: needs \"call\" or \"advance\""))?;
+            let callee = self
+                .calls
+                .get(&name)
+                .ok_or_else(|| anyhow!("step {i}: unknown call {name:?}"))?;
             let call_sid = format!("CA{:0>32}", name);
             if step.start {
                 let mut client = harness.connect().await?;
@@ -247,7 +265,9 @@ impl Fixture {
                 let _ = writeln!(report.transcript, "[{name}] ── call starts ──");
                 clients.insert(name.clone(), client);
             } else {
-                let client = clients.get_mut(&name).ok_or_else(|| anyhow!("step {i}: call {name:?} has not started"))?;
+                let client = clients
+                    .get_mut(&name)
+                    .ok_or_else(|| anyhow!("step {i}: call {name:?} has not started"))?;
                 if let Some(text) = &step.say {
                     let _ = writeln!(report.transcript, "[{name}] caller: {text}");
                     client.send(&frames::transcript(text)).await?;
@@ -256,7 +276,9 @@ impl Fixture {
                     client.send(&frames::offer()).await?;
                 } else if step.cancel {
                     let _ = writeln!(report.transcript, "[{name}] pipeline: booking cancel");
-                    client.send(&json!({"event": "booking", "booking": {"action": "cancel"}})).await?;
+                    client
+                        .send(&json!({"event": "booking", "booking": {"action": "cancel"}}))
+                        .await?;
                 } else if let Some(raw) = &step.send {
                     let text = raw.as_str().map_or_else(|| raw.to_string(), str::to_string);
                     let _ = writeln!(report.transcript, "[{name}] pipeline sends: {text}");
@@ -268,13 +290,21 @@ impl Fixture {
                     bail!("step {i}: nothing to do");
                 }
             }
-            let client = clients.get_mut(&name).ok_or_else(|| anyhow!("step {i}: no client"))?;
-            let got = if step.stop { client.drain().await? } else { client.settle().await? };
+            let client = clients
+                .get_mut(&name)
+                .ok_or_else(|| anyhow!("step {i}: no client"))?;
+            let got = if step.stop {
+                client.drain().await?
+            } else {
+                client.settle().await?
+            };
             for frame in &got {
                 let _ = writeln!(report.transcript, "[{name}] {}", describe(frame));
             }
             if let Some(expected) = &step.expect {
-                if let Some(diff) = compare_list(&format!("step {} (call {name})", i + 1), expected, &got) {
+                if let Some(diff) =
+                    compare_list(&format!("step {} (call {name})", i + 1), expected, &got)
+                {
                     report.failures.push(diff);
                 }
             }
@@ -287,17 +317,27 @@ impl Fixture {
 /// One outbound frame as a transcript line.
 fn describe(frame: &Value) -> String {
     match frame["event"].as_str() {
-        Some("say") => format!("agent: {}", frame["say"]["text"].as_str().unwrap_or_default()),
+        Some("say") => format!(
+            "agent: {}",
+            frame["say"]["text"].as_str().unwrap_or_default()
+        ),
         Some("booking") => {
             let b = &frame["booking"];
             let mut rest = b.clone();
             if let Some(o) = rest.as_object_mut() {
                 o.remove("status");
             }
-            let detail = if rest.as_object().is_some_and(|o| o.is_empty()) { String::new() } else { format!(" {rest}") };
+            let detail = if rest.as_object().is_some_and(|o| o.is_empty()) {
+                String::new()
+            } else {
+                format!(" {rest}")
+            };
             format!("booking: {}{}", b["status"].as_str().unwrap_or("?"), detail)
         }
-        Some("error") => format!("error: {} ({})", frame["error"]["code"], frame["error"]["message"]),
+        Some("error") => format!(
+            "error: {} ({})",
+            frame["error"]["code"], frame["error"]["message"]
+        ),
         _ => frame.to_string(),
     }
 }
@@ -317,7 +357,11 @@ fn subset(expected: &Value, actual: &Value, path: &str) -> Result<(), String> {
         }
         (Value::Array(e), Value::Array(a)) => {
             if e.len() != a.len() {
-                return Err(format!("{path}: expected {} items, got {}", e.len(), a.len()));
+                return Err(format!(
+                    "{path}: expected {} items, got {}",
+                    e.len(),
+                    a.len()
+                ));
             }
             for (i, (ev, av)) in e.iter().zip(a).enumerate() {
                 subset(ev, av, &format!("{path}/{i}"))?;
@@ -336,7 +380,11 @@ fn subset(expected: &Value, actual: &Value, path: &str) -> Result<(), String> {
 fn compare_list(what: &str, expected: &[Value], actual: &[Value]) -> Option<String> {
     let mut problems = Vec::new();
     if expected.len() != actual.len() {
-        problems.push(format!("expected {} frames, got {}", expected.len(), actual.len()));
+        problems.push(format!(
+            "expected {} frames, got {}",
+            expected.len(),
+            actual.len()
+        ));
     }
     for (i, e) in expected.iter().enumerate() {
         match actual.get(i) {
@@ -370,12 +418,19 @@ fn compare_list(what: &str, expected: &[Value], actual: &[Value]) -> Option<Stri
 /// With `record`, prints what each run produced as JSON instead (one object
 /// per file: `{"file", "steps": [[frame…]…], "calendar": [event…]}`), to
 /// author expectations from a reviewed run.
-pub async fn replay_files(paths: &[std::path::PathBuf], verbose: bool, record: bool) -> anyhow::Result<bool> {
+pub async fn replay_files(
+    paths: &[std::path::PathBuf],
+    verbose: bool,
+    record: bool,
+) -> anyhow::Result<bool> {
     let mut passed = 0usize;
     let mut failed = 0usize;
     for path in paths {
         let fixture = Fixture::load(path)?;
-        let report = fixture.run().await.with_context(|| format!("replaying {}", path.display()))?;
+        let report = fixture
+            .run()
+            .await
+            .with_context(|| format!("replaying {}", path.display()))?;
         if record {
             let out = json!({"file": path.display().to_string(), "steps": report.frames, "calendar": report.created});
             println!("{out}");

@@ -65,7 +65,12 @@ struct GoogleErrorItem {
 }
 
 impl GoogleCalendar {
-    pub fn new(http: reqwest::Client, endpoints: GoogleEndpoints, calendar_id: String, refresh_token: SecretString) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        endpoints: GoogleEndpoints,
+        calendar_id: String,
+        refresh_token: SecretString,
+    ) -> Self {
         Self {
             http,
             endpoints,
@@ -85,15 +90,26 @@ impl GoogleCalendar {
                 }
             }
         }
-        let grant = self.endpoints.oauth.refresh(&self.http, &self.refresh_token).await?;
+        let grant = self
+            .endpoints
+            .oauth
+            .refresh(&self.http, &self.refresh_token)
+            .await?;
         let until = Instant::now() + grant.expires_in.saturating_sub(TOKEN_EARLY_REFRESH);
         *cached = Some((grant.access_token.clone(), until));
         Ok(grant.access_token)
     }
 
     /// Sends one API request; a 401 gets one token refresh and one retry.
-    async fn call(&self, method: Method, path: &[&str], query: &[(&str, &str)], body: Option<&Value>) -> Result<Value, CalendarError> {
-        let mut url = reqwest::Url::parse(&self.endpoints.api_base).map_err(|e| CalendarError::Rejected(format!("api base: {e}")))?;
+    async fn call(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, CalendarError> {
+        let mut url = reqwest::Url::parse(&self.endpoints.api_base)
+            .map_err(|e| CalendarError::Rejected(format!("api base: {e}")))?;
         url.path_segments_mut()
             .map_err(|_| CalendarError::Rejected("api base cannot take a path".into()))?
             .pop_if_empty()
@@ -101,15 +117,26 @@ impl GoogleCalendar {
         let mut refreshed = false;
         loop {
             let token = self.access_token(refreshed).await?;
-            let mut req = self.http.request(method.clone(), url.clone()).query(query).bearer_auth(token.expose_secret());
+            let mut req = self
+                .http
+                .request(method.clone(), url.clone())
+                .query(query)
+                .bearer_auth(token.expose_secret());
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let resp = req.send().await.map_err(|e| CalendarError::Transient(e.without_url().to_string()))?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| CalendarError::Transient(e.without_url().to_string()))?;
             let status = resp.status();
-            let text = resp.text().await.map_err(|e| CalendarError::Transient(e.to_string()))?;
+            let text = resp
+                .text()
+                .await
+                .map_err(|e| CalendarError::Transient(e.to_string()))?;
             if status.is_success() {
-                return serde_json::from_str(&text).map_err(|e| CalendarError::Transient(format!("bad JSON from Google: {e}")));
+                return serde_json::from_str(&text)
+                    .map_err(|e| CalendarError::Transient(format!("bad JSON from Google: {e}")));
             }
             if status == StatusCode::UNAUTHORIZED && !refreshed {
                 refreshed = true;
@@ -120,7 +147,10 @@ impl GoogleCalendar {
     }
 
     fn zone_or(&self, fallback: Tz) -> Tz {
-        self.zone.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or(fallback)
+        self.zone
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or(fallback)
     }
 
     async fn get_event(&self, event_id: &str) -> Result<Value, CalendarError> {
@@ -141,9 +171,11 @@ fn classify(status: StatusCode, body: &str) -> CalendarError {
         (401, _) => CalendarError::Expired,
         (409, _) => CalendarError::Duplicate,
         (404, _) | (410, _) => CalendarError::NotFound,
-        (429, _) | (403, "rateLimitExceeded" | "userRateLimitExceeded" | "quotaExceeded" | "dailyLimitExceeded") => {
-            CalendarError::RateLimited { retry_after: None }
-        }
+        (429, _)
+        | (
+            403,
+            "rateLimitExceeded" | "userRateLimitExceeded" | "quotaExceeded" | "dailyLimitExceeded",
+        ) => CalendarError::RateLimited { retry_after: None },
         (500..=599, _) => CalendarError::Transient(format!("Google {status}: {reason}")),
         _ => CalendarError::Rejected(format!("Google {status} {reason}: {message}")),
     }
@@ -163,7 +195,9 @@ fn event_time(t: DateTime<Utc>, tz: Tz) -> Value {
 
 fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
     let s = v.get("dateTime")?.as_str()?;
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// The Meet link, once conference creation has succeeded.
@@ -188,7 +222,11 @@ fn join_link(event: &Value) -> Option<String> {
 
 fn created(event: &Value) -> Result<CreatedEvent, CalendarError> {
     let bad = || CalendarError::Transient("event without id or times".into());
-    let event_id = event.get("id").and_then(Value::as_str).ok_or_else(bad)?.to_string();
+    let event_id = event
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(bad)?
+        .to_string();
     let start = event.get("start").and_then(parse_time).ok_or_else(bad)?;
     let end = event.get("end").and_then(parse_time).ok_or_else(bad)?;
     Ok(CreatedEvent {
@@ -202,25 +240,45 @@ fn created(event: &Value) -> Result<CreatedEvent, CalendarError> {
 impl CalendarProvider for GoogleCalendar {
     async fn calendar_info(&self) -> Result<CalendarInfo, CalendarError> {
         let list = self
-            .call(Method::GET, &["users", "me", "calendarList"], &[("minAccessRole", "writer")], None)
+            .call(
+                Method::GET,
+                &["users", "me", "calendarList"],
+                &[("minAccessRole", "writer")],
+                None,
+            )
             .await?;
-        let items = list.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+        let items = list
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let wanted = |c: &&Value| {
             let id = c.get("id").and_then(Value::as_str);
             let primary = c.get("primary").and_then(Value::as_bool).unwrap_or(false);
             id == Some(self.calendar_id.as_str()) || (self.calendar_id == "primary" && primary)
         };
         let cal = items.iter().find(wanted).ok_or(CalendarError::NotFound)?;
-        let timezone: Option<Tz> = cal.get("timeZone").and_then(Value::as_str).and_then(|z| z.parse().ok());
+        let timezone: Option<Tz> = cal
+            .get("timeZone")
+            .and_then(Value::as_str)
+            .and_then(|z| z.parse().ok());
         *self.zone.lock().unwrap_or_else(|p| p.into_inner()) = timezone;
         let meet = cal
             .pointer("/conferenceProperties/allowedConferenceSolutionTypes")
             .and_then(Value::as_array)
             .is_some_and(|types| types.iter().any(|t| t.as_str() == Some("hangoutsMeet")));
         Ok(CalendarInfo {
-            calendar_id: cal.get("id").and_then(Value::as_str).unwrap_or(&self.calendar_id).to_string(),
+            calendar_id: cal
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or(&self.calendar_id)
+                .to_string(),
             timezone,
-            video: if meet { Video::Available("Google Meet".into()) } else { Video::Unavailable },
+            video: if meet {
+                Video::Available("Google Meet".into())
+            } else {
+                Video::Unavailable
+            },
         })
     }
 
@@ -231,21 +289,35 @@ impl CalendarProvider for GoogleCalendar {
             "timeZone": "UTC",
             "items": [{"id": self.calendar_id}],
         });
-        let resp = self.call(Method::POST, &["freeBusy"], &[], Some(&body)).await?;
+        let resp = self
+            .call(Method::POST, &["freeBusy"], &[], Some(&body))
+            .await?;
         let entry = resp
             .get("calendars")
             .and_then(|c| c.get(&self.calendar_id))
-            .ok_or_else(|| CalendarError::Transient("freeBusy answered without our calendar".into()))?;
+            .ok_or_else(|| {
+                CalendarError::Transient("freeBusy answered without our calendar".into())
+            })?;
         // An error inside a 200 means Google could not read the calendar:
         // fail closed, never report it as free.
         if let Some(errors) = entry.get("errors").and_then(Value::as_array) {
             if !errors.is_empty() {
-                let reason = errors[0].get("reason").and_then(Value::as_str).unwrap_or("unknown");
-                return Err(CalendarError::Transient(format!("freeBusy error for calendar: {reason}")));
+                let reason = errors[0]
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown");
+                return Err(CalendarError::Transient(format!(
+                    "freeBusy error for calendar: {reason}"
+                )));
             }
         }
         let mut busy = Vec::new();
-        for b in entry.get("busy").and_then(Value::as_array).into_iter().flatten() {
+        for b in entry
+            .get("busy")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let parse = |k: &str| {
                 b.get(k)
                     .and_then(Value::as_str)
@@ -254,7 +326,11 @@ impl CalendarProvider for GoogleCalendar {
             };
             match (parse("start"), parse("end")) {
                 (Some(s), Some(e)) if s < e => busy.push(Interval::new(s, e)),
-                _ => return Err(CalendarError::Transient("freeBusy returned an unreadable period".into())),
+                _ => {
+                    return Err(CalendarError::Transient(
+                        "freeBusy returned an unreadable period".into(),
+                    ))
+                }
             }
         }
         Ok(merge_busy(busy))
@@ -293,7 +369,9 @@ impl CalendarProvider for GoogleCalendar {
             // earlier, or the id belongs to something else.
             Err(CalendarError::Duplicate) => {
                 let existing = self.get_event(&id).await?;
-                let ours = existing.pointer("/extendedProperties/private/bookingId").and_then(Value::as_str)
+                let ours = existing
+                    .pointer("/extendedProperties/private/bookingId")
+                    .and_then(Value::as_str)
                     == Some(ev.booking_id.as_str());
                 let live = existing.get("status").and_then(Value::as_str) != Some("cancelled");
                 if ours && live {
@@ -306,11 +384,18 @@ impl CalendarProvider for GoogleCalendar {
         }
     }
 
-    async fn move_event(&self, event_id: &str, to: Interval, timezone: Tz) -> Result<CreatedEvent, CalendarError> {
+    async fn move_event(
+        &self,
+        event_id: &str,
+        to: Interval,
+        timezone: Tz,
+    ) -> Result<CreatedEvent, CalendarError> {
         let tz = self.zone_or(timezone);
         let body = json!({"start": event_time(to.start, tz), "end": event_time(to.end, tz)});
         let path = ["calendars", self.calendar_id.as_str(), "events", event_id];
-        let event = self.call(Method::PATCH, &path, &[("sendUpdates", "all")], Some(&body)).await?;
+        let event = self
+            .call(Method::PATCH, &path, &[("sendUpdates", "all")], Some(&body))
+            .await?;
         created(&event)
     }
 }

@@ -79,7 +79,12 @@ pub trait CalendarProvider: Send + Sync {
     /// calendar as free.
     async fn free_busy(&self, window: Interval) -> Result<Vec<Interval>, CalendarError>;
     async fn create_event(&self, event: &NewEvent) -> Result<CreatedEvent, CalendarError>;
-    async fn move_event(&self, event_id: &str, to: Interval, timezone: Tz) -> Result<CreatedEvent, CalendarError>;
+    async fn move_event(
+        &self,
+        event_id: &str,
+        to: Interval,
+        timezone: Tz,
+    ) -> Result<CreatedEvent, CalendarError>;
 }
 
 /// Provider-side event id for a booking: lowercase hex, a subset of the

@@ -30,7 +30,9 @@ impl Values {
         Some(match token {
             "recipient.firstName" => self.first_name.clone(),
             "recipient.lastName" => self.last_name.clone(),
-            "recipient.fullName" => format!("{} {}", self.first_name, self.last_name).trim().to_string(),
+            "recipient.fullName" => format!("{} {}", self.first_name, self.last_name)
+                .trim()
+                .to_string(),
             "recipient.email" => self.email.clone(),
             "owner.name" => self.owner_name.clone(),
             "campaign.name" => self.campaign_name.clone(),
@@ -97,7 +99,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            render("{owner.name} <> {recipient.firstName} ({meeting.minutes} min) {oops} {", &v),
+            render(
+                "{owner.name} <> {recipient.firstName} ({meeting.minutes} min) {oops} {",
+                &v
+            ),
             "Alex <> Jane (30 min) {oops} {"
         );
         assert_eq!(unknown_tokens("{recipient.firstName} {oops}"), vec!["oops"]);

@@ -8,7 +8,9 @@
 
 use super::CallDeps;
 use crate::calendar::{template, CalendarError, CalendarProvider, NewEvent};
-use crate::dialog::{Availability, BookRequest, Effect, Input, MeetingKind, Outcome, Trouble, Video};
+use crate::dialog::{
+    Availability, BookRequest, Effect, Input, MeetingKind, Outcome, Trouble, Video,
+};
 use crate::ledger::LedgerError;
 use crate::schedule::{subtract, Interval};
 use crate::store::BookingSettings;
@@ -59,7 +61,8 @@ pub(super) async fn run(
                 (Input::Booked(outcome), claim)
             }
             Effect::Move { event_id, from, to } => {
-                let (outcome, claim) = move_meeting(&env, &deps, &event_id, from, to, old_claim).await;
+                let (outcome, claim) =
+                    move_meeting(&env, &deps, &event_id, from, to, old_claim).await;
                 (Input::Moved(outcome), claim)
             }
             Effect::Say(_) | Effect::Status(_) => (Input::StillWorking, None),
@@ -86,7 +89,10 @@ async fn trouble(e: CalendarError, env: &BookingEnv, deps: &CallDeps) -> Trouble
     tracing::warn!(error = %e, owner = %env.owner_id, "calendar call failed");
     match e {
         CalendarError::Expired => {
-            let _ = deps.store.mark_expired(&env.owner_id, deps.clock.now()).await;
+            let _ = deps
+                .store
+                .mark_expired(&env.owner_id, deps.clock.now())
+                .await;
             Trouble::Expired
         }
         CalendarError::ConsentRequired => Trouble::AdminApproval,
@@ -124,12 +130,19 @@ fn new_claim_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-async fn book(env: &BookingEnv, deps: &CallDeps, req: BookRequest) -> (Outcome, Option<(String, String)>) {
+async fn book(
+    env: &BookingEnv,
+    deps: &CallDeps,
+    req: BookRequest,
+) -> (Outcome, Option<(String, String)>) {
     let rules = &env.settings.rules;
     let claim = new_claim_id();
     let padded = rules.padded(req.slot);
     let ledger = &deps.ledger;
-    match ledger.hold(&env.calendar_key, &claim, padded, None, deps.clock.now()).await {
+    match ledger
+        .hold(&env.calendar_key, &claim, padded, None, deps.clock.now())
+        .await
+    {
         Ok(()) => {}
         Err(LedgerError::Taken { conflict }) => return (Outcome::Taken { conflict }, None),
         Err(e) => {
@@ -173,7 +186,10 @@ async fn book(env: &BookingEnv, deps: &CallDeps, req: BookRequest) -> (Outcome, 
     };
     match env.provider.create_event(&event).await {
         Ok(created) => {
-            if let Err(e) = ledger.commit(&env.calendar_key, &claim, deps.clock.now()).await {
+            if let Err(e) = ledger
+                .commit(&env.calendar_key, &claim, deps.clock.now())
+                .await
+            {
                 // The event exists; the claim lapsed while creating it. The
                 // booking stands, and the calendar itself now shows it busy.
                 tracing::warn!(error = %e, "claim could not be committed after create");
@@ -209,7 +225,13 @@ async fn move_meeting(
     let padded = rules.padded(to);
     let ledger = &deps.ledger;
     match ledger
-        .hold(&env.calendar_key, &claim, padded, old_claim.as_deref(), deps.clock.now())
+        .hold(
+            &env.calendar_key,
+            &claim,
+            padded,
+            old_claim.as_deref(),
+            deps.clock.now(),
+        )
         .await
     {
         Ok(()) => {}
@@ -235,7 +257,9 @@ async fn move_meeting(
     }
     match env.provider.move_event(event_id, to, rules.timezone).await {
         Ok(moved) => {
-            let _ = ledger.commit(&env.calendar_key, &claim, deps.clock.now()).await;
+            let _ = ledger
+                .commit(&env.calendar_key, &claim, deps.clock.now())
+                .await;
             (
                 Outcome::Done {
                     slot: moved.slot,

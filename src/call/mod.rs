@@ -63,7 +63,12 @@ impl CallHandle {
 }
 
 /// Starts the actor for a call whose `start` frame just arrived.
-pub fn spawn(deps: Arc<CallDeps>, start: Start, out: mpsc::Sender<Outbound>, cancel: CancellationToken) -> CallHandle {
+pub fn spawn(
+    deps: Arc<CallDeps>,
+    start: Start,
+    out: mpsc::Sender<Outbound>,
+    cancel: CancellationToken,
+) -> CallHandle {
     let (tx, rx) = mpsc::channel(MAILBOX);
     let tracker = deps.tracker.clone();
     tracker.spawn(async move {
@@ -142,7 +147,9 @@ impl CallActor {
             }
             if self.in_flight == 0 {
                 for id in std::mem::take(&mut self.syncs) {
-                    self.emit(Outbound::Sync { sync: SyncReply { id } });
+                    self.emit(Outbound::Sync {
+                        sync: SyncReply { id },
+                    });
                 }
             }
         }

@@ -51,14 +51,20 @@ impl Calendars {
 }
 
 fn param<'a>(start: &'a Start, name: &str) -> Option<&'a str> {
-    start.custom_parameters.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+    start
+        .custom_parameters
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.trim().is_empty())
 }
 
 /// Looks up the campaign, owner and connection named by the `start` frame.
 pub(super) async fn prepare(deps: &CallDeps, start: &Start) -> (Setup, Option<BookingEnv>) {
     let phone = param(start, "recipient_phone").and_then(|p| E164::parse(p).ok());
     let recipient = Recipient {
-        first_name: param(start, "recipient_first_name").unwrap_or("there").to_string(),
+        first_name: param(start, "recipient_first_name")
+            .unwrap_or("there")
+            .to_string(),
         last_name: param(start, "recipient_last_name").map(str::to_string),
         phone,
     };
@@ -96,7 +102,11 @@ async fn booking_env(deps: &CallDeps, start: &Start) -> Result<BookingEnv, SkipR
         .ok()
         .flatten()
         .ok_or(SkipReason::CampaignUnknown)?;
-    let settings = campaign.booking.clone().filter(|b| b.enabled).ok_or(SkipReason::BookingDisabled)?;
+    let settings = campaign
+        .booking
+        .clone()
+        .filter(|b| b.enabled)
+        .ok_or(SkipReason::BookingDisabled)?;
     let owner = deps.store.user(&campaign.owner).await.ok().flatten();
     let conn = deps
         .store
@@ -108,14 +118,21 @@ async fn booking_env(deps: &CallDeps, start: &Start) -> Result<BookingEnv, SkipR
     if let ConnectionStatus::Expired { .. } = conn.status {
         return Err(SkipReason::CalendarExpired);
     }
-    let provider = deps.calendars.for_user(&campaign.owner, &conn).ok_or(SkipReason::CalendarMissing)?;
+    let provider = deps
+        .calendars
+        .for_user(&campaign.owner, &conn)
+        .ok_or(SkipReason::CalendarMissing)?;
     Ok(BookingEnv {
         calendar_key: format!("{}:{}", campaign.owner, conn.calendar_id),
         owner_id: campaign.owner.clone(),
         owner_name: owner.map(|o| o.name).unwrap_or_default(),
         campaign_name: campaign.name,
-        recipient_first: param(start, "recipient_first_name").unwrap_or_default().to_string(),
-        recipient_last: param(start, "recipient_last_name").unwrap_or_default().to_string(),
+        recipient_first: param(start, "recipient_first_name")
+            .unwrap_or_default()
+            .to_string(),
+        recipient_last: param(start, "recipient_last_name")
+            .unwrap_or_default()
+            .to_string(),
         settings,
         provider,
     })

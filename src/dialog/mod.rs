@@ -121,7 +121,10 @@ impl Dialog {
             Input::Booked(outcome) => self.booked(outcome, now, &mut out),
             Input::Moved(outcome) => self.moved(outcome, now, &mut out),
             Input::StillWorking => {
-                if matches!(self.stage, Stage::Booking(_) | Stage::Moving(_) | Stage::WaitingForSlots(_)) {
+                if matches!(
+                    self.stage,
+                    Stage::Booking(_) | Stage::Moving(_) | Stage::WaitingForSlots(_)
+                ) {
                     out.say("One moment while I check the calendar.");
                 }
             }
@@ -180,9 +183,15 @@ impl Dialog {
         self.email_tries = 0;
         out.status(Status::Offered);
         if caller_asked {
-            self.ask_email("Happy to set that up. What's the best email address to send the invite to?", out);
+            self.ask_email(
+                "Happy to set that up. What's the best email address to send the invite to?",
+                out,
+            );
         } else {
-            let ctx = self.ctx.as_ref().map(|c| (c.rules.length_minutes, c.owner_name.clone()));
+            let ctx = self
+                .ctx
+                .as_ref()
+                .map(|c| (c.rules.length_minutes, c.owner_name.clone()));
             let (minutes, owner) = ctx.unwrap_or((30, String::new()));
             out.prompt(format!(
                 "Would you like to book a {minutes}-minute meeting with {owner}?"
@@ -206,7 +215,11 @@ impl Dialog {
             out.status(Status::Done {
                 booked: self.meeting.is_some(),
             });
-            self.stage = if self.meeting.is_some() { Stage::Booked } else { Stage::Ended };
+            self.stage = if self.meeting.is_some() {
+                Stage::Booked
+            } else {
+                Stage::Ended
+            };
         }
     }
 
@@ -282,7 +295,10 @@ impl Dialog {
             return;
         }
         match yes_no::classify(text) {
-            Answer::Yes => self.ask_email("Great. What's the best email address to send the invite to?", out),
+            Answer::Yes => self.ask_email(
+                "Great. What's the best email address to send the invite to?",
+                out,
+            ),
             Answer::No => {
                 self.stage = Stage::Ended;
                 out.status(Status::Declined);
@@ -365,7 +381,10 @@ impl Dialog {
                 if self.email_tries >= MAX_EMAIL_TRIES {
                     self.give_up_on_email(out);
                 } else {
-                    self.ask_email("Sorry about that. Could you say the email address again, slowly?", out);
+                    self.ask_email(
+                        "Sorry about that. Could you say the email address again, slowly?",
+                        out,
+                    );
                 }
             }
             Answer::Unclear => out.prompt(format!(
@@ -395,7 +414,11 @@ impl Dialog {
     }
 
     fn fail(&mut self, reason: FailReason, out: &mut Out) {
-        self.stage = if self.meeting.is_some() { Stage::Booked } else { Stage::Ended };
+        self.stage = if self.meeting.is_some() {
+            Stage::Booked
+        } else {
+            Stage::Ended
+        };
         out.status(Status::Failed { reason });
         out.say(match reason {
             FailReason::NoAvailability => {
@@ -435,19 +458,26 @@ impl Dialog {
 
     /// Finds the slot to offer. The flag says whether it matches what the
     /// caller asked for (false: it is only the nearest alternative).
-    fn find(&self, pref: Option<&TimePref>, anchor: Option<Interval>, now: DateTime<Utc>) -> Option<(Interval, bool)> {
+    fn find(
+        &self,
+        pref: Option<&TimePref>,
+        anchor: Option<Interval>,
+        now: DateTime<Utc>,
+    ) -> Option<(Interval, bool)> {
         let ctx = self.ctx.as_ref()?;
         let finder = self.finder(ctx, now);
         let mut exclude = self.declined.clone();
         if let Some(m) = &self.meeting {
             exclude.push(m.slot);
         }
-        let first_after = |t: DateTime<Utc>| finder.free().find(|s| s.start > t && !exclude.contains(s));
+        let first_after =
+            |t: DateTime<Utc>| finder.free().find(|s| s.start > t && !exclude.contains(s));
         let Some(pref) = pref else {
             let from = anchor.map_or(now - Duration::seconds(1), |a| a.start);
             return first_after(from).map(|s| (s, true));
         };
-        let nearest = |t: DateTime<Utc>| finder.nearest(t, 1, &exclude).first().map(|s| (*s, false));
+        let nearest =
+            |t: DateTime<Utc>| finder.nearest(t, 1, &exclude).first().map(|s| (*s, false));
         match pref.target(anchor.map(|a| a.start), now, self.caller_tz)? {
             Target::Instant(t) => {
                 let exact = Interval::new(t, t + ctx.rules.length());
@@ -497,14 +527,20 @@ impl Dialog {
         match self.find(pref.as_ref(), anchor, now) {
             Some((slot, matched)) => {
                 let said = speech::slot(slot.start, ctx.rules.timezone, self.caller_tz);
-                let question = if moving { "Shall I move it there?" } else { "Does that work for you?" };
+                let question = if moving {
+                    "Shall I move it there?"
+                } else {
+                    "Does that work for you?"
+                };
                 let line = match (matched, pref.is_some(), moving) {
                     _ if self.taken_lead => {
                         format!("Sorry, that slot was just taken. The closest I have is {said}. {question}")
                     }
                     (true, _, true) => format!("I can move it to {said}. Shall I?"),
                     (true, _, false) => format!("I have {said}. {question}"),
-                    (false, true, _) => format!("I don't have anything open then. The closest I have is {said}. {question}"),
+                    (false, true, _) => format!(
+                        "I don't have anything open then. The closest I have is {said}. {question}"
+                    ),
                     (false, false, _) => format!("How about {said}? {question}"),
                 };
                 out.status(Status::Proposed {
@@ -513,7 +549,11 @@ impl Dialog {
                     reschedule: moving,
                 });
                 out.prompt(line);
-                self.stage = if moving { Stage::ProposingMove(slot) } else { Stage::Proposing(slot) };
+                self.stage = if moving {
+                    Stage::ProposingMove(slot)
+                } else {
+                    Stage::Proposing(slot)
+                };
             }
             None if self.taken_lead => {
                 out.say("Sorry, that slot was just taken.");
@@ -521,7 +561,9 @@ impl Dialog {
             }
             None if moving => {
                 self.stage = Stage::AskingMoveWhen;
-                out.prompt("I don't see anything open then. Is there another day that works?".to_string());
+                out.prompt(
+                    "I don't see anything open then. Is there another day that works?".to_string(),
+                );
             }
             None if pref.as_ref().is_some_and(|p| p.shift.is_some()) => {
                 out.prompt("That's the closest I have. Does it work for you?".to_string());
@@ -530,7 +572,14 @@ impl Dialog {
         }
     }
 
-    fn answer_proposal(&mut self, slot: Interval, text: &str, now: DateTime<Utc>, moving: bool, out: &mut Out) {
+    fn answer_proposal(
+        &mut self,
+        slot: Interval,
+        text: &str,
+        now: DateTime<Utc>,
+        moving: bool,
+        out: &mut Out,
+    ) {
         if let Some(tz) = understand::timezone::parse(text) {
             if tz != self.caller_tz {
                 self.caller_tz = tz;
@@ -557,8 +606,14 @@ impl Dialog {
                 self.propose(None, now, moving, out);
             }
             (Answer::Unclear, None) => {
-                let owner = self.ctx.as_ref().map_or(self.caller_tz, |c| c.rules.timezone);
-                out.prompt(format!("Would {} work for you?", speech::slot_short(slot, owner)));
+                let owner = self
+                    .ctx
+                    .as_ref()
+                    .map_or(self.caller_tz, |c| c.rules.timezone);
+                out.prompt(format!(
+                    "Would {} work for you?",
+                    speech::slot_short(slot, owner)
+                ));
             }
         }
     }
@@ -626,7 +681,11 @@ impl Dialog {
             start: slot.start,
             end: slot.end,
         });
-        self.stage = if moving { Stage::ProposingMove(slot) } else { Stage::Proposing(slot) };
+        self.stage = if moving {
+            Stage::ProposingMove(slot)
+        } else {
+            Stage::Proposing(slot)
+        };
         let near = when::TimePref {
             instant: Some(slot.start.with_timezone(&self.caller_tz).naive_local()),
             ..Default::default()
@@ -638,13 +697,19 @@ impl Dialog {
     }
 
     fn booked_line(&self, slot: Interval) -> String {
-        let Some(ctx) = &self.ctx else { return String::new() };
+        let Some(ctx) = &self.ctx else {
+            return String::new();
+        };
         let said = speech::slot(slot.start, ctx.rules.timezone, self.caller_tz);
         let video = match &self.availability {
             Some(Ok(a)) => a.video.clone(),
             _ => Video::Unavailable,
         };
-        let details = match (&ctx.meeting, video, self.meeting.as_ref().and_then(|m| m.join_link.as_ref())) {
+        let details = match (
+            &ctx.meeting,
+            video,
+            self.meeting.as_ref().and_then(|m| m.join_link.as_ref()),
+        ) {
             (MeetingKind::Video, Video::Available(name), Some(_)) => {
                 format!("The invite with the {name} link is on its way to your inbox.")
             }

@@ -7,23 +7,54 @@ use chrono_tz::Tz;
 
 /// The spelling alphabet as spoken (US forms, which TTS voices say well).
 const NATO: [&str; 26] = [
-    "Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel", "India", "Juliet", "Kilo", "Lima", "Mike",
-    "November", "Oscar", "Papa", "Quebec", "Romeo", "Sierra", "Tango", "Uniform", "Victor", "Whiskey", "X-ray", "Yankee",
-    "Zulu",
+    "Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel", "India", "Juliet",
+    "Kilo", "Lima", "Mike", "November", "Oscar", "Papa", "Quebec", "Romeo", "Sierra", "Tango",
+    "Uniform", "Victor", "Whiskey", "X-ray", "Yankee", "Zulu",
 ];
 
-const DIGIT_WORDS: [&str; 10] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+const DIGIT_WORDS: [&str; 10] = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+];
 
 /// Domain labels that are read as words rather than spelled.
 const WORD_LABELS: &[&str] = &[
-    "gmail", "googlemail", "yahoo", "hotmail", "outlook", "icloud", "protonmail", "live", "msn", "comcast", "com", "org",
-    "net", "edu", "gov", "io", "co", "uk", "us", "ca", "me", "info", "biz", "example", "mail", "company", "group",
+    "gmail",
+    "googlemail",
+    "yahoo",
+    "hotmail",
+    "outlook",
+    "icloud",
+    "protonmail",
+    "live",
+    "msn",
+    "comcast",
+    "com",
+    "org",
+    "net",
+    "edu",
+    "gov",
+    "io",
+    "co",
+    "uk",
+    "us",
+    "ca",
+    "me",
+    "info",
+    "biz",
+    "example",
+    "mail",
+    "company",
+    "group",
 ];
 
 /// One character of an address, as said when spelling.
 fn spell_char(c: char) -> String {
     match c {
-        'a'..='z' => format!("{} as in {}", c.to_ascii_uppercase(), NATO[(c as u8 - b'a') as usize]),
+        'a'..='z' => format!(
+            "{} as in {}",
+            c.to_ascii_uppercase(),
+            NATO[(c as u8 - b'a') as usize]
+        ),
         '0'..='9' => DIGIT_WORDS[(c as u8 - b'0') as usize].to_string(),
         '.' => "dot".into(),
         '_' => "underscore".into(),
@@ -36,7 +67,12 @@ fn spell_char(c: char) -> String {
 
 /// Reads the part before the "at" letter by letter.
 pub fn spell_local(email: &Email) -> String {
-    email.local().chars().map(spell_char).collect::<Vec<_>>().join(", ")
+    email
+        .local()
+        .chars()
+        .map(spell_char)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Reads the domain: known words as words, anything else spelled.
@@ -66,14 +102,45 @@ pub fn read_back(email: &Email) -> String {
 pub fn zone_name(tz: Tz) -> String {
     let name = tz.name();
     let family = [
-        ("Eastern", &["America/New_York", "America/Toronto", "America/Detroit", "America/Indiana/Indianapolis", "US/Eastern"][..]),
-        ("Central", &["America/Chicago", "America/Winnipeg", "America/North_Dakota/Center", "US/Central"][..]),
-        ("Mountain", &["America/Denver", "America/Edmonton", "America/Boise", "US/Mountain"][..]),
-        ("Pacific", &["America/Los_Angeles", "America/Vancouver", "US/Pacific"][..]),
+        (
+            "Eastern",
+            &[
+                "America/New_York",
+                "America/Toronto",
+                "America/Detroit",
+                "America/Indiana/Indianapolis",
+                "US/Eastern",
+            ][..],
+        ),
+        (
+            "Central",
+            &[
+                "America/Chicago",
+                "America/Winnipeg",
+                "America/North_Dakota/Center",
+                "US/Central",
+            ][..],
+        ),
+        (
+            "Mountain",
+            &[
+                "America/Denver",
+                "America/Edmonton",
+                "America/Boise",
+                "US/Mountain",
+            ][..],
+        ),
+        (
+            "Pacific",
+            &["America/Los_Angeles", "America/Vancouver", "US/Pacific"][..],
+        ),
         ("Arizona time", &["America/Phoenix"][..]),
         ("Alaska time", &["America/Anchorage", "America/Juneau"][..]),
         ("Hawaii time", &["Pacific/Honolulu"][..]),
-        ("Atlantic time", &["America/Halifax", "America/Puerto_Rico"][..]),
+        (
+            "Atlantic time",
+            &["America/Halifax", "America/Puerto_Rico"][..],
+        ),
         ("Newfoundland time", &["America/St_Johns"][..]),
         ("Saskatchewan time", &["America/Regina"][..]),
         ("UK time", &["Europe/London"][..]),
@@ -113,7 +180,12 @@ pub fn clock(t: DateTime<Tz>) -> String {
 
 /// "Tuesday, December 1st".
 pub fn date(t: DateTime<Tz>) -> String {
-    format!("{}, {} {}", t.format("%A"), t.format("%B"), ordinal(t.day()))
+    format!(
+        "{}, {} {}",
+        t.format("%A"),
+        t.format("%B"),
+        ordinal(t.day())
+    )
 }
 
 /// The slot as the caller hears it: the full date and time in the owner's
@@ -123,7 +195,12 @@ pub fn date(t: DateTime<Tz>) -> String {
 pub fn slot(start: DateTime<Utc>, owner: Tz, caller: Tz) -> String {
     let at_owner = start.with_timezone(&owner);
     let at_caller = start.with_timezone(&caller);
-    let mut text = format!("{} at {} {}", date(at_owner), clock(at_owner), zone_name(owner));
+    let mut text = format!(
+        "{} at {} {}",
+        date(at_owner),
+        clock(at_owner),
+        zone_name(owner)
+    );
     if at_owner.naive_local() != at_caller.naive_local() {
         let day = if at_owner.date_naive() != at_caller.date_naive() {
             format!(" {}", at_caller.format("%A"))
@@ -157,16 +234,37 @@ mod tests {
             "J as in Juliet, O as in Oscar, two, dot, N as in November, at gmail dot com"
         );
         let e = Email::parse("a@xyz.io").unwrap();
-        assert_eq!(say_domain(&e), "X as in X-ray, Y as in Yankee, Z as in Zulu dot io");
+        assert_eq!(
+            say_domain(&e),
+            "X as in X-ray, Y as in Yankee, Z as in Zulu dot io"
+        );
     }
 
     #[test]
     fn says_both_zones() {
-        let s = slot(utc("2026-12-01T19:00:00Z"), chrono_tz::America::New_York, chrono_tz::America::Los_Angeles);
-        assert_eq!(s, "Tuesday, December 1st at 2 PM Eastern, that's 11 AM your time");
-        let s = slot(utc("2026-12-01T19:00:00Z"), chrono_tz::America::New_York, chrono_tz::America::New_York);
+        let s = slot(
+            utc("2026-12-01T19:00:00Z"),
+            chrono_tz::America::New_York,
+            chrono_tz::America::Los_Angeles,
+        );
+        assert_eq!(
+            s,
+            "Tuesday, December 1st at 2 PM Eastern, that's 11 AM your time"
+        );
+        let s = slot(
+            utc("2026-12-01T19:00:00Z"),
+            chrono_tz::America::New_York,
+            chrono_tz::America::New_York,
+        );
         assert_eq!(s, "Tuesday, December 1st at 2 PM Eastern");
-        let s = slot(utc("2026-12-01T23:30:00Z"), chrono_tz::America::Los_Angeles, chrono_tz::Europe::Paris);
-        assert_eq!(s, "Tuesday, December 1st at 3:30 PM Pacific, that's 12:30 AM Wednesday your time");
+        let s = slot(
+            utc("2026-12-01T23:30:00Z"),
+            chrono_tz::America::Los_Angeles,
+            chrono_tz::Europe::Paris,
+        );
+        assert_eq!(
+            s,
+            "Tuesday, December 1st at 3:30 PM Pacific, that's 12:30 AM Wednesday your time"
+        );
     }
 }

@@ -37,7 +37,13 @@ fn started(phone: &str, video: Video) -> Dialog {
         now(),
     );
     assert_eq!(fx, vec![Effect::LoadAvailability]);
-    d.step(Input::AvailabilityLoaded(Ok(Availability { busy: vec![], video })), now());
+    d.step(
+        Input::AvailabilityLoaded(Ok(Availability {
+            busy: vec![],
+            video,
+        })),
+        now(),
+    );
     d
 }
 
@@ -71,7 +77,10 @@ fn whole_booking_flow_speaks_and_books() {
     let mut d = started("+13105550100", Video::Available("Google Meet".into()));
     let fx = d.step(Input::Offer, now());
     assert_eq!(statuses(&fx), vec![&Status::Offered]);
-    assert_eq!(says(&fx), vec!["Would you like to book a 30-minute meeting with Alex?"]);
+    assert_eq!(
+        says(&fx),
+        vec!["Would you like to book a 30-minute meeting with Alex?"]
+    );
     let fx = d.step(Input::Heard("yes sure".into()), now());
     assert!(says(&fx)[0].contains("email"));
     let fx = d.step(Input::Heard("j o h n at gmail dot com".into()), now());
@@ -130,7 +139,10 @@ fn wrong_read_back_recollects_the_local_part() {
 fn timezone_correction_rephrases_the_slot() {
     let mut d = started("+12125550100", Video::Unavailable);
     let fx = to_proposal(&mut d);
-    assert_eq!(says(&fx), vec!["I have Monday, November 30th at 11 AM Eastern. Does that work for you?"]);
+    assert_eq!(
+        says(&fx),
+        vec!["I have Monday, November 30th at 11 AM Eastern. Does that work for you?"]
+    );
     let fx = d.step(Input::Heard("actually I'm in Salt Lake City".into()), now());
     assert_eq!(
         says(&fx),
@@ -143,7 +155,10 @@ fn another_day_is_offered_on_request() {
     let mut d = started("+12125550100", Video::Unavailable);
     to_proposal(&mut d);
     let fx = d.step(Input::Heard("no, wednesday would be better".into()), now());
-    assert_eq!(says(&fx), vec!["I have Wednesday, December 2nd at 9 AM Eastern. Does that work for you?"]);
+    assert_eq!(
+        says(&fx),
+        vec!["I have Wednesday, December 2nd at 9 AM Eastern. Does that work for you?"]
+    );
 }
 
 #[test]
@@ -168,11 +183,18 @@ fn personal_account_never_promises_video() {
     d.step(Input::Heard("yes".into()), now());
     let slot = Interval::new(utc("2026-11-30T16:00:00Z"), utc("2026-11-30T16:30:00Z"));
     let fx = d.step(
-        Input::Booked(Outcome::Done { slot, event_id: "e".into(), join_link: None }),
+        Input::Booked(Outcome::Done {
+            slot,
+            event_id: "e".into(),
+            join_link: None,
+        }),
         now(),
     );
     let line = says(&fx)[0];
-    assert!(!line.to_lowercase().contains("video") && !line.contains("link"), "{line}");
+    assert!(
+        !line.to_lowercase().contains("video") && !line.contains("link"),
+        "{line}"
+    );
     assert!(line.contains("all the details"));
 }
 
@@ -181,12 +203,21 @@ fn missing_calendar_skips_silently() {
     let mut d = Dialog::new();
     let fx = d.step(
         Input::Start(Setup {
-            recipient: Recipient { first_name: "Jane".into(), last_name: None, phone: None },
+            recipient: Recipient {
+                first_name: "Jane".into(),
+                last_name: None,
+                phone: None,
+            },
             booking: Err(SkipReason::CalendarMissing),
         }),
         now(),
     );
-    assert_eq!(fx, vec![Effect::Status(Status::Skipped { reason: SkipReason::CalendarMissing })]);
+    assert_eq!(
+        fx,
+        vec![Effect::Status(Status::Skipped {
+            reason: SkipReason::CalendarMissing
+        })]
+    );
     let fx = d.step(Input::Offer, now());
     assert!(says(&fx).is_empty());
 }
@@ -194,7 +225,10 @@ fn missing_calendar_skips_silently() {
 #[test]
 fn caller_asking_for_a_meeting_starts_the_flow() {
     let mut d = started("+12125550100", Video::Unavailable);
-    let fx = d.step(Input::Heard("could we set up a call sometime?".into()), now());
+    let fx = d.step(
+        Input::Heard("could we set up a call sometime?".into()),
+        now(),
+    );
     assert_eq!(statuses(&fx), vec![&Status::Offered]);
     assert!(says(&fx)[0].contains("email"));
 }
@@ -205,10 +239,30 @@ fn reschedule_moves_only_after_a_yes() {
     to_proposal(&mut d);
     d.step(Input::Heard("yes".into()), now());
     let slot = Interval::new(utc("2026-11-30T16:00:00Z"), utc("2026-11-30T16:30:00Z"));
-    d.step(Input::Booked(Outcome::Done { slot, event_id: "e1".into(), join_link: None }), now());
-    let fx = d.step(Input::Heard("can we make it Wednesday instead?".into()), now());
-    assert_eq!(says(&fx), vec!["I can move it to Wednesday, December 2nd at 9 AM Eastern. Shall I?"]);
+    d.step(
+        Input::Booked(Outcome::Done {
+            slot,
+            event_id: "e1".into(),
+            join_link: None,
+        }),
+        now(),
+    );
+    let fx = d.step(
+        Input::Heard("can we make it Wednesday instead?".into()),
+        now(),
+    );
+    assert_eq!(
+        says(&fx),
+        vec!["I can move it to Wednesday, December 2nd at 9 AM Eastern. Shall I?"]
+    );
     let fx = d.step(Input::Heard("yes please".into()), now());
     let to = Interval::new(utc("2026-12-02T14:00:00Z"), utc("2026-12-02T14:30:00Z"));
-    assert_eq!(fx, vec![Effect::Move { event_id: "e1".into(), from: slot, to }]);
+    assert_eq!(
+        fx,
+        vec![Effect::Move {
+            event_id: "e1".into(),
+            from: slot,
+            to
+        }]
+    );
 }

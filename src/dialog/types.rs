@@ -125,7 +125,9 @@ pub enum Outcome {
     },
     /// Another call claimed an overlapping interval first (or the calendar
     /// shows it busy now).
-    Taken { conflict: Interval },
+    Taken {
+        conflict: Interval,
+    },
     Failed(Trouble),
 }
 
@@ -210,5 +212,9 @@ pub enum Effect {
     /// Re-check, claim and create. Answered with [`Input::Booked`].
     Book(BookRequest),
     /// Re-check, claim and move. Answered with [`Input::Moved`].
-    Move { event_id: String, from: Interval, to: Interval },
+    Move {
+        event_id: String,
+        from: Interval,
+        to: Interval,
+    },
 }

@@ -28,7 +28,12 @@ impl MemoryLedger {
         Self::default()
     }
 
-    fn with<R>(&self, calendar: &str, now: Option<DateTime<Utc>>, f: impl FnOnce(&mut Vec<Entry>) -> R) -> R {
+    fn with<R>(
+        &self,
+        calendar: &str,
+        now: Option<DateTime<Utc>>,
+        f: impl FnOnce(&mut Vec<Entry>) -> R,
+    ) -> R {
         let mut all = self.calendars.lock().unwrap_or_else(|p| p.into_inner());
         let entries = all.entry(calendar.to_string()).or_default();
         if let Some(now) = now {
@@ -70,9 +75,17 @@ impl Ledger for MemoryLedger {
         })
     }
 
-    async fn commit(&self, calendar: &str, claim: &str, now: DateTime<Utc>) -> Result<(), LedgerError> {
+    async fn commit(
+        &self,
+        calendar: &str,
+        claim: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
         self.with(calendar, Some(now), |entries| {
-            let entry = entries.iter_mut().find(|e| e.id == claim).ok_or(LedgerError::NotHeld)?;
+            let entry = entries
+                .iter_mut()
+                .find(|e| e.id == claim)
+                .ok_or(LedgerError::NotHeld)?;
             entry.expires = None;
             if let Some(old) = entry.replaces.take() {
                 entries.retain(|e| e.id != old);
@@ -86,7 +99,12 @@ impl Ledger for MemoryLedger {
         Ok(())
     }
 
-    async fn claims(&self, calendar: &str, window: Interval, now: DateTime<Utc>) -> Result<Vec<Claim>, LedgerError> {
+    async fn claims(
+        &self,
+        calendar: &str,
+        window: Interval,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, LedgerError> {
         Ok(self.with(calendar, Some(now), |entries| {
             entries
                 .iter()
@@ -107,7 +125,10 @@ mod tests {
     use chrono::Duration;
 
     fn t(min: i64) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-12-01T15:00:00Z").unwrap().with_timezone(&Utc) + Duration::minutes(min)
+        DateTime::parse_from_rfc3339("2026-12-01T15:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+            + Duration::minutes(min)
     }
 
     fn iv(a: i64, b: i64) -> Interval {
@@ -118,8 +139,16 @@ mod tests {
     async fn first_hold_wins_and_second_learns_the_conflict() {
         let l = MemoryLedger::new();
         l.hold("cal", "a", iv(0, 40), None, t(-60)).await.unwrap();
-        let err = l.hold("cal", "b", iv(30, 70), None, t(-60)).await.unwrap_err();
-        assert_eq!(err, LedgerError::Taken { conflict: iv(0, 40) });
+        let err = l
+            .hold("cal", "b", iv(30, 70), None, t(-60))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            LedgerError::Taken {
+                conflict: iv(0, 40)
+            }
+        );
         // Touching intervals do not overlap.
         l.hold("cal", "c", iv(40, 80), None, t(-60)).await.unwrap();
         // Another calendar is independent.
@@ -131,11 +160,14 @@ mod tests {
         let l = MemoryLedger::new();
         l.hold("cal", "a", iv(0, 30), None, t(-600)).await.unwrap();
         l.hold("cal", "b", iv(60, 90), None, t(-600)).await.unwrap();
-        l.commit("cal", "b", t(-599)).await.unwrap();
+        l.commit("cal", "b", t(-600)).await.unwrap();
         let later = t(-600) + HOLD_TTL + Duration::seconds(1);
         assert_eq!(l.commit("cal", "a", later).await, Err(LedgerError::NotHeld));
         let live = l.claims("cal", iv(-1000, 1000), later).await.unwrap();
-        assert_eq!(live.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec!["b"]);
+        assert_eq!(
+            live.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            vec!["b"]
+        );
     }
 
     #[tokio::test]
@@ -143,7 +175,9 @@ mod tests {
         let l = MemoryLedger::new();
         l.hold("cal", "old", iv(0, 40), None, t(-60)).await.unwrap();
         l.commit("cal", "old", t(-60)).await.unwrap();
-        l.hold("cal", "new", iv(30, 70), Some("old"), t(-60)).await.unwrap();
+        l.hold("cal", "new", iv(30, 70), Some("old"), t(-60))
+            .await
+            .unwrap();
         l.commit("cal", "new", t(-60)).await.unwrap();
         let live = l.claims("cal", iv(-1000, 1000), t(-60)).await.unwrap();
         assert_eq!(live.len(), 1);

@@ -52,11 +52,21 @@ pub trait Ledger: Send + Sync {
     ) -> Result<(), LedgerError>;
 
     /// Makes a live hold permanent.
-    async fn commit(&self, calendar: &str, claim: &str, now: DateTime<Utc>) -> Result<(), LedgerError>;
+    async fn commit(
+        &self,
+        calendar: &str,
+        claim: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError>;
 
     /// Drops a claim, held or committed. Unknown claims are fine.
     async fn release(&self, calendar: &str, claim: &str) -> Result<(), LedgerError>;
 
     /// Live claims overlapping `window`.
-    async fn claims(&self, calendar: &str, window: Interval, now: DateTime<Utc>) -> Result<Vec<Claim>, LedgerError>;
+    async fn claims(
+        &self,
+        calendar: &str,
+        window: Interval,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, LedgerError>;
 }

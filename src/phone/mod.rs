@@ -49,7 +49,11 @@ impl E164 {
         let keep = digits.len().min(4);
         let cc = self.country_code.to_string();
         let hidden = digits.len().saturating_sub(keep + cc.len());
-        format!("+{cc}{}{}", "*".repeat(hidden), &digits[digits.len() - keep..])
+        format!(
+            "+{cc}{}{}",
+            "*".repeat(hidden),
+            &digits[digits.len() - keep..]
+        )
     }
 }
 
@@ -88,7 +92,21 @@ impl ZoneHint {
 fn non_geographic(area: u16) -> bool {
     matches!(
         area,
-        800 | 833 | 844 | 855 | 866 | 877 | 888 | 900 | 700 | 600 | 622 | 633 | 644 | 655 | 677 | 688
+        800 | 833
+            | 844
+            | 855
+            | 866
+            | 877
+            | 888
+            | 900
+            | 700
+            | 600
+            | 622
+            | 633
+            | 644
+            | 655
+            | 677
+            | 688
     ) || ((500..600).contains(&area) && table::zone_of_area_code(area).is_none())
 }
 
@@ -136,10 +154,19 @@ mod tests {
 
     #[test]
     fn salt_lake_and_phoenix_and_saskatchewan() {
-        assert_eq!(hint("+18015550123").timezone, Some(chrono_tz::America::Denver));
-        assert_eq!(hint("+16025550123").timezone, Some(chrono_tz::America::Phoenix));
+        assert_eq!(
+            hint("+18015550123").timezone,
+            Some(chrono_tz::America::Denver)
+        );
+        assert_eq!(
+            hint("+16025550123").timezone,
+            Some(chrono_tz::America::Phoenix)
+        );
         // The overlay 474 is Saskatchewan, which keeps no DST.
-        assert_eq!(hint("+14745550123").timezone, Some(chrono_tz::America::Regina));
+        assert_eq!(
+            hint("+14745550123").timezone,
+            Some(chrono_tz::America::Regina)
+        );
     }
 
     #[test]

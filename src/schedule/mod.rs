@@ -238,10 +238,7 @@ impl<'r> SlotFinder<'r> {
             while cursor < self.busy.len() && self.busy[cursor].end <= padded.start {
                 cursor += 1;
             }
-            !self
-                .busy
-                .get(cursor)
-                .is_some_and(|b| b.start < padded.end)
+            !self.busy.get(cursor).is_some_and(|b| b.start < padded.end)
         })
     }
 

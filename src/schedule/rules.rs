@@ -46,7 +46,8 @@ pub struct BookingRules {
 impl BookingRules {
     /// Parses rules from JSON text; the error names the field at fault.
     pub fn parse(json: &str) -> Result<Self, RulesError> {
-        let raw: RawRules = serde_json::from_str(json).map_err(|e| RulesError::Json(e.to_string()))?;
+        let raw: RawRules =
+            serde_json::from_str(json).map_err(|e| RulesError::Json(e.to_string()))?;
         Self::try_from(raw)
     }
 
@@ -77,7 +78,9 @@ pub enum RulesError {
     UnknownZone(String),
     #[error("length_minutes: must be greater than zero")]
     ZeroLength,
-    #[error("slot_step_minutes: must be greater than zero and divide a day (1440 minutes), got {0}")]
+    #[error(
+        "slot_step_minutes: must be greater than zero and divide a day (1440 minutes), got {0}"
+    )]
     BadStep(u32),
     #[error("window.days: unknown day {0:?} (use mon, tue, wed, thu, fri, sat, sun)")]
     UnknownDay(String),
@@ -127,7 +130,9 @@ const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 fn parse_day(name: &str) -> Option<Weekday> {
     let lower = name.trim().to_ascii_lowercase();
-    let idx = DAY_NAMES.iter().position(|d| lower.starts_with(d) && lower.len() >= 3)?;
+    let idx = DAY_NAMES
+        .iter()
+        .position(|d| lower.starts_with(d) && lower.len() >= 3)?;
     // Accept "mon" and "monday", nothing in between that is another word.
     let full = [
         "monday",
@@ -165,7 +170,8 @@ impl TryFrom<RawRules> for BookingRules {
         if raw.length_minutes <= 0 {
             return Err(RulesError::ZeroLength);
         }
-        let length_minutes = u32::try_from(raw.length_minutes).map_err(|_| RulesError::ZeroLength)?;
+        let length_minutes =
+            u32::try_from(raw.length_minutes).map_err(|_| RulesError::ZeroLength)?;
         let step = raw.slot_step_minutes;
         if step == 0 || DAY_MINUTES % step != 0 {
             return Err(RulesError::BadStep(step));
@@ -178,11 +184,10 @@ impl TryFrom<RawRules> for BookingRules {
         if !days.iter().any(|d| *d) {
             return Err(RulesError::NoDays);
         }
-        let start = parse_time("start", &raw.window.start)?
-            .ok_or_else(|| RulesError::BadTime {
-                field: "start",
-                value: raw.window.start.clone(),
-            })?;
+        let start = parse_time("start", &raw.window.start)?.ok_or_else(|| RulesError::BadTime {
+            field: "start",
+            value: raw.window.start.clone(),
+        })?;
         let end = parse_time("end", &raw.window.end)?;
         let end_minutes = end.map_or(DAY_MINUTES, minutes_of);
         let start_minutes = minutes_of(start);

@@ -38,7 +38,10 @@ fn last_slot_of_day_ends_at_window_end() {
     let f = SlotFinder::new(&r, vec![], utc("2026-12-01T13:00:00Z"));
     let day: Vec<_> = f
         .free()
-        .filter(|s| s.start.with_timezone(&r.timezone).date_naive() == NaiveDate::from_ymd_opt(2026, 12, 2).unwrap())
+        .filter(|s| {
+            s.start.with_timezone(&r.timezone).date_naive()
+                == NaiveDate::from_ymd_opt(2026, 12, 2).unwrap()
+        })
         .collect();
     assert_eq!(day.len(), 16);
     assert_eq!(day.last().unwrap().end, utc("2026-12-02T22:00:00Z"));
@@ -56,7 +59,10 @@ fn buffer_after_keeps_slot_clear_of_following_busy() {
     assert!(f.is_free(iv("2026-12-02T16:00:00Z", "2026-12-02T16:30:00Z")));
     assert_eq!(
         f.exclusion(utc("2026-12-02T15:00:00Z")),
-        Some(Exclusion::Busy(iv("2026-12-02T15:30:00Z", "2026-12-02T16:00:00Z")))
+        Some(Exclusion::Busy(iv(
+            "2026-12-02T15:30:00Z",
+            "2026-12-02T16:00:00Z"
+        )))
     );
 }
 
@@ -152,7 +158,10 @@ fn merge_busy_handles_unsorted_overlapping_and_touching() {
         iv("2026-12-01T10:30:00Z", "2026-12-01T12:00:00Z"),
         iv("2026-12-01T15:00:00Z", "2026-12-01T15:00:00Z"),
     ]);
-    assert_eq!(merged, vec![iv("2026-12-01T10:00:00Z", "2026-12-01T13:00:00Z")]);
+    assert_eq!(
+        merged,
+        vec![iv("2026-12-01T10:00:00Z", "2026-12-01T13:00:00Z")]
+    );
 }
 
 #[test]
@@ -171,9 +180,18 @@ fn validation_names_the_field() {
     assert!(bad(r#"{"length_minutes":0}"#).starts_with("length_minutes"));
     assert!(bad(r#"{"length_minutes":-5}"#).starts_with("length_minutes"));
     assert!(bad(r#"{"slot_step_minutes":7}"#).starts_with("slot_step_minutes"));
-    assert!(bad(r#"{"window":{"days":["funday"],"start":"09:00","end":"17:00"}}"#).starts_with("window.days"));
-    assert!(bad(r#"{"window":{"days":["mon"],"start":"17:00","end":"09:00"}}"#).starts_with("window.end"));
-    assert!(bad(r#"{"window":{"days":["mon"],"start":"9am","end":"17:00"}}"#).starts_with("window.start"));
+    assert!(
+        bad(r#"{"window":{"days":["funday"],"start":"09:00","end":"17:00"}}"#)
+            .starts_with("window.days")
+    );
+    assert!(
+        bad(r#"{"window":{"days":["mon"],"start":"17:00","end":"09:00"}}"#)
+            .starts_with("window.end")
+    );
+    assert!(
+        bad(r#"{"window":{"days":["mon"],"start":"9am","end":"17:00"}}"#)
+            .starts_with("window.start")
+    );
 }
 
 #[test]

@@ -42,7 +42,10 @@ fn authorized(headers: &HeaderMap, expected: &SecretString) -> bool {
     else {
         return false;
     };
-    given.as_bytes().ct_eq(expected.expose_secret().as_bytes()).into()
+    given
+        .as_bytes()
+        .ct_eq(expected.expose_secret().as_bytes())
+        .into()
 }
 
 fn unauthorized() -> Response {

@@ -5,7 +5,9 @@
 use super::{authorized, unauthorized, AppState};
 use crate::call::{self, CallHandle};
 use crate::dialog::Input;
-use crate::protocol::{self, BookingAction, Inbound, Outbound, ProtocolError, SyncReply, MAX_FRAME_BYTES};
+use crate::protocol::{
+    self, BookingAction, Inbound, Outbound, ProtocolError, SyncReply, MAX_FRAME_BYTES,
+};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -20,7 +22,11 @@ const OUTBOUND_QUEUE: usize = 256;
 /// on every read; Twilio frames are ~330 bytes.
 const READ_BUFFER: usize = 4096;
 
-pub(super) async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub(super) async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     if !authorized(&headers, &state.auth_token) {
         return unauthorized();
     }
@@ -36,7 +42,11 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
     let (out, mut out_rx) = mpsc::channel::<Outbound>(OUTBOUND_QUEUE);
     let writer = tokio::spawn(async move {
         while let Some(frame) = out_rx.recv().await {
-            if sink.send(Message::Text(frame.to_json().into())).await.is_err() {
+            if sink
+                .send(Message::Text(frame.to_json().into()))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -93,7 +103,10 @@ struct Session<'a> {
 
 impl Session<'_> {
     async fn reject(&self, e: &ProtocolError) {
-        let _ = self.out.send(Outbound::error(self.stream_sid.clone(), e)).await;
+        let _ = self
+            .out
+            .send(Outbound::error(self.stream_sid.clone(), e))
+            .await;
     }
 
     async fn feed(&self, what: &'static str, input: Input) {
@@ -129,7 +142,12 @@ impl Session<'_> {
                 }
                 self.stream_sid = Some(start.stream_sid.clone());
                 let cancel = self.state.calls_cancel.child_token();
-                self.call = Some(call::spawn(self.state.deps.clone(), start, self.out.clone(), cancel));
+                self.call = Some(call::spawn(
+                    self.state.deps.clone(),
+                    start,
+                    self.out.clone(),
+                    cancel,
+                ));
             }
             Inbound::Stop => self.hang_up().await,
             Inbound::Transcript(t) => {
@@ -142,7 +160,12 @@ impl Session<'_> {
             Inbound::Sync { id } => match &self.call {
                 Some(call) if !self.hung_up && call.sync(id.clone()).await => {}
                 _ => {
-                    let _ = self.out.send(Outbound::Sync { sync: SyncReply { id } }).await;
+                    let _ = self
+                        .out
+                        .send(Outbound::Sync {
+                            sync: SyncReply { id },
+                        })
+                        .await;
                 }
             },
         }

@@ -18,11 +18,17 @@ impl MemoryStore {
     }
 
     pub fn put_campaign(&self, c: Campaign) {
-        self.campaigns.write().unwrap_or_else(|p| p.into_inner()).insert(c.id.clone(), c);
+        self.campaigns
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(c.id.clone(), c);
     }
 
     pub fn put_user(&self, u: User) {
-        self.users.write().unwrap_or_else(|p| p.into_inner()).insert(u.id.clone(), u);
+        self.users
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(u.id.clone(), u);
     }
 
     pub fn put_connection(&self, user_id: &str, c: Connection) {
@@ -36,19 +42,39 @@ impl MemoryStore {
 #[async_trait]
 impl Store for MemoryStore {
     async fn campaign(&self, id: &str) -> Result<Option<Campaign>, StoreError> {
-        Ok(self.campaigns.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned())
+        Ok(self
+            .campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned())
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
-        Ok(self.users.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned())
+        Ok(self
+            .users
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned())
     }
 
     async fn connection(&self, user_id: &str) -> Result<Option<Connection>, StoreError> {
-        Ok(self.connections.read().unwrap_or_else(|p| p.into_inner()).get(user_id).cloned())
+        Ok(self
+            .connections
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user_id)
+            .cloned())
     }
 
     async fn mark_expired(&self, user_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        if let Some(c) = self.connections.write().unwrap_or_else(|p| p.into_inner()).get_mut(user_id) {
+        if let Some(c) = self
+            .connections
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(user_id)
+        {
             c.status = ConnectionStatus::Expired { at };
         }
         Ok(())

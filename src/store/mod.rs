@@ -27,7 +27,9 @@ pub enum ConnectionStatus {
     Active,
     /// The grant stopped working at this time; calls skip booking until the
     /// owner reconnects.
-    Expired { at: DateTime<Utc> },
+    Expired {
+        at: DateTime<Utc>,
+    },
 }
 
 /// A calendar owner's connection. No `Debug`: it holds a token.

@@ -116,7 +116,10 @@ impl Provisioning {
             }
         }
         for u in &p.users {
-            if u.connection.as_ref().is_some_and(|c| c.provider != Provider::Google) {
+            if u.connection
+                .as_ref()
+                .is_some_and(|c| c.provider != Provider::Google)
+            {
                 return Err(ProvisioningError::UnsupportedProvider(u.id.clone()));
             }
         }
@@ -134,11 +137,16 @@ impl Provisioning {
                         provider: c.provider,
                         calendar_id: c.calendar_id,
                         refresh_token: c.refresh_token,
-                        status: c.expired_at.map_or(ConnectionStatus::Active, |at| ConnectionStatus::Expired { at }),
+                        status: c.expired_at.map_or(ConnectionStatus::Active, |at| {
+                            ConnectionStatus::Expired { at }
+                        }),
                     },
                 );
             }
-            store.put_user(User { id: u.id, name: u.name });
+            store.put_user(User {
+                id: u.id,
+                name: u.name,
+            });
         }
         for c in self.campaigns {
             store.put_campaign(Campaign {

@@ -1,1 +1,6 @@
-fn main(){}
+//! Integration tests: one binary, real sockets, real HTTP, the emulator.
+
+mod calls;
+mod fixtures;
+mod helpers;
+mod protocol;

@@ -105,7 +105,10 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 /// `timeZone`. Anything else is a 400.
 fn read_time(v: Option<&Value>) -> Option<(DateTime<Utc>, Option<String>)> {
     let v = v?;
-    let zone = v.get("timeZone").and_then(Value::as_str).map(str::to_string);
+    let zone = v
+        .get("timeZone")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let text = v.get("dateTime")?.as_str()?;
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some((t.with_timezone(&Utc), zone));
@@ -127,7 +130,12 @@ fn meet_link(id: &str) -> String {
         .take(10)
         .map(|b| (b'a' + b % 26) as char)
         .collect();
-    format!("https://meet.google.com/{}-{}-{}", &letters[..3], &letters[3..7], &letters[7..10])
+    format!(
+        "https://meet.google.com/{}-{}-{}",
+        &letters[..3],
+        &letters[3..7],
+        &letters[7..10]
+    )
 }
 
 impl GoogleEmulator {
@@ -157,7 +165,9 @@ impl GoogleEmulator {
     /// Adds an event the owner already has (busy time callbook did not make).
     pub fn add_event(&self, email: &str, summary: &str, slot: Interval) {
         let mut inner = self.lock();
-        let Some(acct) = inner.accounts.iter_mut().find(|a| a.spec.email == email) else { return };
+        let Some(acct) = inner.accounts.iter_mut().find(|a| a.spec.email == email) else {
+            return;
+        };
         let n = acct.events.len();
         let stored = StoredEvent {
             id: format!("seed{n:04}"),
@@ -182,7 +192,9 @@ impl GoogleEmulator {
     /// access tokens already issued stop working.
     pub fn revoke(&self, email: &str) {
         let mut inner = self.lock();
-        let Some(idx) = inner.accounts.iter().position(|a| a.spec.email == email) else { return };
+        let Some(idx) = inner.accounts.iter().position(|a| a.spec.email == email) else {
+            return;
+        };
         inner.accounts[idx].revoked = true;
         inner.access_tokens.retain(|_, a| *a != idx);
     }
@@ -204,7 +216,10 @@ impl GoogleEmulator {
             .route("/calendar/v3/users/me/calendarList", get(calendar_list))
             .route("/calendar/v3/freeBusy", post(free_busy))
             .route("/calendar/v3/calendars/{cid}/events", post(insert))
-            .route("/calendar/v3/calendars/{cid}/events/{eid}", get(get_event).patch(patch_event))
+            .route(
+                "/calendar/v3/calendars/{cid}/events/{eid}",
+                get(get_event).patch(patch_event),
+            )
             .with_state(self.clone())
     }
 
@@ -219,7 +234,11 @@ impl GoogleEmulator {
     }
 }
 
-async fn token(State(emu): State<GoogleEmulator>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn token(
+    State(emu): State<GoogleEmulator>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let mut inner = emu.lock();
     // Client credentials come as HTTP Basic or as form fields.
     let basic = headers
@@ -228,7 +247,8 @@ async fn token(State(emu): State<GoogleEmulator>, headers: HeaderMap, Form(form)
         .and_then(|h| h.strip_prefix("Basic "))
         .map(str::to_string);
     let expected_basic = base64_basic(&inner.client_id, &inner.client_secret);
-    let form_ok = form.get("client_id") == Some(&inner.client_id) && form.get("client_secret") == Some(&inner.client_secret);
+    let form_ok = form.get("client_id") == Some(&inner.client_id)
+        && form.get("client_secret") == Some(&inner.client_secret);
     if !(form_ok || basic.as_deref() == Some(expected_basic.as_str())) {
         return (
             StatusCode::UNAUTHORIZED,
@@ -244,7 +264,11 @@ async fn token(State(emu): State<GoogleEmulator>, headers: HeaderMap, Form(form)
             .into_response();
     }
     let refresh = form.get("refresh_token").cloned().unwrap_or_default();
-    let Some(idx) = inner.accounts.iter().position(|a| a.spec.refresh_token == refresh && !a.revoked) else {
+    let Some(idx) = inner
+        .accounts
+        .iter()
+        .position(|a| a.spec.refresh_token == refresh && !a.revoked)
+    else {
         return (
             StatusCode::BAD_REQUEST,
             Json(json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."})),
@@ -272,10 +296,16 @@ fn base64_basic(id: &str, secret: &str) -> String {
 }
 
 async fn calendar_list(State(emu): State<GoogleEmulator>, headers: HeaderMap) -> Response {
-    let Some(idx) = emu.account_for(&headers) else { return unauthenticated() };
+    let Some(idx) = emu.account_for(&headers) else {
+        return unauthenticated();
+    };
     let inner = emu.lock();
     let spec = &inner.accounts[idx].spec;
-    let solutions: Vec<&str> = if spec.meet { vec!["hangoutsMeet"] } else { vec![] };
+    let solutions: Vec<&str> = if spec.meet {
+        vec!["hangoutsMeet"]
+    } else {
+        vec![]
+    };
     Json(json!({
         "kind": "calendar#calendarList",
         "items": [{
@@ -309,17 +339,31 @@ fn is_own_calendar(spec: &AccountSpec, cid: &str) -> bool {
     cid == "primary" || cid == spec.email
 }
 
-async fn free_busy(State(emu): State<GoogleEmulator>, headers: HeaderMap, body: Option<Json<FreeBusyRequest>>) -> Response {
-    let Some(idx) = emu.account_for(&headers) else { return unauthenticated() };
+async fn free_busy(
+    State(emu): State<GoogleEmulator>,
+    headers: HeaderMap,
+    body: Option<Json<FreeBusyRequest>>,
+) -> Response {
+    let Some(idx) = emu.account_for(&headers) else {
+        return unauthenticated();
+    };
     let Some(Json(req)) = body else {
         return err(StatusCode::BAD_REQUEST, "parseError", "Parse Error");
     };
-    let parse = |s: &str| DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc));
+    let parse = |s: &str| {
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    };
     let (Some(min), Some(max)) = (parse(&req.time_min), parse(&req.time_max)) else {
         return err(StatusCode::BAD_REQUEST, "badRequest", "Bad Request");
     };
     if max <= min {
-        return err(StatusCode::BAD_REQUEST, "timeRangeEmpty", "The specified time range is empty.");
+        return err(
+            StatusCode::BAD_REQUEST,
+            "timeRangeEmpty",
+            "The specified time range is empty.",
+        );
     }
     let inner = emu.lock();
     let acct = &inner.accounts[idx];
@@ -329,7 +373,10 @@ async fn free_busy(State(emu): State<GoogleEmulator>, headers: HeaderMap, body: 
             let busy: Vec<Interval> = acct
                 .events
                 .iter()
-                .filter(|(e, raw)| e.status != "cancelled" && raw.get("transparency").and_then(Value::as_str) != Some("transparent"))
+                .filter(|(e, raw)| {
+                    e.status != "cancelled"
+                        && raw.get("transparency").and_then(Value::as_str) != Some("transparent")
+                })
                 .filter(|(e, _)| e.start < max && min < e.end)
                 .map(|(e, _)| Interval::new(e.start.max(min), e.end.min(max)))
                 .collect();
@@ -379,13 +426,20 @@ fn store_view(raw: &Value, invites_sent: u32) -> Option<StoredEvent> {
         attendees: raw
             .get("attendees")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|x| x.get("email").and_then(Value::as_str).map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.get("email").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default(),
         booking_id: raw
             .pointer("/extendedProperties/private/bookingId")
             .and_then(Value::as_str)
             .map(str::to_string),
-        join_link: raw.get("hangoutLink").and_then(Value::as_str).map(str::to_string),
+        join_link: raw
+            .get("hangoutLink")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         invites_sent,
     })
 }
@@ -397,7 +451,9 @@ async fn insert(
     Query(q): Query<WriteQuery>,
     body: Option<Json<Value>>,
 ) -> Response {
-    let Some(idx) = emu.account_for(&headers) else { return unauthenticated() };
+    let Some(idx) = emu.account_for(&headers) else {
+        return unauthenticated();
+    };
     let Some(Json(mut raw)) = body.filter(|b| b.0.is_object()) else {
         return err(StatusCode::BAD_REQUEST, "parseError", "Parse Error");
     };
@@ -408,19 +464,39 @@ async fn insert(
         return err(StatusCode::NOT_FOUND, "notFound", "Not Found");
     }
     let id = match raw.get("id").and_then(Value::as_str) {
-        Some(id) if !valid_event_id(id) => return err(StatusCode::BAD_REQUEST, "invalid", "Invalid resource id value."),
+        Some(id) if !valid_event_id(id) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "Invalid resource id value.",
+            )
+        }
         Some(id) => id.to_string(),
         None => format!("gen{issued:08}{:04}", acct.events.len()),
     };
     // Ids stay burned after deletion, so cancelled events count too.
     if acct.events.iter().any(|(e, _)| e.id == id) {
-        return err(StatusCode::CONFLICT, "duplicate", "The requested identifier already exists.");
+        return err(
+            StatusCode::CONFLICT,
+            "duplicate",
+            "The requested identifier already exists.",
+        );
     }
-    let (Some((start, _)), Some((end, _))) = (read_time(raw.get("start")), read_time(raw.get("end"))) else {
-        return err(StatusCode::BAD_REQUEST, "required", "Missing time zone definition for start time.");
+    let (Some((start, _)), Some((end, _))) =
+        (read_time(raw.get("start")), read_time(raw.get("end")))
+    else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "required",
+            "Missing time zone definition for start time.",
+        );
     };
     if end <= start {
-        return err(StatusCode::BAD_REQUEST, "timeRangeEmpty", "The specified time range is empty.");
+        return err(
+            StatusCode::BAD_REQUEST,
+            "timeRangeEmpty",
+            "The specified time range is empty.",
+        );
     }
     raw["id"] = json!(id);
     raw["status"] = json!("confirmed");
@@ -428,10 +504,16 @@ async fn insert(
     raw["htmlLink"] = json!(format!("https://www.google.com/calendar/event?eid={id}"));
     raw["organizer"] = json!({"email": acct.spec.email, "self": true});
     // Conference data is ignored unless the client opts in with version 1.
-    match (q.conference_data_version, raw.pointer("/conferenceData/createRequest").cloned()) {
+    match (
+        q.conference_data_version,
+        raw.pointer("/conferenceData/createRequest").cloned(),
+    ) {
         (Some(1), Some(request)) => {
             let allowed = acct.spec.meet
-                && request.pointer("/conferenceSolutionKey/type").and_then(Value::as_str) == Some("hangoutsMeet");
+                && request
+                    .pointer("/conferenceSolutionKey/type")
+                    .and_then(Value::as_str)
+                    == Some("hangoutsMeet");
             let mut request = request;
             if allowed {
                 let link = meet_link(&id);
@@ -444,7 +526,11 @@ async fn insert(
                 });
                 raw["hangoutLink"] = json!(link);
             } else {
-                return err(StatusCode::BAD_REQUEST, "invalid", "Invalid conference type value.");
+                return err(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    "Invalid conference type value.",
+                );
             }
         }
         _ => {
@@ -453,7 +539,8 @@ async fn insert(
             }
         }
     }
-    let invites = u32::from(q.send_updates.as_deref() == Some("all") && raw.get("attendees").is_some());
+    let invites =
+        u32::from(q.send_updates.as_deref() == Some("all") && raw.get("attendees").is_some());
     let Some(view) = store_view(&raw, invites) else {
         return err(StatusCode::BAD_REQUEST, "invalid", "Invalid value");
     };
@@ -461,8 +548,14 @@ async fn insert(
     Json(raw).into_response()
 }
 
-async fn get_event(State(emu): State<GoogleEmulator>, headers: HeaderMap, Path((cid, eid)): Path<(String, String)>) -> Response {
-    let Some(idx) = emu.account_for(&headers) else { return unauthenticated() };
+async fn get_event(
+    State(emu): State<GoogleEmulator>,
+    headers: HeaderMap,
+    Path((cid, eid)): Path<(String, String)>,
+) -> Response {
+    let Some(idx) = emu.account_for(&headers) else {
+        return unauthenticated();
+    };
     let inner = emu.lock();
     let acct = &inner.accounts[idx];
     match acct.events.iter().find(|(e, _)| e.id == eid) {
@@ -478,7 +571,9 @@ async fn patch_event(
     Query(q): Query<WriteQuery>,
     body: Option<Json<Value>>,
 ) -> Response {
-    let Some(idx) = emu.account_for(&headers) else { return unauthenticated() };
+    let Some(idx) = emu.account_for(&headers) else {
+        return unauthenticated();
+    };
     let Some(Json(patch)) = body.filter(|b| b.0.is_object()) else {
         return err(StatusCode::BAD_REQUEST, "parseError", "Parse Error");
     };
@@ -502,7 +597,11 @@ async fn patch_event(
         return err(StatusCode::BAD_REQUEST, "invalid", "Invalid value");
     };
     if new_view.end <= new_view.start {
-        return err(StatusCode::BAD_REQUEST, "timeRangeEmpty", "The specified time range is empty.");
+        return err(
+            StatusCode::BAD_REQUEST,
+            "timeRangeEmpty",
+            "The specified time range is empty.",
+        );
     }
     *view = new_view;
     *raw = next.clone();

@@ -11,7 +11,10 @@ use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;
 
 /// Serves `router` on a free loopback port until `shutdown` fires.
-pub async fn serve_local(router: Router, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
+pub async fn serve_local(
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {

@@ -76,10 +76,12 @@ pub fn valid(addr: &str) -> bool {
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         });
     let tld = labels.last().copied().unwrap_or("");
-    let tld_ok = tld.len() >= 2 && (tld.chars().all(|c| c.is_ascii_lowercase()) || tld.starts_with("xn--"));
+    let tld_ok =
+        tld.len() >= 2 && (tld.chars().all(|c| c.is_ascii_lowercase()) || tld.starts_with("xn--"));
     local_ok && labels_ok && tld_ok
 }
 
@@ -183,9 +185,39 @@ const PROVIDERS: &[(&str, &str)] = &[
 
 /// Words that mean nothing inside a dictated address.
 const NOISE: &[&str] = &[
-    "my", "email", "e-mail", "address", "is", "it's", "its", "it", "that's", "thats", "sure", "yeah", "yes", "ok",
-    "okay", "so", "the", "thanks", "thank", "please", "all", "word", "lowercase", "lower", "case", "no",
-    "spaces", "small", "letters", "that", "just", "and", "then",
+    "my",
+    "email",
+    "e-mail",
+    "address",
+    "is",
+    "it's",
+    "its",
+    "it",
+    "that's",
+    "thats",
+    "sure",
+    "yeah",
+    "yes",
+    "ok",
+    "okay",
+    "so",
+    "the",
+    "thanks",
+    "thank",
+    "please",
+    "all",
+    "word",
+    "lowercase",
+    "lower",
+    "case",
+    "no",
+    "spaces",
+    "small",
+    "letters",
+    "that",
+    "just",
+    "and",
+    "then",
 ];
 
 /// Parses a dictated email address.
@@ -195,7 +227,11 @@ pub fn parse(text: &str) -> Option<Email> {
     let local = spell(&pieces[..at]);
     let mut domain = spell(&pieces[at + 1..]);
     if !domain.contains('.') {
-        domain = PROVIDERS.iter().find(|(name, _)| *name == domain)?.1.to_string();
+        domain = PROVIDERS
+            .iter()
+            .find(|(name, _)| *name == domain)?
+            .1
+            .to_string();
     }
     Email::parse(&format!("{local}@{domain}"))
 }
@@ -204,7 +240,11 @@ pub fn parse(text: &str) -> Option<Email> {
 pub fn parse_local_part(text: &str) -> Option<String> {
     let pieces = pieces(text);
     // Only a spelling counts: "no, that's still wrong" is not an address.
-    if pieces.is_empty() || !pieces.iter().all(|p| matches!(p, Piece::Char(_) | Piece::Symbol(_))) {
+    if pieces.is_empty()
+        || !pieces
+            .iter()
+            .all(|p| matches!(p, Piece::Char(_) | Piece::Symbol(_)))
+    {
         return None;
     }
     let local = spell(&pieces);
@@ -227,7 +267,8 @@ fn spell(pieces: &[Piece]) -> String {
                         _ => None,
                     })
                     .collect();
-                let spelled_again = run.len() >= 2 && run.starts_with(w.chars().next().unwrap_or(' '));
+                let spelled_again =
+                    run.len() >= 2 && run.starts_with(w.chars().next().unwrap_or(' '));
                 if !spelled_again {
                     out.push_str(w);
                 }
@@ -287,7 +328,11 @@ fn pieces(text: &str) -> Vec<Piece> {
         }
         if matches!(w, "at" | "@") {
             out.push(Piece::At);
-            i += if word(i + 1) == Some("sign") || word(i + 1) == Some("symbol") { 2 } else { 1 };
+            i += if word(i + 1) == Some("sign") || word(i + 1) == Some("symbol") {
+                2
+            } else {
+                1
+            };
             continue;
         }
         if w == "under" && word(i + 1) == Some("score") {
@@ -405,14 +450,26 @@ mod tests {
 
     #[test]
     fn plain_dictation() {
-        assert_eq!(p("john dot doe at gmail dot com").as_deref(), Some("john.doe@gmail.com"));
-        assert_eq!(p("My email is jane at example dot org, thanks").as_deref(), Some("jane@example.org"));
+        assert_eq!(
+            p("john dot doe at gmail dot com").as_deref(),
+            Some("john.doe@gmail.com")
+        );
+        assert_eq!(
+            p("My email is jane at example dot org, thanks").as_deref(),
+            Some("jane@example.org")
+        );
     }
 
     #[test]
     fn spelled_letters_and_homophones() {
-        assert_eq!(p("j o h n at gmail dot com").as_deref(), Some("john@gmail.com"));
-        assert_eq!(p("jay oh bee at g mail dot com").as_deref(), Some("job@gmail.com"));
+        assert_eq!(
+            p("j o h n at gmail dot com").as_deref(),
+            Some("john@gmail.com")
+        );
+        assert_eq!(
+            p("jay oh bee at g mail dot com").as_deref(),
+            Some("job@gmail.com")
+        );
     }
 
     #[test]
@@ -421,13 +478,22 @@ mod tests {
             p("j as in juliet o as in oscar n as in november at gmail dot com").as_deref(),
             Some("jon@gmail.com")
         );
-        assert_eq!(p("b for boy e d at yahoo").as_deref(), Some("bed@yahoo.com"));
+        assert_eq!(
+            p("b for boy e d at yahoo").as_deref(),
+            Some("bed@yahoo.com")
+        );
     }
 
     #[test]
     fn word_then_spelling_lets_spelling_win() {
-        assert_eq!(p("theo t h e o at livekit dot io").as_deref(), Some("theo@livekit.io"));
-        assert_eq!(p("john j o n at gmail dot com").as_deref(), Some("jon@gmail.com"));
+        assert_eq!(
+            p("theo t h e o at livekit dot io").as_deref(),
+            Some("theo@livekit.io")
+        );
+        assert_eq!(
+            p("john j o n at gmail dot com").as_deref(),
+            Some("jon@gmail.com")
+        );
     }
 
     #[test]
@@ -436,9 +502,18 @@ mod tests {
             p("susan underscore smith at yahoo dot co dot uk").as_deref(),
             Some("susan_smith@yahoo.co.uk")
         );
-        assert_eq!(p("mike b two two at gmail dot com").as_deref(), Some("mikeb22@gmail.com"));
-        assert_eq!(p("double l c at outlook dot com").as_deref(), Some("llc@outlook.com"));
-        assert_eq!(p("dave dash b at protonmail dot com").as_deref(), Some("dave-b@protonmail.com"));
+        assert_eq!(
+            p("mike b two two at gmail dot com").as_deref(),
+            Some("mikeb22@gmail.com")
+        );
+        assert_eq!(
+            p("double l c at outlook dot com").as_deref(),
+            Some("llc@outlook.com")
+        );
+        assert_eq!(
+            p("dave dash b at protonmail dot com").as_deref(),
+            Some("dave-b@protonmail.com")
+        );
     }
 
     #[test]
@@ -456,7 +531,16 @@ mod tests {
 
     #[test]
     fn validator_rejects_bad_forms() {
-        for bad in [".a@b.co", "a.@b.co", "a..b@b.co", "a@b", "a@-b.co", "a@b.c", "a@b.c0m", "@b.co"] {
+        for bad in [
+            ".a@b.co",
+            "a.@b.co",
+            "a..b@b.co",
+            "a@b",
+            "a@-b.co",
+            "a@b.c",
+            "a@b.c0m",
+            "@b.co",
+        ] {
             assert!(!valid(bad), "{bad}");
         }
         assert!(valid("o'brien+tag@mail.example.co.uk"));

@@ -15,7 +15,9 @@ pub mod yes_no;
 pub const MAX_UTTERANCE_BYTES: usize = 2048;
 
 /// Words that carry no meaning in any of the parsers.
-const FILLERS: &[&str] = &["um", "umm", "uh", "uhh", "er", "erm", "hmm", "mm", "ah", "like"];
+const FILLERS: &[&str] = &[
+    "um", "umm", "uh", "uhh", "er", "erm", "hmm", "mm", "ah", "like",
+];
 
 /// Lowercases, keeps letters, digits and the symbols `@ . _ - + : /'`, and
 /// splits on everything else. Fillers are dropped. A trailing `.` (end of a
@@ -23,13 +25,21 @@ const FILLERS: &[&str] = &["um", "umm", "uh", "uhh", "er", "erm", "hmm", "mm", "
 pub fn words(text: &str) -> Vec<String> {
     let text = clip(text);
     let mut out = Vec::new();
-    for raw in text.split(|c: char| c.is_whitespace() || matches!(c, ',' | '!' | '?' | ';' | '"' | '(' | ')')) {
+    for raw in text
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | '!' | '?' | ';' | '"' | '(' | ')'))
+    {
         let lower: String = raw
             .chars()
-            .filter(|c| c.is_alphanumeric() || matches!(c, '@' | '.' | '_' | '-' | '+' | ':' | '/' | '\''))
+            .filter(|c| {
+                c.is_alphanumeric() || matches!(c, '@' | '.' | '_' | '-' | '+' | ':' | '/' | '\'')
+            })
             .flat_map(char::to_lowercase)
             .collect();
-        let trimmed = if lower.len() > 1 { lower.trim_end_matches('.') } else { &lower };
+        let trimmed = if lower.len() > 1 {
+            lower.trim_end_matches('.')
+        } else {
+            &lower
+        };
         let trimmed = trimmed.trim_matches('\'');
         if trimmed.is_empty() || FILLERS.contains(&trimmed) {
             continue;
@@ -72,7 +82,8 @@ pub fn find_phrase(words: &[String], needle: &str) -> Option<usize> {
     if parts.is_empty() || parts.len() > words.len() {
         return None;
     }
-    (0..=words.len() - parts.len()).find(|&i| parts.iter().enumerate().all(|(j, p)| words[i + j] == *p))
+    (0..=words.len() - parts.len())
+        .find(|&i| parts.iter().enumerate().all(|(j, p)| words[i + j] == *p))
 }
 
 #[cfg(test)]
@@ -81,7 +92,10 @@ mod tests {
 
     #[test]
     fn words_drop_fillers_and_sentence_dots() {
-        assert_eq!(words("Um, yes. That's FINE!"), vec!["yes", "that's", "fine"]);
+        assert_eq!(
+            words("Um, yes. That's FINE!"),
+            vec!["yes", "that's", "fine"]
+        );
         assert_eq!(words("john . doe"), vec!["john", ".", "doe"]);
     }
 

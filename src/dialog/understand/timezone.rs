@@ -144,7 +144,9 @@ const PLACES: &[(&str, &str)] = &[
 ];
 
 /// Words that make a place name a statement about where the caller is.
-const CUES: &[&str] = &["in", "on", "time", "from", "based", "at", "near", "zone", "timezone", "i'm", "we're", "im"];
+const CUES: &[&str] = &[
+    "in", "on", "time", "from", "based", "at", "near", "zone", "timezone", "i'm", "we're", "im",
+];
 
 /// The zone a caller states, if the utterance states one.
 pub fn parse(text: &str) -> Option<Tz> {
@@ -173,7 +175,10 @@ mod tests {
         assert_eq!(parse("I'm on eastern time"), Some(America::New_York));
         assert_eq!(parse("central"), Some(America::Chicago));
         assert_eq!(parse("I'm in Dallas"), Some(America::Chicago));
-        assert_eq!(parse("actually I'm out in Salt Lake City"), Some(America::Denver));
+        assert_eq!(
+            parse("actually I'm out in Salt Lake City"),
+            Some(America::Denver)
+        );
         assert_eq!(parse("we're based in Portland"), Some(America::Los_Angeles));
         assert_eq!(parse("I'm in Paris"), Some(chrono_tz::Europe::Paris));
         assert_eq!(parse("yes that works"), None);

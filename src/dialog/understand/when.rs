@@ -101,7 +101,8 @@ const MONTHS: &[&str] = &[
 ];
 
 const SMALL_NUMBERS: &[&str] = &[
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve",
 ];
 
 /// Parses a number said as digits or words up to 59 ("forty five" uses two
@@ -128,7 +129,10 @@ fn number_at(w: &[String], i: usize) -> Option<(u32, usize)> {
     }
     let tens = [("twenty", 20), ("thirty", 30), ("forty", 40), ("fifty", 50)];
     if let Some((_, n)) = tens.iter().find(|(x, _)| *x == word) {
-        if let Some(unit) = w.get(i + 1).and_then(|u| SMALL_NUMBERS[1..10].iter().position(|x| x == u)) {
+        if let Some(unit) = w
+            .get(i + 1)
+            .and_then(|u| SMALL_NUMBERS[1..10].iter().position(|x| x == u))
+        {
             return Some((n + unit as u32 + 1, 2));
         }
         return Some((*n, 1));
@@ -193,7 +197,8 @@ fn to_24h(hour: u32, minute: u32, pm: Option<bool>) -> Option<NaiveTime> {
 
 /// The next date after `today` that falls on `day` (1–7 days ahead).
 fn next_weekday(today: NaiveDate, day: Weekday) -> NaiveDate {
-    let ahead = (7 + day.num_days_from_monday() as i64 - today.weekday().num_days_from_monday() as i64) % 7;
+    let ahead =
+        (7 + day.num_days_from_monday() as i64 - today.weekday().num_days_from_monday() as i64) % 7;
     today + Duration::days(if ahead == 0 { 7 } else { ahead })
 }
 
@@ -233,8 +238,14 @@ pub fn parse(text: &str, now: NaiveDateTime) -> Option<TimePref> {
     }
     for (i, word) in w.iter().enumerate() {
         if let Some((_, day)) = WEEKDAYS.iter().find(|(n, _)| n == word) {
-            let next = i > 0 && w[i - 1] == "next" || w.get(i + 1).is_some_and(|x| x == "next") && w.get(i + 2).is_some_and(|x| x == "week");
-            p.date = Some(if next { weekday_next_week(today, *day) } else { next_weekday(today, *day) });
+            let next = i > 0 && w[i - 1] == "next"
+                || w.get(i + 1).is_some_and(|x| x == "next")
+                    && w.get(i + 2).is_some_and(|x| x == "week");
+            p.date = Some(if next {
+                weekday_next_week(today, *day)
+            } else {
+                next_weekday(today, *day)
+            });
         }
         if let Some(m) = MONTHS.iter().position(|x| x == word) {
             let month = m as u32 + 1;
@@ -259,7 +270,8 @@ pub fn parse(text: &str, now: NaiveDateTime) -> Option<TimePref> {
         let numeric_ordinal = word.starts_with(|c: char| c.is_ascii_digit());
         if !prev_is_month && (spelled_ordinal || numeric_ordinal) {
             if let Some(d) = ordinal_day(word) {
-                let this_month = NaiveDate::from_ymd_opt(today.year(), today.month(), d).filter(|x| *x >= today);
+                let this_month =
+                    NaiveDate::from_ymd_opt(today.year(), today.month(), d).filter(|x| *x >= today);
                 let following = today
                     .checked_add_months(chrono::Months::new(1))
                     .and_then(|n| NaiveDate::from_ymd_opt(n.year(), n.month(), d));
@@ -281,7 +293,9 @@ pub fn parse(text: &str, now: NaiveDateTime) -> Option<TimePref> {
                 Some("day") | Some("days") => p.date = Some(today + Duration::days(n as i64)),
                 Some("week") | Some("weeks") => p.date = Some(today + Duration::days(7 * n as i64)),
                 Some("hour") | Some("hours") => p.instant = Some(now + Duration::hours(n as i64)),
-                Some("minute") | Some("minutes") => p.instant = Some(now + Duration::minutes(n as i64)),
+                Some("minute") | Some("minutes") => {
+                    p.instant = Some(now + Duration::minutes(n as i64))
+                }
                 _ => {}
             }
         }
@@ -319,11 +333,20 @@ pub fn parse(text: &str, now: NaiveDateTime) -> Option<TimePref> {
             continue;
         }
         // "half past nine", "quarter past two", "quarter to three"
-        if matches!(word, "half" | "quarter") && matches!(w.get(i + 1).map(String::as_str), Some("past") | Some("after") | Some("to")) {
+        if matches!(word, "half" | "quarter")
+            && matches!(
+                w.get(i + 1).map(String::as_str),
+                Some("past") | Some("after") | Some("to")
+            )
+        {
             if let Some((h, _)) = number_at(&w, i + 2) {
                 let mins = if word == "half" { 30 } else { 15 };
                 let before = w[i + 1] == "to";
-                let (h, m) = if before { (h.saturating_sub(1), 60 - mins) } else { (h, mins) };
+                let (h, m) = if before {
+                    (h.saturating_sub(1), 60 - mins)
+                } else {
+                    (h, mins)
+                };
                 p.time = to_24h(h, m, pm_hint);
             }
             continue;
@@ -333,7 +356,9 @@ pub fn parse(text: &str, now: NaiveDateTime) -> Option<TimePref> {
             let mm: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
             let suffix = &rest[mm.len()..];
             if let (Ok(h), Ok(m)) = (hh.parse::<u32>(), mm.parse::<u32>()) {
-                let pm = is_meridiem(suffix).or_else(|| w.get(i + 1).and_then(|x| is_meridiem(x))).or(pm_hint);
+                let pm = is_meridiem(suffix)
+                    .or_else(|| w.get(i + 1).and_then(|x| is_meridiem(x)))
+                    .or(pm_hint);
                 p.time = to_24h(h, m, pm);
             }
             continue;
@@ -346,9 +371,27 @@ pub fn parse(text: &str, now: NaiveDateTime) -> Option<TimePref> {
             }
         }
         let prev = i.checked_sub(1).map(|j| w[j].as_str());
-        let cue = matches!(prev, Some("at") | Some("around") | Some("about") | Some("by") | Some("after") | Some("before") | Some("say") | Some("maybe") | Some("how") | Some("till") | Some("until"));
-        let Some((h, used)) = number_at(&w, i) else { continue };
-        if used == 1 && w[i].parse::<u32>().is_err() && SMALL_NUMBERS.iter().position(|x| *x == w[i]).is_none() {
+        let cue = matches!(
+            prev,
+            Some("at")
+                | Some("around")
+                | Some("about")
+                | Some("by")
+                | Some("after")
+                | Some("before")
+                | Some("say")
+                | Some("maybe")
+                | Some("how")
+                | Some("till")
+                | Some("until")
+        );
+        let Some((h, used)) = number_at(&w, i) else {
+            continue;
+        };
+        if used == 1
+            && w[i].parse::<u32>().is_err()
+            && SMALL_NUMBERS.iter().position(|x| *x == w[i]).is_none()
+        {
             continue;
         }
         if !(1..=12).contains(&h) {
@@ -358,12 +401,18 @@ pub fn parse(text: &str, now: NaiveDateTime) -> Option<TimePref> {
         let meridiem = after.and_then(is_meridiem);
         let oclock = matches!(after, Some("o'clock") | Some("oclock"));
         // "eleven fifteen", "two thirty"
-        let minutes = if meridiem.is_none() && !oclock { number_at(&w, i + used).filter(|(m, _)| (10..60).contains(m)) } else { None };
+        let minutes = if meridiem.is_none() && !oclock {
+            number_at(&w, i + used).filter(|(m, _)| (10..60).contains(m))
+        } else {
+            None
+        };
         if !(cue || meridiem.is_some() || oclock || minutes.is_some()) {
             continue;
         }
         let (m, extra) = minutes.unwrap_or((0, 0));
-        let pm = meridiem.or_else(|| w.get(i + used + extra).and_then(|x| is_meridiem(x))).or(pm_hint);
+        let pm = meridiem
+            .or_else(|| w.get(i + used + extra).and_then(|x| is_meridiem(x)))
+            .or(pm_hint);
         let time = to_24h(h, m, pm);
         match prev {
             Some("after") => p.range = time.map(|x| (x, end_of_day())),
@@ -386,13 +435,22 @@ pub fn parse(text: &str, now: NaiveDateTime) -> Option<TimePref> {
 impl TimePref {
     /// Resolves the preference against the slot on offer (`anchor`) or, with
     /// nothing on offer, against `now`.
-    pub fn target(&self, anchor: Option<DateTime<Utc>>, now: DateTime<Utc>, tz: Tz) -> Option<Target> {
+    pub fn target(
+        &self,
+        anchor: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        tz: Tz,
+    ) -> Option<Target> {
         let local = |t: DateTime<Utc>| t.with_timezone(&tz).naive_local();
         if let Some(instant) = self.instant {
             return Some(Target::Instant(resolve_local(tz, instant)));
         }
         let anchor_local = anchor.map(local);
-        let time = self.time.or(if self.same_time { anchor_local.map(|a| a.time()) } else { None });
+        let time = self.time.or(if self.same_time {
+            anchor_local.map(|a| a.time())
+        } else {
+            None
+        });
         let date = self.date.or_else(|| {
             if time.is_some() || self.range.is_some() && self.shift.is_some() {
                 anchor_local.map(|a| a.date())
@@ -403,9 +461,15 @@ impl TimePref {
         let day_start = |d: NaiveDate, at: NaiveTime| resolve_local(tz, d.and_time(at));
         match (date, time, self.range) {
             (Some(d), Some(at), _) => Some(Target::Instant(day_start(d, at))),
-            (Some(d), None, Some((s, e))) => Some(Target::Window(Interval::new(day_start(d, s), day_start(d, e)))),
+            (Some(d), None, Some((s, e))) => Some(Target::Window(Interval::new(
+                day_start(d, s),
+                day_start(d, e),
+            ))),
             (Some(d), None, None) => {
-                let whole = Interval::new(day_start(d, t(0, 0)), day_start(d + Duration::days(1), t(0, 0)));
+                let whole = Interval::new(
+                    day_start(d, t(0, 0)),
+                    day_start(d + Duration::days(1), t(0, 0)),
+                );
                 match (self.shift, anchor) {
                     (Some(Shift::Earlier), Some(a)) if whole.contains(a) => Some(Target::Before(a)),
                     (Some(Shift::Later), Some(a)) if whole.contains(a) => Some(Target::After(a)),
@@ -414,7 +478,11 @@ impl TimePref {
             }
             (None, Some(at), _) => {
                 let nl = local(now);
-                let d = if at > nl.time() { nl.date() } else { nl.date() + Duration::days(1) };
+                let d = if at > nl.time() {
+                    nl.date()
+                } else {
+                    nl.date() + Duration::days(1)
+                };
                 Some(Target::Instant(day_start(d, at)))
             }
             (None, None, Some((s, e))) => Some(Target::Daily {
@@ -436,7 +504,10 @@ mod tests {
 
     // Tuesday 2026-12-01 10:00 local.
     fn now() -> NaiveDateTime {
-        NaiveDate::from_ymd_opt(2026, 12, 1).unwrap().and_hms_opt(10, 0, 0).unwrap()
+        NaiveDate::from_ymd_opt(2026, 12, 1)
+            .unwrap()
+            .and_hms_opt(10, 0, 0)
+            .unwrap()
     }
 
     fn d(m: u32, day: u32) -> NaiveDate {
@@ -449,35 +520,65 @@ mod tests {
         assert_eq!(parse("tuesday", now()).unwrap().date, Some(d(12, 8)));
         assert_eq!(parse("next wednesday", now()).unwrap().date, Some(d(12, 9)));
         assert_eq!(parse("tomorrow", now()).unwrap().date, Some(d(12, 2)));
-        assert_eq!(parse("the day after tomorrow", now()).unwrap().date, Some(d(12, 3)));
+        assert_eq!(
+            parse("the day after tomorrow", now()).unwrap().date,
+            Some(d(12, 3))
+        );
     }
 
     #[test]
     fn clock_times() {
         assert_eq!(parse("at 3", now()).unwrap().time, Some(t(15, 0)));
         assert_eq!(parse("4 pm", now()).unwrap().time, Some(t(16, 0)));
-        assert_eq!(parse("how about 4:15", now()).unwrap().time, Some(t(16, 15)));
+        assert_eq!(
+            parse("how about 4:15", now()).unwrap().time,
+            Some(t(16, 15))
+        );
         assert_eq!(parse("half past nine", now()).unwrap().time, Some(t(9, 30)));
-        assert_eq!(parse("a quarter past two", now()).unwrap().time, Some(t(14, 15)));
+        assert_eq!(
+            parse("a quarter past two", now()).unwrap().time,
+            Some(t(14, 15))
+        );
         assert_eq!(parse("midday", now()).unwrap().time, Some(t(12, 0)));
-        assert_eq!(parse("eleven fifteen", now()).unwrap().time, Some(t(11, 15)));
-        assert_eq!(parse("tomorrow at 10am", now()).unwrap().time, Some(t(10, 0)));
+        assert_eq!(
+            parse("eleven fifteen", now()).unwrap().time,
+            Some(t(11, 15))
+        );
+        assert_eq!(
+            parse("tomorrow at 10am", now()).unwrap().time,
+            Some(t(10, 0))
+        );
     }
 
     #[test]
     fn dates() {
         assert_eq!(parse("the 14th", now()).unwrap().date, Some(d(12, 14)));
-        assert_eq!(parse("january 3rd", now()).unwrap().date, NaiveDate::from_ymd_opt(2027, 1, 3));
+        assert_eq!(
+            parse("january 3rd", now()).unwrap().date,
+            NaiveDate::from_ymd_opt(2027, 1, 3)
+        );
         assert_eq!(parse("12/22", now()).unwrap().date, Some(d(12, 22)));
         assert_eq!(parse("in three days", now()).unwrap().date, Some(d(12, 4)));
     }
 
     #[test]
     fn ranges_and_shifts() {
-        assert_eq!(parse("after 2", now()).unwrap().range, Some((t(14, 0), end_of_day())));
-        assert_eq!(parse("before 10", now()).unwrap().range, Some((t(0, 0), t(10, 0))));
-        assert_eq!(parse("thursday afternoon", now()).unwrap().range, Some((t(12, 0), t(17, 0))));
-        assert_eq!(parse("anything earlier?", now()).unwrap().shift, Some(Shift::Earlier));
+        assert_eq!(
+            parse("after 2", now()).unwrap().range,
+            Some((t(14, 0), end_of_day()))
+        );
+        assert_eq!(
+            parse("before 10", now()).unwrap().range,
+            Some((t(0, 0), t(10, 0)))
+        );
+        assert_eq!(
+            parse("thursday afternoon", now()).unwrap().range,
+            Some((t(12, 0), t(17, 0)))
+        );
+        assert_eq!(
+            parse("anything earlier?", now()).unwrap().shift,
+            Some(Shift::Earlier)
+        );
         assert_eq!(parse("yes that works", now()), None);
         assert_eq!(parse("my email is john at gmail dot com", now()), None);
     }

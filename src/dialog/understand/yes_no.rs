@@ -84,7 +84,15 @@ const POSITIVE: &[&str] = &[
     "totally",
 ];
 
-const POSITIVE_PHRASES: &[&str] = &["go ahead", "book it", "of course", "all right", "that's it", "you got it", "let's do it"];
+const POSITIVE_PHRASES: &[&str] = &[
+    "go ahead",
+    "book it",
+    "of course",
+    "all right",
+    "that's it",
+    "you got it",
+    "let's do it",
+];
 
 const NEGATIVE: &[&str] = &[
     "no",
@@ -151,8 +159,12 @@ fn clause_verdict(words: &[String]) -> Option<Answer> {
             || NEGATIVE_PHRASES.iter().any(|p| has_phrase(ws, p));
         let pos = ws.iter().any(|w| POSITIVE.contains(&w.as_str()))
             || POSITIVE_PHRASES.iter().any(|p| has_phrase(ws, p));
-        let bare_no = ws.iter().any(|w| matches!(w.as_str(), "no" | "nope" | "nah"));
-        let bare_yes = ws.iter().any(|w| matches!(w.as_str(), "yes" | "yeah" | "yep" | "yup"));
+        let bare_no = ws
+            .iter()
+            .any(|w| matches!(w.as_str(), "no" | "nope" | "nah"));
+        let bare_yes = ws
+            .iter()
+            .any(|w| matches!(w.as_str(), "yes" | "yeah" | "yep" | "yup"));
         match (pos, neg) {
             // "yeah no" in one breath: ask again.
             _ if bare_no && bare_yes => Some(Answer::Unclear),

@@ -1,0 +1,195 @@
+use crate::helpers::{of_kind, spawn_app, start_call, to_proposal};
+use callbook::harness::{frames, CallClient};
+use callbook::ledger::Ledger;
+use callbook::schedule::Interval;
+use chrono::Duration;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_missing_bearer_token_gets_401_and_no_socket() {
+    let app = spawn_app().await;
+    let err = CallClient::connect(app.addr, None)
+        .await
+        .err()
+        .expect("must not connect");
+    assert!(err.to_string().contains("401"), "{err}");
+    let err = CallClient::connect(app.addr, Some("wrong"))
+        .await
+        .err()
+        .expect("must not connect");
+    assert!(err.to_string().contains("401"), "{err}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn health_reports_the_protocol_version() {
+    let app = spawn_app().await;
+    let body: serde_json::Value = reqwest::get(format!("http://{}/healthz", app.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, json!({"status": "ok", "protocol": "1.0.0"}));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_first_frame_announces_the_version() {
+    let app = spawn_app().await;
+    let c = app.connect().await.unwrap();
+    assert_eq!(
+        c.hello,
+        json!({"event": "connected", "protocol": "callbook", "version": "1.0.0"})
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_frames_get_errors_and_the_call_goes_on() {
+    let app = spawn_app().await;
+    let mut c = start_call(&app, "CA0000000000000000000000000000bad1").await;
+    for (raw, code) in [
+        ("{nope", "malformed_json"),
+        ("{\"no_event\":1}", "missing_event"),
+        ("{\"event\":\"teleport\"}", "unknown_event"),
+        (
+            "{\"event\":\"booking\",\"booking\":{\"action\":\"maybe\"}}",
+            "invalid_frame",
+        ),
+        ("[]", "malformed_json"),
+        ("\"just a string\"", "malformed_json"),
+    ] {
+        c.send_raw(raw).await.unwrap();
+        let got = c.settle().await.unwrap();
+        assert_eq!(got.len(), 1, "{raw}: {got:?}");
+        assert_eq!(got[0]["error"]["code"], code, "{raw}");
+    }
+    c.send_binary(vec![0xff, 0x00]).await.unwrap();
+    let got = c.settle().await.unwrap();
+    assert_eq!(got[0]["error"]["code"], "binary_frame");
+    let after = to_proposal(&mut c).await;
+    let statuses: Vec<_> = of_kind(&after, "booking")
+        .iter()
+        .map(|f| f["booking"]["status"].clone())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["offered", "email_confirmed", "proposed"],
+        "the call still books"
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn transcripts_before_start_are_refused() {
+    let app = spawn_app().await;
+    let mut c = app.connect().await.unwrap();
+    c.send(&frames::transcript("hello")).await.unwrap();
+    let got = c.settle().await.unwrap();
+    assert_eq!(got[0]["error"]["code"], "not_started");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn interim_transcripts_do_not_drive_the_dialog() {
+    let app = spawn_app().await;
+    let mut c = start_call(&app, "CA000000000000000000000000000inter").await;
+    c.send(&frames::offer()).await.unwrap();
+    c.settle().await.unwrap();
+    c.send(&json!({"event": "transcript", "transcript": {"text": "no", "final": false}}))
+        .await
+        .unwrap();
+    assert!(c.settle().await.unwrap().is_empty());
+    app.stop().await.unwrap();
+}
+
+fn whole_look_ahead() -> Interval {
+    let t = crate::helpers::tuesday_morning();
+    Interval::new(t - Duration::days(30), t + Duration::days(60))
+}
+
+#[tokio::test]
+async fn hanging_up_before_yes_leaves_no_claim() {
+    let app = spawn_app().await;
+    let sid = "CA00000000000000000000000000hang01";
+    let mut c = start_call(&app, sid).await;
+    to_proposal(&mut c).await;
+    c.send(&frames::stop(sid)).await.unwrap();
+    let tail = c.drain().await.unwrap();
+    assert_eq!(
+        tail.last().unwrap()["booking"],
+        json!({"status": "done", "booked": false})
+    );
+    let claims = app
+        .ledger
+        .claims("alex:primary", whole_look_ahead(), app.clock.now())
+        .await
+        .unwrap();
+    assert!(claims.is_empty(), "{claims:?}");
+    assert!(app.google.events("alex@callbook.example").is_empty());
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn hanging_up_mid_booking_finishes_the_booking_and_orphans_nothing() {
+    let app = spawn_app().await;
+    let sid = "CA00000000000000000000000000hang02";
+    let mut c = start_call(&app, sid).await;
+    to_proposal(&mut c).await;
+    // The yes and the hang-up arrive back to back: the booking is in flight.
+    c.send(&frames::transcript("yes")).await.unwrap();
+    c.send(&frames::stop(sid)).await.unwrap();
+    c.drain().await.unwrap();
+    // The socket closes only after the call's work is done.
+    let claims = app
+        .ledger
+        .claims("alex:primary", whole_look_ahead(), app.clock.now())
+        .await
+        .unwrap();
+    let events = app.google.events("alex@callbook.example");
+    assert_eq!(events.len(), 1, "the caller said yes: the booking stands");
+    assert_eq!(claims.len(), 1);
+    assert!(claims[0].committed, "no hold is left behind");
+    assert!(claims[0].interval.contains(events[0].start));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_socket_dropped_without_stop_ends_the_call() {
+    let app = spawn_app().await;
+    let mut c = start_call(&app, "CA00000000000000000000000000drop01").await;
+    to_proposal(&mut c).await;
+    c.close().await.unwrap();
+    // The server drains and stops cleanly: the actor saw the hang-up.
+    let claims = app
+        .ledger
+        .claims("alex:primary", whole_look_ahead(), app.clock.now())
+        .await
+        .unwrap();
+    assert!(claims.is_empty());
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_revoked_grant_skips_booking_without_a_word_to_the_caller() {
+    let prov =
+        callbook::store::provisioning::Provisioning::parse(callbook::store::provisioning::DEFAULT)
+            .unwrap();
+    let app = callbook::harness::Harness::start(
+        prov,
+        callbook::clock::Clock::manual(crate::helpers::tuesday_morning()),
+        |g| g.revoke("alex@callbook.example"),
+    )
+    .await
+    .unwrap();
+    let mut c = start_call(&app, "CA00000000000000000000000000revok1").await;
+    c.send(&frames::offer()).await.unwrap();
+    let got = c.settle().await.unwrap();
+    assert_eq!(of_kind(&got, "say").len(), 0, "{got:?}");
+    assert_eq!(
+        got[0]["booking"],
+        json!({"status": "skipped", "reason": "calendar_expired"})
+    );
+    app.stop().await.unwrap();
+}
