@@ -209,10 +209,7 @@ impl<'r> SlotFinder<'r> {
             return Some(Exclusion::NotACandidate);
         }
         let padded = rules.padded(Interval::new(start, start + rules.length()));
-        match self.first_overlap(padded) {
-            Some(busy) => Some(Exclusion::Busy(busy)),
-            None => None,
-        }
+        self.first_overlap(padded).map(Exclusion::Busy)
     }
 
     /// Whether a meeting at exactly `slot` may still be booked.
@@ -238,7 +235,7 @@ impl<'r> SlotFinder<'r> {
             while cursor < self.busy.len() && self.busy[cursor].end <= padded.start {
                 cursor += 1;
             }
-            !self.busy.get(cursor).is_some_and(|b| b.start < padded.end)
+            self.busy.get(cursor).is_none_or(|b| b.start >= padded.end)
         })
     }
 

@@ -53,7 +53,7 @@ pub fn words(text: &str) -> Vec<String> {
 /// "yeah... actually no" can decide.
 pub fn clauses(text: &str) -> Vec<Vec<String>> {
     clip(text)
-        .split(|c: char| matches!(c, ',' | '.' | '!' | '?' | ';' | '…'))
+        .split([',', '.', '!', '?', ';', '…'])
         .map(words)
         .filter(|w| !w.is_empty())
         .collect()
