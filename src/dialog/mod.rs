@@ -12,7 +12,7 @@ pub mod understand;
 pub use types::*;
 
 use crate::phone;
-use crate::schedule::{Interval, SlotFinder};
+use crate::schedule::{merge_busy, Interval, SlotFinder};
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use understand::email::{self, Email};
@@ -61,10 +61,12 @@ pub struct Dialog {
     recipient: Option<Recipient>,
     caller_tz: Tz,
     email: Option<Email>,
-    availability: Option<Result<Availability, Trouble>>,
-    /// Slots the caller said no to, and conflicts learned since loading.
+    /// Whether the calendar answered at load, and with what video support.
+    availability: Option<Result<Video, Trouble>>,
+    /// Slots the caller said no to.
     declined: Vec<Interval>,
-    taken: Vec<Interval>,
+    /// Busy time as loaded plus conflicts learned since, merged once.
+    busy: Vec<Interval>,
     meeting: Option<Meeting>,
     email_tries: u8,
     last_prompt: Option<String>,
@@ -90,7 +92,7 @@ impl Dialog {
             email: None,
             availability: None,
             declined: Vec::new(),
-            taken: Vec::new(),
+            busy: Vec::new(),
             meeting: None,
             email_tries: 0,
             last_prompt: None,
@@ -429,6 +431,12 @@ impl Dialog {
     }
 
     fn loaded(&mut self, result: Result<Availability, Trouble>, now: DateTime<Utc>, out: &mut Out) {
+        let result = result.map(|a| {
+            let mut busy = a.busy;
+            busy.append(&mut self.busy);
+            self.busy = merge_busy(busy);
+            a.video
+        });
         self.availability = Some(result.clone());
         match (&self.stage, result) {
             (Stage::WaitingForSlots(pref), Ok(_)) => {
@@ -446,16 +454,6 @@ impl Dialog {
         }
     }
 
-    /// Free slots as this call sees them now.
-    fn finder<'a>(&self, ctx: &'a BookingContext, now: DateTime<Utc>) -> SlotFinder<'a> {
-        let mut busy = match &self.availability {
-            Some(Ok(a)) => a.busy.clone(),
-            _ => Vec::new(),
-        };
-        busy.extend(self.taken.iter().copied());
-        SlotFinder::new(&ctx.rules, busy, now)
-    }
-
     /// Finds the slot to offer. The flag says whether it matches what the
     /// caller asked for (false: it is only the nearest alternative).
     fn find(
@@ -465,7 +463,7 @@ impl Dialog {
         now: DateTime<Utc>,
     ) -> Option<(Interval, bool)> {
         let ctx = self.ctx.as_ref()?;
-        let finder = self.finder(ctx, now);
+        let finder = SlotFinder::from_merged(&ctx.rules, &self.busy, now);
         let mut exclude = self.declined.clone();
         if let Some(m) = &self.meeting {
             exclude.push(m.slot);
@@ -487,7 +485,7 @@ impl Dialog {
                     nearest(t)
                 }
             }
-            Target::Window(w) => match finder.free_within(w, &exclude).first() {
+            Target::Window(w) => match finder.free_within(w, self.caller_tz, &exclude).first() {
                 Some(s) => Some((*s, true)),
                 None => nearest(w.start),
             },
@@ -676,7 +674,9 @@ impl Dialog {
             Stage::Booking(s) | Stage::Moving(s) => s,
             _ => return,
         };
-        self.taken.push(conflict);
+        let mut busy = std::mem::take(&mut self.busy);
+        busy.push(conflict);
+        self.busy = merge_busy(busy);
         out.status(Status::Taken {
             start: slot.start,
             end: slot.end,
@@ -702,7 +702,7 @@ impl Dialog {
         };
         let said = speech::slot(slot.start, ctx.rules.timezone, self.caller_tz);
         let video = match &self.availability {
-            Some(Ok(a)) => a.video.clone(),
+            Some(Ok(video)) => video.clone(),
             _ => Video::Unavailable,
         };
         let details = match (

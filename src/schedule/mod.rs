@@ -19,9 +19,12 @@ mod rules;
 
 pub use rules::{BookingRules, RulesError, Window};
 
-use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use rules::minutes_of;
+
+use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// A half-open span of time `[start, end)` in UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -110,7 +113,7 @@ pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
 #[derive(Debug, Clone)]
 pub struct SlotFinder<'r> {
     rules: &'r BookingRules,
-    busy: Vec<Interval>,
+    busy: Cow<'r, [Interval]>,
     now: DateTime<Utc>,
 }
 
@@ -120,7 +123,25 @@ impl<'r> SlotFinder<'r> {
     pub fn new(rules: &'r BookingRules, busy: Vec<Interval>, now: DateTime<Utc>) -> Self {
         Self {
             rules,
-            busy: merge_busy(busy),
+            busy: Cow::Owned(merge_busy(busy)),
+            now,
+        }
+    }
+
+    /// A finder over busy time already passed through [`merge_busy`], borrowed
+    /// as is: a call merges its busy time once and asks many questions.
+    pub fn from_merged(
+        rules: &'r BookingRules,
+        merged: &'r [Interval],
+        now: DateTime<Utc>,
+    ) -> Self {
+        debug_assert!(
+            merged.windows(2).all(|w| w[0].end < w[1].start),
+            "busy time is not merged"
+        );
+        Self {
+            rules,
+            busy: Cow::Borrowed(merged),
             now,
         }
     }
@@ -149,42 +170,81 @@ impl<'r> SlotFinder<'r> {
     /// Every candidate start that satisfies the window, notice and look-ahead,
     /// in time order, without looking at busy time.
     pub fn candidates(&self) -> impl Iterator<Item = Interval> + '_ {
+        self.candidates_from(self.earliest_start())
+    }
+
+    /// Candidates starting at or after `from` (and after the notice), in order.
+    fn candidates_from(&self, from: DateTime<Utc>) -> impl Iterator<Item = Interval> + '_ {
         let (first, last) = self.bookable_dates();
-        let earliest = self.earliest_start();
-        first
+        let from = from.max(self.earliest_start());
+        let from_date = from
+            .with_timezone(&self.rules.timezone)
+            .date_naive()
+            .max(first);
+        from_date
             .iter_days()
             .take_while(move |d| *d <= last)
             .flat_map(move |date| self.day_candidates(date))
-            .filter(move |slot| slot.start >= earliest)
+            .filter(move |slot| slot.start >= from)
     }
 
     /// Candidate meetings on one local date, in time order.
+    ///
+    /// On a day without a clock change every local time is midnight plus its
+    /// minutes, so the grid is computed from one offset lookup. A day with a
+    /// change resolves each grid point on its own.
     fn day_candidates(&self, date: NaiveDate) -> Vec<Interval> {
         let rules = self.rules;
         if !rules.window.allows(date) {
             return Vec::new();
         }
         let tz = rules.timezone;
+        let day_start = resolve_local(tz, date.and_time(NaiveTime::MIN));
+        let day_end = resolve_local(tz, (date + Duration::days(1)).and_time(NaiveTime::MIN));
+        let step = i64::from(rules.slot_step_minutes);
+        let length = rules.length();
+        let open_min = i64::from(minutes_of(rules.window.start));
+        let close_min = rules
+            .window
+            .end
+            .map_or(24 * 60, |e| i64::from(minutes_of(e)));
+        if day_end - day_start == Duration::days(1) {
+            let first_k = (open_min + step - 1) / step;
+            let last_k = (close_min - i64::from(rules.length_minutes)).div_euclid(step);
+            return (first_k..=last_k)
+                .map(|k| {
+                    let s = day_start + Duration::minutes(k * step);
+                    Interval::new(s, s + length)
+                })
+                .collect();
+        }
         let open = resolve_local(tz, date.and_time(rules.window.start));
         let close = match rules.window.end {
             Some(end) => resolve_local(tz, date.and_time(end)),
-            None => resolve_local(tz, (date + Duration::days(1)).and_time(Default::default())),
+            None => day_end,
         };
-        let length = rules.length();
-        let step = i64::from(rules.slot_step_minutes);
-        let midnight = date.and_time(Default::default());
         let mut out: Vec<Interval> = Vec::new();
-        for k in 0..(24 * 60 / step) {
-            let start = resolve_local(tz, midnight + Duration::minutes(k * step));
+        for start in self.day_grid(date) {
             if start < open || start + length > close {
                 continue;
             }
-            // Two wall-clock starts inside a spring-forward gap resolve to the
-            // same instant; keep one.
-            if out.last().is_some_and(|prev| prev.start >= start) {
-                continue;
-            }
             out.push(Interval::new(start, start + length));
+        }
+        out
+    }
+
+    /// Every grid point of a local date as an instant, in order, with the
+    /// points that fall into a spring-forward gap merged into one.
+    fn day_grid(&self, date: NaiveDate) -> Vec<DateTime<Utc>> {
+        let tz = self.rules.timezone;
+        let step = i64::from(self.rules.slot_step_minutes);
+        let midnight = date.and_time(NaiveTime::MIN);
+        let mut out: Vec<DateTime<Utc>> = Vec::new();
+        for k in 0..(24 * 60 / step) {
+            let start = resolve_local(tz, midnight + Duration::minutes(k * step));
+            if out.last().is_none_or(|prev| *prev < start) {
+                out.push(start);
+            }
         }
         out
     }
@@ -204,12 +264,17 @@ impl<'r> SlotFinder<'r> {
         if !rules.window.allows(date) {
             return Some(Exclusion::DayNotInWindow);
         }
-        let is_candidate = self.day_candidates(date).iter().any(|c| c.start == start);
-        if !is_candidate {
-            return Some(Exclusion::NotACandidate);
+        if !self.day_grid(date).contains(&start) {
+            return Some(Exclusion::NotOnStepGrid);
+        }
+        if !self.day_candidates(date).iter().any(|c| c.start == start) {
+            return Some(Exclusion::OutsideWindow);
         }
         let padded = rules.padded(Interval::new(start, start + rules.length()));
-        self.first_overlap(padded).map(Exclusion::Busy)
+        self.first_overlap(padded).map(|b| Exclusion::Busy {
+            start: b.start,
+            end: b.end,
+        })
     }
 
     /// Whether a meeting at exactly `slot` may still be booked.
@@ -218,8 +283,7 @@ impl<'r> SlotFinder<'r> {
     }
 
     fn first_overlap(&self, padded: Interval) -> Option<Interval> {
-        // Busy is merged and sorted: the only interval that can overlap and
-        // start before `padded.end` without ending before `padded.start` is
+        // Busy is merged and sorted: the only interval that can overlap is
         // the last one starting before `padded.end`.
         let idx = self.busy.partition_point(|b| b.start < padded.end);
         idx.checked_sub(1)
@@ -227,40 +291,87 @@ impl<'r> SlotFinder<'r> {
             .filter(|b| b.end > padded.start)
     }
 
+    fn is_clear(&self, slot: Interval) -> bool {
+        self.first_overlap(self.rules.padded(slot)).is_none()
+    }
+
     /// Free slots in time order, lazily.
     pub fn free(&self) -> impl Iterator<Item = Interval> + '_ {
-        let mut cursor = 0usize;
-        self.candidates().filter(move |slot| {
+        self.free_from(self.earliest_start())
+    }
+
+    /// Free slots starting at or after `from`, in time order, lazily. Busy
+    /// time is walked with a cursor, so a full listing is linear in days
+    /// plus busy intervals.
+    pub fn free_from(&self, from: DateTime<Utc>) -> impl Iterator<Item = Interval> + '_ {
+        let mut cursor = None;
+        self.candidates_from(from).filter(move |slot| {
             let padded = self.rules.padded(*slot);
-            while cursor < self.busy.len() && self.busy[cursor].end <= padded.start {
-                cursor += 1;
+            let c =
+                cursor.get_or_insert_with(|| self.busy.partition_point(|b| b.end <= padded.start));
+            while *c < self.busy.len() && self.busy[*c].end <= padded.start {
+                *c += 1;
             }
-            self.busy.get(cursor).is_none_or(|b| b.start >= padded.end)
+            self.busy.get(*c).is_none_or(|b| b.start >= padded.end)
         })
+    }
+
+    /// Free slots starting strictly before `before`, latest first, lazily.
+    pub fn free_before(&self, before: DateTime<Utc>) -> impl Iterator<Item = Interval> + '_ {
+        let (first, last) = self.bookable_dates();
+        let earliest = self.earliest_start();
+        let from_date = before
+            .with_timezone(&self.rules.timezone)
+            .date_naive()
+            .min(last);
+        let days = (from_date - first).num_days().max(-1) + 1;
+        (0..days)
+            .map(move |i| from_date - Duration::days(i))
+            .flat_map(move |date| self.day_candidates(date).into_iter().rev())
+            .filter(move |s| s.start < before && s.start >= earliest && self.is_clear(*s))
     }
 
     /// The first `n` free slots starting at or after `from`.
     pub fn first_free(&self, from: DateTime<Utc>, n: usize) -> Vec<Interval> {
-        self.free().filter(|s| s.start >= from).take(n).collect()
+        self.free_from(from).take(n).collect()
     }
 
     /// Up to `n` free slots nearest `target`, nearest first (an earlier one
-    /// wins a tie), never one of `exclude`.
+    /// wins a tie), never one of `exclude`. Searches outward from the target,
+    /// so its cost depends on how far the nearest free slots are, not on the
+    /// look-ahead.
     pub fn nearest(&self, target: DateTime<Utc>, n: usize, exclude: &[Interval]) -> Vec<Interval> {
-        let mut all: Vec<Interval> = self.free().filter(|s| !exclude.contains(s)).collect();
-        all.sort_by_key(|s| ((s.start - target).num_seconds().abs(), s.start));
-        all.truncate(n);
-        all
+        let keep = |s: &Interval| !exclude.contains(s);
+        let mut near: Vec<Interval> = self.free_from(target).filter(keep).take(n).collect();
+        near.extend(self.free_before(target).filter(keep).take(n));
+        near.sort_by_key(|s| ((s.start - target).num_seconds().abs(), s.start));
+        near.truncate(n);
+        near
     }
 
-    /// Free slots whose start falls inside `within`, nicest first: on the hour
-    /// (in the owner's zone), then on the half hour, then the rest; earlier
-    /// first inside each group.
-    pub fn free_within(&self, within: Interval, exclude: &[Interval]) -> Vec<Interval> {
-        let tz = self.rules.timezone;
+    /// Up to `n` free slots before the one on offer, latest first.
+    pub fn earlier(&self, offered: Interval, n: usize, exclude: &[Interval]) -> Vec<Interval> {
+        self.free_before(offered.start)
+            .filter(|s| !exclude.contains(s))
+            .take(n)
+            .collect()
+    }
+
+    /// Up to `n` free slots after the one on offer, earliest first.
+    pub fn later(&self, offered: Interval, n: usize, exclude: &[Interval]) -> Vec<Interval> {
+        self.free_from(offered.start + Duration::seconds(1))
+            .filter(|s| !exclude.contains(s))
+            .take(n)
+            .collect()
+    }
+
+    /// Free slots whose start falls inside `within` (a caller's window such
+    /// as "tomorrow afternoon"), nicest first in the caller's zone `tz`: on
+    /// the hour, then on the half hour, then the rest; earlier first inside
+    /// each group.
+    pub fn free_within(&self, within: Interval, tz: Tz, exclude: &[Interval]) -> Vec<Interval> {
         let mut found: Vec<Interval> = self
-            .free()
-            .skip_while(|s| s.start < within.start)
+            .free_from(within.start)
             .take_while(|s| s.start < within.end)
             .filter(|s| !exclude.contains(s))
             .collect();
@@ -280,16 +391,32 @@ fn niceness(t: chrono::NaiveTime) -> u8 {
 }
 
 /// The rule that keeps a start from being offered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
 pub enum Exclusion {
+    /// The start's local date is before today or past the look-ahead.
     OutsideLookAhead,
+    /// The start is sooner than `now + min_notice_minutes`.
     MinimumNotice,
+    /// The window does not include this weekday.
     DayNotInWindow,
-    /// Not on the step grid, or outside the day's window.
-    NotACandidate,
-    /// The padded meeting overlaps this (merged) busy interval.
-    Busy(Interval),
+    /// Not a multiple of the step from local midnight.
+    NotOnStepGrid,
+    /// The meeting would start before the window opens or end after it closes.
+    OutsideWindow,
+    /// The padded meeting overlaps this merged busy interval.
+    Busy {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod calcom_cases;
+#[cfg(test)]
+mod dst_tests;
+#[cfg(test)]
+mod props;

@@ -218,7 +218,8 @@ impl TryFrom<RawRules> for BookingRules {
     }
 }
 
-fn minutes_of(t: NaiveTime) -> u32 {
+/// Minutes since midnight of a wall-clock time.
+pub(super) fn minutes_of(t: NaiveTime) -> u32 {
     use chrono::Timelike;
     t.hour() * 60 + t.minute()
 }

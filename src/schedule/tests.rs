@@ -59,10 +59,10 @@ fn buffer_after_keeps_slot_clear_of_following_busy() {
     assert!(f.is_free(iv("2026-12-02T16:00:00Z", "2026-12-02T16:30:00Z")));
     assert_eq!(
         f.exclusion(utc("2026-12-02T15:00:00Z")),
-        Some(Exclusion::Busy(iv(
-            "2026-12-02T15:30:00Z",
-            "2026-12-02T16:00:00Z"
-        )))
+        Some(Exclusion::Busy {
+            start: utc("2026-12-02T15:30:00Z"),
+            end: utc("2026-12-02T16:00:00Z")
+        })
     );
 }
 
@@ -137,7 +137,11 @@ fn nearest_prefers_earlier_on_tie_and_skips_declined() {
 fn free_within_puts_hours_first() {
     let r = ny_rules();
     let f = SlotFinder::new(&r, vec![], utc("2026-12-01T13:00:00Z"));
-    let got = f.free_within(iv("2026-12-02T17:00:00Z", "2026-12-02T19:00:00Z"), &[]);
+    let got = f.free_within(
+        iv("2026-12-02T17:00:00Z", "2026-12-02T19:00:00Z"),
+        r.timezone,
+        &[],
+    );
     let starts: Vec<_> = got.iter().map(|s| s.start).collect();
     assert_eq!(
         starts,
