@@ -7,7 +7,7 @@ use callbook::calendar::oauth::OAuthClient;
 use callbook::clock::Clock;
 use callbook::harness::{self, frames, Harness};
 use callbook::ledger::MemoryLedger;
-use callbook::schedule::{BookingRules, Interval, SlotFinder};
+use callbook::schedule::Interval;
 use callbook::store::provisioning::{self, Provisioning};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
@@ -57,6 +57,9 @@ enum Command {
         now: DateTime<Utc>,
         #[arg(long)]
         limit: Option<usize>,
+        /// Say whether this start (RFC 3339) is offered, and which rule excludes it.
+        #[arg(long)]
+        explain: Option<DateTime<Utc>>,
     },
 }
 
@@ -120,7 +123,8 @@ async fn main() -> ExitCode {
             busy,
             now,
             limit,
-        } => return slots(rules, busy, now, limit),
+            explain,
+        } => return slots(rules, busy, now, limit, explain),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -293,29 +297,24 @@ fn slots(
     busy: Option<PathBuf>,
     now: DateTime<Utc>,
     limit: Option<usize>,
+    explain: Option<DateTime<Utc>>,
 ) -> ExitCode {
-    let fail = |msg: String| {
-        eprintln!("error: {msg}");
-        ExitCode::from(2)
+    let read = |flag: &str, p: &PathBuf| {
+        std::fs::read_to_string(p).map_err(|e| format!("{flag} {}: {e}", p.display()))
     };
-    let rules = match std::fs::read_to_string(&rules) {
-        Ok(t) => match BookingRules::parse(&t) {
-            Ok(r) => r,
-            Err(e) => return fail(e.to_string()),
-        },
-        Err(e) => return fail(format!("--rules: {e}")),
-    };
-    let busy: Vec<Interval> = match busy.map(std::fs::read_to_string) {
-        None => Vec::new(),
-        Some(Err(e)) => return fail(format!("--busy: {e}")),
-        Some(Ok(t)) => match serde_json::from_str::<Vec<Interval>>(&t) {
-            Ok(b) if b.iter().all(|i| i.start <= i.end) => b,
-            Ok(_) => return fail("--busy: an interval ends before it starts".into()),
-            Err(e) => return fail(format!("--busy: {e}")),
-        },
-    };
-    let finder = SlotFinder::new(&rules, busy, now);
-    let found: Vec<_> = finder.free().take(limit.unwrap_or(usize::MAX)).collect();
-    println!("{}", json!({"slots": found}));
-    ExitCode::SUCCESS
+    let answer = read("--rules", &rules).and_then(|rules_text| {
+        let busy_text = busy.as_ref().map(|b| read("--busy", b)).transpose()?;
+        callbook::schedule::cli::answer(&rules_text, busy_text.as_deref(), now, limit, explain)
+            .map_err(|e| e.to_string())
+    });
+    match answer {
+        Ok(v) => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -468,11 +468,13 @@ impl Dialog {
         if let Some(m) = &self.meeting {
             exclude.push(m.slot);
         }
-        let first_after =
-            |t: DateTime<Utc>| finder.free().find(|s| s.start > t && !exclude.contains(s));
         let Some(pref) = pref else {
-            let from = anchor.map_or(now - Duration::seconds(1), |a| a.start);
-            return first_after(from).map(|s| (s, true));
+            // The next slot after the one on offer, or the first one.
+            let found = match anchor {
+                Some(a) => finder.later(a, 1, &exclude).first().copied(),
+                None => finder.free().find(|s| !exclude.contains(s)),
+            };
+            return found.map(|s| (s, true));
         };
         let nearest =
             |t: DateTime<Utc>| finder.nearest(t, 1, &exclude).first().map(|s| (*s, false));
@@ -504,12 +506,13 @@ impl Dialog {
                     .map(|s| (s, true))
             }
             Target::Before(t) => finder
-                .free()
-                .take_while(|s| s.start < t)
-                .filter(|s| !exclude.contains(s))
-                .last()
+                .free_before(t)
+                .find(|s| !exclude.contains(s))
                 .map(|s| (s, true)),
-            Target::After(t) => first_after(t).map(|s| (s, true)),
+            Target::After(t) => finder
+                .free_from(t + Duration::seconds(1))
+                .find(|s| !exclude.contains(s))
+                .map(|s| (s, true)),
         }
     }
 

@@ -190,8 +190,7 @@ fn new_york_window_across_fall_back_is_14_to_22_utc_from_nov_6() {
     assert_eq!(
         after
             .iter()
-            .filter(|s| s.start.date_naive() == after[0].start.date_naive())
-            .last()
+            .rfind(|s| s.start.date_naive() == after[0].start.date_naive())
             .unwrap()
             .end,
         utc("2023-11-06T22:00:00Z")

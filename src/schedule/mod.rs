@@ -15,6 +15,7 @@
 //! - the local date of `s` is between today and today + `look_ahead_days`,
 //!   inclusive, in the owner's zone.
 
+pub mod cli;
 mod rules;
 
 pub use rules::{BookingRules, RulesError, Window};

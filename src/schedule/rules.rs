@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 /// Minutes in a day; a step must divide it so every day has the same grid.
 const DAY_MINUTES: u32 = 24 * 60;
 
-/// Longest look-ahead accepted, in days. Past this a campaign is misconfigured.
-pub const MAX_LOOK_AHEAD_DAYS: u32 = 366;
+/// Longest look-ahead accepted, in days (two years). Past this a campaign is
+/// misconfigured.
+pub const MAX_LOOK_AHEAD_DAYS: u32 = 730;
 
 /// The weekly window in the owner's zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +47,16 @@ pub struct BookingRules {
 impl BookingRules {
     /// Parses rules from JSON text; the error names the field at fault.
     pub fn parse(json: &str) -> Result<Self, RulesError> {
-        let raw: RawRules =
-            serde_json::from_str(json).map_err(|e| RulesError::Json(e.to_string()))?;
+        let de = &mut serde_json::Deserializer::from_str(json);
+        let raw: RawRules = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            RulesError::Json(if path == "." {
+                inner.to_string()
+            } else {
+                format!("{path}: {inner}")
+            })
+        })?;
         Self::try_from(raw)
     }
 
@@ -72,7 +81,8 @@ impl BookingRules {
 /// A rule that failed validation. Each names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RulesError {
-    #[error("booking rules are not valid JSON: {0}")]
+    /// Not JSON, a wrong type, a missing or unknown field; names the path.
+    #[error("{0}")]
     Json(String),
     #[error("timezone: unknown zone {0:?}")]
     UnknownZone(String),

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, real sockets, real HTTP, the emulator.
 
 mod calls;
+mod cli;
 mod fixtures;
 mod helpers;
 mod protocol;

@@ -1,0 +1,126 @@
+//! The `callbook` binary as a user runs it.
+
+use std::process::Command;
+
+fn callbook(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_callbook"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("callbook-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+const RULES: &str = r#"{"timezone":"America/Chicago","length_minutes":60,"slot_step_minutes":60,
+  "window":{"days":["mon","tue","wed","thu","fri"],"start":"09:00","end":"12:00"},
+  "min_notice_minutes":0,"look_ahead_days":1}"#;
+
+#[test]
+fn slots_prints_one_json_object() {
+    let rules = write("ok.json", RULES);
+    let busy = write(
+        "busy.json",
+        r#"[{"start":"2026-12-01T16:00:00Z","end":"2026-12-01T17:00:00Z"}]"#,
+    );
+    let (code, out, _) = callbook(&[
+        "slots",
+        "--rules",
+        &rules,
+        "--busy",
+        &busy,
+        "--now",
+        "2026-12-01T06:00:00Z",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let starts: Vec<&str> = v["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["start"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            "2026-12-01T15:00:00Z",
+            "2026-12-01T17:00:00Z",
+            "2026-12-02T15:00:00Z",
+            "2026-12-02T16:00:00Z",
+            "2026-12-02T17:00:00Z"
+        ]
+    );
+    let (_, out, _) = callbook(&[
+        "slots",
+        "--rules",
+        &rules,
+        "--now",
+        "2026-12-01T06:00:00Z",
+        "--limit",
+        "1",
+    ]);
+    assert_eq!(
+        out.trim(),
+        r#"{"slots":[{"end":"2026-12-01T16:00:00Z","start":"2026-12-01T15:00:00Z"}]}"#
+    );
+}
+
+#[test]
+fn explain_names_the_rule() {
+    let rules = write("explain.json", RULES);
+    let busy = write(
+        "busy2.json",
+        r#"[{"start":"2026-12-01T16:00:00Z","end":"2026-12-01T17:00:00Z"}]"#,
+    );
+    let (code, out, _) = callbook(&[
+        "slots",
+        "--rules",
+        &rules,
+        "--busy",
+        &busy,
+        "--now",
+        "2026-12-01T06:00:00Z",
+        "--explain",
+        "2026-12-01T16:00:00Z",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["offered"], false);
+    assert_eq!(v["because"]["rule"], "busy");
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_field() {
+    let bad = write(
+        "bad.json",
+        &RULES.replace("\"slot_step_minutes\":60", "\"slot_step_minutes\":7"),
+    );
+    let (code, _, err) = callbook(&["slots", "--rules", &bad, "--now", "2026-12-01T06:00:00Z"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("slot_step_minutes"), "{err}");
+    let rules = write("ok2.json", RULES);
+    let busy = write("badbusy.json", r#"[{"start":"2026-12-01T16:00:00Z"}]"#);
+    let (code, _, err) = callbook(&[
+        "slots",
+        "--rules",
+        &rules,
+        "--busy",
+        &busy,
+        "--now",
+        "2026-12-01T06:00:00Z",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("busy[0]") && err.contains("end"), "{err}");
+    let (code, _, _) = callbook(&["slots", "--rules", &rules, "--now", "yesterday"]);
+    assert_eq!(code, 2);
+}
