@@ -210,3 +210,21 @@ fn subtract_opens_a_hole() {
         ]
     );
 }
+
+#[test]
+fn earlier_and_later_than_the_slot_on_offer() {
+    let r = ny_rules();
+    // Busy 10:00–11:00 local on Wednesday.
+    let busy = vec![iv("2026-12-02T15:00:00Z", "2026-12-02T16:00:00Z")];
+    let f = SlotFinder::new(&r, busy, utc("2026-12-01T13:00:00Z"));
+    let offered = iv("2026-12-02T16:00:00Z", "2026-12-02T16:30:00Z");
+    // Earlier: latest first, skipping 9:30 (its buffer runs into the busy hour).
+    let earlier = f.earlier(offered, 2, &[]);
+    assert_eq!(earlier[0].start, utc("2026-12-02T14:00:00Z"));
+    assert_eq!(earlier[1].start, utc("2026-12-01T21:30:00Z"));
+    let later = f.later(offered, 2, &[iv("2026-12-02T16:30:00Z", "2026-12-02T17:00:00Z")]);
+    assert_eq!(later[0].start, utc("2026-12-02T17:00:00Z"));
+    assert_eq!(later[1].start, utc("2026-12-02T17:30:00Z"));
+    // Nothing before the notice.
+    assert!(f.earlier(iv("2026-12-01T15:00:00Z", "2026-12-01T15:30:00Z"), 3, &[]).is_empty());
+}
