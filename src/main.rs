@@ -47,6 +47,11 @@ enum Command {
         #[arg(long)]
         record: bool,
     },
+    /// Show what callbook understands in an utterance, as one JSON line.
+    Parse {
+        #[command(subcommand)]
+        what: ParseWhat,
+    },
     /// List free slots for booking rules and busy time.
     Slots {
         #[arg(long)]
@@ -61,6 +66,26 @@ enum Command {
         #[arg(long)]
         explain: Option<DateTime<Utc>>,
     },
+}
+
+#[derive(Subcommand)]
+enum ParseWhat {
+    /// A dictated email address.
+    Email { utterance: String },
+    /// An answer to a yes/no question.
+    Yesno { utterance: String },
+    /// A time phrase, resolved against `--now` in the caller's zone `--tz`.
+    When {
+        #[arg(long)]
+        now: DateTime<Utc>,
+        #[arg(long)]
+        tz: chrono_tz::Tz,
+        utterance: String,
+    },
+    /// A timezone statement ("I'm in Denver").
+    Timezone { utterance: String },
+    /// The zone an E.164 number suggests.
+    Phone { number: String },
 }
 
 #[derive(clap::Args)]
@@ -118,6 +143,18 @@ async fn main() -> ExitCode {
             verbose,
             record,
         } => callbook::replay::replay_files(&files, verbose, record).await,
+        Command::Parse { what } => {
+            use callbook::dialog::understand::cli;
+            let v = match what {
+                ParseWhat::Email { utterance } => cli::email(&utterance),
+                ParseWhat::Yesno { utterance } => cli::yes_no(&utterance),
+                ParseWhat::When { now, tz, utterance } => cli::when(&utterance, now, tz),
+                ParseWhat::Timezone { utterance } => cli::timezone(&utterance),
+                ParseWhat::Phone { number } => cli::phone(&number),
+            };
+            println!("{v}");
+            return ExitCode::SUCCESS;
+        }
         Command::Slots {
             rules,
             busy,
