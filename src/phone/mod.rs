@@ -201,7 +201,8 @@ mod tests {
     /// where that reference file is present beside the project.
     #[test]
     fn area_codes_agree_with_libphonenumber() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/nanp_tz.tsv");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/nanp_tz.tsv");
         let Ok(text) = std::fs::read_to_string(&path) else {
             eprintln!("reference {} not present; skipped", path.display());
             return;
@@ -209,23 +210,39 @@ mod tests {
         // Deliberate differences: Saskatchewan's overlay keeps no DST; South
         // and North Dakota default to Central, named by its main zone (the
         // same clock as America/North_Dakota/Center).
-        let overrides = [("474", "America/Regina"), ("605", "America/Chicago"), ("701", "America/Chicago")];
+        let overrides = [
+            ("474", "America/Regina"),
+            ("605", "America/Chicago"),
+            ("701", "America/Chicago"),
+        ];
         let mut checked = 0;
         for line in text.lines().filter(|l| l.starts_with('1')) {
-            let Some((prefix, zones)) = line.split_once('\t') else { continue };
+            let Some((prefix, zones)) = line.split_once('\t') else {
+                continue;
+            };
             if prefix.len() != 4 {
                 continue;
             }
             let area = &prefix[1..];
             let ours = hint(&format!("+1{area}5550123"));
-            let name = ours.timezone.map(|z| z.name().to_string()).unwrap_or_default();
+            let name = ours
+                .timezone
+                .map(|z| z.name().to_string())
+                .unwrap_or_default();
             if let Some((_, zone)) = overrides.iter().find(|(a, _)| *a == area) {
                 assert_eq!(name, *zone, "{area}");
                 continue;
             }
             let listed: Vec<&str> = zones.split('&').collect();
-            assert!(listed.contains(&name.as_str()), "{area}: ours {name}, reference {zones}");
-            assert_eq!(ours.confident, listed.len() == 1 && !table::is_split(area.parse().unwrap()), "{area}");
+            assert!(
+                listed.contains(&name.as_str()),
+                "{area}: ours {name}, reference {zones}"
+            );
+            assert_eq!(
+                ours.confident,
+                listed.len() == 1 && !table::is_split(area.parse().unwrap()),
+                "{area}"
+            );
             checked += 1;
         }
         assert!(checked > 400, "only {checked} area codes checked");

@@ -222,9 +222,15 @@ fn earlier_and_later_than_the_slot_on_offer() {
     let earlier = f.earlier(offered, 2, &[]);
     assert_eq!(earlier[0].start, utc("2026-12-02T14:00:00Z"));
     assert_eq!(earlier[1].start, utc("2026-12-01T21:30:00Z"));
-    let later = f.later(offered, 2, &[iv("2026-12-02T16:30:00Z", "2026-12-02T17:00:00Z")]);
+    let later = f.later(
+        offered,
+        2,
+        &[iv("2026-12-02T16:30:00Z", "2026-12-02T17:00:00Z")],
+    );
     assert_eq!(later[0].start, utc("2026-12-02T17:00:00Z"));
     assert_eq!(later[1].start, utc("2026-12-02T17:30:00Z"));
     // Nothing before the notice.
-    assert!(f.earlier(iv("2026-12-01T15:00:00Z", "2026-12-01T15:30:00Z"), 3, &[]).is_empty());
+    assert!(f
+        .earlier(iv("2026-12-01T15:00:00Z", "2026-12-01T15:30:00Z"), 3, &[])
+        .is_empty());
 }

@@ -5,3 +5,4 @@ mod cli;
 mod fixtures;
 mod helpers;
 mod protocol;
+mod understanding;

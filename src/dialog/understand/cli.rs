@@ -40,7 +40,16 @@ pub fn when(text: &str, now: DateTime<Utc>, tz: Tz) -> Value {
             // The first such span that has not ended yet.
             let mut day = from;
             loop {
-                let (s, e) = (resolve_local(tz, day.and_time(start)), resolve_local(tz, day.and_time(end)));
+                let s = resolve_local(tz, day.and_time(start));
+                // "after 2" runs to the end of the day.
+                let e = if end == chrono::NaiveTime::from_hms_opt(23, 59, 59).unwrap_or(end) {
+                    resolve_local(
+                        tz,
+                        (day + Duration::days(1)).and_time(chrono::NaiveTime::MIN),
+                    )
+                } else {
+                    resolve_local(tz, day.and_time(end))
+                };
                 if e > now {
                     return json!({"start": s.max(now), "end": e, "kind": "window"});
                 }

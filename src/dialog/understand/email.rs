@@ -94,6 +94,28 @@ enum Piece {
     Word(String),
     Symbol(char),
     At,
+    /// A word that introduces the address ("is", "it's", "to"): what came
+    /// before it is talk, not address.
+    Cut,
+    /// A word that is talk in the local part ("my", "thanks") but may be a
+    /// label in the domain ("my dash company").
+    Noise(String),
+}
+
+/// Words after which the address starts.
+const CUTS: &[&str] = &[
+    "is", "it's", "its", "it", "email's", "email", "e-mail", "address", "to",
+];
+
+/// The spelling alphabet, with the spellings speech-to-text produces.
+const NATO: &[&str] = &[
+    "alpha", "alfa", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+    "juliet", "juliett", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo",
+    "sierra", "tango", "uniform", "victor", "whiskey", "whisky", "x-ray", "xray", "yankee", "zulu",
+];
+
+fn is_nato(w: &str) -> bool {
+    NATO.contains(&w)
 }
 
 /// Letters said as words by speech-to-text.
@@ -130,6 +152,7 @@ const HOMOPHONES: &[(&str, char)] = &[
     ("vee", 'v'),
     ("ex", 'x'),
     ("why", 'y'),
+    ("wye", 'y'),
     ("zee", 'z'),
     ("zed", 'z'),
 ];
@@ -224,8 +247,21 @@ const NOISE: &[&str] = &[
 pub fn parse(text: &str) -> Option<Email> {
     let pieces = pieces(text);
     let at = pieces.iter().rposition(|p| *p == Piece::At)?;
-    let local = spell(&pieces[..at]);
-    let mut domain = spell(&pieces[at + 1..]);
+    // The local part starts after any talk that introduced it, or after an
+    // earlier "at" ("you can reach me at bob at acme dot io").
+    let start = pieces[..at]
+        .iter()
+        .rposition(|p| matches!(p, Piece::At | Piece::Cut))
+        .map_or(0, |i| i + 1);
+    // Two addresses in one breath: ask again rather than pick one.
+    if start > 0
+        && pieces[start - 1] == Piece::At
+        && pieces[start..at].contains(&Piece::Symbol('.'))
+    {
+        return None;
+    }
+    let local = spell(&pieces[start..at], false);
+    let mut domain = spell(domain_extent(&pieces[at + 1..]), true);
     if !domain.contains('.') {
         domain = PROVIDERS
             .iter()
@@ -238,8 +274,18 @@ pub fn parse(text: &str) -> Option<Email> {
 
 /// Parses a spelled local part alone ("no, it's j o n"), for corrections.
 pub fn parse_local_part(text: &str) -> Option<String> {
-    let pieces = pieces(text);
+    let all = pieces(text);
+    let start = all
+        .iter()
+        .rposition(|p| *p == Piece::Cut)
+        .map_or(0, |i| i + 1);
     // Only a spelling counts: "no, that's still wrong" is not an address.
+    // Talk around it ("no", "thanks") is fine.
+    let pieces: Vec<Piece> = all[start..]
+        .iter()
+        .filter(|p| !matches!(p, Piece::Noise(_)))
+        .cloned()
+        .collect();
     if pieces.is_empty()
         || !pieces
             .iter()
@@ -247,14 +293,52 @@ pub fn parse_local_part(text: &str) -> Option<String> {
     {
         return None;
     }
-    let local = spell(&pieces);
+    let local = spell(&pieces, false);
     valid(&format!("{local}@example.com")).then_some(local)
+}
+
+/// The pieces that belong to the domain: labels joined by dots (and
+/// dashes). After the last dot, one label (a word or a run of spelled
+/// characters) ends the address, and anything said after it is talk.
+fn domain_extent(p: &[Piece]) -> &[Piece] {
+    let joins = |x: Option<&Piece>| matches!(x, Some(Piece::Symbol('.' | '-')));
+    let mut seen_dot = false;
+    let mut i = 0;
+    while i < p.len() {
+        match &p[i] {
+            Piece::Symbol('.') => {
+                seen_dot = true;
+                i += 1;
+            }
+            Piece::Word(_) | Piece::Char(_) => {
+                if matches!(p[i], Piece::Char(_)) {
+                    while matches!(p.get(i), Some(Piece::Char(_))) {
+                        i += 1;
+                    }
+                } else {
+                    i += 1;
+                }
+                if seen_dot && !joins(p.get(i)) {
+                    return &p[..i];
+                }
+            }
+            Piece::Cut | Piece::Noise(_) if seen_dot => return &p[..i],
+            Piece::Noise(_) => {
+                i += 1;
+                if seen_dot && !joins(p.get(i)) {
+                    return &p[..i];
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    p
 }
 
 /// Turns pieces into text: words, letters and digits run together, symbols
 /// become themselves, and a word immediately followed by its own spelling
 /// gives way to the spelling.
-fn spell(pieces: &[Piece]) -> String {
+fn spell(pieces: &[Piece], in_domain: bool) -> String {
     let mut out = String::new();
     let mut i = 0;
     while i < pieces.len() {
@@ -275,6 +359,9 @@ fn spell(pieces: &[Piece]) -> String {
             }
             Piece::Char(c) | Piece::Symbol(c) => out.push(*c),
             Piece::At => out.push('@'),
+            Piece::Cut => {}
+            Piece::Noise(w) if in_domain => out.push_str(w),
+            Piece::Noise(_) => {}
         }
         i += 1;
     }
@@ -286,8 +373,18 @@ fn pieces(text: &str) -> Vec<Piece> {
     let mut out = Vec::new();
     let mut i = 0;
     let word = |k: usize| words.get(k).map(String::as_str);
+    let mut nato_run = false;
     while i < words.len() {
         let w = words[i].as_str();
+        // Two or more spelling-alphabet words in a row are a spelling
+        // ("alpha lima echo x-ray"); one alone may be a name ("mike").
+        if is_nato(w) && (nato_run || word(i + 1).is_some_and(is_nato)) {
+            out.push(Piece::Char(w.chars().next().unwrap_or('?')));
+            nato_run = true;
+            i += 1;
+            continue;
+        }
+        nato_run = false;
         // "j as in juliet", "j for john", "j like juliet"
         let spelled_by_word = |skip: usize| -> Option<(char, usize)> {
             let letter = letter_of(w)?;
@@ -324,6 +421,17 @@ fn pieces(text: &str) -> Vec<Piece> {
         }
         if w == "all" && word(i + 1) == Some("one") && word(i + 2) == Some("word") {
             i += 3;
+            continue;
+        }
+        // "pat dot at at acme": the first of two is the word itself.
+        if w == "at" && word(i + 1) == Some("at") {
+            out.push(Piece::Word("at".into()));
+            i += 1;
+            continue;
+        }
+        if CUTS.contains(&w) {
+            out.push(Piece::Cut);
+            i += 1;
             continue;
         }
         if matches!(w, "at" | "@") {
@@ -379,6 +487,7 @@ fn pieces(text: &str) -> Vec<Piece> {
             continue;
         }
         if NOISE.contains(&w) {
+            out.push(Piece::Noise(w.to_string()));
             i += 1;
             continue;
         }

@@ -16,9 +16,7 @@ pub mod yes_no;
 pub const MAX_UTTERANCE_BYTES: usize = 2048;
 
 /// Words that carry no meaning in any of the parsers.
-const FILLERS: &[&str] = &[
-    "um", "umm", "uh", "uhh", "er", "erm", "hmm", "mm", "ah", "like",
-];
+const FILLERS: &[&str] = &["um", "umm", "uh", "uhh", "er", "erm", "hmm", "mm", "ah"];
 
 /// Lowercases, keeps letters, digits and the symbols `@ . _ - + : /'`, and
 /// splits on everything else. Fillers are dropped. A trailing `.` (end of a

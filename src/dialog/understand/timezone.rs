@@ -143,26 +143,39 @@ const PLACES: &[(&str, &str)] = &[
     ("istanbul", "Europe/Istanbul"),
 ];
 
-/// Words that make a place name a statement about where the caller is.
-const CUES: &[&str] = &[
-    "in", "on", "time", "from", "based", "at", "near", "zone", "timezone", "i'm", "we're", "im",
+/// Words that make a place a statement about the caller ("I'm in Dallas").
+const FIRST_PERSON: &[&str] = &[
+    "i'm", "im", "i", "we're", "were", "we", "me", "my", "our", "us",
 ];
+
+/// Words after a zone name that make it one ("central time").
+const ZONE_WORDS: &[&str] = &["time", "timezone", "zone", "standard", "daylight"];
 
 /// The zone a caller states, if the utterance states one.
 pub fn parse(text: &str) -> Option<Tz> {
     let w = words(text);
-    let cued = w.iter().any(|x| CUES.contains(&x.as_str())) || w.len() <= 3;
-    if !cued {
-        return None;
-    }
-    let mut best: Option<(usize, &str)> = None;
-    for (name, zone) in PLACES {
-        let len = name.split(' ').count();
-        if super::has_phrase(&w, name) && best.is_none_or(|(l, _)| len > l) {
-            best = Some((len, zone));
+    // A dictated email ("central at gmail dot com") is not a statement.
+    if let Some(at) = w.iter().position(|x| x == "at") {
+        if w[at..].iter().any(|x| x == "dot") {
+            return None;
         }
     }
-    best.and_then(|(_, zone)| zone.parse().ok())
+    let mut best: Option<(usize, usize, &str)> = None;
+    for (name, zone) in PLACES {
+        let len = name.split(' ').count();
+        if let Some(at) = super::find_phrase(&w, name) {
+            if best.is_none_or(|(l, _, _)| len > l) {
+                best = Some((len, at, zone));
+            }
+        }
+    }
+    let (len, at, zone) = best?;
+    let short = w.len() <= 3;
+    let zone_word = w
+        .get(at + len)
+        .is_some_and(|x| ZONE_WORDS.contains(&x.as_str()));
+    let about_caller = w[..at].iter().any(|x| FIRST_PERSON.contains(&x.as_str()));
+    (short || zone_word || about_caller).then(|| zone.parse().ok())?
 }
 
 #[cfg(test)]

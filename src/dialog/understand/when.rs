@@ -11,6 +11,11 @@
 //!   tomorrow.
 //! - Parts of day: morning 08:00–12:00, lunch 12:00–14:00, afternoon
 //!   12:00–17:00, evening 17:00–21:00.
+//! - Spans of days: "this week" is today to Saturday; "next week" is Monday
+//!   to Saturday of the next calendar week, "early next week" Monday to
+//!   Wednesday, "later next week" Wednesday to Friday; "end of the week" is
+//!   Thursday and Friday of this week (from today, if that is later).
+//! - "two weeks from monday", "a week from friday": that day, then the weeks.
 
 use super::words;
 use crate::schedule::{resolve_local, Interval};
@@ -36,6 +41,8 @@ pub struct TimePref {
     pub same_time: bool,
     /// A point in time from "in an hour" (already absolute).
     pub instant: Option<NaiveDateTime>,
+    /// A span of days, first day inclusive, last exclusive ("next week").
+    pub days: Option<(NaiveDate, NaiveDate)>,
 }
 
 /// Where to look for a slot.
@@ -301,6 +308,48 @@ pub fn parse(text: &str, now: NaiveDateTime) -> Option<TimePref> {
         }
     }
 
+    // Spans of days.
+    let monday = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
+    let next_monday = monday + Duration::days(7);
+    let span = |from: NaiveDate, days: i64| Some((from, from + Duration::days(days)));
+    if p.date.is_none() {
+        if super::has_phrase(&w, "later next week") || super::has_phrase(&w, "late next week") {
+            p.days = span(next_monday + Duration::days(2), 3);
+        } else if super::has_phrase(&w, "early next week") {
+            p.days = span(next_monday, 3);
+        } else if super::has_phrase(&w, "next week") {
+            p.days = span(next_monday, 5);
+        } else if super::has_phrase(&w, "end of the week")
+            || super::has_phrase(&w, "end of this week")
+        {
+            let thursday = (monday + Duration::days(3)).max(today);
+            p.days = Some((
+                thursday,
+                (monday + Duration::days(5)).max(today + Duration::days(1)),
+            ));
+        } else if super::has_phrase(&w, "this week") {
+            p.days = Some((
+                today,
+                (monday + Duration::days(5)).max(today + Duration::days(1)),
+            ));
+        }
+    }
+    // "two weeks from monday", "a week from friday"
+    if let Some(i) = super::find_phrase(&w, "from") {
+        let weeks = match i.checked_sub(2).map(|j| (w[j].as_str(), w[j + 1].as_str())) {
+            Some(("a" | "one", "week")) => Some(1),
+            Some((n, "weeks")) => {
+                number_at(&w, i - 2)
+                    .map(|(n, _)| n)
+                    .or(if n == "couple" { Some(2) } else { None })
+            }
+            _ => None,
+        };
+        if let (Some(weeks), Some(base)) = (weeks, p.date) {
+            p.date = Some(base + Duration::days(7 * i64::from(weeks)));
+        }
+    }
+
     // Parts of day.
     let parts: [(&str, NaiveTime, NaiveTime, bool); 6] = [
         ("morning", t(8, 0), t(12, 0), false),
@@ -384,6 +433,7 @@ pub fn parse(text: &str, now: NaiveDateTime) -> Option<TimePref> {
                 | Some("how")
                 | Some("till")
                 | Some("until")
+                | Some("like")
         );
         let Some((h, used)) = number_at(&w, i) else {
             continue;
@@ -459,12 +509,30 @@ impl TimePref {
             }
         });
         let day_start = |d: NaiveDate, at: NaiveTime| resolve_local(tz, d.and_time(at));
+        if let (None, Some((first, last))) = (date, self.days) {
+            return Some(match self.range {
+                Some((start, end)) => Target::Daily {
+                    from: first,
+                    start,
+                    end,
+                },
+                None => Target::Window(Interval::new(
+                    day_start(first, t(0, 0)),
+                    day_start(last, t(0, 0)),
+                )),
+            });
+        }
         match (date, time, self.range) {
             (Some(d), Some(at), _) => Some(Target::Instant(day_start(d, at))),
-            (Some(d), None, Some((s, e))) => Some(Target::Window(Interval::new(
-                day_start(d, s),
-                day_start(d, e),
-            ))),
+            (Some(d), None, Some((s, e))) => {
+                // "after 2" runs to midnight.
+                let end = if e == end_of_day() {
+                    day_start(d + Duration::days(1), t(0, 0))
+                } else {
+                    day_start(d, e)
+                };
+                Some(Target::Window(Interval::new(day_start(d, s), end)))
+            }
             (Some(d), None, None) => {
                 let whole = Interval::new(
                     day_start(d, t(0, 0)),

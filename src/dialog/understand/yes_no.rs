@@ -92,6 +92,19 @@ const POSITIVE_PHRASES: &[&str] = &[
     "that's it",
     "you got it",
     "let's do it",
+    "love to",
+    "you bet",
+];
+
+/// "I'm good" answers an offer with a polite no.
+const POLITE_NO: &[&str] = &[
+    "i'm good",
+    "i'm fine",
+    "i'm okay",
+    "i'm ok",
+    "i'm all set",
+    "we're good",
+    "we're fine",
 ];
 
 const NEGATIVE: &[&str] = &[
@@ -122,7 +135,15 @@ const NEGATIVE: &[&str] = &[
     "nothing",
 ];
 
-const NEGATIVE_PHRASES: &[&str] = &["forget it", "no way", "no thanks", "rather not", "pass on"];
+const NEGATIVE_PHRASES: &[&str] = &[
+    "forget it",
+    "no way",
+    "no thanks",
+    "rather not",
+    "pass on",
+    "stop",
+    "stop",
+];
 
 /// Classifies an answer to a yes/no question.
 pub fn classify(text: &str) -> Answer {
@@ -154,6 +175,9 @@ fn clause_verdict(words: &[String]) -> Option<Answer> {
         }
         if POSITIVE_WITH_NEGATION.iter().any(|p| has_phrase(ws, p)) {
             return Some(Answer::Yes);
+        }
+        if POLITE_NO.iter().any(|p| has_phrase(ws, p)) {
+            return Some(Answer::No);
         }
         let neg = ws.iter().any(|w| NEGATIVE.contains(&w.as_str()))
             || NEGATIVE_PHRASES.iter().any(|p| has_phrase(ws, p));

@@ -1,0 +1,100 @@
+//! The understanding corpora (`tests/corpora/*.tsv`), written as phone
+//! speech-to-text produces them. Prints accuracy per module; every line must
+//! pass.
+
+use callbook::dialog::understand::cli;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::path::Path;
+
+struct Case {
+    line: usize,
+    fields: Vec<String>,
+}
+
+fn corpus(name: &str) -> Vec<Case> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpora")
+        .join(name);
+    std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .map(|(i, l)| Case {
+            line: i + 1,
+            fields: l.split('\t').map(str::to_string).collect(),
+        })
+        .collect()
+}
+
+fn text_or_dash(v: &Value) -> String {
+    v.as_str().map_or_else(|| "-".to_string(), str::to_string)
+}
+
+/// Runs one corpus; returns (module, passed, total, misses).
+fn score(
+    module: &str,
+    file: &str,
+    answer: impl Fn(&[String]) -> String,
+) -> (String, usize, usize, Vec<String>) {
+    let cases = corpus(file);
+    let mut misses = Vec::new();
+    for c in &cases {
+        let got = answer(&c.fields);
+        if got != c.fields[1] {
+            misses.push(format!(
+                "{file}:{} {:?}: got {got}, expected {}",
+                c.line, c.fields[0], c.fields[1]
+            ));
+        }
+    }
+    (
+        module.to_string(),
+        cases.len() - misses.len(),
+        cases.len(),
+        misses,
+    )
+}
+
+#[test]
+fn understanding_corpora_are_understood() {
+    let results = vec![
+        score("email", "email.tsv", |f| {
+            text_or_dash(&cli::email(&f[0])["email"])
+        }),
+        score("yes/no", "yesno.tsv", |f| {
+            text_or_dash(&cli::yes_no(&f[0])["answer"])
+        }),
+        score("timezone", "timezone.tsv", |f| {
+            text_or_dash(&cli::timezone(&f[0])["timezone"])
+        }),
+        score("time phrases", "when.tsv", |f| {
+            let now: DateTime<Utc> = f[2].parse().unwrap();
+            let v = cli::when(&f[0], now, f[3].parse().unwrap());
+            match (v["start"].as_str(), v["end"].as_str()) {
+                (Some(s), Some(e)) => format!("{s} {e}"),
+                (Some(s), None) => s.to_string(),
+                _ => "-".to_string(),
+            }
+        }),
+    ];
+    println!(
+        "\n{:<14} {:>8} {:>8} {:>9}",
+        "module", "passed", "total", "accuracy"
+    );
+    let mut all_misses = Vec::new();
+    for (module, passed, total, misses) in &results {
+        println!(
+            "{module:<14} {passed:>8} {total:>8} {:>8.1}%",
+            100.0 * *passed as f64 / *total as f64
+        );
+        all_misses.extend(misses.iter().cloned());
+    }
+    let sizes: Vec<usize> = results.iter().map(|r| r.2).collect();
+    assert!(
+        sizes[0] >= 150 && sizes[1] >= 100 && sizes[2] >= 50 && sizes[3] >= 120,
+        "corpora too small: {sizes:?}"
+    );
+    assert!(all_misses.is_empty(), "misses:\n{}", all_misses.join("\n"));
+}
