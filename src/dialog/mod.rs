@@ -15,13 +15,10 @@ use crate::phone;
 use crate::schedule::{merge_busy, Interval, SlotFinder};
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
-use understand::email::{self, Email};
+use understand::email::{self, Correction, Email};
 use understand::intent::{self, Intent};
 use understand::when::{self, Target, TimePref};
 use understand::yes_no::{self, Answer};
-
-/// How many times the caller is asked for their email before giving up.
-const MAX_EMAIL_TRIES: u8 = 3;
 
 /// Where the conversation is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +28,10 @@ enum Stage {
     Listening,
     Offered,
     AskingEmail,
+    /// After two failed attempts: the part before the "at" alone…
+    AskingLocal,
+    /// …then the domain alone.
+    AskingDomain(String),
     ConfirmingEmail(Email),
     /// Email confirmed; waiting for the calendar before proposing.
     WaitingForSlots(Option<TimePref>),
@@ -207,6 +208,8 @@ impl Dialog {
             self.stage,
             Stage::Offered
                 | Stage::AskingEmail
+                | Stage::AskingLocal
+                | Stage::AskingDomain(_)
                 | Stage::ConfirmingEmail(_)
                 | Stage::WaitingForSlots(_)
                 | Stage::Proposing(_)
@@ -260,6 +263,8 @@ impl Dialog {
             }
             Stage::Offered => self.answer_offer(text, now, out),
             Stage::AskingEmail => self.hear_email(text, out),
+            Stage::AskingLocal => self.hear_local(text, out),
+            Stage::AskingDomain(local) => self.hear_domain(local, text, out),
             Stage::ConfirmingEmail(candidate) => self.confirm_email(candidate, text, now, out),
             Stage::WaitingForSlots(_) => {
                 if let Some(pref) = self.preference(text, now) {
@@ -329,11 +334,52 @@ impl Dialog {
             out.say("No problem at all.");
             return;
         }
+        self.email_failed(
+            "Sorry, I didn't catch that. Could you spell the email address for me, letter by letter?",
+            out,
+        );
+    }
+
+    /// Counts a failed attempt at the address: the first gets the question
+    /// again, the second asks for the two halves separately, the third
+    /// gives up.
+    fn email_failed(&mut self, again: &str, out: &mut Out) {
         self.email_tries += 1;
-        if self.email_tries >= MAX_EMAIL_TRIES {
-            self.give_up_on_email(out);
-        } else {
-            out.prompt("Sorry, I didn't catch that. Could you spell the email address for me, letter by letter?".to_string());
+        match self.email_tries {
+            1 => self.ask_email(again, out),
+            2 => {
+                self.stage = Stage::AskingLocal;
+                out.prompt(
+                    "Let's take it in two parts. What comes before the at sign? Spelling it out helps.".to_string(),
+                );
+            }
+            _ => self.give_up_on_email(out),
+        }
+    }
+
+    fn hear_local(&mut self, text: &str, out: &mut Out) {
+        match email::parse(text) {
+            Some(whole) => self.read_back(whole, out),
+            None => match email::parse_local_any(text) {
+                Some(local) => {
+                    self.stage = Stage::AskingDomain(local);
+                    out.prompt("Thanks. And what comes after the at sign?".to_string());
+                }
+                None => out.prompt(
+                    "Sorry, could you spell the part before the at sign, letter by letter?"
+                        .to_string(),
+                ),
+            },
+        }
+    }
+
+    fn hear_domain(&mut self, local: String, text: &str, out: &mut Out) {
+        let found = email::parse_domain(text).and_then(|d| Email::parse(&format!("{local}@{d}")));
+        match found {
+            Some(whole) => self.read_back(whole, out),
+            None => out.prompt(
+                "Sorry, what comes after the at sign? For example, gmail dot com.".to_string(),
+            ),
         }
     }
 
@@ -356,11 +402,12 @@ impl Dialog {
     fn confirm_email(&mut self, candidate: Email, text: &str, now: DateTime<Utc>, out: &mut Out) {
         let answer = yes_no::classify(text);
         if answer != Answer::Yes {
-            if let Some(corrected) = email::parse(text) {
-                if corrected != candidate {
-                    self.read_back(corrected, out);
-                    return;
+            match email::correct(&candidate, text) {
+                Some(Correction::Replace(fixed)) => return self.read_back(fixed, out),
+                Some(Correction::Reset) => {
+                    return self.ask_email("No problem. What's the email address?", out);
                 }
+                None => {}
             }
         }
         match answer {
@@ -372,23 +419,10 @@ impl Dialog {
                 let pref = self.preference(text, now);
                 self.propose_when_ready(pref, now, out);
             }
-            Answer::No => {
-                if let Some(local) = email::parse_local_part(text) {
-                    if let Some(fixed) = Email::parse(&format!("{local}@{}", candidate.domain())) {
-                        self.read_back(fixed, out);
-                        return;
-                    }
-                }
-                self.email_tries += 1;
-                if self.email_tries >= MAX_EMAIL_TRIES {
-                    self.give_up_on_email(out);
-                } else {
-                    self.ask_email(
-                        "Sorry about that. Could you say the email address again, slowly?",
-                        out,
-                    );
-                }
-            }
+            Answer::No => self.email_failed(
+                "Sorry about that. Could you say the email address again, slowly?",
+                out,
+            ),
             Answer::Unclear => out.prompt(format!(
                 "Just to check, is it {}?",
                 speech::read_back(&candidate)

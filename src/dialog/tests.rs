@@ -266,3 +266,62 @@ fn reschedule_moves_only_after_a_yes() {
         }]
     );
 }
+
+#[test]
+fn two_failed_read_backs_ask_for_each_half_then_a_third_gives_up() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    d.step(Input::Offer, now());
+    d.step(Input::Heard("yes".into()), now());
+    d.step(Input::Heard("john at gmail dot com".into()), now());
+    let fx = d.step(Input::Heard("no".into()), now());
+    assert_eq!(
+        says(&fx),
+        vec!["Sorry about that. Could you say the email address again, slowly?"]
+    );
+    d.step(Input::Heard("john at gmail dot com".into()), now());
+    let fx = d.step(Input::Heard("no that's wrong".into()), now());
+    assert!(says(&fx)[0].starts_with("Let's take it in two parts. What comes before the at sign?"));
+    let fx = d.step(Input::Heard("j o n".into()), now());
+    assert_eq!(says(&fx), vec!["Thanks. And what comes after the at sign?"]);
+    let fx = d.step(Input::Heard("g mail dot com".into()), now());
+    assert!(
+        says(&fx)[0].contains("J as in Juliet, O as in Oscar, N as in November, at gmail dot com")
+    );
+    let fx = d.step(Input::Heard("no".into()), now());
+    assert_eq!(
+        statuses(&fx),
+        vec![&Status::Failed {
+            reason: FailReason::EmailUnconfirmed
+        }]
+    );
+    assert!(d.is_finished());
+}
+
+#[test]
+fn scratch_that_starts_the_address_over() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    d.step(Input::Offer, now());
+    d.step(Input::Heard("yes".into()), now());
+    d.step(Input::Heard("john at gmail dot com".into()), now());
+    let fx = d.step(Input::Heard("scratch that".into()), now());
+    assert_eq!(says(&fx), vec!["No problem. What's the email address?"]);
+    let fx = d.step(Input::Heard("the last part is dot org".into()), now());
+    assert!(
+        says(&fx).is_empty() || !says(&fx)[0].contains("gmail"),
+        "no address is pending: {fx:?}"
+    );
+}
+
+#[test]
+fn the_last_part_can_be_corrected_alone() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    d.step(Input::Offer, now());
+    d.step(Input::Heard("yes".into()), now());
+    d.step(Input::Heard("john at example dot com".into()), now());
+    let fx = d.step(Input::Heard("no, the last part is dot org".into()), now());
+    assert!(
+        says(&fx)[0].ends_with("at example dot org. Is that right?"),
+        "{:?}",
+        says(&fx)
+    );
+}

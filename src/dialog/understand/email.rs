@@ -272,6 +272,142 @@ pub fn parse(text: &str) -> Option<Email> {
     Email::parse(&format!("{local}@{domain}"))
 }
 
+/// A correction to an address just read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Correction {
+    /// The corrected address.
+    Replace(Email),
+    /// "Scratch that": start the address over.
+    Reset,
+}
+
+/// Reads a correction to `current`: a whole new address, "j o n not j o h n",
+/// "the last part is dot org", "the domain is acme dot io", "the first part
+/// is jon", a bare spelling of the part before the "at", or "scratch that".
+pub fn correct(current: &Email, text: &str) -> Option<Correction> {
+    let w = words(text);
+    let said = |p: &str| super::has_phrase(&w, p);
+    if [
+        "scratch that",
+        "start over",
+        "start again",
+        "let me start again",
+        "never mind that",
+    ]
+    .iter()
+    .any(|p| said(p))
+    {
+        return Some(Correction::Reset);
+    }
+    let replace = |local: &str, domain: &str| {
+        Email::parse(&format!("{local}@{domain}")).map(Correction::Replace)
+    };
+    if let Some(found) = parse(text) {
+        return (found != *current).then_some(Correction::Replace(found));
+    }
+    // "j o n not j o h n": swap what was misheard wherever it is.
+    if let Some(i) = w.iter().position(|x| x == "not").filter(|i| *i > 0) {
+        let right = spell(&pieces(&w[i + 1..].join(" ")), true);
+        let left_all = pieces(&w[..i].join(" "));
+        let from = left_all
+            .iter()
+            .rposition(|p| *p == Piece::Cut)
+            .map_or(0, |k| k + 1);
+        let left = spell(&left_all[from..], false);
+        if !left.is_empty() && !right.is_empty() {
+            let (l, d) = (current.local(), current.domain());
+            if l.contains(&right) {
+                return replace(&l.replacen(&right, &left, 1), d);
+            }
+            if d.contains(&right) {
+                return replace(l, &d.replacen(&right, &left, 1));
+            }
+        }
+    }
+    let after_cut = |ps: Vec<Piece>| -> Vec<Piece> {
+        let from = ps
+            .iter()
+            .rposition(|p| matches!(p, Piece::Cut | Piece::At))
+            .map_or(0, |k| k + 1);
+        ps[from..].to_vec()
+    };
+    let ps = pieces(text);
+    // "the last part is dot org", "it ends in dot co dot uk"
+    let suffix_words = said("last part")
+        || said("ending")
+        || said("ends in")
+        || said("ends with")
+        || said("extension");
+    let tail = after_cut(ps.clone());
+    let starts_with_dot =
+        tail.iter().find(|p| !matches!(p, Piece::Noise(_))) == Some(&Piece::Symbol('.'));
+    if suffix_words || starts_with_dot {
+        let dot = tail
+            .iter()
+            .position(|p| *p == Piece::Symbol('.'))
+            .unwrap_or(tail.len());
+        let suffix = spell(domain_extent(&tail[dot..]), true);
+        if let Some(rest) = suffix.strip_prefix('.') {
+            let d = current.domain();
+            let base = d.rsplit_once('.').map_or(d, |(b, _)| b);
+            return replace(current.local(), &format!("{base}.{rest}"));
+        }
+    }
+    // "the domain is acme dot io", "at acme dot io"
+    if said("domain")
+        || said("after the at")
+        || ps
+            .iter()
+            .find(|p| !matches!(p, Piece::Noise(_) | Piece::Cut))
+            == Some(&Piece::At)
+    {
+        if let Some(d) = parse_domain(text) {
+            return replace(current.local(), &d);
+        }
+    }
+    // "the first part is jon", "the username is j o n"
+    if said("first part") || said("before the at") || said("username") || said("user name") {
+        if let Some(l) = parse_local_any(text) {
+            return replace(&l, current.domain());
+        }
+    }
+    parse_local_part(text).and_then(|l| replace(&l, current.domain()))
+}
+
+/// The part before the "at", said or spelled ("john smith", "j o n"), for
+/// when it is asked for on its own.
+pub fn parse_local_any(text: &str) -> Option<String> {
+    let ps = pieces(text);
+    if ps.contains(&Piece::At) {
+        return None;
+    }
+    let from = ps
+        .iter()
+        .rposition(|p| *p == Piece::Cut)
+        .map_or(0, |k| k + 1);
+    let local = spell(&ps[from..], false);
+    valid(&format!("{local}@example.com")).then_some(local)
+}
+
+/// The part after the "at", asked for on its own ("gmail dot com", "acme
+/// dot io", "gmail").
+pub fn parse_domain(text: &str) -> Option<String> {
+    let ps = pieces(text);
+    let from = ps
+        .iter()
+        .rposition(|p| matches!(p, Piece::Cut | Piece::At))
+        .map_or(0, |k| k + 1);
+    let mut domain = spell(domain_extent(&ps[from..]), true);
+    if !domain.contains('.') {
+        domain = PROVIDERS
+            .iter()
+            .find(|(name, _)| *name == domain)?
+            .1
+            .to_string();
+    }
+    valid(&format!("x@{domain}")).then_some(domain)
+}
+
 /// Parses a spelled local part alone ("no, it's j o n"), for corrections.
 pub fn parse_local_part(text: &str) -> Option<String> {
     let all = pieces(text);
@@ -636,6 +772,45 @@ mod tests {
         assert_eq!(parse_local_part("no, it's j o n").as_deref(), Some("jon"));
         assert_eq!(parse_local_part("no, that's still wrong"), None);
         assert_eq!(parse_local_part("no"), None);
+    }
+
+    #[test]
+    fn next_turn_corrections() {
+        let cur = Email::parse("john@gmail.com").unwrap();
+        let fixed = |t: &str| match correct(&cur, t) {
+            Some(Correction::Replace(e)) => e.as_str().to_string(),
+            Some(Correction::Reset) => "reset".into(),
+            None => "-".into(),
+        };
+        assert_eq!(fixed("no, it's j o n not j o h n"), "jon@gmail.com");
+        assert_eq!(fixed("the last part is dot org"), "john@gmail.org");
+        assert_eq!(fixed("it ends in dot co dot uk"), "john@gmail.co.uk");
+        assert_eq!(fixed("no the domain is acme dot io"), "john@acme.io");
+        assert_eq!(fixed("it's at outlook dot com"), "john@outlook.com");
+        assert_eq!(fixed("the first part is jon"), "jon@gmail.com");
+        assert_eq!(fixed("scratch that"), "reset");
+        assert_eq!(fixed("no it's mary at yahoo dot com"), "mary@yahoo.com");
+        assert_eq!(fixed("no"), "-");
+        assert_eq!(fixed("that's wrong"), "-");
+    }
+
+    #[test]
+    fn halves_asked_on_their_own() {
+        assert_eq!(
+            parse_local_any("it's john smith").as_deref(),
+            Some("johnsmith")
+        );
+        assert_eq!(
+            parse_local_any("j o n dot d o e").as_deref(),
+            Some("jon.doe")
+        );
+        assert_eq!(parse_domain("gmail dot com").as_deref(), Some("gmail.com"));
+        assert_eq!(
+            parse_domain("it's at acme dot io thanks").as_deref(),
+            Some("acme.io")
+        );
+        assert_eq!(parse_domain("gmail").as_deref(), Some("gmail.com"));
+        assert_eq!(parse_domain("acme"), None);
     }
 
     #[test]
