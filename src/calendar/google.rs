@@ -134,6 +134,9 @@ impl GoogleCalendar {
                 .text()
                 .await
                 .map_err(|e| CalendarError::Transient(e.to_string()))?;
+            if status.is_success() && text.trim().is_empty() {
+                return Ok(Value::Null);
+            }
             if status.is_success() {
                 return serde_json::from_str(&text)
                     .map_err(|e| CalendarError::Transient(format!("bad JSON from Google: {e}")));
@@ -151,6 +154,12 @@ impl GoogleCalendar {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .unwrap_or(fallback)
+    }
+
+    /// Whether the event exists and is cancelled (Google keeps deleted
+    /// events as `cancelled` and answers 410 to a second delete).
+    async fn is_gone(&self, event_id: &str) -> bool {
+        matches!(self.get_event(event_id).await, Ok(e) if e.get("status").and_then(Value::as_str) == Some("cancelled"))
     }
 
     async fn get_event(&self, event_id: &str) -> Result<Value, CalendarError> {
@@ -380,6 +389,19 @@ impl CalendarProvider for GoogleCalendar {
                     Err(CalendarError::Duplicate)
                 }
             }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn cancel_event(&self, event_id: &str) -> Result<(), CalendarError> {
+        let path = ["calendars", self.calendar_id.as_str(), "events", event_id];
+        match self
+            .call(Method::DELETE, &path, &[("sendUpdates", "all")], None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // A 410 means already deleted, which is what was asked.
+            Err(CalendarError::NotFound) if self.is_gone(event_id).await => Ok(()),
             Err(e) => Err(e),
         }
     }

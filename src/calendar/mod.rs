@@ -79,6 +79,9 @@ pub trait CalendarProvider: Send + Sync {
     /// calendar as free.
     async fn free_busy(&self, window: Interval) -> Result<Vec<Interval>, CalendarError>;
     async fn create_event(&self, event: &NewEvent) -> Result<CreatedEvent, CalendarError>;
+    /// Cancels an event callbook created; the provider emails attendees.
+    /// Cancelling one already cancelled succeeds.
+    async fn cancel_event(&self, event_id: &str) -> Result<(), CalendarError>;
     async fn move_event(
         &self,
         event_id: &str,

@@ -65,6 +65,10 @@ pub(super) async fn run(
                     move_meeting(&env, &deps, &event_id, from, to, old_claim).await;
                 (Input::Moved(outcome), claim)
             }
+            Effect::CancelMeeting { event_id } => (
+                Input::Cancelled(cancel_meeting(&env, &deps, &event_id, old_claim).await),
+                None,
+            ),
             Effect::Say(_) | Effect::Status(_) => (Input::StillWorking, None),
         }
     };
@@ -210,6 +214,21 @@ async fn book(
             (Outcome::Failed(trouble(e, env, deps).await), None)
         }
     }
+}
+
+async fn cancel_meeting(
+    env: &BookingEnv,
+    deps: &CallDeps,
+    event_id: &str,
+    claim: Option<String>,
+) -> Result<(), Trouble> {
+    if let Err(e) = env.provider.cancel_event(event_id).await {
+        return Err(trouble(e, env, deps).await);
+    }
+    if let Some(claim) = claim {
+        let _ = deps.ledger.release(&env.calendar_key, &claim).await;
+    }
+    Ok(())
 }
 
 async fn move_meeting(

@@ -193,7 +193,9 @@ impl CallActor {
         let done = self.done_tx.clone();
         let deps = self.deps.clone();
         let old_claim = match &effect {
-            Effect::Move { event_id, .. } => self.claims.get(event_id).cloned(),
+            Effect::Move { event_id, .. } | Effect::CancelMeeting { event_id } => {
+                self.claims.get(event_id).cloned()
+            }
             _ => None,
         };
         self.deps.tracker.spawn(async move {

@@ -41,6 +41,9 @@ enum Stage {
     AskingMoveWhen,
     ProposingMove(Interval),
     Moving(Interval),
+    /// "Cancel that meeting": asked to confirm.
+    ConfirmingCancel,
+    Cancelling,
     /// Declined, failed or handed back; a new request can start again.
     Ended,
     Skipped(SkipReason),
@@ -123,10 +126,14 @@ impl Dialog {
             Input::AvailabilityLoaded(result) => self.loaded(result, now, &mut out),
             Input::Booked(outcome) => self.booked(outcome, now, &mut out),
             Input::Moved(outcome) => self.moved(outcome, now, &mut out),
+            Input::Cancelled(result) => self.cancelled(result, &mut out),
             Input::StillWorking => {
                 if matches!(
                     self.stage,
-                    Stage::Booking(_) | Stage::Moving(_) | Stage::WaitingForSlots(_)
+                    Stage::Booking(_)
+                        | Stage::Moving(_)
+                        | Stage::WaitingForSlots(_)
+                        | Stage::Cancelling
                 ) {
                     out.say("One moment while I check the calendar.");
                 }
@@ -274,6 +281,32 @@ impl Dialog {
             Stage::Proposing(slot) => self.answer_proposal(slot, text, now, false, out),
             Stage::ProposingMove(slot) => self.answer_proposal(slot, text, now, true, out),
             Stage::Booking(_) | Stage::Moving(_) => {}
+            Stage::ConfirmingCancel => match yes_no::classify(text) {
+                Answer::Yes => match self.meeting.as_ref() {
+                    Some(m) => {
+                        out.push(Effect::CancelMeeting {
+                            event_id: m.event_id.clone(),
+                        });
+                        self.stage = Stage::Cancelling;
+                    }
+                    None => self.stage = Stage::Ended,
+                },
+                Answer::No => {
+                    self.stage = Stage::Booked;
+                    out.say("Okay, your meeting stays as booked.");
+                }
+                Answer::Unclear => out.prompt("Should I cancel the meeting?".to_string()),
+            },
+            Stage::Cancelling => {}
+            Stage::Booked if intent == Some(Intent::CancelMeeting) => {
+                if let (Some(m), Some(ctx)) = (&self.meeting, &self.ctx) {
+                    let said = speech::slot(m.slot.start, ctx.rules.timezone, self.caller_tz);
+                    out.prompt(format!(
+                        "Just to confirm, you'd like me to cancel your meeting on {said}?"
+                    ));
+                    self.stage = Stage::ConfirmingCancel;
+                }
+            }
             Stage::Booked => {
                 if intent == Some(Intent::Reschedule) {
                     match self.preference(text, now) {
@@ -760,6 +793,28 @@ impl Dialog {
             _ => "The invite with all the details is on its way to your inbox.".to_string(),
         };
         format!("You're all set for {said}. {details}")
+    }
+
+    fn cancelled(&mut self, result: Result<(), Trouble>, out: &mut Out) {
+        match (result, self.meeting.take()) {
+            (Ok(()), Some(m)) => {
+                out.status(Status::Cancelled {
+                    event_id: m.event_id,
+                    start: m.slot.start,
+                });
+                out.say("Done, I've cancelled it. You'll get a cancellation email.");
+                self.stage = Stage::Ended;
+            }
+            (Err(trouble), meeting) => {
+                self.meeting = meeting;
+                self.stage = Stage::Booked;
+                out.status(Status::Failed {
+                    reason: trouble.fail_reason(),
+                });
+                out.say("I'm sorry, I couldn't cancel it just now. Someone from our team will take care of it.");
+            }
+            (Ok(()), None) => self.stage = Stage::Ended,
+        }
     }
 
     fn moved(&mut self, outcome: Outcome, now: DateTime<Utc>, out: &mut Out) {

@@ -325,3 +325,43 @@ fn the_last_part_can_be_corrected_alone() {
         says(&fx)
     );
 }
+
+#[test]
+fn the_caller_can_cancel_the_meeting_booked_on_this_call() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    to_proposal(&mut d);
+    d.step(Input::Heard("yes".into()), now());
+    let slot = Interval::new(utc("2026-11-30T16:00:00Z"), utc("2026-11-30T16:30:00Z"));
+    d.step(
+        Input::Booked(Outcome::Done {
+            slot,
+            event_id: "e1".into(),
+            join_link: None,
+        }),
+        now(),
+    );
+    let fx = d.step(
+        Input::Heard("actually, can you cancel that meeting?".into()),
+        now(),
+    );
+    assert_eq!(
+        says(&fx),
+        vec!["Just to confirm, you'd like me to cancel your meeting on Monday, November 30th at 11 AM Eastern?"]
+    );
+    let fx = d.step(Input::Heard("yes please".into()), now());
+    assert_eq!(
+        fx,
+        vec![Effect::CancelMeeting {
+            event_id: "e1".into()
+        }]
+    );
+    let fx = d.step(Input::Cancelled(Ok(())), now());
+    assert_eq!(
+        statuses(&fx),
+        vec![&Status::Cancelled {
+            event_id: "e1".into(),
+            start: slot.start
+        }]
+    );
+    assert!(d.is_finished());
+}

@@ -144,6 +144,8 @@ pub enum Input {
     AvailabilityLoaded(Result<Availability, Trouble>),
     Booked(Outcome),
     Moved(Outcome),
+    /// The meeting booked on this call was cancelled (or could not be).
+    Cancelled(Result<(), Trouble>),
     /// A calendar operation is taking long enough that the caller should
     /// hear something.
     StillWorking,
@@ -182,6 +184,11 @@ pub enum Status {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     },
+    /// The caller cancelled the meeting booked on this call.
+    Cancelled {
+        event_id: String,
+        start: DateTime<Utc>,
+    },
     Skipped {
         reason: SkipReason,
     },
@@ -216,5 +223,10 @@ pub enum Effect {
         event_id: String,
         from: Interval,
         to: Interval,
+    },
+    /// Cancel the meeting booked on this call. Answered with
+    /// [`Input::Cancelled`].
+    CancelMeeting {
+        event_id: String,
     },
 }

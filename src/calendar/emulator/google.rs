@@ -218,7 +218,7 @@ impl GoogleEmulator {
             .route("/calendar/v3/calendars/{cid}/events", post(insert))
             .route(
                 "/calendar/v3/calendars/{cid}/events/{eid}",
-                get(get_event).patch(patch_event),
+                get(get_event).patch(patch_event).delete(delete_event),
             )
             .with_state(self.clone())
     }
@@ -606,6 +606,33 @@ async fn patch_event(
     *view = new_view;
     *raw = next.clone();
     Json(next).into_response()
+}
+
+async fn delete_event(
+    State(emu): State<GoogleEmulator>,
+    headers: HeaderMap,
+    Path((cid, eid)): Path<(String, String)>,
+    Query(q): Query<WriteQuery>,
+) -> Response {
+    let Some(idx) = emu.account_for(&headers) else {
+        return unauthenticated();
+    };
+    let mut inner = emu.lock();
+    let acct = &mut inner.accounts[idx];
+    if !is_own_calendar(&acct.spec, &cid) {
+        return err(StatusCode::NOT_FOUND, "notFound", "Not Found");
+    }
+    let Some((view, raw)) = acct.events.iter_mut().find(|(e, _)| e.id == eid) else {
+        return err(StatusCode::NOT_FOUND, "notFound", "Not Found");
+    };
+    // Deleted events stay, as `cancelled`; deleting again is a 410.
+    if view.status == "cancelled" {
+        return err(StatusCode::GONE, "deleted", "Resource has been deleted");
+    }
+    view.status = "cancelled".into();
+    raw["status"] = json!("cancelled");
+    view.invites_sent += u32::from(q.send_updates.as_deref() == Some("all"));
+    StatusCode::NO_CONTENT.into_response()
 }
 
 #[cfg(test)]
