@@ -104,3 +104,6 @@ mod tests {
         assert!(words(&s).concat().len() <= MAX_UTTERANCE_BYTES);
     }
 }
+
+#[cfg(test)]
+mod props;
