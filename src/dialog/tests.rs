@@ -365,3 +365,17 @@ fn the_caller_can_cancel_the_meeting_booked_on_this_call() {
     );
     assert!(d.is_finished());
 }
+
+#[test]
+fn repeat_and_hold_on_keep_the_question_pending() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    let fx = to_proposal(&mut d);
+    let question = says(&fx)[0].to_string();
+    let fx = d.step(Input::Heard("sorry, can you say that again?".into()), now());
+    assert_eq!(says(&fx), vec![question.as_str()]);
+    let fx = d.step(Input::Heard("hold on a second".into()), now());
+    assert_eq!(says(&fx), vec!["Sure, take your time."]);
+    // The proposal is still pending: a yes books it.
+    let fx = d.step(Input::Heard("okay yes".into()), now());
+    assert!(matches!(fx[0], Effect::Book(_)));
+}
