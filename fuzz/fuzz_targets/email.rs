@@ -6,7 +6,9 @@ use callbook::dialog::understand::email;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Some(e) = email::parse(text) {
         assert!(email::valid(e.as_str()));
         assert!(e.as_str().len() <= 254);
