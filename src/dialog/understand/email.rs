@@ -565,7 +565,23 @@ fn pieces(text: &str) -> Vec<Piece> {
             i += 1;
             continue;
         }
-        if CUTS.contains(&w) {
+        // "that'd be …", "it would be …": "be" introduces the address here,
+        // it is not the letter b.
+        let introduces = matches!(
+            i.checked_sub(1).and_then(word),
+            Some(
+                "that'd"
+                    | "that'll"
+                    | "it'd"
+                    | "it'll"
+                    | "would"
+                    | "should"
+                    | "will"
+                    | "that's"
+                    | "gonna"
+            )
+        );
+        if CUTS.contains(&w) || (w == "be" && introduces) {
             out.push(Piece::Cut);
             i += 1;
             continue;

@@ -10,7 +10,9 @@
 //!   with nothing under discussion, a time already past today rolls to
 //!   tomorrow.
 //! - Parts of day: morning 08:00–12:00, lunch 12:00–14:00, afternoon
-//!   12:00–17:00, evening 17:00–21:00.
+//!   12:00–17:00, evening 17:00–21:00. "Early" is the first two hours of a
+//!   part, "late" the last two, "mid morning" from 10:00; "first thing" is
+//!   08:00–10:00.
 //! - Spans of days: "this week" is today to Saturday; "next week" is Monday
 //!   to Saturday of the next calendar week, "early next week" Monday to
 //!   Wednesday, "later next week" Wednesday to Friday; "end of the week" is
@@ -364,6 +366,22 @@ pub fn parse(text: &str, now: NaiveDateTime) -> Option<TimePref> {
             p.range = Some((start, end));
             pm_hint = Some(pm);
         }
+    }
+    // "early afternoon", "late morning", "mid morning": the first or last
+    // two hours of the part; "first thing" is the start of the morning.
+    if let Some((start, end)) = p.range {
+        let two_hours = Duration::hours(2);
+        if has("early") {
+            p.range = Some((start, (start + two_hours).min(end)));
+        } else if has("late") && !super::has_phrase(&w, "late next week") {
+            p.range = Some(((end - two_hours).max(start), end));
+        } else if has("mid") {
+            p.range = Some(((start + two_hours).min(end), end));
+        }
+    }
+    if super::has_phrase(&w, "first thing") {
+        p.range = Some((t(8, 0), t(10, 0)));
+        pm_hint = Some(false);
     }
     if has("tonight") || has("evenings") {
         p.range = Some((t(17, 0), t(21, 0)));
