@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Per-request timeout for provider calls; a live caller is waiting.
-pub const PROVIDER_REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
+pub const PROVIDER_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Everything `run` needs, built by `main` or by a test.
 pub struct Settings {

@@ -2,6 +2,7 @@
 //! events.get and events.patch, with Google's own paths and JSON.
 
 use super::oauth::OAuthClient;
+use super::retry::{retry, RetryPolicy};
 use super::{event_id_for, CalendarError, CalendarInfo, CalendarProvider, CreatedEvent, NewEvent};
 use crate::dialog::{MeetingKind, Video};
 use crate::schedule::{merge_busy, Interval};
@@ -43,7 +44,14 @@ pub struct GoogleCalendar {
     token: tokio::sync::Mutex<Option<(SecretString, Instant)>>,
     /// The calendar's zone once known, for sending event times.
     zone: Mutex<Option<Tz>>,
+    policy: RetryPolicy,
 }
+
+/// Google's freeBusy accepts at most this range per request.
+const FREE_BUSY_MAX_RANGE: chrono::Duration = chrono::Duration::days(90);
+
+/// How long to wait for a pending Meet link before reporting it pending.
+const MEET_POLL_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[derive(Deserialize)]
 struct GoogleErrorBody {
@@ -78,7 +86,29 @@ impl GoogleCalendar {
             refresh_token,
             token: tokio::sync::Mutex::new(None),
             zone: Mutex::new(None),
+            policy: RetryPolicy::LIVE_CALL,
         }
+    }
+
+    /// The same client with another retry policy (tests use short ones).
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// One request with the retry policy applied. Only for requests that
+    /// are safe to repeat.
+    async fn call(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, CalendarError> {
+        retry(self.policy, |_| {
+            self.call_once(method.clone(), path, query, body)
+        })
+        .await
     }
 
     async fn access_token(&self, force: bool) -> Result<SecretString, CalendarError> {
@@ -101,7 +131,7 @@ impl GoogleCalendar {
     }
 
     /// Sends one API request; a 401 gets one token refresh and one retry.
-    async fn call(
+    async fn call_once(
         &self,
         method: Method,
         path: &[&str],
@@ -130,6 +160,12 @@ impl GoogleCalendar {
                 .await
                 .map_err(|e| CalendarError::Transient(e.without_url().to_string()))?;
             let status = resp.status();
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(std::time::Duration::from_secs);
             let text = resp
                 .text()
                 .await
@@ -145,7 +181,7 @@ impl GoogleCalendar {
                 refreshed = true;
                 continue;
             }
-            return Err(classify(status, &text));
+            return Err(classify(status, &text, retry_after));
         }
     }
 
@@ -162,6 +198,113 @@ impl GoogleCalendar {
         matches!(self.get_event(event_id).await, Ok(e) if e.get("status").and_then(Value::as_str) == Some("cancelled"))
     }
 
+    async fn free_busy_chunk(&self, window: Interval) -> Result<Vec<Interval>, CalendarError> {
+        let body = json!({
+            "timeMin": rfc3339(window.start),
+            "timeMax": rfc3339(window.end),
+            "timeZone": "UTC",
+            "items": [{"id": self.calendar_id}],
+        });
+        let resp = self
+            .call(Method::POST, &["freeBusy"], &[], Some(&body))
+            .await?;
+        let entry = resp
+            .get("calendars")
+            .and_then(|c| c.get(&self.calendar_id))
+            .ok_or_else(|| {
+                CalendarError::Transient("freeBusy answered without our calendar".into())
+            })?;
+        // An error inside a 200 means Google could not read the calendar:
+        // fail closed, never report it as free.
+        if let Some(errors) = entry.get("errors").and_then(Value::as_array) {
+            if let Some(first) = errors.first() {
+                let reason = first
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown");
+                return Err(CalendarError::Transient(format!(
+                    "freeBusy error for calendar: {reason}"
+                )));
+            }
+        }
+        let mut busy = Vec::new();
+        for b in entry
+            .get("busy")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let parse = |k: &str| {
+                b.get(k)
+                    .and_then(Value::as_str)
+                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                    .map(|t| t.with_timezone(&Utc))
+            };
+            match (parse("start"), parse("end")) {
+                (Some(s), Some(e)) if s < e => busy.push(Interval::new(s, e)),
+                _ => {
+                    return Err(CalendarError::Transient(
+                        "freeBusy returned an unreadable period".into(),
+                    ))
+                }
+            }
+        }
+        Ok(busy)
+    }
+
+    fn insert_body(&self, ev: &NewEvent, id: &str) -> Value {
+        let tz = self.zone_or(ev.timezone);
+        let mut body = json!({
+            "id": id,
+            "summary": ev.title,
+            "description": ev.description,
+            "start": event_time(ev.slot.start, tz),
+            "end": event_time(ev.slot.end, tz),
+            "attendees": [{"email": ev.attendee_email, "displayName": ev.attendee_name}],
+            "extendedProperties": {"private": {"bookingId": ev.booking_id}},
+        });
+        match &ev.meeting {
+            MeetingKind::Video => {
+                body["conferenceData"] = json!({"createRequest": {
+                    "requestId": ev.booking_id,
+                    "conferenceSolutionKey": {"type": "hangoutsMeet"},
+                }});
+            }
+            MeetingKind::Phone { number } => {
+                body["location"] = json!(number);
+                body["description"] = json!(format!("{}\n\nPhone: {number}", ev.description));
+            }
+            MeetingKind::InPerson { address } => body["location"] = json!(address),
+        }
+        body
+    }
+
+    /// A Meet link may be created asynchronously (`pending`): poll the event
+    /// until it reads `success`, within a short budget. Past it the event is
+    /// returned as is and reports no link yet.
+    async fn await_meet(&self, mut event: Value, id: &str) -> Value {
+        let pending = |e: &Value| {
+            e.pointer("/conferenceData/createRequest/status/statusCode")
+                .and_then(Value::as_str)
+                == Some("pending")
+        };
+        let started = Instant::now();
+        let mut n = 0;
+        while pending(&event) && started.elapsed() < MEET_POLL_BUDGET {
+            tokio::time::sleep(
+                self.policy
+                    .backoff(n)
+                    .max(std::time::Duration::from_millis(50)),
+            )
+            .await;
+            n += 1;
+            if let Ok(fresh) = self.get_event(id).await {
+                event = fresh;
+            }
+        }
+        event
+    }
+
     async fn get_event(&self, event_id: &str) -> Result<Value, CalendarError> {
         let path = ["calendars", self.calendar_id.as_str(), "events", event_id];
         self.call(Method::GET, &path, &[], None).await
@@ -169,7 +312,11 @@ impl GoogleCalendar {
 }
 
 /// Maps an error response to what callers react to.
-fn classify(status: StatusCode, body: &str) -> CalendarError {
+fn classify(
+    status: StatusCode,
+    body: &str,
+    retry_after: Option<std::time::Duration>,
+) -> CalendarError {
     let parsed: Option<GoogleErrorBody> = serde_json::from_str(body).ok();
     let reason = parsed
         .as_ref()
@@ -184,7 +331,8 @@ fn classify(status: StatusCode, body: &str) -> CalendarError {
         | (
             403,
             "rateLimitExceeded" | "userRateLimitExceeded" | "quotaExceeded" | "dailyLimitExceeded",
-        ) => CalendarError::RateLimited { retry_after: None },
+        ) => CalendarError::RateLimited { retry_after },
+        (500..=599, _) if retry_after.is_some() => CalendarError::RateLimited { retry_after },
         (500..=599, _) => CalendarError::Transient(format!("Google {status}: {reason}")),
         _ => CalendarError::Rejected(format!("Google {status} {reason}: {message}")),
     }
@@ -292,105 +440,59 @@ impl CalendarProvider for GoogleCalendar {
     }
 
     async fn free_busy(&self, window: Interval) -> Result<Vec<Interval>, CalendarError> {
-        let body = json!({
-            "timeMin": rfc3339(window.start),
-            "timeMax": rfc3339(window.end),
-            "timeZone": "UTC",
-            "items": [{"id": self.calendar_id}],
-        });
-        let resp = self
-            .call(Method::POST, &["freeBusy"], &[], Some(&body))
-            .await?;
-        let entry = resp
-            .get("calendars")
-            .and_then(|c| c.get(&self.calendar_id))
-            .ok_or_else(|| {
-                CalendarError::Transient("freeBusy answered without our calendar".into())
-            })?;
-        // An error inside a 200 means Google could not read the calendar:
-        // fail closed, never report it as free.
-        if let Some(errors) = entry.get("errors").and_then(Value::as_array) {
-            if !errors.is_empty() {
-                let reason = errors[0]
-                    .get("reason")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown");
-                return Err(CalendarError::Transient(format!(
-                    "freeBusy error for calendar: {reason}"
-                )));
-            }
-        }
+        // Google answers at most 90 days per request.
         let mut busy = Vec::new();
-        for b in entry
-            .get("busy")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let parse = |k: &str| {
-                b.get(k)
-                    .and_then(Value::as_str)
-                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                    .map(|t| t.with_timezone(&Utc))
-            };
-            match (parse("start"), parse("end")) {
-                (Some(s), Some(e)) if s < e => busy.push(Interval::new(s, e)),
-                _ => {
-                    return Err(CalendarError::Transient(
-                        "freeBusy returned an unreadable period".into(),
-                    ))
-                }
-            }
+        let mut from = window.start;
+        while from < window.end {
+            let to = (from + FREE_BUSY_MAX_RANGE).min(window.end);
+            busy.extend(self.free_busy_chunk(Interval::new(from, to)).await?);
+            from = to;
         }
         Ok(merge_busy(busy))
     }
 
     async fn create_event(&self, ev: &NewEvent) -> Result<CreatedEvent, CalendarError> {
         let id = event_id_for(&ev.booking_id);
-        let tz = self.zone_or(ev.timezone);
-        let mut body = json!({
-            "id": id,
-            "summary": ev.title,
-            "description": ev.description,
-            "start": event_time(ev.slot.start, tz),
-            "end": event_time(ev.slot.end, tz),
-            "attendees": [{"email": ev.attendee_email, "displayName": ev.attendee_name}],
-            "extendedProperties": {"private": {"bookingId": ev.booking_id}},
-        });
-        match &ev.meeting {
-            MeetingKind::Video => {
-                body["conferenceData"] = json!({"createRequest": {
-                    "requestId": ev.booking_id,
-                    "conferenceSolutionKey": {"type": "hangoutsMeet"},
-                }});
-            }
-            MeetingKind::Phone { number } => {
-                body["location"] = json!(number);
-                body["description"] = json!(format!("{}\n\nPhone: {number}", ev.description));
-            }
-            MeetingKind::InPerson { address } => body["location"] = json!(address),
-        }
+        let body = self.insert_body(ev, &id);
         let path = ["calendars", self.calendar_id.as_str(), "events"];
         let query = [("conferenceDataVersion", "1"), ("sendUpdates", "all")];
-        match self.call(Method::POST, &path, &query, Some(&body)).await {
-            Ok(event) => created(&event),
-            // Our id already exists: a retry of this very booking succeeded
-            // earlier, or the id belongs to something else.
+        let ours = |e: &Value| {
+            e.pointer("/extendedProperties/private/bookingId")
+                .and_then(Value::as_str)
+                == Some(ev.booking_id.as_str())
+                && e.get("status").and_then(Value::as_str) != Some("cancelled")
+        };
+        let inserted = retry(self.policy, |attempt| {
+            let (body, path, query, id) = (&body, &path, &query, &id);
+            async move {
+                // An attempt that timed out may have been stored: look before
+                // sending again.
+                if attempt > 0 {
+                    if let Ok(existing) = self.get_event(id).await {
+                        if ours(&existing) {
+                            return Ok(existing);
+                        }
+                    }
+                }
+                self.call_once(Method::POST, path, query, Some(body)).await
+            }
+        })
+        .await;
+        let event = match inserted {
+            Ok(event) => event,
+            // Our id exists already: a retry of this very booking landed, or
+            // the id belongs to something else.
             Err(CalendarError::Duplicate) => {
                 let existing = self.get_event(&id).await?;
-                let ours = existing
-                    .pointer("/extendedProperties/private/bookingId")
-                    .and_then(Value::as_str)
-                    == Some(ev.booking_id.as_str());
-                let live = existing.get("status").and_then(Value::as_str) != Some("cancelled");
-                if ours && live {
-                    created(&existing)
-                } else {
-                    Err(CalendarError::Duplicate)
+                if !ours(&existing) {
+                    return Err(CalendarError::Duplicate);
                 }
+                existing
             }
-            Err(e) => Err(e),
-        }
+            Err(e) => return Err(e),
+        };
+        let event = self.await_meet(event, &id).await;
+        created(&event)
     }
 
     async fn cancel_event(&self, event_id: &str) -> Result<(), CalendarError> {

@@ -8,6 +8,7 @@
 pub mod emulator;
 pub mod google;
 pub mod oauth;
+pub mod retry;
 pub mod template;
 
 use crate::dialog::{MeetingKind, Video};

@@ -193,3 +193,61 @@ async fn a_revoked_grant_skips_booking_without_a_word_to_the_caller() {
     );
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_grant_revoked_mid_booking_gets_a_sentence_and_marks_the_connection_expired() {
+    let app = spawn_app().await;
+    let sid = "CA00000000000000000000000000revok2";
+    let mut c = start_call(&app, sid).await;
+    to_proposal(&mut c).await;
+    app.google.revoke("alex@callbook.example");
+    c.send(&frames::transcript("yes")).await.unwrap();
+    let got = c.settle().await.unwrap();
+    assert_eq!(
+        got[0]["booking"],
+        json!({"status": "failed", "reason": "calendar_expired"})
+    );
+    assert!(got[1]["say"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("Someone from our team will follow up"));
+    use callbook::store::{ConnectionStatus, Store};
+    let conn = app.store.connection("alex").await.unwrap().unwrap();
+    assert_eq!(
+        conn.status,
+        ConnectionStatus::Expired {
+            at: app.clock.now()
+        }
+    );
+    // No claim is left behind.
+    let claims = app
+        .ledger
+        .claims("alex:primary", whole_look_ahead(), app.clock.now())
+        .await
+        .unwrap();
+    assert!(claims.is_empty());
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_slow_calendar_gets_a_filler_line_before_the_answer() {
+    use callbook::calendar::emulator::google::{Endpoint, Fault};
+    let app = spawn_app().await;
+    let mut c = start_call(&app, "CA00000000000000000000000000slow01").await;
+    to_proposal(&mut c).await;
+    app.google.inject(
+        "alex@callbook.example",
+        Endpoint::Insert,
+        Fault::Latency(std::time::Duration::from_millis(1800)),
+        1,
+    );
+    c.send(&frames::transcript("yes")).await.unwrap();
+    let got = c.settle().await.unwrap();
+    let says: Vec<&str> = of_kind(&got, "say")
+        .iter()
+        .map(|f| f["say"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(says[0], "One moment while I check the calendar.");
+    assert!(says[1].starts_with("You're all set"));
+    app.stop().await.unwrap();
+}

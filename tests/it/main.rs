@@ -3,6 +3,7 @@
 mod calls;
 mod cli;
 mod fixtures;
+mod google_faults;
 mod helpers;
 mod protocol;
 mod understanding;

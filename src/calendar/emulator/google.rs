@@ -60,6 +60,52 @@ struct Account {
     spec: AccountSpec,
     revoked: bool,
     events: Vec<(StoredEvent, Value)>,
+    /// When each event was written, for lagging free/busy.
+    written: HashMap<String, tokio::time::Instant>,
+    /// Polls left before a pending Meet link succeeds, per event.
+    meet_polls: HashMap<String, u32>,
+    /// New Meet requests stay pending for this many `events.get` polls.
+    meet_pending_polls: u32,
+    /// Free/busy does not show writes younger than this.
+    free_busy_lag: std::time::Duration,
+}
+
+/// An endpoint a fault can be injected into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Token,
+    CalendarList,
+    FreeBusy,
+    Insert,
+    Get,
+    Patch,
+    Delete,
+}
+
+/// A fault, as the real service produces them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer late.
+    Latency(std::time::Duration),
+    /// Answer with this status and Google's error body (`reason`), with a
+    /// `Retry-After` header when given.
+    Status {
+        code: u16,
+        reason: &'static str,
+        retry_after: Option<u64>,
+    },
+    /// Do the work, then answer too late for the client (it times out).
+    CommitThenDrop,
+    /// A 200 from freeBusy whose calendar entry carries this error reason.
+    CalendarError(&'static str),
+}
+
+#[derive(Debug)]
+struct Injected {
+    email: String,
+    endpoint: Endpoint,
+    fault: Fault,
+    remaining: u32,
 }
 
 #[derive(Debug, Default)]
@@ -69,7 +115,20 @@ struct Inner {
     accounts: Vec<Account>,
     access_tokens: HashMap<String, usize>,
     issued: u64,
+    faults: Vec<Injected>,
 }
+
+/// What a handler does after consulting the injected faults.
+enum Before {
+    Go {
+        drop_after: bool,
+        calendar_error: Option<&'static str>,
+    },
+    Respond(Response),
+}
+
+/// How long a "dropped" answer is held back: past any client timeout.
+const DROP_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The emulator; clones share state.
 #[derive(Clone, Debug, Default)]
@@ -159,7 +218,103 @@ impl GoogleEmulator {
             spec,
             revoked: false,
             events: Vec::new(),
+            written: HashMap::new(),
+            meet_polls: HashMap::new(),
+            meet_pending_polls: 0,
+            free_busy_lag: std::time::Duration::ZERO,
         });
+    }
+
+    /// Makes the next `times` requests of the account to `endpoint` fail
+    /// with `fault`.
+    pub fn inject(&self, email: &str, endpoint: Endpoint, fault: Fault, times: u32) {
+        self.lock().faults.push(Injected {
+            email: email.to_string(),
+            endpoint,
+            fault,
+            remaining: times,
+        });
+    }
+
+    /// New Meet requests stay `pending` for this many `events.get` polls.
+    pub fn meet_pending_for(&self, email: &str, polls: u32) {
+        if let Some(a) = self
+            .lock()
+            .accounts
+            .iter_mut()
+            .find(|a| a.spec.email == email)
+        {
+            a.meet_pending_polls = polls;
+        }
+    }
+
+    /// Free/busy lags writes by this long, as Google's sometimes does.
+    pub fn lag_free_busy(&self, email: &str, lag: std::time::Duration) {
+        if let Some(a) = self
+            .lock()
+            .accounts
+            .iter_mut()
+            .find(|a| a.spec.email == email)
+        {
+            a.free_busy_lag = lag;
+        }
+    }
+
+    /// Consults the faults for this request.
+    async fn before(&self, idx: Option<usize>, email: Option<&str>, endpoint: Endpoint) -> Before {
+        let fault = {
+            let mut inner = self.lock();
+            let email = match (email, idx) {
+                (Some(e), _) => e.to_string(),
+                (None, Some(i)) => inner.accounts[i].spec.email.clone(),
+                _ => String::new(),
+            };
+            let hit = inner
+                .faults
+                .iter_mut()
+                .find(|f| f.email == email && f.endpoint == endpoint && f.remaining > 0);
+            hit.map(|f| {
+                f.remaining -= 1;
+                f.fault.clone()
+            })
+        };
+        match fault {
+            None => Before::Go {
+                drop_after: false,
+                calendar_error: None,
+            },
+            Some(Fault::Latency(d)) => {
+                tokio::time::sleep(d).await;
+                Before::Go {
+                    drop_after: false,
+                    calendar_error: None,
+                }
+            }
+            Some(Fault::CommitThenDrop) => Before::Go {
+                drop_after: true,
+                calendar_error: None,
+            },
+            Some(Fault::CalendarError(reason)) => Before::Go {
+                drop_after: false,
+                calendar_error: Some(reason),
+            },
+            Some(Fault::Status {
+                code,
+                reason,
+                retry_after,
+            }) => {
+                let status =
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let mut resp = err(status, reason, reason);
+                if let Some(secs) = retry_after {
+                    if let Ok(v) = secs.to_string().parse() {
+                        resp.headers_mut()
+                            .insert(axum::http::header::RETRY_AFTER, v);
+                    }
+                }
+                Before::Respond(resp)
+            }
+        }
     }
 
     /// Adds an event the owner already has (busy time callbook did not make).
@@ -197,6 +352,11 @@ impl GoogleEmulator {
         };
         inner.accounts[idx].revoked = true;
         inner.access_tokens.retain(|_, a| *a != idx);
+    }
+
+    /// How many access tokens the token endpoint has issued.
+    pub fn tokens_issued(&self) -> u64 {
+        self.lock().issued
     }
 
     /// Every event of the account, cancelled ones included.
@@ -295,7 +455,7 @@ fn base64_basic(id: &str, secret: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
 }
 
-async fn calendar_list(State(emu): State<GoogleEmulator>, headers: HeaderMap) -> Response {
+async fn calendar_list_inner(State(emu): State<GoogleEmulator>, headers: HeaderMap) -> Response {
     let Some(idx) = emu.account_for(&headers) else {
         return unauthenticated();
     };
@@ -347,6 +507,10 @@ async fn free_busy(
     let Some(idx) = emu.account_for(&headers) else {
         return unauthenticated();
     };
+    let calendar_error = match emu.before(Some(idx), None, Endpoint::FreeBusy).await {
+        Before::Respond(r) => return r,
+        Before::Go { calendar_error, .. } => calendar_error,
+    };
     let Some(Json(req)) = body else {
         return err(StatusCode::BAD_REQUEST, "parseError", "Parse Error");
     };
@@ -365,11 +529,29 @@ async fn free_busy(
             "The specified time range is empty.",
         );
     }
+    // freeBusy serves at most about 90 days per query.
+    if max - min > chrono::Duration::days(90) {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "timeRangeTooLong",
+            "The requested time range is too long.",
+        );
+    }
     let inner = emu.lock();
     let acct = &inner.accounts[idx];
     let mut calendars = serde_json::Map::new();
     for item in req.items {
-        let entry = if is_own_calendar(&acct.spec, &item.id) {
+        let now = tokio::time::Instant::now();
+        let visible = |id: &str| {
+            acct.written
+                .get(id)
+                .is_none_or(|w| now.duration_since(*w) >= acct.free_busy_lag)
+        };
+        let entry = if let (true, Some(reason)) =
+            (is_own_calendar(&acct.spec, &item.id), calendar_error)
+        {
+            json!({"errors": [{"domain": "global", "reason": reason}], "busy": []})
+        } else if is_own_calendar(&acct.spec, &item.id) {
             let busy: Vec<Interval> = acct
                 .events
                 .iter()
@@ -377,7 +559,7 @@ async fn free_busy(
                     e.status != "cancelled"
                         && raw.get("transparency").and_then(Value::as_str) != Some("transparent")
                 })
-                .filter(|(e, _)| e.start < max && min < e.end)
+                .filter(|(e, _)| e.start < max && min < e.end && visible(&e.id))
                 .map(|(e, _)| Interval::new(e.start.max(min), e.end.min(max)))
                 .collect();
             let busy: Vec<Value> = merge_busy(busy)
@@ -444,7 +626,7 @@ fn store_view(raw: &Value, invites_sent: u32) -> Option<StoredEvent> {
     })
 }
 
-async fn insert(
+async fn insert_inner(
     State(emu): State<GoogleEmulator>,
     headers: HeaderMap,
     Path(cid): Path<String>,
@@ -515,16 +697,14 @@ async fn insert(
                     .and_then(Value::as_str)
                     == Some("hangoutsMeet");
             let mut request = request;
-            if allowed {
-                let link = meet_link(&id);
-                request["status"] = json!({"statusCode": "success"});
-                raw["conferenceData"] = json!({
-                    "createRequest": request,
-                    "entryPoints": [{"entryPointType": "video", "uri": link, "label": link.trim_start_matches("https://")}],
-                    "conferenceSolution": {"key": {"type": "hangoutsMeet"}, "name": "Google Meet"},
-                    "conferenceId": link.rsplit('/').next().unwrap_or_default(),
-                });
-                raw["hangoutLink"] = json!(link);
+            if allowed && acct.meet_pending_polls > 0 {
+                // Conference creation continues after the answer.
+                request["status"] = json!({"statusCode": "pending"});
+                raw["conferenceData"] = json!({"createRequest": request});
+                acct.meet_polls.insert(id.clone(), acct.meet_pending_polls);
+            } else if allowed {
+                raw["conferenceData"] = json!({"createRequest": request});
+                meet_success(&mut raw, &id);
             } else {
                 return err(
                     StatusCode::BAD_REQUEST,
@@ -544,11 +724,12 @@ async fn insert(
     let Some(view) = store_view(&raw, invites) else {
         return err(StatusCode::BAD_REQUEST, "invalid", "Invalid value");
     };
+    acct.written.insert(id.clone(), tokio::time::Instant::now());
     acct.events.push((view, raw.clone()));
     Json(raw).into_response()
 }
 
-async fn get_event(
+async fn get_event_inner(
     State(emu): State<GoogleEmulator>,
     headers: HeaderMap,
     Path((cid, eid)): Path<(String, String)>,
@@ -556,15 +737,55 @@ async fn get_event(
     let Some(idx) = emu.account_for(&headers) else {
         return unauthenticated();
     };
-    let inner = emu.lock();
-    let acct = &inner.accounts[idx];
-    match acct.events.iter().find(|(e, _)| e.id == eid) {
-        Some((_, raw)) if is_own_calendar(&acct.spec, &cid) => Json(raw.clone()).into_response(),
-        _ => err(StatusCode::NOT_FOUND, "notFound", "Not Found"),
+    let mut inner = emu.lock();
+    let acct = &mut inner.accounts[idx];
+    if !is_own_calendar(&acct.spec, &cid) {
+        return err(StatusCode::NOT_FOUND, "notFound", "Not Found");
+    }
+    // A pending Meet link succeeds after the configured number of polls.
+    let ready = match acct.meet_polls.get_mut(&eid) {
+        Some(left) => {
+            *left = left.saturating_sub(1);
+            *left == 0
+        }
+        None => false,
+    };
+    if ready {
+        acct.meet_polls.remove(&eid);
+    }
+    match acct.events.iter_mut().find(|(e, _)| e.id == eid) {
+        Some((view, raw)) => {
+            if ready {
+                meet_success(raw, &eid);
+                view.join_link = raw
+                    .get("hangoutLink")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+            }
+            Json(raw.clone()).into_response()
+        }
+        None => err(StatusCode::NOT_FOUND, "notFound", "Not Found"),
     }
 }
 
-async fn patch_event(
+/// Completes a Meet request: status `success`, entry points and the link.
+fn meet_success(raw: &mut Value, id: &str) {
+    let link = meet_link(id);
+    let mut request = raw
+        .pointer("/conferenceData/createRequest")
+        .cloned()
+        .unwrap_or(json!({}));
+    request["status"] = json!({"statusCode": "success"});
+    raw["conferenceData"] = json!({
+        "createRequest": request,
+        "entryPoints": [{"entryPointType": "video", "uri": link, "label": link.trim_start_matches("https://")}],
+        "conferenceSolution": {"key": {"type": "hangoutsMeet"}, "name": "Google Meet"},
+        "conferenceId": link.rsplit('/').next().unwrap_or_default(),
+    });
+    raw["hangoutLink"] = json!(link);
+}
+
+async fn patch_event_inner(
     State(emu): State<GoogleEmulator>,
     headers: HeaderMap,
     Path((cid, eid)): Path<(String, String)>,
@@ -605,10 +826,12 @@ async fn patch_event(
     }
     *view = new_view;
     *raw = next.clone();
+    acct.written
+        .insert(eid.clone(), tokio::time::Instant::now());
     Json(next).into_response()
 }
 
-async fn delete_event(
+async fn delete_event_inner(
     State(emu): State<GoogleEmulator>,
     headers: HeaderMap,
     Path((cid, eid)): Path<(String, String)>,
@@ -634,6 +857,36 @@ async fn delete_event(
     view.invites_sent += u32::from(q.send_updates.as_deref() == Some("all"));
     StatusCode::NO_CONTENT.into_response()
 }
+
+/// Runs a handler behind the injected faults of its endpoint.
+macro_rules! faulty {
+    ($name:ident, $inner:ident, $endpoint:expr, ($($arg:ident : $ty:ty),*)) => {
+        async fn $name(State(emu): State<GoogleEmulator>, headers: HeaderMap, $($arg: $ty),*) -> Response {
+            let idx = emu.account_for(&headers);
+            match emu.before(idx, None, $endpoint).await {
+                Before::Respond(r) => r,
+                Before::Go { drop_after, .. } => {
+                    let resp = $inner(State(emu), headers, $($arg),*).await;
+                    if drop_after {
+                        tokio::time::sleep(DROP_DELAY).await;
+                    }
+                    resp
+                }
+            }
+        }
+    };
+}
+
+faulty!(
+    calendar_list,
+    calendar_list_inner,
+    Endpoint::CalendarList,
+    ()
+);
+faulty!(get_event, get_event_inner, Endpoint::Get, (path: Path<(String, String)>));
+faulty!(patch_event, patch_event_inner, Endpoint::Patch, (path: Path<(String, String)>, q: Query<WriteQuery>, body: Option<Json<Value>>));
+faulty!(delete_event, delete_event_inner, Endpoint::Delete, (path: Path<(String, String)>, q: Query<WriteQuery>));
+faulty!(insert, insert_inner, Endpoint::Insert, (path: Path<String>, q: Query<WriteQuery>, body: Option<Json<Value>>));
 
 #[cfg(test)]
 mod tests {
