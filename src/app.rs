@@ -1,6 +1,7 @@
 //! Wiring: build the shared parts, serve, drain on shutdown.
 
 use crate::calendar::google::GoogleEndpoints;
+use crate::calendar::microsoft::MicrosoftEndpoints;
 use crate::call::{Calendars, CallDeps};
 use crate::clock::Clock;
 use crate::ledger::Ledger;
@@ -23,6 +24,7 @@ pub struct Settings {
     pub store: Arc<dyn Store>,
     pub ledger: Arc<dyn Ledger>,
     pub google: GoogleEndpoints,
+    pub microsoft: MicrosoftEndpoints,
     pub clock: Clock,
     /// How long live calls may run on after shutdown starts.
     pub drain: Duration,
@@ -47,10 +49,16 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
     let calls_cancel = CancellationToken::new();
+    let calendars = Calendars::new(
+        http_client(),
+        settings.google,
+        settings.microsoft,
+        settings.store.clone(),
+    );
     let deps = Arc::new(CallDeps {
         store: settings.store,
         ledger: settings.ledger,
-        calendars: Calendars::new(http_client(), settings.google),
+        calendars,
         clock: settings.clock,
         tracker: tracker.clone(),
     });

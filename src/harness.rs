@@ -5,8 +5,11 @@
 //! exercise is exactly what a pipeline talks to. (Tooling: errors are
 //! `anyhow`, as in `main`.)
 
-use crate::calendar::emulator::{serve_local, AccountSpec, GoogleEmulator};
+use crate::calendar::emulator::{
+    serve_local, AccountSpec, GoogleEmulator, MicrosoftEmulator, MsAccountSpec,
+};
 use crate::calendar::google::GoogleEndpoints;
+use crate::calendar::microsoft::MicrosoftEndpoints;
 use crate::calendar::oauth::OAuthClient;
 use crate::clock::Clock;
 use crate::ledger::MemoryLedger;
@@ -32,11 +35,18 @@ pub const EMULATOR_CLIENT_SECRET: &str = "callbook-local-secret";
 /// How long a client waits for the server to settle before giving up.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A running callbook plus its Google emulator.
+/// Both provider emulators.
+pub struct Emulators {
+    pub google: GoogleEmulator,
+    pub microsoft: MicrosoftEmulator,
+}
+
+/// A running callbook plus its provider emulators.
 pub struct Harness {
     pub addr: SocketAddr,
     pub token: String,
     pub google: GoogleEmulator,
+    pub microsoft: MicrosoftEmulator,
     pub clock: Clock,
     pub ledger: Arc<MemoryLedger>,
     pub store: Arc<MemoryStore>,
@@ -56,33 +66,49 @@ pub fn emulator_endpoints(addr: SocketAddr) -> GoogleEndpoints {
     }
 }
 
-/// Creates an emulator account for every Google connection in the file,
-/// with the calendar zone of the user's first booking campaign.
-pub fn seed_emulator(google: &GoogleEmulator, p: &Provisioning) {
+/// Endpoints for a Microsoft emulator listening at `addr`.
+pub fn ms_emulator_endpoints(addr: SocketAddr) -> MicrosoftEndpoints {
+    MicrosoftEndpoints {
+        graph_base: format!("http://{addr}/v1.0"),
+        oauth: OAuthClient {
+            token_url: format!("http://{addr}/common/oauth2/v2.0/token"),
+            client_id: EMULATOR_CLIENT_ID.into(),
+            client_secret: SecretString::from(EMULATOR_CLIENT_SECRET),
+        },
+    }
+}
+
+/// Creates an emulator account for every connection in the file, with the
+/// calendar zone of the user's first booking campaign (Microsoft accounts
+/// start as work or school accounts, with Teams).
+pub fn seed_emulators(google: &GoogleEmulator, microsoft: &MicrosoftEmulator, p: &Provisioning) {
     for u in &p.users {
-        let Some(conn) = u
-            .connection
-            .as_ref()
-            .filter(|c| c.provider == Provider::Google)
-        else {
+        let Some(conn) = u.connection.as_ref() else {
             continue;
         };
-        let zone = p
+        let zone: chrono_tz::Tz = p
             .campaigns
             .iter()
             .filter(|c| c.owner == u.id)
-            .find_map(|c| {
-                c.booking
-                    .as_ref()
-                    .map(|b| b.rules.timezone.name().to_string())
-            })
-            .unwrap_or_else(|| "UTC".into());
-        google.add_account(AccountSpec {
-            email: u.email.clone(),
-            refresh_token: conn.refresh_token.expose_secret().to_string(),
-            time_zone: zone,
-            meet: true,
-        });
+            .find_map(|c| c.booking.as_ref().map(|b| b.rules.timezone))
+            .unwrap_or(chrono_tz::UTC);
+        let refresh_token = conn.refresh_token.expose_secret().to_string();
+        match conn.provider {
+            Provider::Google => google.add_account(AccountSpec {
+                email: u.email.clone(),
+                refresh_token,
+                time_zone: zone.name().to_string(),
+                meet: true,
+            }),
+            Provider::Microsoft => microsoft.add_account(MsAccountSpec {
+                email: u.email.clone(),
+                refresh_token,
+                windows_zone: crate::calendar::windows_zones::from_iana(zone)
+                    .unwrap_or("UTC")
+                    .to_string(),
+                work: true,
+            }),
+        }
     }
 }
 
@@ -92,12 +118,17 @@ impl Harness {
     pub async fn start(
         provisioning: Provisioning,
         clock: Clock,
-        seed: impl FnOnce(&GoogleEmulator),
+        seed: impl FnOnce(&Emulators),
     ) -> anyhow::Result<Harness> {
         let shutdown = CancellationToken::new();
-        let google = GoogleEmulator::new(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET);
-        seed_emulator(&google, &provisioning);
-        seed(&google);
+        let emulators = Emulators {
+            google: GoogleEmulator::new(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET),
+            microsoft: MicrosoftEmulator::new(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET),
+        };
+        seed_emulators(&emulators.google, &emulators.microsoft, &provisioning);
+        seed(&emulators);
+        let Emulators { google, microsoft } = emulators;
+        let ms_addr = serve_local(microsoft.router(), shutdown.clone()).await?;
         let google_addr = serve_local(google.router(), shutdown.clone()).await?;
         let store = Arc::new(provisioning.into_store());
         let ledger = Arc::new(MemoryLedger::new());
@@ -107,6 +138,7 @@ impl Harness {
             store: store.clone(),
             ledger: ledger.clone(),
             google: emulator_endpoints(google_addr),
+            microsoft: ms_emulator_endpoints(ms_addr),
             clock: clock.clone(),
             drain: Duration::from_millis(500),
         };
@@ -120,6 +152,7 @@ impl Harness {
             addr,
             token,
             google,
+            microsoft,
             clock,
             ledger,
             store,

@@ -1,8 +1,9 @@
 //! The `callbook` binary: a thin CLI over the library.
 
 use anyhow::Context;
-use callbook::calendar::emulator::{serve_local, GoogleEmulator};
+use callbook::calendar::emulator::{serve_local, GoogleEmulator, MicrosoftEmulator};
 use callbook::calendar::google::GoogleEndpoints;
+use callbook::calendar::microsoft::MicrosoftEndpoints;
 use callbook::calendar::oauth::OAuthClient;
 use callbook::clock::Clock;
 use callbook::harness::{self, frames, Harness};
@@ -115,6 +116,19 @@ struct ServeArgs {
     google_api_base: String,
     #[arg(long, env = "CALLBOOK_GOOGLE_TOKEN_URL", default_value = GoogleEndpoints::TOKEN_URL)]
     google_token_url: String,
+    #[arg(long, env = "CALLBOOK_MICROSOFT_CLIENT_ID", default_value = "")]
+    microsoft_client_id: String,
+    #[arg(
+        long,
+        env = "CALLBOOK_MICROSOFT_CLIENT_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    microsoft_client_secret: String,
+    #[arg(long, env = "CALLBOOK_MICROSOFT_GRAPH_BASE", default_value = MicrosoftEndpoints::GRAPH_BASE)]
+    microsoft_graph_base: String,
+    #[arg(long, env = "CALLBOOK_MICROSOFT_TOKEN_URL", default_value = MicrosoftEndpoints::TOKEN_URL)]
+    microsoft_token_url: String,
     /// Seconds live calls may continue after a shutdown signal.
     #[arg(long, env = "CALLBOOK_DRAIN_SECONDS", default_value_t = 30)]
     drain_seconds: u64,
@@ -199,27 +213,43 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let prov = Provisioning::parse(&text)?;
     let use_emulator = args.emulator || args.provisioning.is_none();
     let emulator_stop = CancellationToken::new();
-    let google = if use_emulator {
-        let emu = GoogleEmulator::new(harness::EMULATOR_CLIENT_ID, harness::EMULATOR_CLIENT_SECRET);
-        harness::seed_emulator(&emu, &prov);
-        let addr = serve_local(emu.router(), emulator_stop.clone()).await?;
-        tracing::info!(%addr, "built-in Google emulator serving calendars");
-        harness::emulator_endpoints(addr)
+    let (google, microsoft) = if use_emulator {
+        let g = GoogleEmulator::new(harness::EMULATOR_CLIENT_ID, harness::EMULATOR_CLIENT_SECRET);
+        let m =
+            MicrosoftEmulator::new(harness::EMULATOR_CLIENT_ID, harness::EMULATOR_CLIENT_SECRET);
+        harness::seed_emulators(&g, &m, &prov);
+        let g_addr = serve_local(g.router(), emulator_stop.clone()).await?;
+        let m_addr = serve_local(m.router(), emulator_stop.clone()).await?;
+        tracing::info!(google = %g_addr, microsoft = %m_addr, "built-in provider emulators serving calendars");
+        (
+            harness::emulator_endpoints(g_addr),
+            harness::ms_emulator_endpoints(m_addr),
+        )
     } else {
-        GoogleEndpoints {
+        let google = GoogleEndpoints {
             api_base: args.google_api_base,
             oauth: OAuthClient {
                 token_url: args.google_token_url,
                 client_id: args.google_client_id,
                 client_secret: SecretString::from(args.google_client_secret),
             },
-        }
+        };
+        let microsoft = MicrosoftEndpoints {
+            graph_base: args.microsoft_graph_base,
+            oauth: OAuthClient {
+                token_url: args.microsoft_token_url,
+                client_id: args.microsoft_client_id,
+                client_secret: SecretString::from(args.microsoft_client_secret),
+            },
+        };
+        (google, microsoft)
     };
     let settings = callbook::Settings {
         auth_token: SecretString::from(args.auth_token),
         store: Arc::new(prov.into_store()),
         ledger: Arc::new(MemoryLedger::new()),
         google,
+        microsoft,
         clock: Clock::System,
         drain: Duration::from_secs(args.drain_seconds),
     };
@@ -235,14 +265,14 @@ async fn demo() -> anyhow::Result<()> {
     let prov = Provisioning::parse(provisioning::DEFAULT)?;
     let clock = Clock::System;
     let now = clock.now();
-    let harness = Harness::start(prov, clock, |g| {
+    let harness = Harness::start(prov, clock, |emu| {
         // Something already on the owner's calendar tomorrow morning.
         let start = (now + chrono::Duration::days(1))
             .date_naive()
             .and_hms_opt(15, 0, 0)
             .unwrap_or_default()
             .and_utc();
-        g.add_event(
+        emu.google.add_event(
             "alex@callbook.example",
             "Team standup",
             Interval::new(start, start + chrono::Duration::hours(1)),

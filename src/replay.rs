@@ -55,6 +55,9 @@ pub struct Owner {
     pub connection: String,
     #[serde(default = "yes")]
     pub meet: bool,
+    /// For Microsoft: `work` (Teams, the default) or `personal`.
+    #[serde(default = "work")]
+    pub account: String,
     /// Events already on the calendar.
     #[serde(default)]
     pub events: Vec<SeedEvent>,
@@ -62,6 +65,10 @@ pub struct Owner {
 
 fn google() -> String {
     "google".into()
+}
+
+fn work() -> String {
+    "work".into()
 }
 
 fn active() -> String {
@@ -187,12 +194,23 @@ impl Fixture {
     pub async fn run(&self) -> anyhow::Result<Report> {
         let clock = Clock::manual(self.now);
         let owner = &self.owner;
-        let harness = Harness::start(self.provisioning()?, clock.clone(), |g| {
+        let microsoft = owner.provider == "microsoft";
+        let harness = Harness::start(self.provisioning()?, clock.clone(), |emu| {
             for e in &owner.events {
-                g.add_event(&owner.email, &e.summary, Interval::new(e.start, e.end));
+                let slot = Interval::new(e.start, e.end);
+                if microsoft {
+                    emu.microsoft
+                        .add_event(&owner.email, &e.summary, slot, "busy");
+                } else {
+                    emu.google.add_event(&owner.email, &e.summary, slot);
+                }
+            }
+            if microsoft && owner.account == "personal" {
+                emu.microsoft.make_personal(&owner.email);
             }
             if owner.connection == "revoked" {
-                g.revoke(&owner.email);
+                emu.google.revoke(&owner.email);
+                emu.microsoft.revoke(&owner.email);
             }
         })
         .await?;
@@ -204,7 +222,11 @@ impl Fixture {
             created: Vec::new(),
         };
         let result = self.run_script(&harness, &clock, &mut report).await;
-        let events: Vec<StoredEvent> = harness.google.events(&self.owner.email);
+        let events: Vec<StoredEvent> = if microsoft {
+            harness.microsoft.events(&self.owner.email)
+        } else {
+            harness.google.events(&self.owner.email)
+        };
         harness.stop().await?;
         result?;
         report.created = events

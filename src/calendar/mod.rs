@@ -7,9 +7,11 @@
 
 pub mod emulator;
 pub mod google;
+pub mod microsoft;
 pub mod oauth;
 pub mod retry;
 pub mod template;
+pub mod windows_zones;
 
 use crate::dialog::{MeetingKind, Video};
 use crate::schedule::Interval;

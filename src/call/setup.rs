@@ -4,10 +4,12 @@
 use super::effects::BookingEnv;
 use super::CallDeps;
 use crate::calendar::google::{GoogleCalendar, GoogleEndpoints};
+use crate::calendar::microsoft::{MicrosoftCalendar, MicrosoftEndpoints};
 use crate::calendar::CalendarProvider;
 use crate::dialog::{BookingContext, Recipient, Setup, SkipReason};
 use crate::phone::E164;
 use crate::protocol::Start;
+use crate::store::Store;
 use crate::store::{Connection, ConnectionStatus, Provider};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,14 +19,24 @@ use std::sync::{Arc, Mutex};
 pub struct Calendars {
     http: reqwest::Client,
     google: GoogleEndpoints,
+    microsoft: MicrosoftEndpoints,
+    /// Where rotated refresh tokens are written back.
+    store: Arc<dyn Store>,
     clients: Mutex<HashMap<String, Arc<dyn CalendarProvider>>>,
 }
 
 impl Calendars {
-    pub fn new(http: reqwest::Client, google: GoogleEndpoints) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        google: GoogleEndpoints,
+        microsoft: MicrosoftEndpoints,
+        store: Arc<dyn Store>,
+    ) -> Self {
         Self {
             http,
             google,
+            microsoft,
+            store,
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -43,7 +55,25 @@ impl Calendars {
                 conn.calendar_id.clone(),
                 conn.refresh_token.clone(),
             )),
-            Provider::Microsoft => return None,
+            Provider::Microsoft => {
+                let store = self.store.clone();
+                let user = user_id.to_string();
+                let persist: crate::calendar::microsoft::OnRotate = Arc::new(move |token| {
+                    let (store, user) = (store.clone(), user.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = store.update_refresh_token(&user, token).await {
+                            tracing::warn!(error = %e, "could not store a rotated refresh token");
+                        }
+                    });
+                });
+                Arc::new(MicrosoftCalendar::new(
+                    self.http.clone(),
+                    self.microsoft.clone(),
+                    conn.calendar_id.clone(),
+                    conn.refresh_token.clone(),
+                    Some(persist),
+                ))
+            }
         };
         clients.insert(user_id.to_string(), client.clone());
         Some(client)

@@ -68,6 +68,22 @@ impl Store for MemoryStore {
             .cloned())
     }
 
+    async fn update_refresh_token(
+        &self,
+        user_id: &str,
+        token: secrecy::SecretString,
+    ) -> Result<(), StoreError> {
+        if let Some(c) = self
+            .connections
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(user_id)
+        {
+            c.refresh_token = token;
+        }
+        Ok(())
+    }
+
     async fn mark_expired(&self, user_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
         if let Some(c) = self
             .connections

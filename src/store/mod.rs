@@ -78,4 +78,10 @@ pub trait Store: Send + Sync {
     async fn connection(&self, user_id: &str) -> Result<Option<Connection>, StoreError>;
     /// Records that the user's grant stopped working.
     async fn mark_expired(&self, user_id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Replaces the stored refresh token (Microsoft rotates them).
+    async fn update_refresh_token(
+        &self,
+        user_id: &str,
+        token: SecretString,
+    ) -> Result<(), StoreError>;
 }

@@ -89,8 +89,6 @@ pub enum ProvisioningError {
         field: &'static str,
         token: String,
     },
-    #[error("users[{0}].connection: only google is supported so far")]
-    UnsupportedProvider(String),
 }
 
 impl Provisioning {
@@ -113,14 +111,6 @@ impl Provisioning {
                         });
                     }
                 }
-            }
-        }
-        for u in &p.users {
-            if u.connection
-                .as_ref()
-                .is_some_and(|c| c.provider != Provider::Google)
-            {
-                return Err(ProvisioningError::UnsupportedProvider(u.id.clone()));
             }
         }
         Ok(p)

@@ -179,7 +179,7 @@ async fn a_revoked_grant_skips_booking_without_a_word_to_the_caller() {
     let app = callbook::harness::Harness::start(
         prov,
         callbook::clock::Clock::manual(crate::helpers::tuesday_morning()),
-        |g| g.revoke("alex@callbook.example"),
+        |e| e.google.revoke("alex@callbook.example"),
     )
     .await
     .unwrap();

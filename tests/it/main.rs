@@ -5,5 +5,6 @@ mod cli;
 mod fixtures;
 mod google_faults;
 mod helpers;
+mod microsoft;
 mod protocol;
 mod understanding;

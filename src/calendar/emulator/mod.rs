@@ -3,8 +3,10 @@
 //! the providers' own paths, JSON and error shapes.
 
 pub mod google;
+pub mod microsoft;
 
 pub use google::{AccountSpec, GoogleEmulator, StoredEvent};
+pub use microsoft::{MicrosoftEmulator, MsAccountSpec};
 
 use axum::Router;
 use std::net::SocketAddr;

@@ -1,0 +1,436 @@
+//! Microsoft Graph over reqwest: the default calendar, the mailbox's zone,
+//! busy time from `calendarView` (which works for personal accounts, unlike
+//! `getSchedule`), and events created with `transactionId`. Every time is
+//! sent and read as UTC.
+
+use super::oauth::OAuthClient;
+use super::retry::{retry, RetryPolicy};
+use super::{windows_zones, CalendarError, CalendarInfo, CalendarProvider, CreatedEvent, NewEvent};
+use crate::dialog::{MeetingKind, Video};
+use crate::schedule::{merge_busy, Interval};
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use reqwest::{Method, StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use tokio::time::Instant;
+
+/// Refresh this long before the access token runs out.
+const TOKEN_EARLY_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Where the booking id is kept on the event, so it can be found again.
+const BOOKING_PROPERTY: &str =
+    "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name callbookBookingId";
+
+/// Where Microsoft lives: the real endpoints in production, the emulator in
+/// tests.
+#[derive(Clone)]
+pub struct MicrosoftEndpoints {
+    /// e.g. `https://graph.microsoft.com/v1.0`
+    pub graph_base: String,
+    pub oauth: OAuthClient,
+}
+
+impl MicrosoftEndpoints {
+    pub const GRAPH_BASE: &'static str = "https://graph.microsoft.com/v1.0";
+    pub const TOKEN_URL: &'static str =
+        "https://login.microsoftonline.com/common/oauth2/v2.0/token";
+}
+
+/// Called with each new refresh token: Microsoft rotates them on every
+/// refresh and the old one must be replaced where it is stored.
+pub type OnRotate = Arc<dyn Fn(SecretString) + Send + Sync>;
+
+struct Tokens {
+    refresh: SecretString,
+    access: Option<(SecretString, Instant)>,
+}
+
+/// What `/me/calendars` and the mailbox settings said.
+#[derive(Clone)]
+struct Resolved {
+    calendar_id: String,
+    zone: Tz,
+    teams: bool,
+}
+
+/// One connected Outlook calendar.
+pub struct MicrosoftCalendar {
+    http: reqwest::Client,
+    endpoints: MicrosoftEndpoints,
+    /// "primary" for the default calendar, or a Graph calendar id.
+    calendar_id: String,
+    /// A tokio mutex: one refresh in flight per connection.
+    tokens: tokio::sync::Mutex<Tokens>,
+    on_rotate: Option<OnRotate>,
+    resolved: Mutex<Option<Resolved>>,
+    policy: RetryPolicy,
+}
+
+fn utc_time(t: DateTime<Utc>) -> Value {
+    json!({"dateTime": t.format("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": "UTC"})
+}
+
+/// Graph returns UTC times without a `Z` (with `Prefer: outlook.timezone`).
+fn read_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    let text = v?.get("dateTime")?.as_str()?;
+    NaiveDateTime::parse_from_str(text.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|n| n.and_utc())
+}
+
+fn classify(
+    status: StatusCode,
+    body: &str,
+    retry_after: Option<std::time::Duration>,
+) -> CalendarError {
+    let code = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/code")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    match status.as_u16() {
+        401 => CalendarError::Expired,
+        404 | 410 => CalendarError::NotFound,
+        409 if code == "ErrorDuplicateTransactionId" => CalendarError::Duplicate,
+        429 | 503 | 504 if retry_after.is_some() => CalendarError::RateLimited { retry_after },
+        429 => CalendarError::RateLimited { retry_after: None },
+        500..=599 => CalendarError::Transient(format!("Graph {status}: {code}")),
+        _ => CalendarError::Rejected(format!("Graph {status}: {code}")),
+    }
+}
+
+fn created(event: &Value) -> Result<CreatedEvent, CalendarError> {
+    let bad = || CalendarError::Transient("event without id or times".into());
+    Ok(CreatedEvent {
+        event_id: event
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(bad)?
+            .to_string(),
+        slot: Interval::new(
+            read_time(event.get("start")).ok_or_else(bad)?,
+            read_time(event.get("end")).ok_or_else(bad)?,
+        ),
+        join_link: event
+            .pointer("/onlineMeeting/joinUrl")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}
+
+impl MicrosoftCalendar {
+    pub fn new(
+        http: reqwest::Client,
+        endpoints: MicrosoftEndpoints,
+        calendar_id: String,
+        refresh_token: SecretString,
+        on_rotate: Option<OnRotate>,
+    ) -> Self {
+        Self {
+            http,
+            endpoints,
+            calendar_id,
+            tokens: tokio::sync::Mutex::new(Tokens {
+                refresh: refresh_token,
+                access: None,
+            }),
+            on_rotate,
+            resolved: Mutex::new(None),
+            policy: RetryPolicy::LIVE_CALL,
+        }
+    }
+
+    async fn access_token(&self, force: bool) -> Result<SecretString, CalendarError> {
+        let mut tokens = self.tokens.lock().await;
+        if let (false, Some((token, until))) = (force, tokens.access.as_ref()) {
+            if Instant::now() < *until {
+                return Ok(token.clone());
+            }
+        }
+        let grant = self
+            .endpoints
+            .oauth
+            .refresh(&self.http, &tokens.refresh)
+            .await?;
+        if let Some(rotated) = grant.refresh_token {
+            tokens.refresh = rotated.clone();
+            if let Some(persist) = &self.on_rotate {
+                persist(rotated);
+            }
+        }
+        let until = Instant::now() + grant.expires_in.saturating_sub(TOKEN_EARLY_REFRESH);
+        tokens.access = Some((grant.access_token.clone(), until));
+        Ok(grant.access_token)
+    }
+
+    fn url(&self, path: &[&str]) -> Result<Url, CalendarError> {
+        let mut url = Url::parse(&self.endpoints.graph_base)
+            .map_err(|e| CalendarError::Rejected(format!("graph base: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|_| CalendarError::Rejected("graph base cannot take a path".into()))?
+            .pop_if_empty()
+            .extend(path);
+        Ok(url)
+    }
+
+    /// One request; a 401 gets one token refresh and one retry.
+    async fn send_once(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<Value, CalendarError> {
+        let mut refreshed = false;
+        loop {
+            let token = self.access_token(refreshed).await?;
+            let mut req = self
+                .http
+                .request(method.clone(), url.clone())
+                .bearer_auth(token.expose_secret())
+                .header(
+                    "Prefer",
+                    "outlook.timezone=\"UTC\", outlook.body-content-type=\"text\"",
+                );
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| CalendarError::Transient(e.without_url().to_string()))?;
+            let status = resp.status();
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(std::time::Duration::from_secs);
+            let text = resp
+                .text()
+                .await
+                .map_err(|e| CalendarError::Transient(e.to_string()))?;
+            if status.is_success() {
+                if text.trim().is_empty() {
+                    return Ok(Value::Null);
+                }
+                return serde_json::from_str(&text)
+                    .map_err(|e| CalendarError::Transient(format!("bad JSON from Graph: {e}")));
+            }
+            if status == StatusCode::UNAUTHORIZED && !refreshed {
+                refreshed = true;
+                continue;
+            }
+            return Err(classify(status, &text, retry_after));
+        }
+    }
+
+    /// A request with the retry policy; creates are safe to repeat because
+    /// of `transactionId`.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<Value, CalendarError> {
+        retry(self.policy, |_| {
+            self.send_once(method.clone(), url.clone(), body)
+        })
+        .await
+    }
+
+    /// The calendar to use, its owner's zone and whether Teams is allowed.
+    async fn resolve(&self) -> Result<Resolved, CalendarError> {
+        if let Some(r) = self
+            .resolved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Ok(r);
+        }
+        let list = self
+            .send(Method::GET, self.url(&["me", "calendars"])?, None)
+            .await?;
+        let items = list
+            .get("value")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let cal = items
+            .iter()
+            .find(|c| {
+                let id = c.get("id").and_then(Value::as_str);
+                let default = c
+                    .get("isDefaultCalendar")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                id == Some(self.calendar_id.as_str()) || (self.calendar_id == "primary" && default)
+            })
+            .ok_or(CalendarError::NotFound)?;
+        if !cal.get("canEdit").and_then(Value::as_bool).unwrap_or(false) {
+            return Err(CalendarError::Rejected(
+                "the calendar cannot be edited".into(),
+            ));
+        }
+        let teams = cal
+            .get("allowedOnlineMeetingProviders")
+            .and_then(Value::as_array)
+            .is_some_and(|p| p.iter().any(|x| x.as_str() == Some("teamsForBusiness")));
+        let zone_name = self
+            .send(
+                Method::GET,
+                self.url(&["me", "mailboxSettings", "timeZone"])?,
+                None,
+            )
+            .await?;
+        let windows = zone_name
+            .get("value")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let zone = windows_zones::to_iana(windows).ok_or_else(|| {
+            CalendarError::Rejected(format!("unknown Windows time zone {windows:?}"))
+        })?;
+        let r = Resolved {
+            calendar_id: cal
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            zone,
+            teams,
+        };
+        *self.resolved.lock().unwrap_or_else(|p| p.into_inner()) = Some(r.clone());
+        Ok(r)
+    }
+}
+
+#[async_trait]
+impl CalendarProvider for MicrosoftCalendar {
+    async fn calendar_info(&self) -> Result<CalendarInfo, CalendarError> {
+        let r = self.resolve().await?;
+        Ok(CalendarInfo {
+            calendar_id: r.calendar_id,
+            timezone: Some(r.zone),
+            video: if r.teams {
+                Video::Available("Microsoft Teams".into())
+            } else {
+                Video::Unavailable
+            },
+        })
+    }
+
+    async fn free_busy(&self, window: Interval) -> Result<Vec<Interval>, CalendarError> {
+        let r = self.resolve().await?;
+        let mut url = self.url(&["me", "calendars", &r.calendar_id, "calendarView"])?;
+        url.query_pairs_mut()
+            .append_pair(
+                "startDateTime",
+                &window.start.to_rfc3339_opts(SecondsFormat::Secs, true),
+            )
+            .append_pair(
+                "endDateTime",
+                &window.end.to_rfc3339_opts(SecondsFormat::Secs, true),
+            )
+            .append_pair("$select", "start,end,showAs,isCancelled")
+            .append_pair("$top", "1000");
+        let mut busy = Vec::new();
+        let mut next = Some(url);
+        while let Some(page_url) = next.take() {
+            let page = self.send(Method::GET, page_url, None).await?;
+            for ev in page
+                .get("value")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let cancelled = ev
+                    .get("isCancelled")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let show_as = ev.get("showAs").and_then(Value::as_str).unwrap_or("busy");
+                if cancelled || matches!(show_as, "free" | "workingElsewhere") {
+                    continue;
+                }
+                match (read_time(ev.get("start")), read_time(ev.get("end"))) {
+                    (Some(s), Some(e)) if s < e => busy.push(Interval::new(s, e)),
+                    _ => {
+                        return Err(CalendarError::Transient(
+                            "calendarView returned an unreadable event".into(),
+                        ))
+                    }
+                }
+            }
+            next = page
+                .get("@odata.nextLink")
+                .and_then(Value::as_str)
+                .map(|l| {
+                    Url::parse(l)
+                        .map_err(|e| CalendarError::Transient(format!("bad nextLink: {e}")))
+                })
+                .transpose()?;
+        }
+        Ok(merge_busy(busy))
+    }
+
+    async fn create_event(&self, ev: &NewEvent) -> Result<CreatedEvent, CalendarError> {
+        let r = self.resolve().await?;
+        let mut body = json!({
+            "subject": ev.title,
+            "body": {"contentType": "text", "content": ev.description},
+            "start": utc_time(ev.slot.start),
+            "end": utc_time(ev.slot.end),
+            "attendees": [{"emailAddress": {"address": ev.attendee_email, "name": ev.attendee_name}, "type": "required"}],
+            "transactionId": ev.booking_id,
+            "singleValueExtendedProperties": [{"id": BOOKING_PROPERTY, "value": ev.booking_id}],
+        });
+        match &ev.meeting {
+            // Teams only where the calendar allows it; never on personal accounts.
+            MeetingKind::Video if r.teams => {
+                body["isOnlineMeeting"] = json!(true);
+                body["onlineMeetingProvider"] = json!("teamsForBusiness");
+            }
+            MeetingKind::Video => {}
+            MeetingKind::Phone { number } => {
+                body["location"] = json!({"displayName": number});
+                body["body"]["content"] = json!(format!("{}\n\nPhone: {number}", ev.description));
+            }
+            MeetingKind::InPerson { address } => body["location"] = json!({"displayName": address}),
+        }
+        let url = self.url(&["me", "calendars", &r.calendar_id, "events"])?;
+        let event = self.send(Method::POST, url, Some(&body)).await?;
+        created(&event)
+    }
+
+    async fn cancel_event(&self, event_id: &str) -> Result<(), CalendarError> {
+        match self
+            .send(Method::DELETE, self.url(&["me", "events", event_id])?, None)
+            .await
+        {
+            Ok(_) | Err(CalendarError::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn move_event(
+        &self,
+        event_id: &str,
+        to: Interval,
+        _timezone: Tz,
+    ) -> Result<CreatedEvent, CalendarError> {
+        let body = json!({"start": utc_time(to.start), "end": utc_time(to.end)});
+        let event = self
+            .send(
+                Method::PATCH,
+                self.url(&["me", "events", event_id])?,
+                Some(&body),
+            )
+            .await?;
+        created(&event)
+    }
+}

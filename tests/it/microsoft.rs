@@ -1,0 +1,175 @@
+//! The Graph client against the Microsoft emulator, over real HTTP: work and
+//! personal accounts, token rotation, paging, zones, expiry.
+
+use callbook::calendar::emulator::{serve_local, MicrosoftEmulator, MsAccountSpec};
+use callbook::calendar::microsoft::{MicrosoftCalendar, OnRotate};
+use callbook::calendar::{CalendarError, CalendarProvider, NewEvent};
+use callbook::dialog::{MeetingKind, Video};
+use callbook::harness::{ms_emulator_endpoints, EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET};
+use callbook::schedule::Interval;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+const OWNER: &str = "owner@contoso.example";
+
+struct Setup {
+    emu: MicrosoftEmulator,
+    client: MicrosoftCalendar,
+    rotated: Arc<Mutex<Vec<String>>>,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+async fn setup(work: bool, zone: &str) -> Setup {
+    let emu = MicrosoftEmulator::new(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET);
+    emu.add_account(MsAccountSpec {
+        email: OWNER.into(),
+        refresh_token: "ms-rt".into(),
+        windows_zone: zone.into(),
+        work,
+    });
+    let stop = CancellationToken::new();
+    let addr = serve_local(emu.router(), stop.clone()).await.unwrap();
+    let rotated = Arc::new(Mutex::new(Vec::new()));
+    let sink = rotated.clone();
+    let on_rotate: OnRotate =
+        Arc::new(move |t: SecretString| sink.lock().unwrap().push(t.expose_secret().to_string()));
+    let client = MicrosoftCalendar::new(
+        callbook::app::http_client(),
+        ms_emulator_endpoints(addr),
+        "primary".into(),
+        SecretString::from("ms-rt"),
+        Some(on_rotate),
+    );
+    Setup {
+        emu,
+        client,
+        rotated,
+        _stop: stop.drop_guard(),
+    }
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn event(booking: &str) -> NewEvent {
+    NewEvent {
+        booking_id: booking.into(),
+        slot: Interval::new(t("2026-12-01T19:00:00Z"), t("2026-12-01T19:30:00Z")),
+        timezone: chrono_tz::America::New_York,
+        title: "Alex <> Jane".into(),
+        description: "Intro".into(),
+        attendee_email: "jane@example.com".into(),
+        attendee_name: "Jane".into(),
+        meeting: MeetingKind::Video,
+    }
+}
+
+#[tokio::test]
+async fn a_work_account_books_with_a_teams_link_in_the_owners_zone() {
+    let s = setup(true, "Eastern Standard Time").await;
+    let info = s.client.calendar_info().await.unwrap();
+    assert_eq!(info.timezone, Some(chrono_tz::America::New_York));
+    assert_eq!(info.video, Video::Available("Microsoft Teams".into()));
+    let made = s.client.create_event(&event("bk-1")).await.unwrap();
+    assert!(made
+        .join_link
+        .unwrap()
+        .starts_with("https://teams.microsoft.com/"));
+    assert_eq!(made.slot.start, t("2026-12-01T19:00:00Z"));
+}
+
+#[tokio::test]
+async fn a_personal_account_books_without_a_link_and_never_asks_for_one() {
+    let s = setup(false, "Pacific Standard Time").await;
+    let info = s.client.calendar_info().await.unwrap();
+    assert_eq!(info.video, Video::Unavailable);
+    let made = s.client.create_event(&event("bk-2")).await.unwrap();
+    assert_eq!(made.join_link, None);
+    assert_eq!(s.emu.events(OWNER)[0].attendees, vec!["jane@example.com"]);
+}
+
+#[tokio::test]
+async fn rotated_refresh_tokens_are_handed_over_for_storage() {
+    let s = setup(true, "Eastern Standard Time").await;
+    s.client.calendar_info().await.unwrap();
+    let rotated = s.rotated.lock().unwrap().clone();
+    assert_eq!(rotated.len(), 1);
+    assert_eq!(Some(rotated[0].clone()), s.emu.current_refresh_token(OWNER));
+}
+
+#[tokio::test]
+async fn busy_time_pages_through_next_links_and_skips_free_and_cancelled() {
+    let s = setup(true, "Eastern Standard Time").await;
+    for (i, show) in [
+        "busy",
+        "tentative",
+        "free",
+        "workingElsewhere",
+        "oof",
+        "busy",
+        "busy",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let start = t("2026-12-01T14:00:00Z") + chrono::Duration::hours(i as i64);
+        s.emu.add_event(
+            OWNER,
+            "x",
+            Interval::new(start, start + chrono::Duration::minutes(30)),
+            show,
+        );
+    }
+    let day = Interval::new(t("2026-12-01T00:00:00Z"), t("2026-12-02T00:00:00Z"));
+    let busy = s.client.free_busy(day).await.unwrap();
+    // 7 events over 3 pages; free and workingElsewhere are not busy.
+    assert_eq!(busy.len(), 5);
+    assert_eq!(busy[0].start, t("2026-12-01T14:00:00Z"));
+    // A cancelled meeting frees its time.
+    let made = s.client.create_event(&event("bk-3")).await.unwrap();
+    s.client.cancel_event(&made.event_id).await.unwrap();
+    assert_eq!(s.client.free_busy(day).await.unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn a_retried_create_with_the_same_transaction_id_is_one_event() {
+    let s = setup(true, "Eastern Standard Time").await;
+    let a = s.client.create_event(&event("bk-4")).await.unwrap();
+    let b = s.client.create_event(&event("bk-4")).await.unwrap();
+    assert_eq!(a.event_id, b.event_id);
+    assert_eq!(s.emu.events(OWNER).len(), 1);
+}
+
+#[tokio::test]
+async fn a_move_keeps_the_event_and_its_link() {
+    let s = setup(true, "Eastern Standard Time").await;
+    let made = s.client.create_event(&event("bk-5")).await.unwrap();
+    let to = Interval::new(t("2026-12-02T15:00:00Z"), t("2026-12-02T15:30:00Z"));
+    let moved = s
+        .client
+        .move_event(&made.event_id, to, chrono_tz::America::New_York)
+        .await
+        .unwrap();
+    assert_eq!(moved.event_id, made.event_id);
+    assert_eq!(moved.slot, to);
+    assert_eq!(moved.join_link, made.join_link);
+}
+
+#[tokio::test]
+async fn an_unknown_windows_zone_is_an_error_not_a_guess() {
+    let s = setup(true, "Customized Time Zone").await;
+    assert!(matches!(
+        s.client.calendar_info().await,
+        Err(CalendarError::Rejected(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_revoked_grant_is_expired() {
+    let s = setup(true, "Eastern Standard Time").await;
+    s.emu.revoke(OWNER);
+    assert_eq!(s.client.calendar_info().await, Err(CalendarError::Expired));
+}
