@@ -70,6 +70,9 @@ pub enum CalendarError {
     Duplicate,
     #[error("not found")]
     NotFound,
+    /// The owner unticked permissions callbook needs on the consent screen.
+    #[error("permissions not granted: {0:?}")]
+    ScopeMissing(Vec<String>),
     /// A request the provider will never accept as sent.
     #[error("calendar request rejected: {0}")]
     Rejected(String),

@@ -6,5 +6,6 @@ mod fixtures;
 mod google_faults;
 mod helpers;
 mod microsoft;
+mod oauth;
 mod protocol;
 mod understanding;

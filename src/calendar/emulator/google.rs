@@ -116,6 +116,17 @@ struct Inner {
     access_tokens: HashMap<String, usize>,
     issued: u64,
     faults: Vec<Injected>,
+    /// Authorization codes waiting for exchange.
+    codes: HashMap<String, PendingCode>,
+    /// What the consent screen grants, when the owner unticked something.
+    granted_scope: Option<String>,
+}
+
+#[derive(Debug)]
+struct PendingCode {
+    account: usize,
+    challenge: String,
+    redirect_uri: String,
 }
 
 /// What a handler does after consulting the injected faults.
@@ -354,6 +365,12 @@ impl GoogleEmulator {
         inner.access_tokens.retain(|_, a| *a != idx);
     }
 
+    /// The consent screen grants only these scopes (space-separated), as if
+    /// the owner unticked the rest.
+    pub fn grant_only(&self, scopes: &str) {
+        self.lock().granted_scope = Some(scopes.to_string());
+    }
+
     /// How many access tokens the token endpoint has issued.
     pub fn tokens_issued(&self) -> u64 {
         self.lock().issued
@@ -373,6 +390,8 @@ impl GoogleEmulator {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/token", post(token))
+            .route("/o/oauth2/v2/auth", get(authorize))
+            .route("/revoke", post(revoke))
             .route("/calendar/v3/users/me/calendarList", get(calendar_list))
             .route("/calendar/v3/freeBusy", post(free_busy))
             .route("/calendar/v3/calendars/{cid}/events", post(insert))
@@ -416,12 +435,50 @@ async fn token(
         )
             .into_response();
     }
-    if form.get("grant_type").map(String::as_str) != Some("refresh_token") {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "unsupported_grant_type", "error_description": "Invalid grant_type"})),
-        )
+    let granted = inner
+        .granted_scope
+        .clone()
+        .unwrap_or_else(|| FULL_SCOPE.to_string());
+    match form.get("grant_type").map(String::as_str) {
+        Some("refresh_token") => {}
+        Some("authorization_code") => {
+            let code = form.get("code").cloned().unwrap_or_default();
+            // Codes work once.
+            let Some(pending) = inner.codes.remove(&code) else {
+                return oauth_error("invalid_grant", "Malformed auth code.");
+            };
+            let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+            if form.get("redirect_uri") != Some(&pending.redirect_uri) {
+                return oauth_error("redirect_uri_mismatch", "Bad Request");
+            }
+            if pkce_s256(&verifier) != pending.challenge {
+                return oauth_error("invalid_grant", "Invalid code verifier.");
+            }
+            inner.issued += 1;
+            let n = inner.issued;
+            let acct = &mut inner.accounts[pending.account];
+            acct.revoked = false;
+            acct.spec.refresh_token = format!("1//emulated-refresh-{n}");
+            let refresh = acct.spec.refresh_token.clone();
+            let access = format!("ya29.emulated-{}-{n}", pending.account);
+            inner.access_tokens.insert(access.clone(), pending.account);
+            return Json(json!({
+                "access_token": access,
+                "expires_in": 3599,
+                "refresh_token": refresh,
+                "scope": granted,
+                "token_type": "Bearer",
+                "id_token": "eyJhbGciOiJub25lIn0.e30.",
+            }))
             .into_response();
+        }
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "unsupported_grant_type", "error_description": "Invalid grant_type"})),
+            )
+                .into_response()
+        }
     }
     let refresh = form.get("refresh_token").cloned().unwrap_or_default();
     let Some(idx) = inner
@@ -441,10 +498,105 @@ async fn token(
     Json(json!({
         "access_token": access,
         "expires_in": 3599,
-        "scope": "https://www.googleapis.com/auth/calendar.events https://www.googleapis.com/auth/calendar.freebusy https://www.googleapis.com/auth/calendar.calendarlist.readonly openid https://www.googleapis.com/auth/userinfo.email",
+        "scope": granted,
         "token_type": "Bearer",
     }))
     .into_response()
+}
+
+/// Every scope callbook asks for, as Google reports them granted.
+const FULL_SCOPE: &str = "https://www.googleapis.com/auth/calendar.events https://www.googleapis.com/auth/calendar.freebusy https://www.googleapis.com/auth/calendar.calendarlist.readonly openid https://www.googleapis.com/auth/userinfo.email";
+
+fn oauth_error(error: &str, description: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+/// RFC 7636 S256: base64url(sha256(verifier)), unpadded.
+fn pkce_s256(verifier: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+/// The consent screen, approving at once: redirects back with a code.
+async fn authorize(
+    State(emu): State<GoogleEmulator>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut inner = emu.lock();
+    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    if get("client_id") != inner.client_id {
+        return oauth_error("invalid_client", "The OAuth client was not found.");
+    }
+    if get("response_type") != "code"
+        || get("code_challenge_method") != "S256"
+        || get("code_challenge").is_empty()
+    {
+        return oauth_error(
+            "invalid_request",
+            "PKCE S256 and response_type=code are required.",
+        );
+    }
+    let Ok(mut back) = reqwest::Url::parse(&get("redirect_uri")) else {
+        return oauth_error(
+            "invalid_request",
+            "Missing required parameter: redirect_uri",
+        );
+    };
+    let hint = get("login_hint");
+    let Some(account) = inner
+        .accounts
+        .iter()
+        .position(|a| hint.is_empty() || a.spec.email == hint)
+    else {
+        return oauth_error("access_denied", "No such account.");
+    };
+    inner.issued += 1;
+    let code = format!("4/emulated-code-{}", inner.issued);
+    inner.codes.insert(
+        code.clone(),
+        PendingCode {
+            account,
+            challenge: get("code_challenge"),
+            redirect_uri: get("redirect_uri"),
+        },
+    );
+    back.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &get("state"))
+        .append_pair("scope", &get("scope"));
+    (
+        StatusCode::FOUND,
+        [(axum::http::header::LOCATION, back.to_string())],
+    )
+        .into_response()
+}
+
+/// `POST /revoke`: the grant behind a refresh or access token stops working.
+async fn revoke(
+    State(emu): State<GoogleEmulator>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let token = form.get("token").cloned().unwrap_or_default();
+    let mut inner = emu.lock();
+    let idx = inner
+        .accounts
+        .iter()
+        .position(|a| a.spec.refresh_token == token)
+        .or_else(|| inner.access_tokens.get(&token).copied());
+    match idx {
+        Some(i) => {
+            inner.accounts[i].revoked = true;
+            inner.access_tokens.retain(|_, a| *a != i);
+            Json(json!({})).into_response()
+        }
+        None => oauth_error("invalid_token", "Token expired or revoked"),
+    }
 }
 
 /// `base64(id:secret)` as HTTP Basic sends it. Both values are URL-encoded
