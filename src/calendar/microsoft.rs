@@ -5,7 +5,9 @@
 
 use super::oauth::OAuthClient;
 use super::retry::{retry, RetryPolicy};
-use super::{windows_zones, CalendarError, CalendarInfo, CalendarProvider, CreatedEvent, NewEvent};
+use super::{
+    windows_zones, Answer, CalendarError, CalendarInfo, CalendarProvider, CreatedEvent, NewEvent,
+};
 use crate::dialog::{MeetingKind, Video};
 use crate::schedule::{merge_busy, Interval};
 use async_trait::async_trait;
@@ -200,33 +202,15 @@ impl MicrosoftCalendar {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| CalendarError::Transient(e.without_url().to_string()))?;
-            let status = resp.status();
-            let retry_after = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(std::time::Duration::from_secs);
-            let text = resp
-                .text()
-                .await
-                .map_err(|e| CalendarError::Transient(e.to_string()))?;
-            if status.is_success() {
-                if text.trim().is_empty() {
-                    return Ok(Value::Null);
-                }
-                return serde_json::from_str(&text)
-                    .map_err(|e| CalendarError::Transient(format!("bad JSON from Graph: {e}")));
+            let answer = Answer::of(req).await?;
+            if answer.status.is_success() {
+                return answer.json("Graph");
             }
-            if status == StatusCode::UNAUTHORIZED && !refreshed {
+            if answer.status == StatusCode::UNAUTHORIZED && !refreshed {
                 refreshed = true;
                 continue;
             }
-            return Err(classify(status, &text, retry_after));
+            return Err(classify(answer.status, &answer.text, answer.retry_after));
         }
     }
 

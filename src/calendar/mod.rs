@@ -96,6 +96,50 @@ pub trait CalendarProvider: Send + Sync {
     ) -> Result<CreatedEvent, CalendarError>;
 }
 
+/// A provider's answer, read once: the status, a `Retry-After` in seconds
+/// if given, and the body (`Null` when empty, JSON when successful).
+pub(crate) struct Answer {
+    pub status: reqwest::StatusCode,
+    pub retry_after: Option<Duration>,
+    pub text: String,
+}
+
+impl Answer {
+    /// Sends a request and reads the whole answer. A failure to connect or
+    /// to read is transient.
+    pub(crate) async fn of(req: reqwest::RequestBuilder) -> Result<Answer, CalendarError> {
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| CalendarError::Transient(e.without_url().to_string()))?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| CalendarError::Transient(e.to_string()))?;
+        Ok(Answer {
+            status,
+            retry_after,
+            text,
+        })
+    }
+
+    /// The JSON body of a successful answer (`Null` for an empty one).
+    pub(crate) fn json(&self, provider: &str) -> Result<serde_json::Value, CalendarError> {
+        if self.text.trim().is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_str(&self.text)
+            .map_err(|e| CalendarError::Transient(format!("bad JSON from {provider}: {e}")))
+    }
+}
+
 /// Provider-side event id for a booking: lowercase hex, a subset of the
 /// base32hex alphabet Google requires, and never reused across bookings.
 pub fn event_id_for(booking_id: &str) -> String {
