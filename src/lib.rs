@@ -16,13 +16,16 @@
 //!   yes/no, time phrases, timezones, intents); [`dialog::speech`] turns
 //!   meaning into words.
 //! - [`schedule`]: the pure slot engine (booking rules, busy merging, slot
-//!   queries).
+//!   queries) and the `callbook slots` answers.
 //! - [`phone`]: E.164 numbers and the zone their area code suggests.
 //! - [`call`]: one actor per call; runs the dialog's effects (free/busy,
 //!   claim-then-create booking, moves) as tasks and feeds results back.
 //! - [`ledger`]: cross-call slot claims; the first confirm wins.
-//! - [`calendar`]: the `CalendarProvider` trait, the Google client, OAuth
-//!   refresh, invite templates, and local provider [`calendar::emulator`]s.
+//! - [`calendar`]: the `CalendarProvider` trait; the Google Calendar and
+//!   Microsoft Graph clients; one retry policy for both (`calendar::retry`);
+//!   OAuth (consent with PKCE, code exchange, refresh, revoke); Windows zone
+//!   names; invite templates; and local provider [`calendar::emulator`]s with
+//!   fault injection.
 //! - [`store`]: users, connections and campaigns behind a trait; loaded from
 //!   the provisioning file.
 //! - [`protocol`]: wire frames, mirroring `protocol/` exactly.
