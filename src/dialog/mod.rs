@@ -268,7 +268,7 @@ impl Dialog {
                     out.status(Status::Skipped { reason });
                 }
             }
-            Stage::Offered => self.answer_offer(text, now, out),
+            Stage::Offered => self.answer_offer(text, out),
             Stage::AskingEmail => self.hear_email(text, out),
             Stage::AskingLocal => self.hear_local(text, out),
             Stage::AskingDomain(local) => self.hear_domain(local, text, out),
@@ -329,7 +329,7 @@ impl Dialog {
         }
     }
 
-    fn answer_offer(&mut self, text: &str, now: DateTime<Utc>, out: &mut Out) {
+    fn answer_offer(&mut self, text: &str, out: &mut Out) {
         if let Some(found) = email::parse(text) {
             self.read_back(found, out);
             return;
@@ -345,7 +345,6 @@ impl Dialog {
                 out.say("No problem at all.");
             }
             Answer::Unclear => {
-                let _ = now;
                 out.prompt("Sorry, would you like me to set up a quick meeting?".to_string());
             }
         }
