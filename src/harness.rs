@@ -83,7 +83,11 @@ pub fn ms_emulator_endpoints(addr: SocketAddr) -> MicrosoftEndpoints {
 /// start as work or school accounts, with Teams).
 pub fn seed_emulators(google: &GoogleEmulator, microsoft: &MicrosoftEmulator, p: &Provisioning) {
     for u in &p.users {
-        let Some(conn) = u.connection.as_ref() else {
+        let Some((conn, token)) = u
+            .connection
+            .as_ref()
+            .and_then(|c| c.refresh_token.as_ref().map(|t| (c, t)))
+        else {
             continue;
         };
         let zone: chrono_tz::Tz = p
@@ -92,7 +96,7 @@ pub fn seed_emulators(google: &GoogleEmulator, microsoft: &MicrosoftEmulator, p:
             .filter(|c| c.owner == u.id)
             .find_map(|c| c.booking.as_ref().map(|b| b.rules.timezone))
             .unwrap_or(chrono_tz::UTC);
-        let refresh_token = conn.refresh_token.expose_secret().to_string();
+        let refresh_token = token.expose_secret().to_string();
         match conn.provider {
             Provider::Google => google.add_account(AccountSpec {
                 email: u.email.clone(),

@@ -10,6 +10,8 @@ use callbook::harness::{self, frames, Harness};
 use callbook::ledger::MemoryLedger;
 use callbook::schedule::Interval;
 use callbook::store::provisioning::{self, Provisioning};
+use callbook::store::secrets::TokenCipher;
+use callbook::store::Provider;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
@@ -34,7 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the call WebSocket.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the service with embedded defaults and place a scripted call.
     Demo,
     /// Replay fixture files; exit 0 only if every expectation holds.
@@ -52,6 +54,18 @@ enum Command {
     Parse {
         #[command(subcommand)]
         what: ParseWhat,
+    },
+    /// Seal a refresh token (read from standard input) for the provisioning
+    /// file's `refresh_token_sealed`, under `CALLBOOK_TOKEN_KEY`.
+    Seal {
+        /// The user id the token belongs to.
+        #[arg(long)]
+        user: String,
+        /// google or microsoft.
+        #[arg(long)]
+        provider: String,
+        #[command(flatten)]
+        key: TokenKeyArgs,
     },
     /// List free slots for booking rules and busy time.
     Slots {
@@ -89,8 +103,29 @@ enum ParseWhat {
     Phone { number: String },
 }
 
+/// The key that seals refresh tokens at rest: 32 bytes, base64.
+#[derive(clap::Args)]
+struct TokenKeyArgs {
+    #[arg(long, env = "CALLBOOK_TOKEN_KEY", hide_env_values = true)]
+    token_key: Option<String>,
+    #[arg(long, env = "CALLBOOK_TOKEN_KEY_ID", default_value = "k1")]
+    token_key_id: String,
+}
+
+impl TokenKeyArgs {
+    fn cipher(&self) -> anyhow::Result<Option<TokenCipher>> {
+        self.token_key
+            .as_ref()
+            .map(|k| TokenCipher::from_base64(&self.token_key_id, &SecretString::from(k.clone())))
+            .transpose()
+            .map_err(Into::into)
+    }
+}
+
 #[derive(clap::Args)]
 struct ServeArgs {
+    #[command(flatten)]
+    key: TokenKeyArgs,
     #[arg(long, env = "CALLBOOK_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
     /// Bearer token the pipeline must present on `/v1/calls`.
@@ -149,7 +184,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => {
             init_tracing();
-            serve(args).await.map(|_| true)
+            serve(*args).await.map(|_| true)
         }
         Command::Demo => demo().await.map(|_| true),
         Command::Replay {
@@ -169,6 +204,11 @@ async fn main() -> ExitCode {
             println!("{v}");
             return ExitCode::SUCCESS;
         }
+        Command::Seal {
+            user,
+            provider,
+            key,
+        } => seal(&user, &provider, &key).map(|_| true),
         Command::Slots {
             rules,
             busy,
@@ -210,7 +250,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => provisioning::DEFAULT.to_string(),
     };
-    let prov = Provisioning::parse(&text)?;
+    let mut prov = Provisioning::parse(&text)?;
+    prov.open_sealed(args.key.cipher()?.as_ref())?;
     let use_emulator = args.emulator || args.provisioning.is_none();
     let emulator_stop = CancellationToken::new();
     let (google, microsoft) = if use_emulator {
@@ -257,6 +298,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "callbook serving /v1/calls");
     callbook::run(settings, listener, shutdown_signal()).await?;
     emulator_stop.cancel();
+    Ok(())
+}
+
+fn seal(user: &str, provider: &str, key: &TokenKeyArgs) -> anyhow::Result<()> {
+    let cipher = key
+        .cipher()?
+        .ok_or_else(|| anyhow::anyhow!("set CALLBOOK_TOKEN_KEY (32 bytes, base64)"))?;
+    let provider = match provider {
+        "google" => Provider::Google,
+        "microsoft" => Provider::Microsoft,
+        other => anyhow::bail!("--provider: {other:?} is not google or microsoft"),
+    };
+    let mut token = String::new();
+    std::io::stdin().read_line(&mut token)?;
+    let token = SecretString::from(token.trim().to_string());
+    println!(
+        "{}",
+        cipher.seal(&token, &provisioning::sealed_owner(user, provider))
+    );
     Ok(())
 }
 

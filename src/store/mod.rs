@@ -5,6 +5,7 @@
 
 mod memory;
 pub mod provisioning;
+pub mod secrets;
 
 pub use memory::MemoryStore;
 

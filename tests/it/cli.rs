@@ -124,3 +124,35 @@ fn bad_input_exits_2_naming_the_field() {
     let (code, _, _) = callbook(&["slots", "--rules", &rules, "--now", "yesterday"]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn seal_reads_the_token_from_stdin_and_binds_it_to_its_owner() {
+    use base64::Engine;
+    use callbook::store::secrets::TokenCipher;
+    use secrecy::{ExposeSecret, SecretString};
+    use std::io::Write;
+    let key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callbook"))
+        .args(["seal", "--user", "alex", "--provider", "google"])
+        .env("CALLBOOK_TOKEN_KEY", &key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"1//secret-refresh\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let sealed = String::from_utf8(out.stdout).unwrap();
+    assert!(sealed.starts_with("v1:k1:") && !sealed.contains("secret-refresh"));
+    let cipher = TokenCipher::from_base64("k1", &SecretString::from(key)).unwrap();
+    assert_eq!(
+        cipher.open(&sealed, "alex|google").unwrap().expose_secret(),
+        "1//secret-refresh"
+    );
+    assert!(cipher.open(&sealed, "alex|microsoft").is_err());
+}
