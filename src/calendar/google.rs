@@ -1,25 +1,20 @@
 //! Google Calendar v3 over reqwest: calendarList, freeBusy, events.insert,
 //! events.get and events.patch, with Google's own paths and JSON.
 
-use super::oauth::OAuthClient;
+use super::oauth::{AuthorizedClient, OAuthClient};
 use super::retry::{retry, RetryPolicy};
-use super::{
-    event_id_for, Answer, CalendarError, CalendarInfo, CalendarProvider, CreatedEvent, NewEvent,
-};
+use super::{event_id_for, CalendarError, CalendarInfo, CalendarProvider, CreatedEvent, NewEvent};
 use crate::dialog::{MeetingKind, Video};
 use crate::schedule::{merge_busy, Interval};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use reqwest::{Method, StatusCode};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Mutex;
 use tokio::time::Instant;
-
-/// Refresh this long before the access token runs out.
-const TOKEN_EARLY_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Where Google lives: the real endpoints in production, the emulator in
 /// tests.
@@ -37,13 +32,9 @@ impl GoogleEndpoints {
 
 /// One connected Google calendar.
 pub struct GoogleCalendar {
-    http: reqwest::Client,
+    client: AuthorizedClient,
     endpoints: GoogleEndpoints,
     calendar_id: String,
-    refresh_token: SecretString,
-    /// The cached access token. A tokio mutex: holding it across the refresh
-    /// keeps one refresh in flight per connection.
-    token: tokio::sync::Mutex<Option<(SecretString, Instant)>>,
     /// The calendar's zone once known, for sending event times.
     zone: Mutex<Option<Tz>>,
     policy: RetryPolicy,
@@ -82,11 +73,9 @@ impl GoogleCalendar {
         refresh_token: SecretString,
     ) -> Self {
         Self {
-            http,
+            client: AuthorizedClient::new(http, endpoints.oauth.clone(), refresh_token, None),
             endpoints,
             calendar_id,
-            refresh_token,
-            token: tokio::sync::Mutex::new(None),
             zone: Mutex::new(None),
             policy: RetryPolicy::LIVE_CALL,
         }
@@ -113,25 +102,6 @@ impl GoogleCalendar {
         .await
     }
 
-    async fn access_token(&self, force: bool) -> Result<SecretString, CalendarError> {
-        let mut cached = self.token.lock().await;
-        if !force {
-            if let Some((token, until)) = cached.as_ref() {
-                if Instant::now() < *until {
-                    return Ok(token.clone());
-                }
-            }
-        }
-        let grant = self
-            .endpoints
-            .oauth
-            .refresh(&self.http, &self.refresh_token)
-            .await?;
-        let until = Instant::now() + grant.expires_in.saturating_sub(TOKEN_EARLY_REFRESH);
-        *cached = Some((grant.access_token.clone(), until));
-        Ok(grant.access_token)
-    }
-
     /// Sends one API request; a 401 gets one token refresh and one retry.
     async fn call_once(
         &self,
@@ -146,27 +116,20 @@ impl GoogleCalendar {
             .map_err(|_| CalendarError::Rejected("api base cannot take a path".into()))?
             .pop_if_empty()
             .extend(path);
-        let mut refreshed = false;
-        loop {
-            let token = self.access_token(refreshed).await?;
-            let mut req = self
-                .http
-                .request(method.clone(), url.clone())
-                .query(query)
-                .bearer_auth(token.expose_secret());
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let answer = Answer::of(req).await?;
-            if answer.status.is_success() {
-                return answer.json("Google");
-            }
-            if answer.status == StatusCode::UNAUTHORIZED && !refreshed {
-                refreshed = true;
-                continue;
-            }
-            return Err(classify(answer.status, &answer.text, answer.retry_after));
+        let answer = self
+            .client
+            .send(|http| {
+                let req = http.request(method.clone(), url.clone()).query(query);
+                match body {
+                    Some(b) => req.json(b),
+                    None => req,
+                }
+            })
+            .await?;
+        if answer.status.is_success() {
+            return answer.json("Google");
         }
+        Err(classify(answer.status, &answer.text, answer.retry_after))
     }
 
     fn zone_or(&self, fallback: Tz) -> Tz {

@@ -3,24 +3,19 @@
 //! `getSchedule`), and events created with `transactionId`. Every time is
 //! sent and read as UTC.
 
-use super::oauth::OAuthClient;
+pub use super::oauth::OnRotate;
+use super::oauth::{AuthorizedClient, OAuthClient};
 use super::retry::{retry, RetryPolicy};
-use super::{
-    windows_zones, Answer, CalendarError, CalendarInfo, CalendarProvider, CreatedEvent, NewEvent,
-};
+use super::{windows_zones, CalendarError, CalendarInfo, CalendarProvider, CreatedEvent, NewEvent};
 use crate::dialog::{MeetingKind, Video};
 use crate::schedule::{merge_busy, Interval};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use reqwest::{Method, StatusCode, Url};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
-use tokio::time::Instant;
-
-/// Refresh this long before the access token runs out.
-const TOKEN_EARLY_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
+use std::sync::Mutex;
 
 /// Where the booking id is kept on the event, so it can be found again.
 const BOOKING_PROPERTY: &str =
@@ -41,15 +36,6 @@ impl MicrosoftEndpoints {
         "https://login.microsoftonline.com/common/oauth2/v2.0/token";
 }
 
-/// Called with each new refresh token: Microsoft rotates them on every
-/// refresh and the old one must be replaced where it is stored.
-pub type OnRotate = Arc<dyn Fn(SecretString) + Send + Sync>;
-
-struct Tokens {
-    refresh: SecretString,
-    access: Option<(SecretString, Instant)>,
-}
-
 /// What `/me/calendars` and the mailbox settings said.
 #[derive(Clone)]
 struct Resolved {
@@ -60,13 +46,10 @@ struct Resolved {
 
 /// One connected Outlook calendar.
 pub struct MicrosoftCalendar {
-    http: reqwest::Client,
+    client: AuthorizedClient,
     endpoints: MicrosoftEndpoints,
     /// "primary" for the default calendar, or a Graph calendar id.
     calendar_id: String,
-    /// A tokio mutex: one refresh in flight per connection.
-    tokens: tokio::sync::Mutex<Tokens>,
-    on_rotate: Option<OnRotate>,
     resolved: Mutex<Option<Resolved>>,
     policy: RetryPolicy,
 }
@@ -135,40 +118,12 @@ impl MicrosoftCalendar {
         on_rotate: Option<OnRotate>,
     ) -> Self {
         Self {
-            http,
+            client: AuthorizedClient::new(http, endpoints.oauth.clone(), refresh_token, on_rotate),
             endpoints,
             calendar_id,
-            tokens: tokio::sync::Mutex::new(Tokens {
-                refresh: refresh_token,
-                access: None,
-            }),
-            on_rotate,
             resolved: Mutex::new(None),
             policy: RetryPolicy::LIVE_CALL,
         }
-    }
-
-    async fn access_token(&self, force: bool) -> Result<SecretString, CalendarError> {
-        let mut tokens = self.tokens.lock().await;
-        if let (false, Some((token, until))) = (force, tokens.access.as_ref()) {
-            if Instant::now() < *until {
-                return Ok(token.clone());
-            }
-        }
-        let grant = self
-            .endpoints
-            .oauth
-            .refresh(&self.http, &tokens.refresh)
-            .await?;
-        if let Some(rotated) = grant.refresh_token {
-            tokens.refresh = rotated.clone();
-            if let Some(persist) = &self.on_rotate {
-                persist(rotated);
-            }
-        }
-        let until = Instant::now() + grant.expires_in.saturating_sub(TOKEN_EARLY_REFRESH);
-        tokens.access = Some((grant.access_token.clone(), until));
-        Ok(grant.access_token)
     }
 
     fn url(&self, path: &[&str]) -> Result<Url, CalendarError> {
@@ -188,30 +143,23 @@ impl MicrosoftCalendar {
         url: Url,
         body: Option<&Value>,
     ) -> Result<Value, CalendarError> {
-        let mut refreshed = false;
-        loop {
-            let token = self.access_token(refreshed).await?;
-            let mut req = self
-                .http
-                .request(method.clone(), url.clone())
-                .bearer_auth(token.expose_secret())
-                .header(
+        let answer = self
+            .client
+            .send(|http| {
+                let req = http.request(method.clone(), url.clone()).header(
                     "Prefer",
                     "outlook.timezone=\"UTC\", outlook.body-content-type=\"text\"",
                 );
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let answer = Answer::of(req).await?;
-            if answer.status.is_success() {
-                return answer.json("Graph");
-            }
-            if answer.status == StatusCode::UNAUTHORIZED && !refreshed {
-                refreshed = true;
-                continue;
-            }
-            return Err(classify(answer.status, &answer.text, answer.retry_after));
+                match body {
+                    Some(b) => req.json(b),
+                    None => req,
+                }
+            })
+            .await?;
+        if answer.status.is_success() {
+            return answer.json("Graph");
         }
+        Err(classify(answer.status, &answer.text, answer.retry_after))
     }
 
     /// A request with the retry policy; creates are safe to repeat because

@@ -276,3 +276,85 @@ fn classify(code: &BasicErrorResponseType) -> CalendarError {
         other => CalendarError::Rejected(format!("token endpoint: {other}")),
     }
 }
+
+/// Called with each new refresh token: Microsoft rotates them on every
+/// refresh and the old one must be replaced where it is stored.
+pub type OnRotate = std::sync::Arc<dyn Fn(SecretString) + Send + Sync>;
+
+/// Refresh this long before an access token runs out.
+const TOKEN_EARLY_REFRESH: Duration = Duration::from_secs(60);
+
+struct Tokens {
+    refresh: SecretString,
+    access: Option<(SecretString, tokio::time::Instant)>,
+}
+
+/// An HTTP client acting for one connected account: it caches the access
+/// token until shortly before it expires, keeps one refresh in flight (a
+/// tokio mutex held across it), hands rotated refresh tokens to `on_rotate`,
+/// and answers a 401 with one refresh and one retry. Both provider clients
+/// send through it. No `Debug`: it holds tokens.
+pub struct AuthorizedClient {
+    http: reqwest::Client,
+    oauth: OAuthClient,
+    tokens: tokio::sync::Mutex<Tokens>,
+    on_rotate: Option<OnRotate>,
+}
+
+impl AuthorizedClient {
+    pub fn new(
+        http: reqwest::Client,
+        oauth: OAuthClient,
+        refresh_token: SecretString,
+        on_rotate: Option<OnRotate>,
+    ) -> Self {
+        Self {
+            http,
+            oauth,
+            tokens: tokio::sync::Mutex::new(Tokens {
+                refresh: refresh_token,
+                access: None,
+            }),
+            on_rotate,
+        }
+    }
+
+    async fn access_token(&self, force: bool) -> Result<SecretString, CalendarError> {
+        let mut tokens = self.tokens.lock().await;
+        if let (false, Some((token, until))) = (force, tokens.access.as_ref()) {
+            if tokio::time::Instant::now() < *until {
+                return Ok(token.clone());
+            }
+        }
+        let grant = self.oauth.refresh(&self.http, &tokens.refresh).await?;
+        if let Some(rotated) = grant.refresh_token {
+            tokens.refresh = rotated.clone();
+            if let Some(persist) = &self.on_rotate {
+                persist(rotated);
+            }
+        }
+        let until =
+            tokio::time::Instant::now() + grant.expires_in.saturating_sub(TOKEN_EARLY_REFRESH);
+        tokens.access = Some((grant.access_token.clone(), until));
+        Ok(grant.access_token)
+    }
+
+    /// Sends the request `build` makes with a bearer token. A 401 gets one
+    /// token refresh and one retry; any other answer is returned as is.
+    pub(crate) async fn send(
+        &self,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<super::Answer, CalendarError> {
+        let mut refreshed = false;
+        loop {
+            let token = self.access_token(refreshed).await?;
+            let answer =
+                super::Answer::of(build(&self.http).bearer_auth(token.expose_secret())).await?;
+            if answer.status == reqwest::StatusCode::UNAUTHORIZED && !refreshed {
+                refreshed = true;
+                continue;
+            }
+            return Ok(answer);
+        }
+    }
+}
