@@ -134,42 +134,86 @@ fn new_claim_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// What a booking or a move claims: the meeting's slot and, for a move,
+/// the claim it replaces and the meeting's current slot.
+struct ClaimRequest<'a> {
+    slot: Interval,
+    replaces: Option<&'a str>,
+    own: Option<Interval>,
+}
+
+/// The decision step shared by booking and moving: hold the padded slot in
+/// the ledger (first confirm wins), then re-check the provider for events
+/// made outside callbook. On success the hold is live and its id returned;
+/// on any failure no hold is left behind.
+async fn claim(
+    env: &BookingEnv,
+    deps: &CallDeps,
+    req: ClaimRequest<'_>,
+) -> Result<String, Outcome> {
+    let id = new_claim_id();
+    let padded = env.settings.rules.padded(req.slot);
+    let ledger = &deps.ledger;
+    match ledger
+        .hold(
+            &env.calendar_key,
+            &id,
+            padded,
+            req.replaces,
+            deps.clock.now(),
+        )
+        .await
+    {
+        Ok(()) => {}
+        Err(LedgerError::Taken { conflict }) => return Err(Outcome::Taken { conflict }),
+        Err(e) => {
+            tracing::warn!(error = %e, "ledger unavailable at hold");
+            return Err(Outcome::Failed(Trouble::Unavailable));
+        }
+    }
+    let outcome = match env.provider.free_busy(padded).await {
+        Ok(busy) => {
+            // A meeting being moved shows as busy itself; it must not stop it
+            // moving next to itself.
+            let busy = match req.own {
+                Some(own) => subtract(&busy, own),
+                None => busy,
+            };
+            match busy.iter().find(|b| b.overlaps(&padded)) {
+                None => return Ok(id),
+                Some(b) => Outcome::Taken { conflict: *b },
+            }
+        }
+        Err(e) => Outcome::Failed(trouble(e, env, deps).await),
+    };
+    let _ = ledger.release(&env.calendar_key, &id).await;
+    Err(outcome)
+}
+
 async fn book(
     env: &BookingEnv,
     deps: &CallDeps,
     req: BookRequest,
 ) -> (Outcome, Option<(String, String)>) {
     let rules = &env.settings.rules;
-    let claim = new_claim_id();
-    let padded = rules.padded(req.slot);
     let ledger = &deps.ledger;
-    match ledger
-        .hold(&env.calendar_key, &claim, padded, None, deps.clock.now())
-        .await
+    let claim = match claim(
+        env,
+        deps,
+        ClaimRequest {
+            slot: req.slot,
+            replaces: None,
+            own: None,
+        },
+    )
+    .await
     {
-        Ok(()) => {}
-        Err(LedgerError::Taken { conflict }) => return (Outcome::Taken { conflict }, None),
-        Err(e) => {
-            tracing::warn!(error = %e, "ledger unavailable at hold");
-            return (Outcome::Failed(Trouble::Unavailable), None);
-        }
-    }
+        Ok(id) => id,
+        Err(outcome) => return (outcome, None),
+    };
     let release = || async {
         let _ = ledger.release(&env.calendar_key, &claim).await;
     };
-    // Events created outside callbook since the call started.
-    match env.provider.free_busy(padded).await {
-        Ok(busy) => {
-            if let Some(b) = busy.iter().find(|b| b.overlaps(&padded)) {
-                release().await;
-                return (Outcome::Taken { conflict: *b }, None);
-            }
-        }
-        Err(e) => {
-            release().await;
-            return (Outcome::Failed(trouble(e, env, deps).await), None);
-        }
-    }
     let values = template::Values {
         first_name: env.recipient_first.clone(),
         last_name: env.recipient_last.clone(),
@@ -240,40 +284,19 @@ async fn move_meeting(
     old_claim: Option<String>,
 ) -> (Outcome, Option<(String, String)>) {
     let rules = &env.settings.rules;
-    let claim = new_claim_id();
-    let padded = rules.padded(to);
     let ledger = &deps.ledger;
-    match ledger
-        .hold(
-            &env.calendar_key,
-            &claim,
-            padded,
-            old_claim.as_deref(),
-            deps.clock.now(),
-        )
-        .await
-    {
-        Ok(()) => {}
-        Err(LedgerError::Taken { conflict }) => return (Outcome::Taken { conflict }, None),
-        Err(_) => return (Outcome::Failed(Trouble::Unavailable), None),
-    }
+    let request = ClaimRequest {
+        slot: to,
+        replaces: old_claim.as_deref(),
+        own: Some(from),
+    };
+    let claim = match claim(env, deps, request).await {
+        Ok(id) => id,
+        Err(outcome) => return (outcome, None),
+    };
     let release = || async {
         let _ = ledger.release(&env.calendar_key, &claim).await;
     };
-    match env.provider.free_busy(padded).await {
-        Ok(busy) => {
-            // The meeting's own block shows as busy; it must not stop it
-            // moving next to itself.
-            if let Some(b) = subtract(&busy, from).iter().find(|b| b.overlaps(&padded)) {
-                release().await;
-                return (Outcome::Taken { conflict: *b }, None);
-            }
-        }
-        Err(e) => {
-            release().await;
-            return (Outcome::Failed(trouble(e, env, deps).await), None);
-        }
-    }
     match env.provider.move_event(event_id, to, rules.timezone).await {
         Ok(moved) => {
             let _ = ledger
