@@ -3,15 +3,121 @@
 //! scopes, refresh, and revoke; provider errors classified.
 
 use super::CalendarError;
-use oauth2::basic::{BasicClient, BasicErrorResponseType};
+use oauth2::basic::{
+    BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
+};
 use oauth2::{
-    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse,
+    TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// A token endpoint's error body. Google sends `error` and
+/// `error_description`; Microsoft adds the AADSTS numbers in `error_codes`
+/// and sometimes a `suberror`. Classification reads the codes, never the
+/// description text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenErrorBody {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error_codes: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suberror: Option<String>,
+}
+
+impl std::fmt::Display for TokenErrorBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.error)?;
+        for code in &self.error_codes {
+            write!(f, " AADSTS{code}")?;
+        }
+        if let Some(sub) = &self.suberror {
+            write!(f, " ({sub})")?;
+        }
+        Ok(())
+    }
+}
+
+impl oauth2::ErrorResponse for TokenErrorBody {}
+
+/// The one extra field callbook reads from a token response: the OpenID
+/// `id_token`, for the account's tenant and address.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IdTokenField {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+impl ExtraTokenFields for IdTokenField {}
+
+type TokenAnswer = StandardTokenResponse<IdTokenField, BasicTokenType>;
+
+/// The `oauth2` client, typed with callbook's error body and token fields.
+type Client<HasAuthUrl, HasTokenUrl> = oauth2::Client<
+    TokenErrorBody,
+    TokenAnswer,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    HasAuthUrl,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    HasTokenUrl,
+>;
+
+/// Who granted access, from the `id_token` of the token response.
+///
+/// The token is read, not verified: it arrives straight from the provider's
+/// token endpoint over TLS, which OpenID Connect Core §3.1.3.7 accepts in
+/// place of checking its signature. It only informs display and the
+/// personal-account check, never an access decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// Microsoft's tenant (`tid`).
+    pub tenant: Option<String>,
+    /// The account's address (`email`, else `preferred_username`).
+    pub email: Option<String>,
+}
+
+/// The tenant every personal Microsoft account (outlook.com, hotmail.com)
+/// signs in through.
+pub const MICROSOFT_PERSONAL_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+
+impl Identity {
+    /// Reads the claims of an unverified JWT; `None` when it is not one.
+    pub fn from_id_token(jwt: &str) -> Option<Identity> {
+        use base64::Engine;
+        let payload = jwt.split('.').nth(1)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .ok()?;
+        #[derive(Deserialize)]
+        struct Claims {
+            tid: Option<String>,
+            email: Option<String>,
+            preferred_username: Option<String>,
+        }
+        let c: Claims = serde_json::from_slice(&bytes).ok()?;
+        Some(Identity {
+            tenant: c.tid,
+            email: c.email.or(c.preferred_username),
+        })
+    }
+
+    /// A personal Microsoft account: no Teams, no `getSchedule`.
+    pub fn is_microsoft_personal(&self) -> bool {
+        self.tenant.as_deref() == Some(MICROSOFT_PERSONAL_TENANT)
+    }
+}
 
 /// Where and as whom to refresh.
 #[derive(Clone)]
@@ -29,6 +135,8 @@ pub struct Grant {
     pub refresh_token: Option<SecretString>,
     /// What the owner actually granted, when the provider says.
     pub scopes: Option<Vec<String>>,
+    /// Who granted it, when the response carries an `id_token`.
+    pub identity: Option<Identity>,
 }
 
 /// Google's narrow scopes: free/busy, events, the calendar list, identity.
@@ -141,25 +249,36 @@ impl OAuthClient {
     ) -> Result<Grant, CalendarError> {
         let token_url = TokenUrl::new(self.token_url.clone())
             .map_err(|e| CalendarError::Rejected(e.to_string()))?;
-        let client = BasicClient::new(ClientId::new(self.client_id.clone()))
-            .set_client_secret(ClientSecret::new(
-                self.client_secret.expose_secret().to_string(),
-            ))
-            .set_token_uri(token_url);
+        let client = self.token_client(token_url);
         let rt = RefreshToken::new(refresh_token.expose_secret().to_string());
         let response = client.exchange_refresh_token(&rt).request_async(http).await;
         match response {
             Ok(token) => Ok(grant_of(&token)),
-            Err(RequestTokenError::ServerResponse(e)) => Err(classify(e.error())),
-            Err(RequestTokenError::Request(e)) => {
-                Err(CalendarError::Transient(format!("token endpoint: {e}")))
-            }
-            Err(other) => Err(CalendarError::Transient(format!("token endpoint: {other}"))),
+            Err(e) => Err(token_failure(e)),
         }
+    }
+
+    fn token_client(&self, token_url: TokenUrl) -> Client<EndpointNotSet, EndpointSet> {
+        Client::new(ClientId::new(self.client_id.clone()))
+            .set_client_secret(ClientSecret::new(
+                self.client_secret.expose_secret().to_string(),
+            ))
+            .set_token_uri(token_url)
     }
 }
 
-fn grant_of(token: &oauth2::basic::BasicTokenResponse) -> Grant {
+/// What a failed token request means for the product.
+fn token_failure<E: std::error::Error + 'static>(
+    e: RequestTokenError<E, TokenErrorBody>,
+) -> CalendarError {
+    match e {
+        RequestTokenError::ServerResponse(body) => classify(&body),
+        // No answer, or one that is not an OAuth body (a proxy's 502 page).
+        other => CalendarError::Transient(format!("token endpoint: {other}")),
+    }
+}
+
+fn grant_of(token: &TokenAnswer) -> Grant {
     Grant {
         access_token: SecretString::from(token.access_token().secret().clone()),
         expires_in: token.expires_in().unwrap_or(DEFAULT_TOKEN_LIFETIME),
@@ -169,6 +288,11 @@ fn grant_of(token: &oauth2::basic::BasicTokenResponse) -> Grant {
         scopes: token
             .scopes()
             .map(|s| s.iter().map(|x| x.to_string()).collect()),
+        identity: token
+            .extra_fields()
+            .id_token
+            .as_deref()
+            .and_then(Identity::from_id_token),
     }
 }
 
@@ -177,9 +301,10 @@ impl OAuthClient {
     pub fn authorize(&self, spec: &ConsentSpec) -> Result<Authorization, CalendarError> {
         let bad =
             |e: oauth2::url::ParseError| CalendarError::Rejected(format!("OAuth endpoint: {e}"));
-        let client = BasicClient::new(ClientId::new(self.client_id.clone()))
-            .set_auth_uri(AuthUrl::new(spec.authorize_url.clone()).map_err(bad)?)
-            .set_redirect_uri(RedirectUrl::new(spec.redirect_uri.clone()).map_err(bad)?);
+        let client: Client<EndpointSet, EndpointNotSet> =
+            Client::new(ClientId::new(self.client_id.clone()))
+                .set_auth_uri(AuthUrl::new(spec.authorize_url.clone()).map_err(bad)?)
+                .set_redirect_uri(RedirectUrl::new(spec.redirect_uri.clone()).map_err(bad)?);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut req = client
             .authorize_url(CsrfToken::new_random)
@@ -209,12 +334,7 @@ impl OAuthClient {
             .map_err(|e| CalendarError::Rejected(e.to_string()))?;
         let redirect = RedirectUrl::new(spec.redirect_uri.clone())
             .map_err(|e| CalendarError::Rejected(e.to_string()))?;
-        let client = BasicClient::new(ClientId::new(self.client_id.clone()))
-            .set_client_secret(ClientSecret::new(
-                self.client_secret.expose_secret().to_string(),
-            ))
-            .set_token_uri(token_url)
-            .set_redirect_uri(redirect);
+        let client = self.token_client(token_url).set_redirect_uri(redirect);
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_string()))
@@ -222,14 +342,14 @@ impl OAuthClient {
             .await;
         let grant = match response {
             Ok(token) => grant_of(&token),
-            Err(RequestTokenError::ServerResponse(e)) => return Err(classify(e.error())),
-            Err(other) => return Err(CalendarError::Transient(format!("token endpoint: {other}"))),
+            Err(e) => return Err(token_failure(e)),
         };
         if let Some(granted) = &grant.scopes {
+            let granted: Vec<&str> = granted.iter().map(|s| bare_scope(s)).collect();
             let missing: Vec<String> = spec
                 .required
                 .iter()
-                .filter(|s| !granted.contains(s))
+                .filter(|s| !granted.contains(&bare_scope(s)))
                 .cloned()
                 .collect();
             if !missing.is_empty() {
@@ -260,21 +380,67 @@ impl OAuthClient {
     }
 }
 
-/// Maps an OAuth error code to what the product does about it.
-fn classify(code: &BasicErrorResponseType) -> CalendarError {
-    match code {
-        BasicErrorResponseType::InvalidGrant => CalendarError::Expired,
-        BasicErrorResponseType::Extension(x) if x == "interaction_required" => {
+/// A scope without Graph's resource prefix: Microsoft reports
+/// `Calendars.ReadWrite` as `https://graph.microsoft.com/Calendars.ReadWrite`.
+fn bare_scope(scope: &str) -> &str {
+    scope
+        .strip_prefix("https://graph.microsoft.com/")
+        .unwrap_or(scope)
+}
+
+/// AADSTS codes that mean the grant is gone and the owner must reconnect:
+/// revoked or expired grant (70008), inactive token (700082), a single-page
+/// app's 24-hour limit (700084), sign-in frequency (70043), fresh token
+/// needed after a password reset (50173).
+const EXPIRED_CODES: &[u32] = &[70008, 700082, 700084, 70043, 50173];
+
+/// AADSTS codes that mean the app lacks consent: not consented (65001), and
+/// the tenant requiring an administrator (90094, 90095).
+const CONSENT_CODES: &[u32] = &[65001, 90094, 90095];
+
+/// Maps a token endpoint's error to what the product does about it.
+pub fn classify(body: &TokenErrorBody) -> CalendarError {
+    let consent = body.suberror.as_deref() == Some("consent_required")
+        || body.error_codes.iter().any(|c| CONSENT_CODES.contains(c));
+    match body.error.as_str() {
+        // Google: a Workspace administrator restricts the app's scopes.
+        "consent_required" | "admin_policy_enforced" => CalendarError::ConsentRequired,
+        "invalid_grant" | "interaction_required" if consent => CalendarError::ConsentRequired,
+        "invalid_grant" | "interaction_required" => {
+            if !body.error_codes.is_empty()
+                && !body.error_codes.iter().any(|c| EXPIRED_CODES.contains(c))
+            {
+                // An unlisted code still means the grant does not work; say
+                // which, for whoever reads the log.
+                tracing::info!(error = %body, "token refused with an unlisted code");
+            }
             CalendarError::Expired
         }
-        BasicErrorResponseType::Extension(x) if x == "consent_required" => {
-            CalendarError::ConsentRequired
-        }
-        BasicErrorResponseType::Extension(x) if x == "temporarily_unavailable" => {
+        "temporarily_unavailable" => {
             CalendarError::Transient("token endpoint temporarily unavailable".into())
         }
-        other => CalendarError::Rejected(format!("token endpoint: {other}")),
+        _ => CalendarError::Rejected(format!("token endpoint: {body}")),
     }
+}
+
+/// Where a Microsoft tenant's administrator approves callbook for everyone
+/// in it, for when the tenant does not let users consent themselves.
+pub fn admin_consent_url(
+    authority: &str,
+    tenant: &str,
+    client_id: &str,
+    redirect_uri: &str,
+) -> Option<String> {
+    let mut url = reqwest::Url::parse(authority).ok()?;
+    url.path_segments_mut()
+        .ok()?
+        .pop_if_empty()
+        .extend([tenant, "v2.0", "adminconsent"]);
+    url.query_pairs_mut()
+        .append_pair("client_id", client_id)
+        .append_pair("scope", "https://graph.microsoft.com/.default")
+        .append_pair("redirect_uri", redirect_uri);
+    Some(url.to_string())
 }
 
 /// Called with each new refresh token: Microsoft rotates them on every
@@ -356,5 +522,124 @@ impl AuthorizedClient {
             }
             return Ok(answer);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: &str) -> TokenErrorBody {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn token_errors_are_classified_by_code_never_by_text() {
+        let cases = [
+            // Google
+            (
+                r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
+                CalendarError::Expired,
+            ),
+            // Microsoft: the listed expiry codes
+            (
+                r#"{"error":"invalid_grant","error_codes":[70008]}"#,
+                CalendarError::Expired,
+            ),
+            (
+                r#"{"error":"invalid_grant","error_codes":[700082]}"#,
+                CalendarError::Expired,
+            ),
+            (
+                r#"{"error":"invalid_grant","error_codes":[700084]}"#,
+                CalendarError::Expired,
+            ),
+            (
+                r#"{"error":"invalid_grant","error_codes":[70043]}"#,
+                CalendarError::Expired,
+            ),
+            (
+                r#"{"error":"invalid_grant","error_codes":[50173]}"#,
+                CalendarError::Expired,
+            ),
+            (
+                r#"{"error":"interaction_required","error_codes":[50076]}"#,
+                CalendarError::Expired,
+            ),
+            // Consent: at refresh it arrives as invalid_grant
+            (
+                r#"{"error":"invalid_grant","error_codes":[65001],"suberror":"consent_required"}"#,
+                CalendarError::ConsentRequired,
+            ),
+            (
+                r#"{"error":"invalid_grant","error_codes":[65001]}"#,
+                CalendarError::ConsentRequired,
+            ),
+            (
+                r#"{"error":"interaction_required","error_codes":[90094]}"#,
+                CalendarError::ConsentRequired,
+            ),
+            (
+                r#"{"error":"consent_required"}"#,
+                CalendarError::ConsentRequired,
+            ),
+            (
+                r#"{"error":"admin_policy_enforced"}"#,
+                CalendarError::ConsentRequired,
+            ),
+            // A description that mentions consent does not make it consent.
+            (
+                r#"{"error":"invalid_grant","error_description":"AADSTS65001: consent","error_codes":[70008]}"#,
+                CalendarError::Expired,
+            ),
+            (
+                r#"{"error":"temporarily_unavailable"}"#,
+                CalendarError::Transient("token endpoint temporarily unavailable".into()),
+            ),
+        ];
+        for (json, want) in cases {
+            assert_eq!(classify(&body(json)), want, "{json}");
+        }
+        assert!(matches!(
+            classify(&body(
+                r#"{"error":"invalid_client","error_codes":[7000215]}"#
+            )),
+            CalendarError::Rejected(_)
+        ));
+    }
+
+    #[test]
+    fn the_admin_consent_url_names_the_tenant_and_graph_default_scope() {
+        let url = admin_consent_url(
+            "https://login.microsoftonline.com",
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "app-1",
+            "https://callbook.example/v1/oauth/callback",
+        )
+        .unwrap();
+        assert_eq!(
+            url,
+            "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0/adminconsent\
+             ?client_id=app-1&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default\
+             &redirect_uri=https%3A%2F%2Fcallbook.example%2Fv1%2Foauth%2Fcallback"
+        );
+    }
+
+    #[test]
+    fn identity_is_read_from_the_id_token_claims() {
+        use base64::Engine;
+        let enc = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let jwt = format!(
+            "{}.{}.sig",
+            enc(r#"{"alg":"RS256"}"#),
+            enc(&format!(
+                r#"{{"tid":"{MICROSOFT_PERSONAL_TENANT}","preferred_username":"a@outlook.com"}}"#
+            ))
+        );
+        let id = Identity::from_id_token(&jwt).unwrap();
+        assert!(id.is_microsoft_personal());
+        assert_eq!(id.email.as_deref(), Some("a@outlook.com"));
+        assert_eq!(Identity::from_id_token("not a jwt"), None);
+        assert_eq!(Identity::from_id_token("a.!!!.c"), None);
     }
 }
