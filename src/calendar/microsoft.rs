@@ -162,8 +162,8 @@ impl MicrosoftCalendar {
         Err(classify(answer.status, &answer.text, answer.retry_after))
     }
 
-    /// A request with the retry policy; creates are safe to repeat because
-    /// of `transactionId`.
+    /// A request with the retry policy (creates have their own loop, which
+    /// looks for the event before sending again).
     async fn send(
         &self,
         method: Method,
@@ -174,6 +174,34 @@ impl MicrosoftCalendar {
             self.send_once(method.clone(), url.clone(), body)
         })
         .await
+    }
+
+    /// The live event carrying this booking id, if any: one request, no
+    /// retries (it runs inside the create's own retry loop).
+    async fn find_booking(
+        &self,
+        calendar_id: &str,
+        booking_id: &str,
+    ) -> Result<Option<Value>, CalendarError> {
+        let mut url = self.url(&["me", "calendars", calendar_id, "events"])?;
+        // Booking ids are callbook's own (hex and dashes); no quoting needed.
+        let filter = format!(
+            "singleValueExtendedProperties/Any(ep: ep/id eq '{BOOKING_PROPERTY}' and ep/value eq '{}')",
+            booking_id.replace('\'', "''")
+        );
+        url.query_pairs_mut().append_pair("$filter", &filter);
+        let found = self.send_once(Method::GET, url, None).await?;
+        Ok(found
+            .get("value")
+            .and_then(Value::as_array)
+            .and_then(|v| {
+                v.iter().find(|e| {
+                    !e.get("isCancelled")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                })
+            })
+            .cloned())
     }
 
     /// The calendar to use, its owner's zone and whether Teams is allowed.
@@ -335,7 +363,20 @@ impl CalendarProvider for MicrosoftCalendar {
             MeetingKind::InPerson { address } => body["location"] = json!({"displayName": address}),
         }
         let url = self.url(&["me", "calendars", &r.calendar_id, "events"])?;
-        let event = self.send(Method::POST, url, Some(&body)).await?;
+        let event = retry(self.policy, |attempt| {
+            let (url, body, cal) = (&url, &body, &r.calendar_id);
+            async move {
+                // An attempt that timed out may have been stored: look before
+                // sending again (the transactionId window is undocumented).
+                if attempt > 0 {
+                    if let Ok(Some(existing)) = self.find_booking(cal, &ev.booking_id).await {
+                        return Ok(existing);
+                    }
+                }
+                self.send_once(Method::POST, url.clone(), Some(body)).await
+            }
+        })
+        .await?;
         created(&event)
     }
 

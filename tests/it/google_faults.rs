@@ -2,6 +2,7 @@
 //! gets its defined outcome, and no duplicate event is ever created.
 
 use callbook::calendar::emulator::google::{Endpoint, Fault};
+use callbook::calendar::emulator::TokenFault;
 use callbook::calendar::emulator::{serve_local, AccountSpec, GoogleEmulator};
 use callbook::calendar::google::GoogleCalendar;
 use callbook::calendar::{CalendarError, CalendarProvider, NewEvent};
@@ -285,4 +286,39 @@ async fn slow_answers_within_the_timeout_just_take_longer() {
     s.client.create_event(&event("b0000009")).await.unwrap();
     assert!(started.elapsed() >= StdDuration::from_millis(500));
     assert_eq!(ours(&s), 1);
+}
+
+#[tokio::test]
+async fn an_admin_policy_refusal_is_admin_approval_needed() {
+    let s = setup().await;
+    let fault = Fault::Token(TokenFault::ConsentRequired);
+    s.emu.inject(OWNER, Endpoint::Token, fault, 1);
+    assert_eq!(
+        s.client.create_event(&event("b000000a")).await,
+        Err(CalendarError::ConsentRequired)
+    );
+    assert_eq!(ours(&s), 0);
+}
+
+#[tokio::test]
+async fn a_reauth_demand_is_handled_like_expiry() {
+    let s = setup().await;
+    let fault = Fault::Token(TokenFault::InteractionRequired);
+    s.emu.inject(OWNER, Endpoint::Token, fault, 1);
+    assert_eq!(s.client.calendar_info().await, Err(CalendarError::Expired));
+}
+
+#[tokio::test]
+async fn a_token_endpoint_briefly_unavailable_is_retried() {
+    let s = setup().await;
+    let fault = Fault::Token(TokenFault::TemporarilyUnavailable);
+    s.emu.inject(OWNER, Endpoint::Token, fault, 1);
+    s.client
+        .free_busy(Interval::new(
+            t("2026-12-01T00:00:00Z"),
+            t("2026-12-02T00:00:00Z"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(s.emu.tokens_issued(), 1);
 }

@@ -6,6 +6,7 @@ mod fixtures;
 mod google_faults;
 mod helpers;
 mod microsoft;
+mod microsoft_faults;
 mod oauth;
 mod protocol;
 mod understanding;

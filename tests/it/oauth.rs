@@ -139,3 +139,84 @@ async fn disconnecting_revokes_the_grant() {
         .await
         .unwrap();
 }
+
+const MS_REDIRECT: &str = "https://callbook.example/oauth/microsoft/callback";
+
+async fn ms_emulator(
+    work: bool,
+) -> (
+    callbook::calendar::emulator::MicrosoftEmulator,
+    SocketAddr,
+    tokio_util::sync::DropGuard,
+) {
+    use callbook::calendar::emulator::{MicrosoftEmulator, MsAccountSpec};
+    let emu = MicrosoftEmulator::new(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET);
+    emu.add_account(MsAccountSpec {
+        email: "owner@contoso.example".into(),
+        refresh_token: "ms-old".into(),
+        windows_zone: "Pacific Standard Time".into(),
+        work,
+    });
+    let stop = CancellationToken::new();
+    let addr = serve_local(emu.router(), stop.clone()).await.unwrap();
+    (emu, addr, stop.drop_guard())
+}
+
+#[tokio::test]
+async fn an_owner_connects_outlook_and_the_tenant_tells_work_from_personal() {
+    use callbook::calendar::microsoft::MicrosoftCalendar;
+    use callbook::harness::ms_emulator_endpoints;
+    for work in [true, false] {
+        let (_emu, addr, _g) = ms_emulator(work).await;
+        let endpoints = ms_emulator_endpoints(addr);
+        let spec = ConsentSpec::microsoft(
+            &format!("http://{addr}/common/oauth2/v2.0/authorize"),
+            MS_REDIRECT,
+        );
+        let auth = endpoints.oauth.authorize(&spec).unwrap();
+        for part in [
+            "code_challenge_method=S256",
+            "response_mode=query",
+            "offline_access",
+            "Calendars.ReadWrite",
+            "MailboxSettings.Read",
+        ] {
+            assert!(auth.url.contains(part), "{part} missing from {}", auth.url);
+        }
+        let resp = callbook::app::http_client()
+            .get(&auth.url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 302);
+        let back: HashMap<String, String> =
+            reqwest::Url::parse(resp.headers()["location"].to_str().unwrap())
+                .unwrap()
+                .query_pairs()
+                .into_owned()
+                .collect();
+        assert_eq!(back["state"], auth.state);
+        let http = callbook::app::http_client();
+        // Graph reports scopes with their resource prefix; the check must
+        // still see them as granted.
+        let grant = endpoints
+            .oauth
+            .exchange(&http, &spec, &back["code"], auth.verifier)
+            .await
+            .unwrap();
+        let identity = grant.identity.expect("an id_token comes back");
+        assert_eq!(identity.is_microsoft_personal(), !work);
+        assert_eq!(identity.email.as_deref(), Some("owner@contoso.example"));
+        let cal = MicrosoftCalendar::new(
+            http,
+            endpoints,
+            "primary".into(),
+            grant.refresh_token.expect("a refresh token"),
+            None,
+        );
+        assert_eq!(
+            cal.calendar_info().await.unwrap().timezone,
+            Some(chrono_tz::America::Los_Angeles)
+        );
+    }
+}

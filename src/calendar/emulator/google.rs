@@ -26,6 +26,10 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::faults::{self, Before, ErrorShape, Faults, TokenFault, DROP_DELAY};
+pub use super::faults::{Endpoint, Fault};
+use super::{base64_basic, pkce_s256};
+
 /// One Google account with its primary calendar.
 #[derive(Debug, Clone)]
 pub struct AccountSpec {
@@ -70,44 +74,6 @@ struct Account {
     free_busy_lag: std::time::Duration,
 }
 
-/// An endpoint a fault can be injected into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Token,
-    CalendarList,
-    FreeBusy,
-    Insert,
-    Get,
-    Patch,
-    Delete,
-}
-
-/// A fault, as the real service produces them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
-    /// Answer late.
-    Latency(std::time::Duration),
-    /// Answer with this status and Google's error body (`reason`), with a
-    /// `Retry-After` header when given.
-    Status {
-        code: u16,
-        reason: &'static str,
-        retry_after: Option<u64>,
-    },
-    /// Do the work, then answer too late for the client (it times out).
-    CommitThenDrop,
-    /// A 200 from freeBusy whose calendar entry carries this error reason.
-    CalendarError(&'static str),
-}
-
-#[derive(Debug)]
-struct Injected {
-    email: String,
-    endpoint: Endpoint,
-    fault: Fault,
-    remaining: u32,
-}
-
 #[derive(Debug, Default)]
 struct Inner {
     client_id: String,
@@ -115,7 +81,7 @@ struct Inner {
     accounts: Vec<Account>,
     access_tokens: HashMap<String, usize>,
     issued: u64,
-    faults: Vec<Injected>,
+    faults: Faults,
     /// Authorization codes waiting for exchange.
     codes: HashMap<String, PendingCode>,
     /// What the consent screen grants, when the owner unticked something.
@@ -128,18 +94,6 @@ struct PendingCode {
     challenge: String,
     redirect_uri: String,
 }
-
-/// What a handler does after consulting the injected faults.
-enum Before {
-    Go {
-        drop_after: bool,
-        calendar_error: Option<&'static str>,
-    },
-    Respond(Response),
-}
-
-/// How long a "dropped" answer is held back: past any client timeout.
-const DROP_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The emulator; clones share state.
 #[derive(Clone, Debug, Default)]
@@ -154,6 +108,36 @@ fn err(status: StatusCode, reason: &str, message: &str) -> Response {
         "message": message,
     }});
     (status, Json(body)).into_response()
+}
+
+/// Google's error bodies, for injected faults.
+struct Shape;
+
+impl ErrorShape for Shape {
+    fn api_error(status: StatusCode, reason: &str) -> Response {
+        err(status, reason, reason)
+    }
+
+    fn token_error(fault: TokenFault) -> Response {
+        match fault {
+            TokenFault::InvalidGrant => {
+                oauth_error("invalid_grant", "Token has been expired or revoked.")
+            }
+            // A Workspace administrator has not allowed the app.
+            TokenFault::ConsentRequired => oauth_error(
+                "admin_policy_enforced",
+                "The Google Account is unable to authorize one or more scopes requested due to the policies of their Google Workspace administrator.",
+            ),
+            TokenFault::InteractionRequired => {
+                oauth_error("invalid_grant", "reauth related error (invalid_rapt)")
+            }
+            TokenFault::TemporarilyUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "temporarily_unavailable", "error_description": "The service is currently unavailable."})),
+            )
+                .into_response(),
+        }
+    }
 }
 
 fn unauthenticated() -> Response {
@@ -239,12 +223,7 @@ impl GoogleEmulator {
     /// Makes the next `times` requests of the account to `endpoint` fail
     /// with `fault`.
     pub fn inject(&self, email: &str, endpoint: Endpoint, fault: Fault, times: u32) {
-        self.lock().faults.push(Injected {
-            email: email.to_string(),
-            endpoint,
-            fault,
-            remaining: times,
-        });
+        self.lock().faults.inject(email, endpoint, fault, times);
     }
 
     /// New Meet requests stay `pending` for this many `events.get` polls.
@@ -280,52 +259,9 @@ impl GoogleEmulator {
                 (None, Some(i)) => inner.accounts[i].spec.email.clone(),
                 _ => String::new(),
             };
-            let hit = inner
-                .faults
-                .iter_mut()
-                .find(|f| f.email == email && f.endpoint == endpoint && f.remaining > 0);
-            hit.map(|f| {
-                f.remaining -= 1;
-                f.fault.clone()
-            })
+            inner.faults.take(&email, endpoint)
         };
-        match fault {
-            None => Before::Go {
-                drop_after: false,
-                calendar_error: None,
-            },
-            Some(Fault::Latency(d)) => {
-                tokio::time::sleep(d).await;
-                Before::Go {
-                    drop_after: false,
-                    calendar_error: None,
-                }
-            }
-            Some(Fault::CommitThenDrop) => Before::Go {
-                drop_after: true,
-                calendar_error: None,
-            },
-            Some(Fault::CalendarError(reason)) => Before::Go {
-                drop_after: false,
-                calendar_error: Some(reason),
-            },
-            Some(Fault::Status {
-                code,
-                reason,
-                retry_after,
-            }) => {
-                let status =
-                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                let mut resp = err(status, reason, reason);
-                if let Some(secs) = retry_after {
-                    if let Ok(v) = secs.to_string().parse() {
-                        resp.headers_mut()
-                            .insert(axum::http::header::RETRY_AFTER, v);
-                    }
-                }
-                Before::Respond(resp)
-            }
-        }
+        faults::apply::<Shape>(fault).await
     }
 
     /// Adds an event the owner already has (busy time callbook did not make).
@@ -413,10 +349,43 @@ impl GoogleEmulator {
     }
 }
 
+/// The token endpoint behind its injected faults, found by the account the
+/// refresh token or the code belongs to.
 async fn token(
     State(emu): State<GoogleEmulator>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let email = {
+        let inner = emu.lock();
+        let by_refresh = form
+            .get("refresh_token")
+            .and_then(|rt| inner.accounts.iter().find(|a| &a.spec.refresh_token == rt));
+        let by_code = form
+            .get("code")
+            .and_then(|c| inner.codes.get(c))
+            .map(|p| &inner.accounts[p.account]);
+        by_refresh.or(by_code).map(|a| a.spec.email.clone())
+    };
+    if let Some(email) = email {
+        match emu.before(None, Some(&email), Endpoint::Token).await {
+            Before::Respond(r) => return r,
+            Before::Go { drop_after, .. } => {
+                let resp = token_inner(&emu, &headers, &form);
+                if drop_after {
+                    tokio::time::sleep(DROP_DELAY).await;
+                }
+                return resp;
+            }
+        }
+    }
+    token_inner(&emu, &headers, &form)
+}
+
+fn token_inner(
+    emu: &GoogleEmulator,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
 ) -> Response {
     let mut inner = emu.lock();
     // Client credentials come as HTTP Basic or as form fields.
@@ -515,14 +484,6 @@ fn oauth_error(error: &str, description: &str) -> Response {
         .into_response()
 }
 
-/// RFC 7636 S256: base64url(sha256(verifier)), unpadded.
-fn pkce_s256(verifier: &str) -> String {
-    use base64::Engine;
-    use sha2::Digest;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(verifier.as_bytes()))
-}
-
 /// The consent screen, approving at once: redirects back with a code.
 async fn authorize(
     State(emu): State<GoogleEmulator>,
@@ -597,14 +558,6 @@ async fn revoke(
         }
         None => oauth_error("invalid_token", "Token expired or revoked"),
     }
-}
-
-/// `base64(id:secret)` as HTTP Basic sends it. Both values are URL-encoded
-/// first, as RFC 6749 §2.3.1 asks and the `oauth2` crate does.
-fn base64_basic(id: &str, secret: &str) -> String {
-    use base64::Engine;
-    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
 }
 
 async fn calendar_list_inner(State(emu): State<GoogleEmulator>, headers: HeaderMap) -> Response {

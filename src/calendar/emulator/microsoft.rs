@@ -1,9 +1,13 @@
 //! A local Microsoft identity platform and Graph: the calls callbook uses,
 //! with Graph's paths, JSON and error shapes.
 //!
-//! - `POST /common/oauth2/v2.0/token`: refresh grant; refresh tokens rotate
-//!   on every use and the old one stops working; a revoked grant answers
-//!   `invalid_grant` with AADSTS70008 in `error_codes`.
+//! - `GET /common/oauth2/v2.0/authorize`: the consent screen, approving at
+//!   once (PKCE S256 required).
+//! - `POST /common/oauth2/v2.0/token`: code and refresh grants; refresh
+//!   tokens rotate on every use and the old one stops working; a revoked
+//!   grant answers `invalid_grant` with AADSTS70008 in `error_codes`; the
+//!   `id_token` carries the tenant (`tid`), the consumer tenant for personal
+//!   accounts.
 //! - `GET /v1.0/me/calendars`: the default calendar, `canEdit`, and
 //!   `allowedOnlineMeetingProviders` (`teamsForBusiness` for work or school
 //!   accounts only).
@@ -13,9 +17,17 @@
 //! - `POST /v1.0/me/calendars/{id}/events` (201; `transactionId` makes a
 //!   retry return the first event; personal accounts silently drop
 //!   `isOnlineMeeting`), `PATCH` and `DELETE /v1.0/me/events/{id}`.
+//! - `GET /v1.0/me/calendars/{id}/events?$filter=singleValueExtendedProperties/Any(…)`:
+//!   finds an event by the booking id callbook stored on it.
 //! - `POST /v1.0/me/calendar/getSchedule`: refused for personal accounts.
+//!
+//! Faults are injected per account and endpoint ([`MicrosoftEmulator::inject`]).
 
+use super::faults::{self, Before, ErrorShape, Faults, TokenFault, DROP_DELAY};
+pub use super::faults::{Endpoint, Fault};
 use super::google::StoredEvent;
+use super::{base64_basic, pkce_s256};
+use crate::calendar::oauth::MICROSOFT_PERSONAL_TENANT;
 use crate::schedule::Interval;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -29,6 +41,9 @@ use std::sync::{Arc, Mutex};
 
 /// Events per `calendarView` page when the client asks for more.
 const PAGE: usize = 3;
+
+/// The tenant every emulated work or school account belongs to.
+pub const WORK_TENANT: &str = "4f1c2e8a-0b7d-4d5e-9a3c-6e2f8b1d7c90";
 
 /// One Microsoft account with its default calendar.
 #[derive(Debug, Clone)]
@@ -48,6 +63,26 @@ struct Account {
     refresh_token: String,
     revoked: bool,
     events: Vec<(StoredEvent, Value)>,
+    /// When each event was written, for a lagging calendarView.
+    written: HashMap<String, tokio::time::Instant>,
+    /// calendarView does not show writes younger than this.
+    view_lag: std::time::Duration,
+    /// Teams is allowed but creating the meeting fails quietly: the event
+    /// comes back without `onlineMeeting.joinUrl`.
+    withhold_join_url: bool,
+    /// Creates no longer match earlier `transactionId`s (the window in
+    /// which Graph deduplicates is undocumented).
+    forget_transaction_ids: bool,
+}
+
+impl Account {
+    fn tenant(&self) -> &'static str {
+        if self.spec.work {
+            WORK_TENANT
+        } else {
+            MICROSOFT_PERSONAL_TENANT
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -57,6 +92,17 @@ struct Inner {
     accounts: Vec<Account>,
     access_tokens: HashMap<String, usize>,
     issued: u64,
+    tokens_issued: u64,
+    faults: Faults,
+    /// Authorization codes waiting for exchange.
+    codes: HashMap<String, PendingCode>,
+}
+
+#[derive(Debug)]
+struct PendingCode {
+    account: usize,
+    challenge: String,
+    redirect_uri: String,
 }
 
 /// The emulator; clones share state.
@@ -76,7 +122,17 @@ fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 fn aad_error(error: &str, code: u32, text: &str) -> Response {
-    let body = json!({
+    aad_error_with(StatusCode::BAD_REQUEST, error, code, text, None)
+}
+
+fn aad_error_with(
+    status: StatusCode,
+    error: &str,
+    code: u32,
+    text: &str,
+    suberror: Option<&str>,
+) -> Response {
+    let mut body = json!({
         "error": error,
         "error_description": format!("AADSTS{code}: {text}\r\nTrace ID: 0\r\nCorrelation ID: 0\r\nTimestamp: 2026-01-01 00:00:00Z"),
         "error_codes": [code],
@@ -85,7 +141,65 @@ fn aad_error(error: &str, code: u32, text: &str) -> Response {
         "correlation_id": "00000000-0000-0000-0000-000000000000",
         "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
     });
-    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    if let Some(sub) = suberror {
+        body["suberror"] = json!(sub);
+    }
+    (status, Json(body)).into_response()
+}
+
+/// Graph's and the identity platform's error bodies, for injected faults.
+struct Shape;
+
+impl ErrorShape for Shape {
+    fn api_error(status: StatusCode, code: &str) -> Response {
+        graph_error(status, code, code)
+    }
+
+    fn token_error(fault: TokenFault) -> Response {
+        match fault {
+            TokenFault::InvalidGrant => aad_error(
+                "invalid_grant",
+                70_008,
+                "The provided authorization code or refresh token has expired due to inactivity.",
+            ),
+            TokenFault::ConsentRequired => aad_error_with(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                65_001,
+                "The user or administrator has not consented to use the application.",
+                Some("consent_required"),
+            ),
+            TokenFault::InteractionRequired => aad_error(
+                "interaction_required",
+                50_076,
+                "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication.",
+            ),
+            TokenFault::TemporarilyUnavailable => aad_error_with(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                90_033,
+                "A transient error has occurred. Please try again.",
+                None,
+            ),
+        }
+    }
+}
+
+/// An unsigned stand-in for the `id_token`: the claims callbook reads.
+fn id_token(acct: &Account, client_id: &str) -> String {
+    use base64::Engine;
+    let enc = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let tid = acct.tenant();
+    let header = json!({"typ": "JWT", "alg": "RS256", "kid": "emulated"});
+    let claims = json!({
+        "aud": client_id,
+        "iss": format!("https://login.microsoftonline.com/{tid}/v2.0"),
+        "tid": tid,
+        "preferred_username": acct.spec.email,
+        "email": acct.spec.email,
+        "ver": "2.0",
+    });
+    format!("{}.{}.emulated-signature", enc(&header), enc(&claims))
 }
 
 /// Graph's `dateTimeTimeZone` in UTC: no offset, no `Z`.
@@ -130,7 +244,70 @@ impl MicrosoftEmulator {
             refresh_token,
             revoked: false,
             events: Vec::new(),
+            written: HashMap::new(),
+            view_lag: std::time::Duration::ZERO,
+            withhold_join_url: false,
+            forget_transaction_ids: false,
         });
+    }
+
+    /// Makes the next `times` requests of the account to `endpoint` fail
+    /// with `fault`.
+    pub fn inject(&self, email: &str, endpoint: Endpoint, fault: Fault, times: u32) {
+        self.lock().faults.inject(email, endpoint, fault, times);
+    }
+
+    /// calendarView lags writes by this long.
+    pub fn lag_free_busy(&self, email: &str, lag: std::time::Duration) {
+        if let Some(a) = self
+            .lock()
+            .accounts
+            .iter_mut()
+            .find(|a| a.spec.email == email)
+        {
+            a.view_lag = lag;
+        }
+    }
+
+    /// Events keep Teams allowed but come back without a join link, as when
+    /// a tenant's Teams provisioning fails.
+    pub fn withhold_join_url(&self, email: &str) {
+        if let Some(a) = self
+            .lock()
+            .accounts
+            .iter_mut()
+            .find(|a| a.spec.email == email)
+        {
+            a.withhold_join_url = true;
+        }
+    }
+
+    /// Creates stop matching earlier `transactionId`s, as once Graph's
+    /// undocumented deduplication window has passed.
+    pub fn forget_transaction_ids(&self, email: &str) {
+        if let Some(a) = self
+            .lock()
+            .accounts
+            .iter_mut()
+            .find(|a| a.spec.email == email)
+        {
+            a.forget_transaction_ids = true;
+        }
+    }
+
+    /// Access tokens issued so far (refreshes and code exchanges).
+    pub fn tokens_issued(&self) -> u64 {
+        self.lock().tokens_issued
+    }
+
+    /// Consults the faults for this request.
+    async fn before(&self, email: &str, endpoint: Endpoint) -> Before {
+        let fault = self.lock().faults.take(email, endpoint);
+        faults::apply::<Shape>(fault).await
+    }
+
+    fn email_of(&self, idx: usize) -> String {
+        self.lock().accounts[idx].spec.email.clone()
     }
 
     /// Adds an event the owner already has.
@@ -188,11 +365,15 @@ impl MicrosoftEmulator {
 
     pub fn router(&self) -> Router {
         Router::new()
+            .route("/common/oauth2/v2.0/authorize", get(authorize))
             .route("/common/oauth2/v2.0/token", post(token))
             .route("/v1.0/me/calendars", get(calendars))
             .route("/v1.0/me/mailboxSettings/timeZone", get(mailbox_zone))
             .route("/v1.0/me/calendars/{cid}/calendarView", get(calendar_view))
-            .route("/v1.0/me/calendars/{cid}/events", post(create))
+            .route(
+                "/v1.0/me/calendars/{cid}/events",
+                post(create).get(list_events),
+            )
             .route(
                 "/v1.0/me/events/{eid}",
                 patch(patch_event).delete(delete_event),
@@ -279,16 +460,107 @@ fn view(raw: &Value, invites: u32) -> StoredEvent {
     }
 }
 
+/// The consent screen, approving at once: redirects back with a code.
+async fn authorize(
+    State(emu): State<MicrosoftEmulator>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut inner = emu.lock();
+    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    if get("client_id") != inner.client_id {
+        return aad_error(
+            "unauthorized_client",
+            700_016,
+            "Application was not found in the directory.",
+        );
+    }
+    if get("response_type") != "code"
+        || get("code_challenge_method") != "S256"
+        || get("code_challenge").is_empty()
+    {
+        return aad_error(
+            "invalid_request",
+            900_144,
+            "The request body must contain the following parameter: 'code_challenge'.",
+        );
+    }
+    let Ok(mut back) = reqwest::Url::parse(&get("redirect_uri")) else {
+        return aad_error("invalid_request", 900_971, "No reply address provided.");
+    };
+    let hint = get("login_hint");
+    let Some(account) = inner
+        .accounts
+        .iter()
+        .position(|a| hint.is_empty() || a.spec.email == hint)
+    else {
+        return aad_error("invalid_grant", 50_034, "The user account does not exist.");
+    };
+    inner.issued += 1;
+    let code = format!("M.C5_emulated.{}", inner.issued);
+    inner.codes.insert(
+        code.clone(),
+        PendingCode {
+            account,
+            challenge: get("code_challenge"),
+            redirect_uri: get("redirect_uri"),
+        },
+    );
+    back.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &get("state"));
+    (
+        StatusCode::FOUND,
+        [(axum::http::header::LOCATION, back.to_string())],
+    )
+        .into_response()
+}
+
+/// The token endpoint behind its injected faults, found by the account the
+/// refresh token or the code belongs to.
 async fn token(
     State(emu): State<MicrosoftEmulator>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    let email = {
+        let inner = emu.lock();
+        let by_refresh = form
+            .get("refresh_token")
+            .and_then(|rt| inner.accounts.iter().find(|a| &a.refresh_token == rt));
+        let by_code = form
+            .get("code")
+            .and_then(|c| inner.codes.get(c))
+            .map(|p| &inner.accounts[p.account]);
+        by_refresh.or(by_code).map(|a| a.spec.email.clone())
+    };
+    let Some(email) = email else {
+        return token_inner(&emu, &headers, &form);
+    };
+    match emu.before(&email, Endpoint::Token).await {
+        Before::Respond(r) => r,
+        Before::Go { drop_after, .. } => {
+            let resp = token_inner(&emu, &headers, &form);
+            if drop_after {
+                tokio::time::sleep(DROP_DELAY).await;
+            }
+            resp
+        }
+    }
+}
+
+const GRANTED_SCOPE: &str = "openid email offline_access https://graph.microsoft.com/User.Read https://graph.microsoft.com/Calendars.ReadWrite https://graph.microsoft.com/MailboxSettings.Read";
+
+fn token_inner(
+    emu: &MicrosoftEmulator,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Response {
     let mut inner = emu.lock();
-    let basic_ok = headers
+    let basic = headers
         .get("authorization")
         .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| h.starts_with("Basic "));
+        .and_then(|h| h.strip_prefix("Basic "));
+    let basic_ok = basic == Some(base64_basic(&inner.client_id, &inner.client_secret).as_str());
     let form_ok = form.get("client_id") == Some(&inner.client_id)
         && form.get("client_secret") == Some(&inner.client_secret);
     if !(form_ok || basic_ok) {
@@ -298,37 +570,80 @@ async fn token(
             "Invalid client secret provided.",
         );
     }
-    let refresh = form.get("refresh_token").cloned().unwrap_or_default();
-    let Some(idx) = inner
-        .accounts
-        .iter()
-        .position(|a| a.refresh_token == refresh && !a.revoked)
-    else {
-        return aad_error(
-            "invalid_grant",
-            70_008,
-            "The provided authorization code or refresh token has expired due to inactivity.",
-        );
+    let idx = match form.get("grant_type").map(String::as_str) {
+        Some("refresh_token") => {
+            let refresh = form.get("refresh_token").cloned().unwrap_or_default();
+            let Some(idx) = inner
+                .accounts
+                .iter()
+                .position(|a| a.refresh_token == refresh && !a.revoked)
+            else {
+                return aad_error(
+                    "invalid_grant",
+                    70_008,
+                    "The provided authorization code or refresh token has expired due to inactivity.",
+                );
+            };
+            idx
+        }
+        Some("authorization_code") => {
+            let code = form.get("code").cloned().unwrap_or_default();
+            // Codes work once.
+            let Some(pending) = inner.codes.remove(&code) else {
+                return aad_error(
+                    "invalid_grant",
+                    54_005,
+                    "OAuth2 Authorization code was already redeemed.",
+                );
+            };
+            if form.get("redirect_uri") != Some(&pending.redirect_uri) {
+                return aad_error(
+                    "invalid_grant",
+                    50_011,
+                    "The redirect URI specified in the request does not match.",
+                );
+            }
+            let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+            if pkce_s256(&verifier) != pending.challenge {
+                return aad_error(
+                    "invalid_grant",
+                    501_481,
+                    "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+                );
+            }
+            inner.accounts[pending.account].revoked = false;
+            pending.account
+        }
+        _ => {
+            return aad_error(
+                "unsupported_grant_type",
+                70_003,
+                "The app requested an unsupported grant type.",
+            )
+        }
     };
     inner.issued += 1;
+    inner.tokens_issued += 1;
     let n = inner.issued;
     let access = format!("eyJ0eXAi.emulated-{idx}-{n}");
     // Rotation: a new refresh token every time; the old one is dead.
     let rotated = format!("{}-r{n}", inner.accounts[idx].spec.refresh_token);
     inner.accounts[idx].refresh_token = rotated.clone();
     inner.access_tokens.insert(access.clone(), idx);
+    let id_token = id_token(&inner.accounts[idx], &inner.client_id);
     Json(json!({
         "token_type": "Bearer",
-        "scope": "openid email offline_access https://graph.microsoft.com/User.Read https://graph.microsoft.com/Calendars.ReadWrite https://graph.microsoft.com/MailboxSettings.Read",
+        "scope": GRANTED_SCOPE,
         "expires_in": 3599,
         "ext_expires_in": 3599,
         "access_token": access,
         "refresh_token": rotated,
+        "id_token": id_token,
     }))
     .into_response()
 }
 
-async fn calendars(State(emu): State<MicrosoftEmulator>, headers: HeaderMap) -> Response {
+async fn calendars_inner(State(emu): State<MicrosoftEmulator>, headers: HeaderMap) -> Response {
     let Some(idx) = emu.account_for(&headers) else {
         return unauthenticated();
     };
@@ -354,7 +669,7 @@ async fn calendars(State(emu): State<MicrosoftEmulator>, headers: HeaderMap) -> 
     .into_response()
 }
 
-async fn mailbox_zone(State(emu): State<MicrosoftEmulator>, headers: HeaderMap) -> Response {
+async fn mailbox_zone_inner(State(emu): State<MicrosoftEmulator>, headers: HeaderMap) -> Response {
     let Some(idx) = emu.account_for(&headers) else {
         return unauthenticated();
     };
@@ -363,7 +678,7 @@ async fn mailbox_zone(State(emu): State<MicrosoftEmulator>, headers: HeaderMap) 
         .into_response()
 }
 
-async fn calendar_view(
+async fn calendar_view_inner(
     State(emu): State<MicrosoftEmulator>,
     headers: HeaderMap,
     Path(cid): Path<String>,
@@ -396,10 +711,16 @@ async fn calendar_view(
     let skip: usize = q.get("$skip").and_then(|t| t.parse().ok()).unwrap_or(0);
     let page = top.min(PAGE);
     let inner = emu.lock();
-    let hits: Vec<&Value> = inner.accounts[idx]
+    let acct = &inner.accounts[idx];
+    let settled = |id: &str| {
+        acct.written
+            .get(id)
+            .is_none_or(|at| at.elapsed() >= acct.view_lag)
+    };
+    let hits: Vec<&Value> = acct
         .events
         .iter()
-        .filter(|(e, _)| e.start < to && from < e.end)
+        .filter(|(e, _)| e.start < to && from < e.end && settled(&e.id))
         .map(|(_, raw)| raw)
         .collect();
     let value: Vec<Value> = hits
@@ -431,7 +752,7 @@ async fn calendar_view(
     Json(body).into_response()
 }
 
-async fn create(
+async fn create_inner(
     State(emu): State<MicrosoftEmulator>,
     headers: HeaderMap,
     Path(cid): Path<String>,
@@ -457,7 +778,11 @@ async fn create(
     }
     let acct = &mut inner.accounts[idx];
     // A retry with the same transactionId gets the event already made.
-    if let Some(tx) = raw.get("transactionId").and_then(Value::as_str) {
+    if let Some(tx) = raw
+        .get("transactionId")
+        .and_then(Value::as_str)
+        .filter(|_| !acct.forget_transaction_ids)
+    {
         if let Some((_, existing)) = acct
             .events
             .iter()
@@ -497,7 +822,9 @@ async fn create(
         .and_then(Value::as_bool)
         .unwrap_or(false)
         && raw.get("onlineMeetingProvider").and_then(Value::as_str) == Some("teamsForBusiness");
-    if wants_teams && acct.spec.work {
+    if wants_teams && acct.spec.work && acct.withhold_join_url {
+        raw["onlineMeeting"] = Value::Null;
+    } else if wants_teams && acct.spec.work {
         raw["onlineMeeting"] = json!({"joinUrl": format!("https://teams.microsoft.com/l/meetup-join/19%3ameeting_{id}%40thread.v2/0")});
         raw["onlineMeetingUrl"] = Value::Null;
     } else {
@@ -511,10 +838,63 @@ async fn create(
             .is_some_and(|a| !a.is_empty()),
     );
     acct.events.push((view(&raw, invites), raw.clone()));
+    acct.written.insert(id, tokio::time::Instant::now());
     (StatusCode::CREATED, Json(raw)).into_response()
 }
 
-async fn patch_event(
+/// `GET …/events?$filter=singleValueExtendedProperties/Any(ep: ep/id eq
+/// '…' and ep/value eq '…')`: the one filter callbook sends, to find an
+/// event by the booking id stored on it.
+async fn list_events_inner(
+    State(emu): State<MicrosoftEmulator>,
+    headers: HeaderMap,
+    Path(cid): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(idx) = emu.account_for(&headers) else {
+        return unauthenticated();
+    };
+    if cid != calendar_id(idx) {
+        return graph_error(
+            StatusCode::NOT_FOUND,
+            "ErrorItemNotFound",
+            "The specified object was not found in the store.",
+        );
+    }
+    let filter = q.get("$filter").map(String::as_str).unwrap_or_default();
+    let quoted = |key: &str| {
+        let rest = &filter[filter.find(key)? + key.len()..];
+        let rest = rest.strip_prefix('\'')?;
+        Some(rest[..rest.find('\'')?].to_string())
+    };
+    let (Some(prop), Some(value)) = (quoted("ep/id eq "), quoted("ep/value eq ")) else {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Invalid filter clause",
+        );
+    };
+    let inner = emu.lock();
+    let value: Vec<Value> = inner.accounts[idx]
+        .events
+        .iter()
+        .filter(|(_, raw)| {
+            raw.get("singleValueExtendedProperties")
+                .and_then(Value::as_array)
+                .is_some_and(|props| {
+                    props.iter().any(|p| {
+                        p.get("id").and_then(Value::as_str) == Some(prop.as_str())
+                            && p.get("value").and_then(Value::as_str) == Some(value.as_str())
+                    })
+                })
+        })
+        .map(|(_, raw)| raw.clone())
+        .collect();
+    Json(json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('me')/events", "value": value}))
+        .into_response()
+}
+
+async fn patch_event_inner(
     State(emu): State<MicrosoftEmulator>,
     headers: HeaderMap,
     Path(eid): Path<String>,
@@ -565,7 +945,7 @@ async fn patch_event(
     Json(next).into_response()
 }
 
-async fn delete_event(
+async fn delete_event_inner(
     State(emu): State<MicrosoftEmulator>,
     headers: HeaderMap,
     Path(eid): Path<String>,
@@ -607,3 +987,38 @@ async fn get_schedule(State(emu): State<MicrosoftEmulator>, headers: HeaderMap) 
         "getSchedule is not emulated; callbook reads calendarView.",
     )
 }
+
+/// Runs a Graph handler behind the injected faults of its endpoint.
+macro_rules! faulty {
+    ($name:ident, $inner:ident, $endpoint:expr, ($($arg:ident : $ty:ty),*)) => {
+        async fn $name(State(emu): State<MicrosoftEmulator>, headers: HeaderMap, $($arg: $ty),*) -> Response {
+            let Some(idx) = emu.account_for(&headers) else {
+                return unauthenticated();
+            };
+            let email = emu.email_of(idx);
+            match emu.before(&email, $endpoint).await {
+                Before::Respond(r) => r,
+                Before::Go { drop_after, .. } => {
+                    let resp = $inner(State(emu), headers, $($arg),*).await;
+                    if drop_after {
+                        tokio::time::sleep(DROP_DELAY).await;
+                    }
+                    resp
+                }
+            }
+        }
+    };
+}
+
+faulty!(calendars, calendars_inner, Endpoint::CalendarList, ());
+faulty!(
+    mailbox_zone,
+    mailbox_zone_inner,
+    Endpoint::MailboxSettings,
+    ()
+);
+faulty!(calendar_view, calendar_view_inner, Endpoint::FreeBusy, (cid: Path<String>, q: Query<HashMap<String, String>>, raw: RawQuery));
+faulty!(create, create_inner, Endpoint::Insert, (cid: Path<String>, body: Option<Json<Value>>));
+faulty!(list_events, list_events_inner, Endpoint::Get, (cid: Path<String>, q: Query<HashMap<String, String>>));
+faulty!(patch_event, patch_event_inner, Endpoint::Patch, (eid: Path<String>, body: Option<Json<Value>>));
+faulty!(delete_event, delete_event_inner, Endpoint::Delete, (eid: Path<String>));

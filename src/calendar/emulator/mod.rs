@@ -2,9 +2,11 @@
 //! loopback. Tests, replays and the demo run against them; they answer with
 //! the providers' own paths, JSON and error shapes.
 
+mod faults;
 pub mod google;
 pub mod microsoft;
 
+pub use faults::{Endpoint, Fault, TokenFault};
 pub use google::{AccountSpec, GoogleEmulator, StoredEvent};
 pub use microsoft::{MicrosoftEmulator, MsAccountSpec};
 
@@ -25,4 +27,20 @@ pub async fn serve_local(
             .await;
     });
     Ok(addr)
+}
+
+/// RFC 7636 S256: base64url(sha256(verifier)), unpadded.
+pub(crate) fn pkce_s256(verifier: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+/// `base64(id:secret)` as HTTP Basic sends it. Both values are URL-encoded
+/// first, as RFC 6749 §2.3.1 asks and the `oauth2` crate does.
+pub(crate) fn base64_basic(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
 }

@@ -1,0 +1,365 @@
+//! The Microsoft fault matrix, over real HTTP against the emulator, for a
+//! work or school account and for a personal one: each fault gets its
+//! defined outcome, and no duplicate event is ever created.
+
+use callbook::calendar::emulator::microsoft::{Endpoint, Fault};
+use callbook::calendar::emulator::{serve_local, MicrosoftEmulator, MsAccountSpec, TokenFault};
+use callbook::calendar::microsoft::{MicrosoftCalendar, OnRotate};
+use callbook::calendar::{CalendarError, CalendarProvider, NewEvent};
+use callbook::dialog::{MeetingKind, Video};
+use callbook::harness::{ms_emulator_endpoints, EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET};
+use callbook::schedule::Interval;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const OWNER: &str = "owner@contoso.example";
+
+/// Both account kinds: work or school (Teams), and personal (outlook.com).
+const KINDS: [Kind; 2] = [Kind::Work, Kind::Personal];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Work,
+    Personal,
+}
+
+struct Setup {
+    emu: MicrosoftEmulator,
+    client: MicrosoftCalendar,
+    rotated: Arc<Mutex<Vec<String>>>,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+async fn setup(kind: Kind) -> Setup {
+    let emu = MicrosoftEmulator::new(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET);
+    emu.add_account(MsAccountSpec {
+        email: OWNER.into(),
+        refresh_token: "ms-rt".into(),
+        windows_zone: "Eastern Standard Time".into(),
+        work: kind == Kind::Work,
+    });
+    let stop = CancellationToken::new();
+    let addr = serve_local(emu.router(), stop.clone()).await.unwrap();
+    let rotated = Arc::new(Mutex::new(Vec::new()));
+    let sink = rotated.clone();
+    let on_rotate: OnRotate =
+        Arc::new(move |t: SecretString| sink.lock().unwrap().push(t.expose_secret().to_string()));
+    let client = MicrosoftCalendar::new(
+        callbook::app::http_client(),
+        ms_emulator_endpoints(addr),
+        "primary".into(),
+        SecretString::from("ms-rt"),
+        Some(on_rotate),
+    );
+    Setup {
+        emu,
+        client,
+        rotated,
+        _stop: stop.drop_guard(),
+    }
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn day() -> Interval {
+    Interval::new(t("2026-12-01T00:00:00Z"), t("2026-12-02T00:00:00Z"))
+}
+
+fn event(booking: &str) -> NewEvent {
+    NewEvent {
+        booking_id: booking.into(),
+        slot: Interval::new(t("2026-12-01T19:00:00Z"), t("2026-12-01T19:30:00Z")),
+        timezone: chrono_tz::America::New_York,
+        title: "Alex <> Jane".into(),
+        description: "Intro".into(),
+        attendee_email: "jane@example.com".into(),
+        attendee_name: "Jane".into(),
+        meeting: MeetingKind::Video,
+    }
+}
+
+/// Live events callbook made (the ones carrying a booking id).
+fn ours(s: &Setup) -> usize {
+    s.emu
+        .events(OWNER)
+        .iter()
+        .filter(|e| e.booking_id.is_some() && e.status != "cancelled")
+        .count()
+}
+
+fn status(code: u16, reason: &'static str, retry_after: Option<u64>) -> Fault {
+    Fault::Status {
+        code,
+        reason,
+        retry_after,
+    }
+}
+
+#[tokio::test]
+async fn refresh_happens_once_the_token_is_reused_and_every_rotation_is_handed_over() {
+    for kind in KINDS {
+        let s = setup(kind).await;
+        s.client.calendar_info().await.unwrap();
+        s.client.free_busy(day()).await.unwrap();
+        s.client.free_busy(day()).await.unwrap();
+        assert_eq!(s.emu.tokens_issued(), 1, "{kind:?}");
+        let rotated = s.rotated.lock().unwrap().clone();
+        assert_eq!(rotated.len(), 1, "{kind:?}");
+        assert_eq!(Some(rotated[0].clone()), s.emu.current_refresh_token(OWNER));
+    }
+}
+
+#[tokio::test]
+async fn a_401_from_graph_gets_one_refresh_and_one_retry() {
+    for kind in KINDS {
+        let s = setup(kind).await;
+        s.client.calendar_info().await.unwrap();
+        let fault = status(401, "InvalidAuthenticationToken", None);
+        s.emu.inject(OWNER, Endpoint::FreeBusy, fault, 1);
+        s.client.free_busy(day()).await.unwrap();
+        assert_eq!(s.emu.tokens_issued(), 2, "{kind:?}");
+        // A rotation per refresh, each handed over.
+        assert_eq!(s.rotated.lock().unwrap().len(), 2, "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_or_revoked_grant_is_expired_and_makes_nothing() {
+    for kind in KINDS {
+        let s = setup(kind).await;
+        s.emu.revoke(OWNER);
+        assert_eq!(s.client.calendar_info().await, Err(CalendarError::Expired));
+
+        // Mid-call: the cached access token dies and the refresh is refused.
+        let s = setup(kind).await;
+        s.client.free_busy(day()).await.unwrap();
+        s.emu.revoke(OWNER);
+        assert_eq!(
+            s.client.create_event(&event("bk-expired")).await,
+            Err(CalendarError::Expired),
+            "{kind:?}"
+        );
+        assert_eq!(ours(&s), 0);
+    }
+}
+
+#[tokio::test]
+async fn interaction_required_is_handled_like_expiry() {
+    for kind in KINDS {
+        let s = setup(kind).await;
+        let fault = Fault::Token(TokenFault::InteractionRequired);
+        s.emu.inject(OWNER, Endpoint::Token, fault, 1);
+        assert_eq!(s.client.calendar_info().await, Err(CalendarError::Expired));
+    }
+}
+
+#[tokio::test]
+async fn missing_consent_is_admin_approval_needed_not_expiry() {
+    for kind in KINDS {
+        let s = setup(kind).await;
+        let fault = Fault::Token(TokenFault::ConsentRequired);
+        s.emu.inject(OWNER, Endpoint::Token, fault, 1);
+        assert_eq!(
+            s.client.create_event(&event("bk-consent")).await,
+            Err(CalendarError::ConsentRequired),
+            "{kind:?}"
+        );
+        assert_eq!(ours(&s), 0);
+    }
+}
+
+#[tokio::test]
+async fn a_token_endpoint_briefly_unavailable_is_retried() {
+    for kind in KINDS {
+        let s = setup(kind).await;
+        let fault = Fault::Token(TokenFault::TemporarilyUnavailable);
+        s.emu.inject(OWNER, Endpoint::Token, fault, 1);
+        s.client.calendar_info().await.unwrap();
+        assert_eq!(s.emu.tokens_issued(), 1, "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_same_booking_twice_is_one_event() {
+    // Graph has no 409 on a client id: the transactionId makes a repeat
+    // return the event already made.
+    for kind in KINDS {
+        let s = setup(kind).await;
+        let a = s.client.create_event(&event("bk-twice")).await.unwrap();
+        let b = s.client.create_event(&event("bk-twice")).await.unwrap();
+        assert_eq!(a, b, "{kind:?}");
+        assert_eq!(ours(&s), 1);
+    }
+}
+
+#[tokio::test]
+async fn the_link_is_teams_for_work_and_absent_for_personal_accounts() {
+    for kind in KINDS {
+        let s = setup(kind).await;
+        let info = s.client.calendar_info().await.unwrap();
+        let made = s.client.create_event(&event("bk-link")).await.unwrap();
+        match kind {
+            Kind::Work => {
+                assert_eq!(info.video, Video::Available("Microsoft Teams".into()));
+                assert!(made
+                    .join_link
+                    .unwrap()
+                    .starts_with("https://teams.microsoft.com/"));
+            }
+            Kind::Personal => {
+                assert_eq!(info.video, Video::Unavailable);
+                assert_eq!(made.join_link, None);
+            }
+        }
+        assert_eq!(ours(&s), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_teams_meeting_that_comes_back_without_a_join_url_is_reported_linkless() {
+    // The Microsoft counterpart of a Meet link that never arrives.
+    let s = setup(Kind::Work).await;
+    s.emu.withhold_join_url(OWNER);
+    let made = s.client.create_event(&event("bk-nolink")).await.unwrap();
+    assert_eq!(made.join_link, None);
+    assert_eq!(ours(&s), 1);
+}
+
+#[tokio::test]
+async fn throttling_honours_retry_after() {
+    for kind in KINDS {
+        let s = setup(kind).await;
+        s.client.calendar_info().await.unwrap();
+        let fault = status(429, "TooManyRequests", Some(1));
+        s.emu.inject(OWNER, Endpoint::FreeBusy, fault, 1);
+        let started = Instant::now();
+        s.client.free_busy(day()).await.unwrap();
+        assert!(started.elapsed() >= StdDuration::from_secs(1), "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_budget_gives_up_in_time() {
+    for kind in KINDS {
+        let s = setup(kind).await;
+        s.client.calendar_info().await.unwrap();
+        let fault = status(503, "ServiceUnavailable", Some(60));
+        s.emu.inject(OWNER, Endpoint::Insert, fault, 5);
+        let started = Instant::now();
+        assert!(matches!(
+            s.client.create_event(&event("bk-throttled")).await,
+            Err(CalendarError::RateLimited { .. })
+        ));
+        assert!(started.elapsed() < StdDuration::from_secs(5), "{kind:?}");
+        assert_eq!(ours(&s), 0);
+    }
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_and_create_once() {
+    for kind in KINDS {
+        let s = setup(kind).await;
+        let fault = status(503, "ServiceUnavailable", None);
+        s.emu.inject(OWNER, Endpoint::Insert, fault, 2);
+        s.client.create_event(&event("bk-5xx")).await.unwrap();
+        assert_eq!(ours(&s), 1, "{kind:?}");
+        let fault = status(504, "GatewayTimeout", None);
+        s.emu.inject(OWNER, Endpoint::FreeBusy, fault, 1);
+        assert_eq!(s.client.free_busy(day()).await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_bad_request_is_not_retried() {
+    for kind in KINDS {
+        let s = setup(kind).await;
+        s.client.calendar_info().await.unwrap();
+        let fault = status(400, "ErrorInvalidRequest", None);
+        s.emu.inject(OWNER, Endpoint::Insert, fault, 2);
+        assert!(matches!(
+            s.client.create_event(&event("bk-400")).await,
+            Err(CalendarError::Rejected(_))
+        ));
+        // One fault is left: the first attempt was the only one.
+        assert!(matches!(
+            s.client.create_event(&event("bk-400")).await,
+            Err(CalendarError::Rejected(_))
+        ));
+        s.client.create_event(&event("bk-400")).await.unwrap();
+        assert_eq!(ours(&s), 1, "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_is_lost_is_found_by_its_booking_id() {
+    for kind in KINDS {
+        let s = setup(kind).await;
+        s.emu
+            .inject(OWNER, Endpoint::Insert, Fault::CommitThenDrop, 1);
+        let made = s.client.create_event(&event("bk-drop")).await.unwrap();
+        assert_eq!(ours(&s), 1, "{kind:?}: the retry must not create twice");
+        assert_eq!(made.event_id, s.emu.events(OWNER)[0].id);
+        assert_eq!(made.join_link.is_some(), kind == Kind::Work);
+    }
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_found_even_when_graph_forgets_the_transaction_id() {
+    // The transactionId window is undocumented: the lookup by booking id is
+    // what keeps the retry from creating a second event.
+    let s = setup(Kind::Work).await;
+    s.emu
+        .inject(OWNER, Endpoint::Insert, Fault::CommitThenDrop, 1);
+    s.emu.forget_transaction_ids(OWNER);
+    s.client.create_event(&event("bk-forgot")).await.unwrap();
+    assert_eq!(ours(&s), 1);
+}
+
+#[tokio::test]
+async fn calendar_view_may_lag_writes() {
+    for kind in KINDS {
+        let s = setup(kind).await;
+        s.emu.lag_free_busy(OWNER, StdDuration::from_millis(300));
+        s.client.create_event(&event("bk-lag")).await.unwrap();
+        // Not visible yet: callbook's own claims in the ledger cover this gap.
+        assert!(s.client.free_busy(day()).await.unwrap().is_empty());
+        tokio::time::sleep(StdDuration::from_millis(400)).await;
+        assert_eq!(
+            s.client.free_busy(day()).await.unwrap().len(),
+            1,
+            "{kind:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn slow_answers_within_the_timeout_just_take_longer() {
+    for kind in KINDS {
+        let s = setup(kind).await;
+        let fault = Fault::Latency(StdDuration::from_millis(500));
+        s.emu.inject(OWNER, Endpoint::CalendarList, fault, 1);
+        let started = Instant::now();
+        s.client.create_event(&event("bk-slow")).await.unwrap();
+        assert!(started.elapsed() >= StdDuration::from_millis(500));
+        assert_eq!(ours(&s), 1, "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_personal_accounts_busy_time_comes_from_calendar_view() {
+    let s = setup(Kind::Personal).await;
+    s.emu.add_event(
+        OWNER,
+        "dentist",
+        Interval::new(t("2026-12-01T15:00:00Z"), t("2026-12-01T16:00:00Z")),
+        "busy",
+    );
+    let busy = s.client.free_busy(day()).await.unwrap();
+    assert_eq!(busy.len(), 1);
+}
