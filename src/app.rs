@@ -21,6 +21,10 @@ pub const PROVIDER_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Everything `run` needs, built by `main` or by a test.
 pub struct Settings {
     pub auth_token: SecretString,
+    /// Bearer token for the admin API; `None` turns it off.
+    pub admin_token: Option<SecretString>,
+    /// Where owners' browsers reach callbook (the OAuth redirect's base).
+    pub public_url: String,
     pub store: Arc<dyn Store>,
     pub ledger: Arc<dyn Ledger>,
     pub google: GoogleEndpoints,
@@ -65,6 +69,10 @@ pub async fn run(
     let state = AppState {
         auth_token: Arc::new(settings.auth_token),
         deps,
+        admin: Arc::new(crate::server::admin::Admin::new(
+            settings.admin_token,
+            settings.public_url,
+        )),
         calls_cancel: calls_cancel.clone(),
     };
     // Replies are small frames a caller is waiting on: no Nagle delay.

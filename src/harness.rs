@@ -45,6 +45,8 @@ pub struct Emulators {
 pub struct Harness {
     pub addr: SocketAddr,
     pub token: String,
+    /// Bearer token for the admin API.
+    pub admin_token: String,
     pub google: GoogleEmulator,
     pub microsoft: MicrosoftEmulator,
     pub clock: Clock,
@@ -63,6 +65,8 @@ pub fn emulator_endpoints(addr: SocketAddr) -> GoogleEndpoints {
             client_id: EMULATOR_CLIENT_ID.into(),
             client_secret: SecretString::from(EMULATOR_CLIENT_SECRET),
         },
+        authorize_url: format!("http://{addr}/o/oauth2/v2/auth"),
+        revoke_url: format!("http://{addr}/revoke"),
     }
 }
 
@@ -75,6 +79,7 @@ pub fn ms_emulator_endpoints(addr: SocketAddr) -> MicrosoftEndpoints {
             client_id: EMULATOR_CLIENT_ID.into(),
             client_secret: SecretString::from(EMULATOR_CLIENT_SECRET),
         },
+        authority: format!("http://{addr}"),
     }
 }
 
@@ -137,8 +142,13 @@ impl Harness {
         let store = Arc::new(provisioning.into_store());
         let ledger = Arc::new(MemoryLedger::new());
         let token = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let admin_token = format!("admin-{}", uuid::Uuid::new_v4().simple());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let settings = crate::Settings {
             auth_token: SecretString::from(token.clone()),
+            admin_token: Some(SecretString::from(admin_token.clone())),
+            public_url: format!("http://{addr}"),
             store: store.clone(),
             ledger: ledger.clone(),
             google: emulator_endpoints(google_addr),
@@ -146,8 +156,6 @@ impl Harness {
             clock: clock.clone(),
             drain: Duration::from_millis(500),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
         let stop = shutdown.clone();
         let server = tokio::spawn(crate::run(settings, listener, async move {
             stop.cancelled().await
@@ -155,6 +163,7 @@ impl Harness {
         Ok(Harness {
             addr,
             token,
+            admin_token,
             google,
             microsoft,
             clock,

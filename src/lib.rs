@@ -26,10 +26,13 @@
 //!   OAuth (consent with PKCE, code exchange, refresh, revoke); Windows zone
 //!   names; invite templates; and local provider [`calendar::emulator`]s with
 //!   fault injection.
-//! - [`store`]: users, connections and campaigns behind a trait; loaded from
-//!   the provisioning file.
+//! - [`store`]: users, their connections (one per provider, one active) and
+//!   campaigns behind a trait; loaded from the provisioning file, with
+//!   connections optionally written through to a sealed state file.
 //! - [`protocol`]: wire frames, mirroring `protocol/` exactly.
-//! - [`server`]: the axum router (`/v1/calls`, `/healthz`).
+//! - [`server`]: the axum router: `/v1/calls`, the admin API for
+//!   connections (`server::admin`: OAuth connect and callback, calendar
+//!   choice, active provider, disconnect) and `/healthz`.
 //! - [`app`]: wiring, serving and draining; [`clock`]: where "now" comes
 //!   from (system or a virtual clock for replays).
 //! - [`harness`]: the whole service plus emulator in-process, driven over a

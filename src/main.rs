@@ -11,6 +11,7 @@ use callbook::ledger::MemoryLedger;
 use callbook::schedule::Interval;
 use callbook::store::provisioning::{self, Provisioning};
 use callbook::store::secrets::TokenCipher;
+use callbook::store::state_file::StateFile;
 use callbook::store::Provider;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
@@ -131,6 +132,19 @@ struct ServeArgs {
     /// Bearer token the pipeline must present on `/v1/calls`.
     #[arg(long, env = "CALLBOOK_AUTH_TOKEN", hide_env_values = true)]
     auth_token: String,
+    /// Bearer token for the admin API (connections); without it the admin
+    /// API is off.
+    #[arg(long, env = "CALLBOOK_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Where owners' browsers reach callbook; OAuth redirects go to
+    /// `{public_url}/v1/oauth/callback`. Defaults to the listen address.
+    #[arg(long, env = "CALLBOOK_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Keep connections made or changed while running (OAuth connects,
+    /// rotated refresh tokens, expiry) in this file, tokens sealed with
+    /// CALLBOOK_TOKEN_KEY. Without it they last until restart.
+    #[arg(long, env = "CALLBOOK_STATE_FILE")]
+    state_file: Option<PathBuf>,
     /// Provisioning file (users, connections, campaigns). Without it the
     /// embedded default is used, with the built-in Google emulator.
     #[arg(long, env = "CALLBOOK_PROVISIONING")]
@@ -151,6 +165,10 @@ struct ServeArgs {
     google_api_base: String,
     #[arg(long, env = "CALLBOOK_GOOGLE_TOKEN_URL", default_value = GoogleEndpoints::TOKEN_URL)]
     google_token_url: String,
+    #[arg(long, env = "CALLBOOK_GOOGLE_AUTHORIZE_URL", default_value = GoogleEndpoints::AUTHORIZE_URL)]
+    google_authorize_url: String,
+    #[arg(long, env = "CALLBOOK_GOOGLE_REVOKE_URL", default_value = GoogleEndpoints::REVOKE_URL)]
+    google_revoke_url: String,
     #[arg(long, env = "CALLBOOK_MICROSOFT_CLIENT_ID", default_value = "")]
     microsoft_client_id: String,
     #[arg(
@@ -164,6 +182,8 @@ struct ServeArgs {
     microsoft_graph_base: String,
     #[arg(long, env = "CALLBOOK_MICROSOFT_TOKEN_URL", default_value = MicrosoftEndpoints::TOKEN_URL)]
     microsoft_token_url: String,
+    #[arg(long, env = "CALLBOOK_MICROSOFT_AUTHORITY", default_value = MicrosoftEndpoints::AUTHORITY)]
+    microsoft_authority: String,
     /// Seconds live calls may continue after a shutdown signal.
     #[arg(long, env = "CALLBOOK_DRAIN_SECONDS", default_value_t = 30)]
     drain_seconds: u64,
@@ -274,6 +294,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 client_id: args.google_client_id,
                 client_secret: SecretString::from(args.google_client_secret),
             },
+            authorize_url: args.google_authorize_url,
+            revoke_url: args.google_revoke_url,
         };
         let microsoft = MicrosoftEndpoints {
             graph_base: args.microsoft_graph_base,
@@ -282,20 +304,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 client_id: args.microsoft_client_id,
                 client_secret: SecretString::from(args.microsoft_client_secret),
             },
+            authority: args.microsoft_authority,
         };
         (google, microsoft)
     };
+    let mut store = prov.into_store();
+    if let Some(path) = &args.state_file {
+        let cipher = args.key.cipher()?.ok_or_else(|| {
+            anyhow::anyhow!("--state-file needs CALLBOOK_TOKEN_KEY to seal the tokens it keeps")
+        })?;
+        store = store
+            .with_state_file(StateFile::new(path.clone(), cipher))
+            .await?;
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    let local = listener.local_addr()?;
     let settings = callbook::Settings {
         auth_token: SecretString::from(args.auth_token),
-        store: Arc::new(prov.into_store()),
+        admin_token: args.admin_token.map(SecretString::from),
+        public_url: args.public_url.unwrap_or_else(|| format!("http://{local}")),
+        store: Arc::new(store),
         ledger: Arc::new(MemoryLedger::new()),
         google,
         microsoft,
         clock: Clock::System,
         drain: Duration::from_secs(args.drain_seconds),
     };
-    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
-    tracing::info!(addr = %listener.local_addr()?, "callbook serving /v1/calls");
+    tracing::info!(addr = %local, "callbook serving /v1/calls");
     callbook::run(settings, listener, shutdown_signal()).await?;
     emulator_stop.cancel();
     Ok(())

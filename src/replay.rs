@@ -10,7 +10,7 @@
 //! with `calendar`. Everything runs in-process against the Google emulator
 //! over real HTTP, on a virtual clock.
 
-use crate::calendar::emulator::StoredEvent;
+use crate::calendar::emulator::{Endpoint, Fault, StoredEvent, TokenFault};
 use crate::clock::Clock;
 use crate::harness::{frames, CallClient, Harness};
 use crate::schedule::Interval;
@@ -50,7 +50,9 @@ pub struct Owner {
     #[serde(default = "google")]
     pub provider: String,
     /// `active` (default), `expired` (marked in callbook's store),
-    /// `revoked` (the provider refuses the grant), or `missing`.
+    /// `revoked` (the provider refuses the grant), `consent_required` (the
+    /// owner's organisation wants an administrator to approve callbook), or
+    /// `missing`.
     #[serde(default = "active")]
     pub connection: String,
     #[serde(default = "yes")]
@@ -211,6 +213,13 @@ impl Fixture {
             if owner.connection == "revoked" {
                 emu.google.revoke(&owner.email);
                 emu.microsoft.revoke(&owner.email);
+            }
+            if owner.connection == "consent_required" {
+                let fault = Fault::Token(TokenFault::ConsentRequired);
+                emu.google
+                    .inject(&owner.email, Endpoint::Token, fault.clone(), u32::MAX);
+                emu.microsoft
+                    .inject(&owner.email, Endpoint::Token, fault, u32::MAX);
             }
         })
         .await?;

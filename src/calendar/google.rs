@@ -3,7 +3,10 @@
 
 use super::oauth::{AuthorizedClient, OAuthClient};
 use super::retry::{retry, RetryPolicy};
-use super::{event_id_for, CalendarError, CalendarInfo, CalendarProvider, CreatedEvent, NewEvent};
+use super::{
+    event_id_for, CalendarError, CalendarInfo, CalendarProvider, CalendarSummary, CreatedEvent,
+    NewEvent,
+};
 use crate::dialog::{MeetingKind, Video};
 use crate::schedule::{merge_busy, Interval};
 use async_trait::async_trait;
@@ -23,11 +26,17 @@ pub struct GoogleEndpoints {
     /// e.g. `https://www.googleapis.com/calendar/v3`
     pub api_base: String,
     pub oauth: OAuthClient,
+    /// The consent screen.
+    pub authorize_url: String,
+    /// Where a grant is revoked on disconnect.
+    pub revoke_url: String,
 }
 
 impl GoogleEndpoints {
     pub const API_BASE: &'static str = "https://www.googleapis.com/calendar/v3";
     pub const TOKEN_URL: &'static str = "https://oauth2.googleapis.com/token";
+    pub const AUTHORIZE_URL: &'static str = "https://accounts.google.com/o/oauth2/v2/auth";
+    pub const REVOKE_URL: &'static str = "https://oauth2.googleapis.com/revoke";
 }
 
 /// One connected Google calendar.
@@ -66,6 +75,23 @@ struct GoogleErrorItem {
 }
 
 impl GoogleCalendar {
+    /// `calendarList` entries the owner can write to.
+    async fn writable_calendars(&self) -> Result<Vec<Value>, CalendarError> {
+        let list = self
+            .call(
+                Method::GET,
+                &["users", "me", "calendarList"],
+                &[("minAccessRole", "writer")],
+                None,
+            )
+            .await?;
+        Ok(list
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
     pub fn new(
         http: reqwest::Client,
         endpoints: GoogleEndpoints,
@@ -342,20 +368,25 @@ fn created(event: &Value) -> Result<CreatedEvent, CalendarError> {
 
 #[async_trait]
 impl CalendarProvider for GoogleCalendar {
+    async fn list_calendars(&self) -> Result<Vec<CalendarSummary>, CalendarError> {
+        let s = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
+        Ok(self
+            .writable_calendars()
+            .await?
+            .iter()
+            .map(|c| CalendarSummary {
+                id: s(c, "id").unwrap_or_default(),
+                name: s(c, "summaryOverride")
+                    .or_else(|| s(c, "summary"))
+                    .unwrap_or_default(),
+                primary: c.get("primary").and_then(Value::as_bool).unwrap_or(false),
+                timezone: s(c, "timeZone"),
+            })
+            .collect())
+    }
+
     async fn calendar_info(&self) -> Result<CalendarInfo, CalendarError> {
-        let list = self
-            .call(
-                Method::GET,
-                &["users", "me", "calendarList"],
-                &[("minAccessRole", "writer")],
-                None,
-            )
-            .await?;
-        let items = list
-            .get("items")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let items = self.writable_calendars().await?;
         let wanted = |c: &&Value| {
             let id = c.get("id").and_then(Value::as_str);
             let primary = c.get("primary").and_then(Value::as_bool).unwrap_or(false);

@@ -6,7 +6,10 @@
 pub use super::oauth::OnRotate;
 use super::oauth::{AuthorizedClient, OAuthClient};
 use super::retry::{retry, RetryPolicy};
-use super::{windows_zones, CalendarError, CalendarInfo, CalendarProvider, CreatedEvent, NewEvent};
+use super::{
+    windows_zones, CalendarError, CalendarInfo, CalendarProvider, CalendarSummary, CreatedEvent,
+    NewEvent,
+};
 use crate::dialog::{MeetingKind, Video};
 use crate::schedule::{merge_busy, Interval};
 use async_trait::async_trait;
@@ -28,12 +31,24 @@ pub struct MicrosoftEndpoints {
     /// e.g. `https://graph.microsoft.com/v1.0`
     pub graph_base: String,
     pub oauth: OAuthClient,
+    /// The identity platform, e.g. `https://login.microsoftonline.com`:
+    /// the consent screen is `{authority}/common/oauth2/v2.0/authorize`,
+    /// a tenant's admin consent `{authority}/{tenant}/v2.0/adminconsent`.
+    pub authority: String,
 }
 
 impl MicrosoftEndpoints {
     pub const GRAPH_BASE: &'static str = "https://graph.microsoft.com/v1.0";
+    pub const AUTHORITY: &'static str = "https://login.microsoftonline.com";
     pub const TOKEN_URL: &'static str =
         "https://login.microsoftonline.com/common/oauth2/v2.0/token";
+
+    pub fn authorize_url(&self) -> String {
+        format!(
+            "{}/common/oauth2/v2.0/authorize",
+            self.authority.trim_end_matches('/')
+        )
+    }
 }
 
 /// What `/me/calendars` and the mailbox settings said.
@@ -283,6 +298,30 @@ impl CalendarProvider for MicrosoftCalendar {
                 Video::Unavailable
             },
         })
+    }
+
+    async fn list_calendars(&self) -> Result<Vec<CalendarSummary>, CalendarError> {
+        let list = self
+            .send(Method::GET, self.url(&["me", "calendars"])?, None)
+            .await?;
+        let s = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
+        Ok(list
+            .get("value")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|c| c.get("canEdit").and_then(Value::as_bool).unwrap_or(false))
+            .map(|c| CalendarSummary {
+                id: s(c, "id").unwrap_or_default(),
+                name: s(c, "name").unwrap_or_default(),
+                primary: c
+                    .get("isDefaultCalendar")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                // Outlook calendars carry no zone; the mailbox has one.
+                timezone: None,
+            })
+            .collect())
     }
 
     async fn free_busy(&self, window: Interval) -> Result<Vec<Interval>, CalendarError> {

@@ -28,6 +28,17 @@ pub struct CalendarInfo {
     pub video: Video,
 }
 
+/// A calendar the owner may choose to book on (one they can write to).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CalendarSummary {
+    pub id: String,
+    pub name: String,
+    pub primary: bool,
+    /// The calendar's own zone, where the provider has one (Google).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+}
+
 /// An event to create. `booking_id` makes the create idempotent: the same
 /// booking always maps to the same provider-side id.
 #[derive(Debug, Clone)]
@@ -81,6 +92,8 @@ pub enum CalendarError {
 #[async_trait]
 pub trait CalendarProvider: Send + Sync {
     async fn calendar_info(&self) -> Result<CalendarInfo, CalendarError>;
+    /// The calendars the owner can write to, for choosing one.
+    async fn list_calendars(&self) -> Result<Vec<CalendarSummary>, CalendarError>;
     /// Busy intervals overlapping `window`. Fails rather than report a busy
     /// calendar as free.
     async fn free_busy(&self, window: Interval) -> Result<Vec<Interval>, CalendarError>;

@@ -210,30 +210,51 @@ pub struct Authorization {
     pub verifier: SecretString,
 }
 
-/// Consent flows waiting for their callback, by `state`. Each state works
-/// once and expires.
-#[derive(Default)]
-pub struct PendingFlows {
-    flows: Mutex<HashMap<String, (SecretString, tokio::time::Instant)>>,
+/// Consent flows waiting for their callback, by `state`, each with what the
+/// caller needs to finish it (`T`: whose connection, which provider). Each
+/// state works once and expires.
+pub struct PendingFlows<T = ()> {
+    flows: Mutex<HashMap<String, Pending<T>>>,
+}
+
+struct Pending<T> {
+    verifier: SecretString,
+    meta: T,
+    at: tokio::time::Instant,
+}
+
+impl<T> Default for PendingFlows<T> {
+    fn default() -> Self {
+        Self {
+            flows: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 /// How long an owner has to finish the consent screen.
 pub const FLOW_TTL: Duration = Duration::from_secs(600);
 
-impl PendingFlows {
-    pub fn put(&self, a: &Authorization) {
+impl<T> PendingFlows<T> {
+    pub fn put(&self, a: &Authorization, meta: T) {
         let mut flows = self.flows.lock().unwrap_or_else(|p| p.into_inner());
         let now = tokio::time::Instant::now();
-        flows.retain(|_, (_, at)| now.duration_since(*at) < FLOW_TTL);
-        flows.insert(a.state.clone(), (a.verifier.clone(), now));
+        flows.retain(|_, p| now.duration_since(p.at) < FLOW_TTL);
+        flows.insert(
+            a.state.clone(),
+            Pending {
+                verifier: a.verifier.clone(),
+                meta,
+                at: now,
+            },
+        );
     }
 
-    /// The verifier for `state`, once; `None` for an unknown, used or
-    /// expired state.
-    pub fn take(&self, state: &str) -> Option<SecretString> {
+    /// The verifier and meta for `state`, once; `None` for an unknown, used
+    /// or expired state.
+    pub fn take(&self, state: &str) -> Option<(SecretString, T)> {
         let mut flows = self.flows.lock().unwrap_or_else(|p| p.into_inner());
-        let (verifier, at) = flows.remove(state)?;
-        (at.elapsed() < FLOW_TTL).then_some(verifier)
+        let p = flows.remove(state)?;
+        (p.at.elapsed() < FLOW_TTL).then_some((p.verifier, p.meta))
     }
 }
 
@@ -444,8 +465,12 @@ pub fn admin_consent_url(
 }
 
 /// Called with each new refresh token: Microsoft rotates them on every
-/// refresh and the old one must be replaced where it is stored.
-pub type OnRotate = std::sync::Arc<dyn Fn(SecretString) + Send + Sync>;
+/// refresh and the old one must be replaced where it is stored. It is
+/// awaited before the new access token is used, with the next refresh held
+/// back, so rotations are stored in order.
+pub type OnRotate = std::sync::Arc<
+    dyn Fn(SecretString) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync,
+>;
 
 /// Refresh this long before an access token runs out.
 const TOKEN_EARLY_REFRESH: Duration = Duration::from_secs(60);
@@ -496,7 +521,7 @@ impl AuthorizedClient {
         if let Some(rotated) = grant.refresh_token {
             tokens.refresh = rotated.clone();
             if let Some(persist) = &self.on_rotate {
-                persist(rotated);
+                persist(rotated).await;
             }
         }
         let until =

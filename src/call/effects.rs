@@ -13,7 +13,7 @@ use crate::dialog::{
 };
 use crate::ledger::LedgerError;
 use crate::schedule::{subtract, Interval};
-use crate::store::BookingSettings;
+use crate::store::{BookingSettings, ConnectionStatus, Provider};
 use chrono::Duration;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -35,6 +35,8 @@ pub(super) struct BookingEnv {
     pub recipient_last: String,
     pub settings: BookingSettings,
     pub provider: Arc<dyn CalendarProvider>,
+    /// Which of the owner's connections `provider` speaks for.
+    pub provider_kind: Provider,
 }
 
 /// An effect's result, back to the actor.
@@ -88,20 +90,29 @@ pub(super) async fn run(
 }
 
 /// Maps a provider fault to what the caller's dialog needs, recording an
-/// expired grant so later calls skip booking at once.
+/// expired grant or missing consent on the connection so later calls skip
+/// booking at once and the admin API shows what the owner must do.
 async fn trouble(e: CalendarError, env: &BookingEnv, deps: &CallDeps) -> Trouble {
     tracing::warn!(error = %e, owner = %env.owner_id, "calendar call failed");
-    match e {
-        CalendarError::Expired => {
-            let _ = deps
-                .store
-                .mark_expired(&env.owner_id, deps.clock.now())
-                .await;
-            Trouble::Expired
-        }
-        CalendarError::ConsentRequired => Trouble::AdminApproval,
-        _ => Trouble::Unavailable,
+    let since = deps.clock.now();
+    let (status, trouble) = match e {
+        CalendarError::Expired => (ConnectionStatus::Expired { since }, Trouble::Expired),
+        CalendarError::ConsentRequired => (
+            ConnectionStatus::AdminApprovalNeeded { since },
+            Trouble::AdminApproval,
+        ),
+        _ => return Trouble::Unavailable,
+    };
+    if let Err(e) = deps
+        .store
+        .set_status(&env.owner_id, env.provider_kind, status)
+        .await
+    {
+        tracing::warn!(error = %e, "could not record the connection's status");
     }
+    // The cached client holds a grant that no longer works.
+    deps.calendars.forget(&env.owner_id);
+    trouble
 }
 
 async fn load(env: &BookingEnv, deps: &CallDeps) -> Result<Availability, Trouble> {

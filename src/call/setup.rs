@@ -15,14 +15,22 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Provider clients, one per connected user, kept so access tokens are
-/// reused across calls.
+/// reused across calls. A client is rebuilt when the user's active provider
+/// or calendar changes, and dropped with [`Calendars::forget`] when the
+/// connection is replaced or removed.
 pub struct Calendars {
     http: reqwest::Client,
     google: GoogleEndpoints,
     microsoft: MicrosoftEndpoints,
     /// Where rotated refresh tokens are written back.
     store: Arc<dyn Store>,
-    clients: Mutex<HashMap<String, Arc<dyn CalendarProvider>>>,
+    clients: Mutex<HashMap<String, Cached>>,
+}
+
+struct Cached {
+    provider: Provider,
+    calendar_id: String,
+    client: Arc<dyn CalendarProvider>,
 }
 
 impl Calendars {
@@ -41,14 +49,51 @@ impl Calendars {
         }
     }
 
-    /// The provider client for a user's connection; `None` for providers
-    /// this build cannot talk to yet.
+    pub fn google(&self) -> &GoogleEndpoints {
+        &self.google
+    }
+
+    pub fn microsoft(&self) -> &MicrosoftEndpoints {
+        &self.microsoft
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The provider client for a user's connection, reused while the
+    /// connection's provider and calendar stay the same.
     pub fn for_user(&self, user_id: &str, conn: &Connection) -> Option<Arc<dyn CalendarProvider>> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = clients.get(user_id) {
-            return Some(c.clone());
+            if c.provider == conn.provider && c.calendar_id == conn.calendar_id {
+                return Some(c.client.clone());
+            }
         }
-        let client: Arc<dyn CalendarProvider> = match conn.provider {
+        let client = self.build(user_id, conn);
+        clients.insert(
+            user_id.to_string(),
+            Cached {
+                provider: conn.provider,
+                calendar_id: conn.calendar_id.clone(),
+                client: client.clone(),
+            },
+        );
+        Some(client)
+    }
+
+    /// Drops the user's cached client (its tokens are no longer the
+    /// stored ones).
+    pub fn forget(&self, user_id: &str) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(user_id);
+    }
+
+    /// A fresh client for a connection, not cached.
+    pub fn build(&self, user_id: &str, conn: &Connection) -> Arc<dyn CalendarProvider> {
+        match conn.provider {
             Provider::Google => Arc::new(GoogleCalendar::new(
                 self.http.clone(),
                 self.google.clone(),
@@ -60,11 +105,14 @@ impl Calendars {
                 let user = user_id.to_string();
                 let persist: crate::calendar::microsoft::OnRotate = Arc::new(move |token| {
                     let (store, user) = (store.clone(), user.clone());
-                    tokio::spawn(async move {
-                        if let Err(e) = store.update_refresh_token(&user, token).await {
+                    Box::pin(async move {
+                        if let Err(e) = store
+                            .update_refresh_token(&user, Provider::Microsoft, token)
+                            .await
+                        {
                             tracing::warn!(error = %e, "could not store a rotated refresh token");
                         }
-                    });
+                    })
                 });
                 Arc::new(MicrosoftCalendar::new(
                     self.http.clone(),
@@ -74,9 +122,7 @@ impl Calendars {
                     Some(persist),
                 ))
             }
-        };
-        clients.insert(user_id.to_string(), client.clone());
-        Some(client)
+        }
     }
 }
 
@@ -145,8 +191,12 @@ async fn booking_env(deps: &CallDeps, start: &Start) -> Result<BookingEnv, SkipR
         .ok()
         .flatten()
         .ok_or(SkipReason::CalendarMissing)?;
-    if let ConnectionStatus::Expired { .. } = conn.status {
-        return Err(SkipReason::CalendarExpired);
+    match conn.status {
+        ConnectionStatus::Active => {}
+        ConnectionStatus::Expired { .. } => return Err(SkipReason::CalendarExpired),
+        ConnectionStatus::AdminApprovalNeeded { .. } => {
+            return Err(SkipReason::AdminApprovalNeeded)
+        }
     }
     let provider = deps
         .calendars
@@ -165,6 +215,7 @@ async fn booking_env(deps: &CallDeps, start: &Start) -> Result<BookingEnv, SkipR
             .to_string(),
         settings,
         provider,
+        provider_kind: conn.provider,
     })
 }
 

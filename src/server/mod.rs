@@ -1,11 +1,12 @@
-//! HTTP surface: the call WebSocket and health.
+//! HTTP surface: the call WebSocket, the admin API and health.
 
+pub mod admin;
 mod ws;
 
 use crate::call::CallDeps;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 pub struct AppState {
     pub auth_token: Arc<SecretString>,
     pub deps: Arc<CallDeps>,
+    pub admin: Arc<admin::Admin>,
     /// Fired when live calls must stop (after the drain period).
     pub calls_cancel: CancellationToken,
 }
@@ -26,6 +28,21 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/calls", get(ws::upgrade))
         .route("/healthz", get(healthz))
+        .route("/v1/users/{user}/connections", get(admin::list))
+        .route(
+            "/v1/users/{user}/connections/{provider}",
+            post(admin::connect).delete(admin::disconnect),
+        )
+        .route(
+            "/v1/users/{user}/connections/{provider}/calendars",
+            get(admin::calendars),
+        )
+        .route(
+            "/v1/users/{user}/connections/{provider}/calendar",
+            put(admin::choose_calendar),
+        )
+        .route("/v1/users/{user}/active_provider", put(admin::set_active))
+        .route("/v1/oauth/callback", get(admin::callback))
         .with_state(state)
 }
 

@@ -1,15 +1,41 @@
-use super::{Campaign, Connection, ConnectionStatus, Store, StoreError, User};
+use super::state_file::StateFile;
+use super::{Campaign, Connection, ConnectionStatus, Provider, Store, StoreError, User};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use secrecy::SecretString;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+/// A user's calendar connections, at most one per provider.
+#[derive(Clone, Default)]
+pub(super) struct UserConnections {
+    pub(super) active: Option<Provider>,
+    pub(super) list: Vec<Connection>,
+}
+
+impl UserConnections {
+    fn get_mut(&mut self, provider: Provider) -> Option<&mut Connection> {
+        self.list.iter_mut().find(|c| c.provider == provider)
+    }
+}
+
 /// Everything in process memory; what the provisioning file loads into.
+/// With a [`StateFile`], every change to a connection is written through to
+/// it (tokens sealed), so rotated tokens and reconnections survive a
+/// restart.
 #[derive(Default)]
 pub struct MemoryStore {
     campaigns: RwLock<HashMap<String, Campaign>>,
     users: RwLock<HashMap<String, User>>,
-    connections: RwLock<HashMap<String, Connection>>,
+    connections: RwLock<HashMap<String, UserConnections>>,
+    state: Option<StateFile>,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
 }
 
 impl MemoryStore {
@@ -17,82 +43,216 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// Writes connections through to `state`, after loading what it holds
+    /// (which replaces the provisioning file's connections for its users).
+    pub async fn with_state_file(mut self, state: StateFile) -> Result<Self, StoreError> {
+        let saved = state.load().await?;
+        {
+            let mut conns = write(&self.connections);
+            for (user, uc) in saved {
+                conns.insert(user, uc);
+            }
+        }
+        self.state = Some(state);
+        Ok(self)
+    }
+
     pub fn put_campaign(&self, c: Campaign) {
-        self.campaigns
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(c.id.clone(), c);
+        write(&self.campaigns).insert(c.id.clone(), c);
     }
 
     pub fn put_user(&self, u: User) {
-        self.users
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(u.id.clone(), u);
+        write(&self.users).insert(u.id.clone(), u);
     }
 
-    pub fn put_connection(&self, user_id: &str, c: Connection) {
-        self.connections
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(user_id.to_string(), c);
+    /// Adds a connection while loading, before anything is served.
+    pub fn load_connection(&self, user_id: &str, c: Connection) {
+        upsert(
+            write(&self.connections)
+                .entry(user_id.to_string())
+                .or_default(),
+            c,
+        );
+    }
+
+    /// Applies `change` to the user's connections and, when it changed
+    /// something, writes the state file.
+    async fn change<T>(
+        &self,
+        user_id: &str,
+        change: impl FnOnce(&mut UserConnections) -> (T, bool),
+    ) -> Result<T, StoreError> {
+        let (out, changed) = {
+            let mut conns = write(&self.connections);
+            let uc = conns.entry(user_id.to_string()).or_default();
+            change(uc)
+        };
+        if changed {
+            if let Some(state) = &self.state {
+                state.save(|| read(&self.connections).clone()).await?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn upsert(uc: &mut UserConnections, c: Connection) {
+    let provider = c.provider;
+    match uc.get_mut(provider) {
+        Some(slot) => *slot = c,
+        None => uc.list.push(c),
+    }
+    if uc.active.is_none() {
+        uc.active = Some(provider);
     }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
     async fn campaign(&self, id: &str) -> Result<Option<Campaign>, StoreError> {
-        Ok(self
-            .campaigns
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned())
+        Ok(read(&self.campaigns).get(id).cloned())
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
-        Ok(self
-            .users
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned())
+        Ok(read(&self.users).get(id).cloned())
     }
 
     async fn connection(&self, user_id: &str) -> Result<Option<Connection>, StoreError> {
-        Ok(self
-            .connections
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        Ok(read(&self.connections).get(user_id).and_then(|uc| {
+            let active = uc.active?;
+            uc.list.iter().find(|c| c.provider == active).cloned()
+        }))
+    }
+
+    async fn connections(
+        &self,
+        user_id: &str,
+    ) -> Result<(Vec<Connection>, Option<Provider>), StoreError> {
+        Ok(read(&self.connections)
             .get(user_id)
-            .cloned())
+            .map(|uc| (uc.list.clone(), uc.active))
+            .unwrap_or_default())
+    }
+
+    async fn put_connection(&self, user_id: &str, c: Connection) -> Result<(), StoreError> {
+        self.change(user_id, |uc| {
+            upsert(uc, c);
+            ((), true)
+        })
+        .await
+    }
+
+    async fn remove_connection(
+        &self,
+        user_id: &str,
+        provider: Provider,
+    ) -> Result<Option<Connection>, StoreError> {
+        self.change(user_id, |uc| {
+            let Some(i) = uc.list.iter().position(|c| c.provider == provider) else {
+                return (None, false);
+            };
+            let gone = uc.list.remove(i);
+            if uc.active == Some(provider) {
+                uc.active = uc.list.first().map(|c| c.provider);
+            }
+            (Some(gone), true)
+        })
+        .await
+    }
+
+    async fn set_active(&self, user_id: &str, provider: Provider) -> Result<bool, StoreError> {
+        self.change(user_id, |uc| {
+            let known = uc.list.iter().any(|c| c.provider == provider);
+            if known {
+                uc.active = Some(provider);
+            }
+            (known, known)
+        })
+        .await
+    }
+
+    async fn set_calendar(
+        &self,
+        user_id: &str,
+        provider: Provider,
+        calendar_id: &str,
+    ) -> Result<bool, StoreError> {
+        self.change(user_id, |uc| match uc.get_mut(provider) {
+            Some(c) => {
+                c.calendar_id = calendar_id.to_string();
+                (true, true)
+            }
+            None => (false, false),
+        })
+        .await
+    }
+
+    async fn set_status(
+        &self,
+        user_id: &str,
+        provider: Provider,
+        status: ConnectionStatus,
+    ) -> Result<(), StoreError> {
+        self.change(user_id, |uc| match uc.get_mut(provider) {
+            Some(c) if c.status != status => {
+                c.status = status;
+                ((), true)
+            }
+            _ => ((), false),
+        })
+        .await
     }
 
     async fn update_refresh_token(
         &self,
         user_id: &str,
-        token: secrecy::SecretString,
+        provider: Provider,
+        token: SecretString,
     ) -> Result<(), StoreError> {
-        if let Some(c) = self
-            .connections
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(user_id)
-        {
-            c.refresh_token = token;
-        }
-        Ok(())
+        self.change(user_id, |uc| match uc.get_mut(provider) {
+            Some(c) => {
+                c.refresh_token = token;
+                ((), true)
+            }
+            None => ((), false),
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn conn(p: Provider, token: &str) -> Connection {
+        Connection::new(p, SecretString::from(token))
     }
 
-    async fn mark_expired(&self, user_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        if let Some(c) = self
-            .connections
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(user_id)
-        {
-            c.status = ConnectionStatus::Expired { at };
-        }
-        Ok(())
+    #[tokio::test]
+    async fn the_first_connection_is_active_and_another_takes_over_when_it_goes() {
+        let s = MemoryStore::new();
+        s.put_connection("u", conn(Provider::Google, "g"))
+            .await
+            .unwrap();
+        s.put_connection("u", conn(Provider::Microsoft, "m"))
+            .await
+            .unwrap();
+        let active = s.connection("u").await.unwrap().unwrap();
+        assert_eq!(active.provider, Provider::Google);
+        assert!(s.set_active("u", Provider::Microsoft).await.unwrap());
+        assert_eq!(
+            s.connection("u").await.unwrap().unwrap().provider,
+            Provider::Microsoft
+        );
+        let gone = s.remove_connection("u", Provider::Microsoft).await.unwrap();
+        assert_eq!(gone.unwrap().refresh_token.expose_secret(), "m");
+        assert_eq!(
+            s.connection("u").await.unwrap().unwrap().provider,
+            Provider::Google
+        );
+        s.remove_connection("u", Provider::Google).await.unwrap();
+        assert!(s.connection("u").await.unwrap().is_none());
+        assert!(!s.set_active("u", Provider::Google).await.unwrap());
     }
 }

@@ -1,11 +1,14 @@
 //! Who owns which calendar, and each campaign's booking settings.
 //!
-//! Behind a trait so the in-memory store (loaded from the provisioning file)
-//! and a shared store later are interchangeable.
+//! Behind a trait so the in-memory store (loaded from the provisioning file,
+//! optionally saving its connections to a sealed state file) and a shared
+//! store are interchangeable. A user may connect Google and Microsoft both;
+//! calls book on the active one.
 
 mod memory;
 pub mod provisioning;
 pub mod secrets;
+pub mod state_file;
 
 pub use memory::MemoryStore;
 
@@ -16,30 +19,79 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
     Google,
     Microsoft,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Google => "google",
+            Provider::Microsoft => "microsoft",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Provider> {
+        match s {
+            "google" => Some(Provider::Google),
+            "microsoft" => Some(Provider::Microsoft),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
 pub enum ConnectionStatus {
     Active,
     /// The grant stopped working at this time; calls skip booking until the
     /// owner reconnects.
     Expired {
-        at: DateTime<Utc>,
+        since: DateTime<Utc>,
+    },
+    /// The owner's organisation requires an administrator to approve
+    /// callbook; calls skip booking until one does and the owner reconnects.
+    AdminApprovalNeeded {
+        since: DateTime<Utc>,
     },
 }
 
-/// A calendar owner's connection. No `Debug`: it holds a token.
+impl ConnectionStatus {
+    pub fn is_active(&self) -> bool {
+        matches!(self, ConnectionStatus::Active)
+    }
+}
+
+/// A calendar owner's connection to one provider. No `Debug`: it holds a
+/// token.
 #[derive(Clone)]
 pub struct Connection {
     pub provider: Provider,
     pub calendar_id: String,
     pub refresh_token: SecretString,
     pub status: ConnectionStatus,
+    /// Microsoft's tenant, from the `id_token` at connect time (for the
+    /// admin-consent link and to spot personal accounts).
+    pub tenant: Option<String>,
+    /// The account's address as the provider reported it at connect time.
+    pub account_email: Option<String>,
+}
+
+impl Connection {
+    /// A freshly connected calendar: the primary one, active.
+    pub fn new(provider: Provider, refresh_token: SecretString) -> Self {
+        Self {
+            provider,
+            calendar_id: "primary".into(),
+            refresh_token,
+            status: ConnectionStatus::Active,
+            tenant: None,
+            account_email: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -76,13 +128,44 @@ pub enum StoreError {
 pub trait Store: Send + Sync {
     async fn campaign(&self, id: &str) -> Result<Option<Campaign>, StoreError>;
     async fn user(&self, id: &str) -> Result<Option<User>, StoreError>;
+    /// The connection calls book on: the user's active provider's.
     async fn connection(&self, user_id: &str) -> Result<Option<Connection>, StoreError>;
-    /// Records that the user's grant stopped working.
-    async fn mark_expired(&self, user_id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Every connection of the user, and which provider is active.
+    async fn connections(
+        &self,
+        user_id: &str,
+    ) -> Result<(Vec<Connection>, Option<Provider>), StoreError>;
+    /// Adds or replaces the user's connection to `c.provider`. The first
+    /// connection a user has becomes the active one.
+    async fn put_connection(&self, user_id: &str, c: Connection) -> Result<(), StoreError>;
+    /// Removes the connection and returns it; if it was active, another
+    /// connected provider (if any) becomes active.
+    async fn remove_connection(
+        &self,
+        user_id: &str,
+        provider: Provider,
+    ) -> Result<Option<Connection>, StoreError>;
+    /// Makes `provider` the one calls book on; `false` if not connected.
+    async fn set_active(&self, user_id: &str, provider: Provider) -> Result<bool, StoreError>;
+    /// Chooses the calendar of a connection; `false` if not connected.
+    async fn set_calendar(
+        &self,
+        user_id: &str,
+        provider: Provider,
+        calendar_id: &str,
+    ) -> Result<bool, StoreError>;
+    /// Records what the provider last said about the grant.
+    async fn set_status(
+        &self,
+        user_id: &str,
+        provider: Provider,
+        status: ConnectionStatus,
+    ) -> Result<(), StoreError>;
     /// Replaces the stored refresh token (Microsoft rotates them).
     async fn update_refresh_token(
         &self,
         user_id: &str,
+        provider: Provider,
         token: SecretString,
     ) -> Result<(), StoreError>;
 }

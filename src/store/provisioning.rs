@@ -50,11 +50,7 @@ pub struct ConnectionEntry {
 
 /// What a sealed token is bound to: `<user id>|<provider>`.
 pub fn sealed_owner(user: &str, provider: Provider) -> String {
-    let p = match provider {
-        Provider::Google => "google",
-        Provider::Microsoft => "microsoft",
-    };
-    format!("{user}|{p}")
+    format!("{user}|{}", provider.as_str())
 }
 
 fn primary() -> String {
@@ -183,15 +179,14 @@ impl Provisioning {
                 .connection
                 .and_then(|c| c.refresh_token.clone().map(|t| (c, t)))
             {
-                store.put_connection(
+                store.load_connection(
                     &u.id,
                     Connection {
-                        provider: c.provider,
-                        calendar_id: c.calendar_id,
-                        refresh_token: token,
-                        status: c.expired_at.map_or(ConnectionStatus::Active, |at| {
-                            ConnectionStatus::Expired { at }
+                        status: c.expired_at.map_or(ConnectionStatus::Active, |since| {
+                            ConnectionStatus::Expired { since }
                         }),
+                        calendar_id: c.calendar_id,
+                        ..Connection::new(c.provider, token)
                     },
                 );
             }

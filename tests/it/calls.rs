@@ -216,7 +216,7 @@ async fn a_grant_revoked_mid_booking_gets_a_sentence_and_marks_the_connection_ex
     assert_eq!(
         conn.status,
         ConnectionStatus::Expired {
-            at: app.clock.now()
+            since: app.clock.now()
         }
     );
     // No claim is left behind.

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, real sockets, real HTTP, the emulator.
 
+mod admin;
 mod calls;
 mod cli;
 mod fixtures;

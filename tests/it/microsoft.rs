@@ -33,8 +33,10 @@ async fn setup(work: bool, zone: &str) -> Setup {
     let addr = serve_local(emu.router(), stop.clone()).await.unwrap();
     let rotated = Arc::new(Mutex::new(Vec::new()));
     let sink = rotated.clone();
-    let on_rotate: OnRotate =
-        Arc::new(move |t: SecretString| sink.lock().unwrap().push(t.expose_secret().to_string()));
+    let on_rotate: OnRotate = Arc::new(move |t: SecretString| {
+        sink.lock().unwrap().push(t.expose_secret().to_string());
+        Box::pin(async {})
+    });
     let client = MicrosoftCalendar::new(
         callbook::app::http_client(),
         ms_emulator_endpoints(addr),
@@ -172,4 +174,82 @@ async fn a_revoked_grant_is_expired() {
     let s = setup(true, "Eastern Standard Time").await;
     s.emu.revoke(OWNER);
     assert_eq!(s.client.calendar_info().await, Err(CalendarError::Expired));
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_survives_a_restart_through_the_state_file() {
+    use base64::Engine;
+    use callbook::call::Calendars;
+    use callbook::harness::emulator_endpoints;
+    use callbook::store::secrets::TokenCipher;
+    use callbook::store::state_file::StateFile;
+    use callbook::store::{Connection, MemoryStore, Provider, Store};
+
+    let emu = MicrosoftEmulator::new(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET);
+    emu.add_account(MsAccountSpec {
+        email: OWNER.into(),
+        refresh_token: "ms-rt".into(),
+        windows_zone: "Eastern Standard Time".into(),
+        work: true,
+    });
+    let stop = CancellationToken::new();
+    let addr = serve_local(emu.router(), stop.clone()).await.unwrap();
+    let _stop = stop.drop_guard();
+    let key = SecretString::from(base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
+    let dir = std::env::temp_dir().join(format!("callbook-it-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.json");
+    let open_store = || async {
+        let cipher = TokenCipher::from_base64("k1", &key).unwrap();
+        Arc::new(
+            MemoryStore::new()
+                .with_state_file(StateFile::new(path.clone(), cipher))
+                .await
+                .unwrap(),
+        )
+    };
+    let calendars_over = |store: Arc<MemoryStore>| {
+        Calendars::new(
+            callbook::app::http_client(),
+            // Google is not used here.
+            emulator_endpoints(addr),
+            ms_emulator_endpoints(addr),
+            store,
+        )
+    };
+
+    let store = open_store().await;
+    store
+        .put_connection(
+            "alex",
+            Connection::new(Provider::Microsoft, SecretString::from("ms-rt")),
+        )
+        .await
+        .unwrap();
+    let conn = store.connection("alex").await.unwrap().unwrap();
+    let calendars = calendars_over(store.clone());
+    calendars
+        .for_user("alex", &conn)
+        .unwrap()
+        .calendar_info()
+        .await
+        .unwrap();
+    // The first token is dead now: only the rotated one works.
+    let rotated = emu.current_refresh_token(OWNER).unwrap();
+    assert_ne!(rotated, "ms-rt");
+
+    // Restart: a new store from the same file has the rotated token, and a
+    // new client refreshes with it.
+    drop(calendars);
+    let store = open_store().await;
+    let conn = store.connection("alex").await.unwrap().unwrap();
+    assert_eq!(conn.refresh_token.expose_secret(), rotated);
+    let calendars = calendars_over(store.clone());
+    calendars
+        .for_user("alex", &conn)
+        .unwrap()
+        .calendar_info()
+        .await
+        .unwrap();
+    assert!(!std::fs::read_to_string(&path).unwrap().contains(&rotated));
 }

@@ -46,8 +46,10 @@ async fn setup(kind: Kind) -> Setup {
     let addr = serve_local(emu.router(), stop.clone()).await.unwrap();
     let rotated = Arc::new(Mutex::new(Vec::new()));
     let sink = rotated.clone();
-    let on_rotate: OnRotate =
-        Arc::new(move |t: SecretString| sink.lock().unwrap().push(t.expose_secret().to_string()));
+    let on_rotate: OnRotate = Arc::new(move |t: SecretString| {
+        sink.lock().unwrap().push(t.expose_secret().to_string());
+        Box::pin(async {})
+    });
     let client = MicrosoftCalendar::new(
         callbook::app::http_client(),
         ms_emulator_endpoints(addr),

@@ -57,9 +57,9 @@ async fn an_owner_connects_google_and_callbook_can_read_the_calendar() {
         assert!(auth.url.contains(part), "{part} missing from {}", auth.url);
     }
     let flows = PendingFlows::default();
-    flows.put(&auth);
+    flows.put(&auth, ());
     let back = consent(&auth.url).await;
-    let verifier = flows.take(&back["state"]).expect("state matches");
+    let (verifier, ()) = flows.take(&back["state"]).expect("state matches");
     assert!(flows.take(&back["state"]).is_none(), "a state works once");
     let http = callbook::app::http_client();
     let grant = endpoints

@@ -80,6 +80,10 @@ impl Faults {
         });
     }
 
+    pub(super) fn clear(&mut self) {
+        self.list.clear();
+    }
+
     /// The next fault for this account and endpoint, used up by one.
     pub(super) fn take(&mut self, email: &str, endpoint: Endpoint) -> Option<Fault> {
         let hit = self

@@ -220,6 +220,11 @@ impl GoogleEmulator {
         });
     }
 
+    /// Drops every fault still waiting to fire.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
     /// Makes the next `times` requests of the account to `endpoint` fail
     /// with `fault`.
     pub fn inject(&self, email: &str, endpoint: Endpoint, fault: Fault, times: u32) {
@@ -288,6 +293,14 @@ impl GoogleEmulator {
         let raw = json!({"id": stored.id, "status": "confirmed", "summary": summary,
                          "start": {"dateTime": rfc3339(slot.start)}, "end": {"dateTime": rfc3339(slot.end)}});
         acct.events.push((stored, raw));
+    }
+
+    /// Whether the account's grant is revoked (refreshes are refused).
+    pub fn is_revoked(&self, email: &str) -> bool {
+        self.lock()
+            .accounts
+            .iter()
+            .any(|a| a.spec.email == email && a.revoked)
     }
 
     /// Revokes the account's grant: refreshes answer `invalid_grant` and
@@ -425,11 +438,13 @@ fn token_inner(
             }
             inner.issued += 1;
             let n = inner.issued;
+            let client_id = inner.client_id.clone();
             let acct = &mut inner.accounts[pending.account];
             acct.revoked = false;
             acct.spec.refresh_token = format!("1//emulated-refresh-{n}");
             let refresh = acct.spec.refresh_token.clone();
             let access = format!("ya29.emulated-{}-{n}", pending.account);
+            let id_token = id_token(&acct.spec.email, &client_id);
             inner.access_tokens.insert(access.clone(), pending.account);
             return Json(json!({
                 "access_token": access,
@@ -437,7 +452,7 @@ fn token_inner(
                 "refresh_token": refresh,
                 "scope": granted,
                 "token_type": "Bearer",
-                "id_token": "eyJhbGciOiJub25lIn0.e30.",
+                "id_token": id_token,
             }))
             .into_response();
         }
@@ -471,6 +486,16 @@ fn token_inner(
         "token_type": "Bearer",
     }))
     .into_response()
+}
+
+/// An unsigned stand-in for Google's `id_token`: the claims callbook reads.
+fn id_token(email: &str, client_id: &str) -> String {
+    use base64::Engine;
+    let enc = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let header = json!({"alg": "RS256", "kid": "emulated", "typ": "JWT"});
+    let claims = json!({"iss": "https://accounts.google.com", "aud": client_id,
+                        "sub": format!("{:x}", email.len()), "email": email, "email_verified": true});
+    format!("{}.{}.emulated-signature", enc(&header), enc(&claims))
 }
 
 /// Every scope callbook asks for, as Google reports them granted.

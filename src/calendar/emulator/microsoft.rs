@@ -251,6 +251,11 @@ impl MicrosoftEmulator {
         });
     }
 
+    /// Drops every fault still waiting to fire.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
     /// Makes the next `times` requests of the account to `endpoint` fail
     /// with `fault`.
     pub fn inject(&self, email: &str, endpoint: Endpoint, fault: Fault, times: u32) {

@@ -1,0 +1,498 @@
+//! The admin API: calendar connections. An owner connects Google or
+//! Outlook through the provider's consent screen (PKCE, single-use state),
+//! picks the calendar to book on and the active provider, and disconnects
+//! (Google's grant is revoked; Microsoft has no revoke endpoint, so the
+//! stored token is deleted). Each connection shows its status, and for an
+//! organisation that requires an administrator, the admin-consent link.
+
+use super::{authorized, unauthorized, AppState};
+use crate::calendar::oauth::{admin_consent_url, ConsentSpec, OAuthClient, PendingFlows};
+use crate::calendar::CalendarError;
+use crate::store::{Connection, ConnectionStatus, Provider};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Admin settings and the consent flows in progress.
+pub struct Admin {
+    /// Bearer token for the admin API; without one the API is off.
+    pub token: Option<SecretString>,
+    /// Where callbook is reachable from the owner's browser; the OAuth
+    /// redirect is `{public_url}/v1/oauth/callback`.
+    pub public_url: String,
+    pub flows: PendingFlows<(String, Provider)>,
+}
+
+impl Admin {
+    pub fn new(token: Option<SecretString>, public_url: String) -> Self {
+        Self {
+            token,
+            public_url,
+            flows: PendingFlows::default(),
+        }
+    }
+
+    fn redirect_uri(&self) -> String {
+        format!(
+            "{}/v1/oauth/callback",
+            self.public_url.trim_end_matches('/')
+        )
+    }
+}
+
+/// An admin API failure: a status, a stable code and a sentence.
+#[derive(Debug)]
+pub(super) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status == StatusCode::UNAUTHORIZED {
+            return unauthorized();
+        }
+        (
+            self.status,
+            Json(json!({"error": self.code, "message": self.message})),
+        )
+            .into_response()
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+/// Checks the admin bearer token, then that the user exists; answers the
+/// request itself when either fails.
+async fn guard(state: &AppState, headers: &HeaderMap, user: &str) -> Result<(), ApiError> {
+    let Some(token) = &state.admin.token else {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "admin_disabled",
+            "the admin API is off: set CALLBOOK_ADMIN_TOKEN",
+        ));
+    };
+    if !authorized(headers, token) {
+        return Err(error(StatusCode::UNAUTHORIZED, "unauthorized", ""));
+    }
+    match state.deps.store.user(user).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(error(
+            StatusCode::NOT_FOUND,
+            "unknown_user",
+            format!("no user {user:?}"),
+        )),
+        Err(e) => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        )),
+    }
+}
+
+fn provider_of(s: &str) -> Result<Provider, ApiError> {
+    Provider::parse(s).ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            "unknown_provider",
+            format!("{s:?} is not google or microsoft"),
+        )
+    })
+}
+
+fn store_down(e: impl std::fmt::Display) -> ApiError {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        e.to_string(),
+    )
+}
+
+/// What the provider said, as an admin API answer.
+fn provider_error(e: CalendarError) -> ApiError {
+    match e {
+        CalendarError::Expired => error(
+            StatusCode::CONFLICT,
+            "calendar_expired",
+            "the grant no longer works; connect again",
+        ),
+        CalendarError::ConsentRequired => error(
+            StatusCode::CONFLICT,
+            "admin_approval_needed",
+            "an administrator must approve callbook for this organisation",
+        ),
+        CalendarError::ScopeMissing(missing) => error(
+            StatusCode::BAD_REQUEST,
+            "permissions_missing",
+            format!(
+                "the owner did not grant: {}; connect again and leave every box ticked",
+                missing.join(", ")
+            ),
+        ),
+        other => error(
+            StatusCode::BAD_GATEWAY,
+            "provider_unavailable",
+            other.to_string(),
+        ),
+    }
+}
+
+fn spec_for(state: &AppState, provider: Provider) -> (ConsentSpec, &OAuthClient) {
+    let redirect = state.admin.redirect_uri();
+    let cal = &state.deps.calendars;
+    match provider {
+        Provider::Google => (
+            ConsentSpec::google(&cal.google().authorize_url, &redirect),
+            &cal.google().oauth,
+        ),
+        Provider::Microsoft => (
+            ConsentSpec::microsoft(&cal.microsoft().authorize_url(), &redirect),
+            &cal.microsoft().oauth,
+        ),
+    }
+}
+
+fn view(state: &AppState, c: &Connection, active: bool) -> Value {
+    let mut v = json!({
+        "provider": c.provider.as_str(),
+        "active": active,
+        "calendar_id": c.calendar_id,
+    });
+    match c.status {
+        ConnectionStatus::Active => v["status"] = json!("active"),
+        ConnectionStatus::Expired { since } => {
+            v["status"] = json!("expired");
+            v["since"] = json!(since);
+        }
+        ConnectionStatus::AdminApprovalNeeded { since } => {
+            v["status"] = json!("admin_approval_needed");
+            v["since"] = json!(since);
+            let ms = state.deps.calendars.microsoft();
+            if let (Provider::Microsoft, Some(tenant)) = (c.provider, &c.tenant) {
+                v["admin_consent_url"] = json!(admin_consent_url(
+                    &ms.authority,
+                    tenant,
+                    &ms.oauth.client_id,
+                    &state.admin.redirect_uri(),
+                ));
+            }
+        }
+    }
+    if let Some(email) = &c.account_email {
+        v["account"] = json!(email);
+    }
+    if let Some(tenant) = &c.tenant {
+        v["tenant"] = json!(tenant);
+    }
+    v
+}
+
+/// `GET /v1/users/{user}/connections`
+pub(super) async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(user): Path<String>,
+) -> ApiResult {
+    guard(&state, &headers, &user).await?;
+    let (conns, active) = state
+        .deps
+        .store
+        .connections(&user)
+        .await
+        .map_err(store_down)?;
+    let list: Vec<Value> = conns
+        .iter()
+        .map(|c| view(&state, c, active == Some(c.provider)))
+        .collect();
+    Ok(Json(
+        json!({"user": user, "active_provider": active.map(Provider::as_str), "connections": list}),
+    ))
+}
+
+/// `POST /v1/users/{user}/connections/{provider}`: starts a connect; the
+/// answer's `authorize_url` is where to send the owner's browser.
+pub(super) async fn connect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((user, provider)): Path<(String, String)>,
+) -> ApiResult {
+    guard(&state, &headers, &user).await?;
+    let provider = provider_of(&provider)?;
+    let (spec, oauth) = spec_for(&state, provider);
+    let auth = oauth.authorize(&spec).map_err(provider_error)?;
+    state.admin.flows.put(&auth, (user, provider));
+    Ok(Json(
+        json!({"authorize_url": auth.url, "redirect_uri": spec.redirect_uri}),
+    ))
+}
+
+#[derive(Deserialize)]
+pub(super) struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /v1/oauth/callback`: the provider sends the owner's browser back
+/// here. The single-use `state` is the credential.
+pub(super) async fn callback(State(state): State<AppState>, Query(q): Query<Callback>) -> Response {
+    let page = |status: StatusCode, text: &str| (status, text.to_string()).into_response();
+    let Some((verifier, (user, provider))) =
+        q.state.as_deref().and_then(|s| state.admin.flows.take(s))
+    else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in link has expired or was already used. Start the connection again.",
+        );
+    };
+    if let Some(err) = q.error.as_deref() {
+        tracing::info!(user = %user, provider = provider.as_str(), error = err, "owner did not finish consent");
+        let text = match err {
+            "consent_required" | "admin_policy_enforced" => {
+                "Your organisation requires an administrator to approve this app before it can use your calendar."
+            }
+            "access_denied" => "Access was not granted, so no calendar was connected.",
+            _ => "The provider did not connect the calendar. Start the connection again.",
+        };
+        return page(StatusCode::FORBIDDEN, text);
+    }
+    let Some(code) = q.code.as_deref() else {
+        return page(StatusCode::BAD_REQUEST, "The provider sent no code.");
+    };
+    let (spec, oauth) = spec_for(&state, provider);
+    let http = state.deps.calendars.http().clone();
+    let grant = match oauth.exchange(&http, &spec, code, verifier).await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::warn!(user = %user, provider = provider.as_str(), error = %e, "code exchange failed");
+            let text = match e {
+                CalendarError::ScopeMissing(_) => "Some permissions were not granted. Connect again and leave every box ticked.",
+                CalendarError::ConsentRequired => "Your organisation requires an administrator to approve this app before it can use your calendar.",
+                _ => "The calendar could not be connected. Try again.",
+            };
+            return page(StatusCode::BAD_GATEWAY, text);
+        }
+    };
+    let Some(refresh) = grant.refresh_token else {
+        return page(
+            StatusCode::BAD_GATEWAY,
+            "The provider gave no offline access. Remove the app's access in your account settings and connect again.",
+        );
+    };
+    let store = &state.deps.store;
+    // Reconnecting keeps the calendar chosen before.
+    let unavailable = |e: crate::store::StoreError| {
+        tracing::error!(error = %e, "could not save a connection");
+        page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The calendar could not be saved just now. Try again in a moment.",
+        )
+    };
+    let previous = match store.connections(&user).await {
+        Ok((list, _)) => list.into_iter().find(|c| c.provider == provider),
+        Err(e) => return unavailable(e),
+    };
+    let identity = grant.identity.unwrap_or_default();
+    let conn = Connection {
+        calendar_id: previous.map_or_else(|| "primary".to_string(), |p| p.calendar_id),
+        tenant: identity.tenant,
+        account_email: identity.email,
+        ..Connection::new(provider, refresh)
+    };
+    if let Err(e) = store.put_connection(&user, conn).await {
+        return unavailable(e);
+    }
+    state.deps.calendars.forget(&user);
+    tracing::info!(user = %user, provider = provider.as_str(), "calendar connected");
+    page(
+        StatusCode::OK,
+        "Your calendar is connected. You can close this window.",
+    )
+}
+
+/// `DELETE /v1/users/{user}/connections/{provider}`
+pub(super) async fn disconnect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((user, provider)): Path<(String, String)>,
+) -> ApiResult {
+    guard(&state, &headers, &user).await?;
+    let provider = provider_of(&provider)?;
+    let gone = match state.deps.store.remove_connection(&user, provider).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(not_connected(&user, provider)),
+        Err(e) => return Err(store_down(e)),
+    };
+    state.deps.calendars.forget(&user);
+    let revoked = match provider {
+        Provider::Google => {
+            let cal = &state.deps.calendars;
+            match OAuthClient::revoke(cal.http(), &cal.google().revoke_url, &gone.refresh_token)
+                .await
+            {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(user = %user, error = %e, "could not revoke the Google grant; the token is deleted");
+                    false
+                }
+            }
+        }
+        // Microsoft has no endpoint to revoke one app's refresh token.
+        Provider::Microsoft => false,
+    };
+    Ok(Json(
+        json!({"provider": provider.as_str(), "deleted": true, "revoked": revoked}),
+    ))
+}
+
+/// `GET /v1/users/{user}/connections/{provider}/calendars`
+pub(super) async fn calendars(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((user, provider)): Path<(String, String)>,
+) -> ApiResult {
+    guard(&state, &headers, &user).await?;
+    let provider = provider_of(&provider)?;
+    let conn = connection(&state, &user, provider).await?;
+    let list = state
+        .deps
+        .calendars
+        .build(&user, &conn)
+        .list_calendars()
+        .await
+        .map_err(provider_error)?;
+    Ok(Json(json!({"calendars": list, "chosen": conn.calendar_id})))
+}
+
+async fn connection(
+    state: &AppState,
+    user: &str,
+    provider: Provider,
+) -> Result<Connection, ApiError> {
+    let (list, _) = state
+        .deps
+        .store
+        .connections(user)
+        .await
+        .map_err(store_down)?;
+    list.into_iter()
+        .find(|c| c.provider == provider)
+        .ok_or_else(|| not_connected(user, provider))
+}
+
+fn not_connected(user: &str, provider: Provider) -> ApiError {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_connected",
+        format!("{user} has no {} connection", provider.as_str()),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ChooseCalendar {
+    calendar_id: String,
+}
+
+/// `PUT /v1/users/{user}/connections/{provider}/calendar`: bookings go on
+/// this calendar from the next call. It must be one the owner can write to.
+pub(super) async fn choose_calendar(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((user, provider)): Path<(String, String)>,
+    body: Result<Json<ChooseCalendar>, JsonRejection>,
+) -> ApiResult {
+    guard(&state, &headers, &user).await?;
+    let provider = provider_of(&provider)?;
+    let Json(body) = body.map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected {\"calendar_id\": \"…\"}",
+        )
+    })?;
+    let conn = connection(&state, &user, provider).await?;
+    let list = state
+        .deps
+        .calendars
+        .build(&user, &conn)
+        .list_calendars()
+        .await
+        .map_err(provider_error)?;
+    let chosen = list
+        .iter()
+        .find(|c| c.id == body.calendar_id || (body.calendar_id == "primary" && c.primary))
+        .ok_or_else(|| {
+            error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_calendar",
+                "no writable calendar with that id",
+            )
+        })?;
+    // The primary calendar is kept as "primary" whatever its id, so the
+    // ledger keys claims on it the same way before and after the choice.
+    let stored = if chosen.primary {
+        "primary"
+    } else {
+        chosen.id.as_str()
+    };
+    state
+        .deps
+        .store
+        .set_calendar(&user, provider, stored)
+        .await
+        .map_err(store_down)?;
+    state.deps.calendars.forget(&user);
+    Ok(Json(
+        json!({"provider": provider.as_str(), "calendar_id": stored, "name": chosen.name}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ChooseProvider {
+    provider: String,
+}
+
+/// `PUT /v1/users/{user}/active_provider` with `{"provider": "…"}`.
+pub(super) async fn set_active(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(user): Path<String>,
+    body: Result<Json<ChooseProvider>, JsonRejection>,
+) -> ApiResult {
+    guard(&state, &headers, &user).await?;
+    let Json(body) = body.map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected {\"provider\": \"google\" | \"microsoft\"}",
+        )
+    })?;
+    let provider = provider_of(&body.provider)?;
+    if !state
+        .deps
+        .store
+        .set_active(&user, provider)
+        .await
+        .map_err(store_down)?
+    {
+        return Err(not_connected(&user, provider));
+    }
+    state.deps.calendars.forget(&user);
+    Ok(Json(json!({"active_provider": provider.as_str()})))
+}

@@ -1,0 +1,418 @@
+//! The admin API over real HTTP: connecting calendars through the
+//! providers' consent screens (the emulators'), choosing the calendar and
+//! the active provider, admin approval with the tenant's admin-consent
+//! link, and disconnecting.
+
+use crate::helpers::{start_call, to_proposal, tuesday_morning};
+use callbook::calendar::emulator::microsoft::WORK_TENANT;
+use callbook::calendar::emulator::{Endpoint, Fault, MsAccountSpec, TokenFault};
+use callbook::clock::Clock;
+use callbook::harness::{frames, Harness};
+use callbook::store::provisioning::{Provisioning, DEFAULT};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const OUTLOOK: &str = "alex@contoso.example";
+
+/// The default config, plus an Outlook work account the owner can connect.
+async fn app() -> Harness {
+    let prov = Provisioning::parse(DEFAULT).unwrap();
+    Harness::start(prov, Clock::manual(tuesday_morning()), |emu| {
+        emu.microsoft.add_account(MsAccountSpec {
+            email: OUTLOOK.into(),
+            refresh_token: "never-handed-out".into(),
+            windows_zone: "Eastern Standard Time".into(),
+            work: true,
+        });
+    })
+    .await
+    .unwrap()
+}
+
+fn http() -> reqwest::Client {
+    callbook::app::http_client()
+}
+
+async fn admin(
+    app: &Harness,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = http()
+        .request(method, format!("http://{}{path}", app.addr))
+        .bearer_auth(&app.admin_token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Runs the whole consent dance like an owner's browser: start, follow the
+/// provider's consent screen back to callbook's callback.
+async fn connect(app: &Harness, provider: &str) -> (StatusCode, String) {
+    let (status, started) = admin(
+        app,
+        reqwest::Method::POST,
+        &format!("/v1/users/alex/connections/{provider}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let url = started["authorize_url"].as_str().unwrap();
+    let consent = http().get(url).send().await.unwrap();
+    assert_eq!(consent.status(), StatusCode::FOUND);
+    let back = consent.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        back.starts_with(&format!("http://{}/v1/oauth/callback?", app.addr)),
+        "{back}"
+    );
+    let done = http().get(&back).send().await.unwrap();
+    (done.status(), done.text().await.unwrap())
+}
+
+async fn connections(app: &Harness) -> Value {
+    let (status, body) = admin(
+        app,
+        reqwest::Method::GET,
+        "/v1/users/alex/connections",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    body
+}
+
+fn by_provider<'a>(list: &'a Value, provider: &str) -> &'a Value {
+    list["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["provider"] == provider)
+        .unwrap_or_else(|| panic!("no {provider} connection in {list}"))
+}
+
+/// Books a meeting on a fresh call and returns the booking frame.
+async fn book(app: &Harness, sid: &str) -> Value {
+    let mut c = start_call(app, sid).await;
+    to_proposal(&mut c).await;
+    c.send(&frames::transcript("yes")).await.unwrap();
+    let got = c.settle().await.unwrap();
+    got.into_iter()
+        .find(|f| f["event"] == "booking")
+        .expect("a booking frame")
+}
+
+#[tokio::test]
+async fn an_owner_connects_outlook_makes_it_active_and_calls_book_there() {
+    let app = app().await;
+    let (status, page) = connect(&app, "microsoft").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let list = connections(&app).await;
+    // Google (from the config) stays active until the owner switches.
+    assert_eq!(list["active_provider"], "google");
+    let ms = by_provider(&list, "microsoft");
+    assert_eq!(ms["status"], "active");
+    assert_eq!(ms["account"], OUTLOOK);
+    assert_eq!(ms["tenant"], WORK_TENANT);
+
+    let (status, _) = admin(
+        &app,
+        reqwest::Method::PUT,
+        "/v1/users/alex/active_provider",
+        Some(json!({"provider": "microsoft"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let booked = book(&app, "CA000000000000000000000000admin001").await;
+    assert_eq!(booked["booking"]["status"], "booked", "{booked}");
+    assert!(booked["booking"]["join_link"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://teams.microsoft.com/"));
+    assert_eq!(app.microsoft.events(OUTLOOK).len(), 1);
+    assert!(app
+        .google
+        .events("alex@callbook.example")
+        .iter()
+        .all(|e| e.booking_id.is_none()));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn admin_approval_needed_is_recorded_with_the_tenants_consent_link() {
+    let app = app().await;
+    connect(&app, "microsoft").await;
+    admin(
+        &app,
+        reqwest::Method::PUT,
+        "/v1/users/alex/active_provider",
+        Some(json!({"provider": "microsoft"})),
+    )
+    .await;
+    app.microsoft.inject(
+        OUTLOOK,
+        Endpoint::Token,
+        Fault::Token(TokenFault::ConsentRequired),
+        u32::MAX,
+    );
+    let mut c = start_call(&app, "CA000000000000000000000000admin002").await;
+    c.send(&frames::offer()).await.unwrap();
+    let got = c.settle().await.unwrap();
+    assert!(
+        got.iter().any(
+            |f| f["booking"] == json!({"status": "skipped", "reason": "admin_approval_needed"})
+        ),
+        "{got:?}"
+    );
+    let list = connections(&app).await;
+    let ms = by_provider(&list, "microsoft");
+    assert_eq!(ms["status"], "admin_approval_needed");
+    assert_eq!(ms["since"], json!(tuesday_morning()));
+    let link = ms["admin_consent_url"].as_str().unwrap();
+    assert!(
+        link.contains(&format!("/{WORK_TENANT}/v2.0/adminconsent?client_id=")),
+        "{link}"
+    );
+    assert!(link.contains("scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"));
+
+    // The next call skips at once, without asking the provider again.
+    let mut c = start_call(&app, "CA000000000000000000000000admin003").await;
+    c.send(&frames::offer()).await.unwrap();
+    let got = c.settle().await.unwrap();
+    assert!(got
+        .iter()
+        .any(|f| f["booking"]["reason"] == "admin_approval_needed"));
+
+    // Once an administrator approves, the owner reconnects and booking
+    // works again.
+    app.microsoft.clear_faults();
+    let (status, _) = connect(&app, "microsoft").await;
+    assert_eq!(status, StatusCode::OK);
+    let list = connections(&app).await;
+    assert_eq!(by_provider(&list, "microsoft")["status"], "active");
+    let booked = book(&app, "CA000000000000000000000000admin004").await;
+    assert_eq!(booked["booking"]["status"], "booked", "{booked}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn reconnecting_an_expired_google_connection_restores_booking() {
+    let app = app().await;
+    app.google.revoke("alex@callbook.example");
+    let mut c = start_call(&app, "CA000000000000000000000000admin005").await;
+    c.send(&frames::offer()).await.unwrap();
+    c.settle().await.unwrap();
+    let list = connections(&app).await;
+    assert_eq!(by_provider(&list, "google")["status"], "expired");
+
+    let (status, page) = connect(&app, "google").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let list = connections(&app).await;
+    let google = by_provider(&list, "google");
+    assert_eq!(google["status"], "active");
+    assert_eq!(google["account"], "alex@callbook.example");
+    let booked = book(&app, "CA000000000000000000000000admin006").await;
+    assert_eq!(booked["booking"]["status"], "booked", "{booked}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn disconnecting_revokes_google_and_deletes_outlook() {
+    let app = app().await;
+    connect(&app, "microsoft").await;
+    let tokens_before = app.google.tokens_issued();
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::DELETE,
+        "/v1/users/alex/connections/google",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"provider": "google", "deleted": true, "revoked": true})
+    );
+    // The provider refuses the grant now.
+    assert!(app.google.is_revoked("alex@callbook.example"));
+    assert_eq!(app.google.tokens_issued(), tokens_before);
+    // The remaining connection becomes the active one.
+    let list = connections(&app).await;
+    assert_eq!(list["active_provider"], "microsoft");
+
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::DELETE,
+        "/v1/users/alex/connections/microsoft",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Microsoft has no revoke endpoint: the token is deleted.
+    assert_eq!(
+        body,
+        json!({"provider": "microsoft", "deleted": true, "revoked": false})
+    );
+    let list = connections(&app).await;
+    assert_eq!(list["connections"], json!([]));
+    assert_eq!(list["active_provider"], Value::Null);
+    // Calls skip booking: no calendar.
+    let mut c = start_call(&app, "CA000000000000000000000000admin007").await;
+    c.send(&frames::offer()).await.unwrap();
+    let got = c.settle().await.unwrap();
+    assert!(
+        got.iter()
+            .any(|f| f["booking"]["reason"] == "calendar_missing"),
+        "{got:?}"
+    );
+    // Disconnecting again is a clear 404.
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::DELETE,
+        "/v1/users/alex/connections/microsoft",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "not_connected");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_owner_picks_a_writable_calendar() {
+    let app = app().await;
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::GET,
+        "/v1/users/alex/connections/google/calendars",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let cals = body["calendars"].as_array().unwrap();
+    assert_eq!(cals.len(), 1);
+    assert_eq!(cals[0]["primary"], true);
+    assert_eq!(cals[0]["timezone"], "America/New_York");
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::PUT,
+        "/v1/users/alex/connections/google/calendar",
+        Some(json!({"calendar_id": "someone-elses@group.calendar.google.com"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"], "unknown_calendar");
+    let id = cals[0]["id"].as_str().unwrap();
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::PUT,
+        "/v1/users/alex/connections/google/calendar",
+        Some(json!({"calendar_id": id})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // The primary calendar stays keyed as "primary".
+    assert_eq!(body["calendar_id"], "primary");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_admin_api_wants_its_own_token_and_says_what_is_wrong() {
+    let app = app().await;
+    let url = |p: &str| format!("http://{}{p}", app.addr);
+    let resp = http()
+        .get(url("/v1/users/alex/connections"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    // The pipeline's call token is not an admin token.
+    let resp = http()
+        .get(url("/v1/users/alex/connections"))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::GET,
+        "/v1/users/nobody/connections",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::NOT_FOUND, json!("unknown_user"))
+    );
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/v1/users/alex/connections/yahoo",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::NOT_FOUND, json!("unknown_provider"))
+    );
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::PUT,
+        "/v1/users/alex/active_provider",
+        Some(json!({"provider": "microsoft"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::NOT_FOUND, json!("not_connected"))
+    );
+    let (status, _) = admin(
+        &app,
+        reqwest::Method::PUT,
+        "/v1/users/alex/active_provider",
+        Some(json!("google")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_consent_callback_works_once() {
+    let app = app().await;
+    let (_, started) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/v1/users/alex/connections/google",
+        None,
+    )
+    .await;
+    let consent = http()
+        .get(started["authorize_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let back = consent.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        http().get(&back).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let again = http().get(&back).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    assert!(again
+        .text()
+        .await
+        .unwrap()
+        .contains("expired or was already used"));
+    // A forged state is refused the same way.
+    let forged = format!("http://{}/v1/oauth/callback?code=x&state=forged", app.addr);
+    assert_eq!(
+        http().get(&forged).send().await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    app.stop().await.unwrap();
+}
