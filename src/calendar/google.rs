@@ -285,6 +285,10 @@ impl GoogleCalendar {
 }
 
 /// Maps an error response to what callers react to.
+/// How long Calendar's usage limits last at the least ("minutes, not
+/// seconds"): longer than any caller turn, so such a fault is final.
+const QUOTA_BACKOFF: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn classify(
     status: StatusCode,
     body: &str,
@@ -300,11 +304,14 @@ fn classify(
         (401, _) => CalendarError::Expired,
         (409, _) => CalendarError::Duplicate,
         (404, _) | (410, _) => CalendarError::NotFound,
-        (429, _)
-        | (
-            403,
-            "rateLimitExceeded" | "userRateLimitExceeded" | "quotaExceeded" | "dailyLimitExceeded",
-        ) => CalendarError::RateLimited { retry_after },
+        // Calendar's own usage limits and the daily quota lift after
+        // minutes or hours: no use retrying while a caller waits.
+        (403, "quotaExceeded" | "dailyLimitExceeded") => CalendarError::RateLimited {
+            retry_after: retry_after.or(Some(QUOTA_BACKOFF)),
+        },
+        (429, _) | (403, "rateLimitExceeded" | "userRateLimitExceeded") => {
+            CalendarError::RateLimited { retry_after }
+        }
         (500..=599, _) if retry_after.is_some() => CalendarError::RateLimited { retry_after },
         (500..=599, _) => CalendarError::Transient(format!("Google {status}: {reason}")),
         _ => CalendarError::Rejected(format!("Google {status} {reason}: {message}")),

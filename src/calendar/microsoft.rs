@@ -67,6 +67,9 @@ pub struct MicrosoftCalendar {
     calendar_id: String,
     resolved: Mutex<Option<Resolved>>,
     policy: RetryPolicy,
+    /// Known personal (from the token's tenant): never ask for Teams,
+    /// whatever the calendar lists.
+    personal: bool,
 }
 
 fn utc_time(t: DateTime<Utc>) -> Value {
@@ -138,7 +141,16 @@ impl MicrosoftCalendar {
             calendar_id,
             resolved: Mutex::new(None),
             policy: RetryPolicy::LIVE_CALL,
+            personal: false,
         }
+    }
+
+    /// Marks the account personal when its tenant says so (the consumer
+    /// tenant): no Teams link is ever requested. The calendar's allowed
+    /// providers are the other signal; either one suffices.
+    pub fn with_tenant(mut self, tenant: Option<&str>) -> Self {
+        self.personal = tenant == Some(super::oauth::MICROSOFT_PERSONAL_TENANT);
+        self
     }
 
     fn url(&self, path: &[&str]) -> Result<Url, CalendarError> {
@@ -253,10 +265,11 @@ impl MicrosoftCalendar {
                 "the calendar cannot be edited".into(),
             ));
         }
-        let teams = cal
-            .get("allowedOnlineMeetingProviders")
-            .and_then(Value::as_array)
-            .is_some_and(|p| p.iter().any(|x| x.as_str() == Some("teamsForBusiness")));
+        let teams = !self.personal
+            && cal
+                .get("allowedOnlineMeetingProviders")
+                .and_then(Value::as_array)
+                .is_some_and(|p| p.iter().any(|x| x.as_str() == Some("teamsForBusiness")));
         let zone_name = self
             .send(
                 Method::GET,

@@ -114,13 +114,16 @@ impl Calendars {
                         }
                     })
                 });
-                Arc::new(MicrosoftCalendar::new(
-                    self.http.clone(),
-                    self.microsoft.clone(),
-                    conn.calendar_id.clone(),
-                    conn.refresh_token.clone(),
-                    Some(persist),
-                ))
+                Arc::new(
+                    MicrosoftCalendar::new(
+                        self.http.clone(),
+                        self.microsoft.clone(),
+                        conn.calendar_id.clone(),
+                        conn.refresh_token.clone(),
+                        Some(persist),
+                    )
+                    .with_tenant(conn.tenant.as_deref()),
+                )
             }
         }
     }

@@ -322,3 +322,22 @@ async fn a_token_endpoint_briefly_unavailable_is_retried() {
         .unwrap();
     assert_eq!(s.emu.tokens_issued(), 1);
 }
+
+#[tokio::test]
+async fn calendar_usage_limits_are_not_retried_while_a_caller_waits() {
+    let s = setup().await;
+    let fault = Fault::Status {
+        code: 403,
+        reason: "quotaExceeded",
+        retry_after: None,
+    };
+    s.emu.inject(OWNER, Endpoint::Insert, fault, 2);
+    assert!(matches!(
+        s.client.create_event(&event("b000000b")).await,
+        Err(CalendarError::RateLimited { .. })
+    ));
+    // One fault is left: the first attempt was the only one.
+    assert!(s.client.create_event(&event("b000000b")).await.is_err());
+    s.client.create_event(&event("b000000b")).await.unwrap();
+    assert_eq!(ours(&s), 1);
+}

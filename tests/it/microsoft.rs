@@ -16,6 +16,7 @@ const OWNER: &str = "owner@contoso.example";
 
 struct Setup {
     emu: MicrosoftEmulator,
+    addr: std::net::SocketAddr,
     client: MicrosoftCalendar,
     rotated: Arc<Mutex<Vec<String>>>,
     _stop: tokio_util::sync::DropGuard,
@@ -46,6 +47,7 @@ async fn setup(work: bool, zone: &str) -> Setup {
     );
     Setup {
         emu,
+        addr,
         client,
         rotated,
         _stop: stop.drop_guard(),
@@ -252,4 +254,27 @@ async fn a_rotated_refresh_token_survives_a_restart_through_the_state_file() {
         .await
         .unwrap();
     assert!(!std::fs::read_to_string(&path).unwrap().contains(&rotated));
+}
+
+#[tokio::test]
+async fn a_personal_tenant_never_gets_teams_even_if_the_calendar_lists_it() {
+    use callbook::calendar::oauth::MICROSOFT_PERSONAL_TENANT;
+    // The emulated calendar offers teamsForBusiness (a work account), but
+    // the token said the consumer tenant: either signal means no Teams.
+    let s = setup(true, "Eastern Standard Time").await;
+    let endpoints = ms_emulator_endpoints(s.addr);
+    let client = MicrosoftCalendar::new(
+        callbook::app::http_client(),
+        endpoints,
+        "primary".into(),
+        SecretString::from("ms-rt"),
+        None,
+    )
+    .with_tenant(Some(MICROSOFT_PERSONAL_TENANT));
+    assert_eq!(
+        client.calendar_info().await.unwrap().video,
+        Video::Unavailable
+    );
+    let made = client.create_event(&event("bk-tenant")).await.unwrap();
+    assert_eq!(made.join_link, None);
 }
