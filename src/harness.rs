@@ -12,7 +12,7 @@ use crate::calendar::google::GoogleEndpoints;
 use crate::calendar::microsoft::MicrosoftEndpoints;
 use crate::calendar::oauth::OAuthClient;
 use crate::clock::Clock;
-use crate::ledger::MemoryLedger;
+use crate::ledger::{Ledger, MemoryLedger};
 use crate::store::provisioning::Provisioning;
 use crate::store::{MemoryStore, Provider};
 use anyhow::{anyhow, Context};
@@ -35,7 +35,9 @@ pub const EMULATOR_CLIENT_SECRET: &str = "callbook-local-secret";
 /// How long a client waits for the server to settle before giving up.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Both provider emulators.
+/// Both provider emulators. Clones share state, so two harnesses given
+/// clones of one `Emulators` see the same calendars.
+#[derive(Clone)]
 pub struct Emulators {
     pub google: GoogleEmulator,
     pub microsoft: MicrosoftEmulator,
@@ -50,7 +52,7 @@ pub struct Harness {
     pub google: GoogleEmulator,
     pub microsoft: MicrosoftEmulator,
     pub clock: Clock,
-    pub ledger: Arc<MemoryLedger>,
+    pub ledger: Arc<dyn Ledger>,
     pub store: Arc<MemoryStore>,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -121,6 +123,26 @@ pub fn seed_emulators(google: &GoogleEmulator, microsoft: &MicrosoftEmulator, p:
     }
 }
 
+impl Emulators {
+    pub fn new() -> Self {
+        Self {
+            google: GoogleEmulator::new(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET),
+            microsoft: MicrosoftEmulator::new(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET),
+        }
+    }
+
+    /// Accounts for every connection in the provisioning file.
+    pub fn seed(&self, provisioning: &Provisioning) {
+        seed_emulators(&self.google, &self.microsoft, provisioning);
+    }
+}
+
+impl Default for Emulators {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Harness {
     /// Starts the emulator (seeded from `provisioning`, then by `seed`) and
     /// the server, both on free loopback ports.
@@ -129,18 +151,31 @@ impl Harness {
         clock: Clock,
         seed: impl FnOnce(&Emulators),
     ) -> anyhow::Result<Harness> {
-        let shutdown = CancellationToken::new();
-        let emulators = Emulators {
-            google: GoogleEmulator::new(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET),
-            microsoft: MicrosoftEmulator::new(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET),
-        };
+        let emulators = Emulators::new();
         seed_emulators(&emulators.google, &emulators.microsoft, &provisioning);
         seed(&emulators);
+        Self::start_with(
+            provisioning,
+            clock,
+            emulators,
+            Arc::new(MemoryLedger::new()),
+        )
+        .await
+    }
+
+    /// Starts a callbook on emulators and a ledger it may share with other
+    /// instances: what several callbooks behind one Redis look like.
+    pub async fn start_with(
+        provisioning: Provisioning,
+        clock: Clock,
+        emulators: Emulators,
+        ledger: Arc<dyn Ledger>,
+    ) -> anyhow::Result<Harness> {
+        let shutdown = CancellationToken::new();
         let Emulators { google, microsoft } = emulators;
         let ms_addr = serve_local(microsoft.router(), shutdown.clone()).await?;
         let google_addr = serve_local(google.router(), shutdown.clone()).await?;
         let store = Arc::new(provisioning.into_store());
-        let ledger = Arc::new(MemoryLedger::new());
         let token = format!("test-{}", uuid::Uuid::new_v4().simple());
         let admin_token = format!("admin-{}", uuid::Uuid::new_v4().simple());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

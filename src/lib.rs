@@ -20,7 +20,9 @@
 //! - [`phone`]: E.164 numbers and the zone their area code suggests.
 //! - [`call`]: one actor per call; runs the dialog's effects (free/busy,
 //!   claim-then-create booking, moves) as tasks and feeds results back.
-//! - [`ledger`]: cross-call slot claims; the first confirm wins.
+//! - [`ledger`]: cross-call slot claims; the first confirm wins. In process
+//!   (`MemoryLedger`) or shared by any number of instances through Redis
+//!   (`RedisLedger`: one atomic Lua script per operation and calendar).
 //! - [`calendar`]: the `CalendarProvider` trait; the Google Calendar and
 //!   Microsoft Graph clients; one retry policy for both (`calendar::retry`);
 //!   OAuth (consent with PKCE, code exchange, refresh, revoke); Windows zone

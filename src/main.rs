@@ -7,7 +7,7 @@ use callbook::calendar::microsoft::MicrosoftEndpoints;
 use callbook::calendar::oauth::OAuthClient;
 use callbook::clock::Clock;
 use callbook::harness::{self, frames, Harness};
-use callbook::ledger::MemoryLedger;
+use callbook::ledger::{Ledger, MemoryLedger, RedisLedger};
 use callbook::schedule::Interval;
 use callbook::store::provisioning::{self, Provisioning};
 use callbook::store::secrets::TokenCipher;
@@ -140,6 +140,11 @@ struct ServeArgs {
     /// `{public_url}/v1/oauth/callback`. Defaults to the listen address.
     #[arg(long, env = "CALLBOOK_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Share slot claims through this Redis (`redis://host:port/db`), so
+    /// any number of instances agree on who confirmed first. Without it
+    /// claims are kept in process, for a single instance.
+    #[arg(long, env = "CALLBOOK_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
     /// Keep connections made or changed while running (OAuth connects,
     /// rotated refresh tokens, expiry) in this file, tokens sealed with
     /// CALLBOOK_TOKEN_KEY. Without it they last until restart.
@@ -317,6 +322,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_state_file(StateFile::new(path.clone(), cipher))
             .await?;
     }
+    let ledger: Arc<dyn Ledger> = match &args.redis_url {
+        Some(url) => Arc::new(
+            RedisLedger::connect(url, "callbook:ledger:")
+                .await
+                .context("connecting to Redis (CALLBOOK_REDIS_URL)")?,
+        ),
+        None => Arc::new(MemoryLedger::new()),
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     let local = listener.local_addr()?;
     let settings = callbook::Settings {
@@ -324,7 +337,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admin_token: args.admin_token.map(SecretString::from),
         public_url: args.public_url.unwrap_or_else(|| format!("http://{local}")),
         store: Arc::new(store),
-        ledger: Arc::new(MemoryLedger::new()),
+        ledger,
         google,
         microsoft,
         clock: Clock::System,

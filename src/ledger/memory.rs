@@ -57,9 +57,12 @@ impl Ledger for MemoryLedger {
             if entries.iter().any(|e| e.id == claim) {
                 return Ok(());
             }
+            // The earliest-starting conflict (then by id), as every ledger
+            // reports it.
             if let Some(conflict) = entries
                 .iter()
-                .find(|e| Some(e.id.as_str()) != replaces && e.interval.overlaps(&interval))
+                .filter(|e| Some(e.id.as_str()) != replaces && e.interval.overlaps(&interval))
+                .min_by(|a, b| (a.interval.start, &a.id).cmp(&(b.interval.start, &b.id)))
             {
                 return Err(LedgerError::Taken {
                     conflict: conflict.interval,

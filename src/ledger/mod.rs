@@ -5,9 +5,14 @@
 //! overlapping slots exactly one holds it; the other learns the conflict and
 //! hears alternatives. Holds expire on their own (a crashed call frees its
 //! slot); `commit` makes a hold permanent once the calendar event exists.
+//!
+//! [`MemoryLedger`] serves one process; [`RedisLedger`] lets any number of
+//! callbook instances share one Redis and still agree on the winner.
 
 mod memory;
+mod redis;
 
+pub use self::redis::RedisLedger;
 pub use memory::MemoryLedger;
 
 use crate::schedule::Interval;
@@ -20,6 +25,7 @@ pub const HOLD_TTL: Duration = Duration::seconds(60);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
+    /// `conflict` is the earliest-starting claim in the way.
     #[error("the interval overlaps a claim already made")]
     Taken { conflict: Interval },
     #[error("no live hold for this claim")]

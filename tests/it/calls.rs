@@ -1,6 +1,5 @@
 use crate::helpers::{of_kind, spawn_app, start_call, to_proposal};
 use callbook::harness::{frames, CallClient};
-use callbook::ledger::Ledger;
 use callbook::schedule::Interval;
 use chrono::Duration;
 use serde_json::json;

@@ -10,4 +10,5 @@ mod microsoft;
 mod microsoft_faults;
 mod oauth;
 mod protocol;
+mod redis_ledger;
 mod understanding;

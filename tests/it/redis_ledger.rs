@@ -1,0 +1,286 @@
+//! The Redis ledger against a real `redis-server`: the same contract as
+//! the in-memory ledger, the same answers on random histories, first
+//! confirm wins across instances, and two callbook servers sharing one
+//! Redis never double-book.
+
+use crate::helpers::{of_kind, tuesday_morning, RedisServer};
+use callbook::clock::Clock;
+use callbook::harness::{frames, Emulators, Harness};
+use callbook::ledger::{Ledger, LedgerError, MemoryLedger, RedisLedger, HOLD_TTL};
+use callbook::schedule::Interval;
+use callbook::store::provisioning::{Provisioning, DEFAULT};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use std::sync::Arc;
+
+fn t(min: i64) -> DateTime<Utc> {
+    tuesday_morning() + Duration::minutes(min)
+}
+
+fn iv(a: i64, b: i64) -> Interval {
+    Interval::new(t(a), t(b))
+}
+
+async fn redis_ledger(server: &RedisServer) -> RedisLedger {
+    RedisLedger::connect(&server.url, "callbook:test:")
+        .await
+        .unwrap()
+}
+
+/// What every ledger must do, whatever it runs on.
+async fn contract(l: &dyn Ledger) {
+    let now = t(-60);
+    l.hold("cal", "a", iv(0, 40), None, now).await.unwrap();
+    assert_eq!(
+        l.hold("cal", "b", iv(30, 70), None, now).await,
+        Err(LedgerError::Taken {
+            conflict: iv(0, 40)
+        })
+    );
+    // Holding again is idempotent; touching intervals do not overlap.
+    l.hold("cal", "a", iv(0, 40), None, now).await.unwrap();
+    l.hold("cal", "c", iv(40, 80), None, now).await.unwrap();
+    // A claim that starts long before still conflicts when it ends late.
+    l.hold("cal", "long", iv(200, 500), None, now)
+        .await
+        .unwrap();
+    assert!(matches!(
+        l.hold("cal", "d", iv(480, 510), None, now).await,
+        Err(LedgerError::Taken { .. })
+    ));
+    // Another calendar is independent.
+    l.hold("other", "e", iv(0, 40), None, now).await.unwrap();
+
+    // Holds expire; commits stay.
+    l.commit("cal", "c", now).await.unwrap();
+    let later = now + HOLD_TTL + Duration::seconds(1);
+    assert_eq!(l.commit("cal", "a", later).await, Err(LedgerError::NotHeld));
+    let live = l.claims("cal", iv(-1000, 1000), later).await.unwrap();
+    assert_eq!(
+        live.iter()
+            .map(|c| (c.id.as_str(), c.committed))
+            .collect::<Vec<_>>(),
+        vec![("c", true)]
+    );
+
+    // A move may overlap the claim it replaces, which goes at commit.
+    l.hold("cal", "moved", iv(60, 100), Some("c"), later)
+        .await
+        .unwrap();
+    l.commit("cal", "moved", later).await.unwrap();
+    let live = l.claims("cal", iv(-1000, 1000), later).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].id, "moved");
+    assert_eq!(live[0].interval, iv(60, 100));
+
+    // Release frees the time; releasing the unknown is fine.
+    l.release("cal", "moved").await.unwrap();
+    l.release("cal", "never-was").await.unwrap();
+    l.hold("cal", "f", iv(60, 100), None, later).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_memory_ledger_keeps_the_contract() {
+    contract(&MemoryLedger::new()).await;
+}
+
+#[tokio::test]
+async fn the_redis_ledger_keeps_the_contract() {
+    let server = RedisServer::start().await;
+    contract(&redis_ledger(&server).await).await;
+}
+
+/// Random histories of holds, commits, releases, reads and passing time:
+/// Redis answers exactly as the in-memory reference does.
+#[tokio::test]
+async fn redis_answers_like_the_reference_on_random_histories() {
+    let server = RedisServer::start().await;
+    let redis = redis_ledger(&server).await;
+    for seed in 0..5u64 {
+        let model = MemoryLedger::new();
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let cal = format!("cal-{seed}");
+        let mut now = t(-600);
+        let mut ids: Vec<String> = Vec::new();
+        for step in 0..300 {
+            let pick = |rng: &mut fastrand::Rng, ids: &[String]| {
+                if ids.is_empty() || rng.u8(0..4) == 0 {
+                    format!("x{}", rng.u32(0..1000))
+                } else {
+                    ids[rng.usize(0..ids.len())].clone()
+                }
+            };
+            match rng.u8(0..10) {
+                0..=3 => {
+                    let start = i64::from(rng.u8(0..48)) * 15;
+                    let len = i64::from(rng.u8(1..9)) * 15;
+                    let id = format!("c{step}");
+                    let replaces = (rng.u8(0..4) == 0).then(|| pick(&mut rng, &ids));
+                    let slot = iv(start, start + len);
+                    let a = model.hold(&cal, &id, slot, replaces.as_deref(), now).await;
+                    let b = redis.hold(&cal, &id, slot, replaces.as_deref(), now).await;
+                    assert_eq!(a, b, "seed {seed} step {step}: hold {id} {slot:?}");
+                    ids.push(id);
+                }
+                4..=5 => {
+                    let id = pick(&mut rng, &ids);
+                    let a = model.commit(&cal, &id, now).await;
+                    let b = redis.commit(&cal, &id, now).await;
+                    assert_eq!(a, b, "seed {seed} step {step}: commit {id}");
+                }
+                6 => {
+                    let id = pick(&mut rng, &ids);
+                    model.release(&cal, &id).await.unwrap();
+                    redis.release(&cal, &id).await.unwrap();
+                }
+                7 => now += Duration::seconds(i64::from(rng.u8(1..40))),
+                _ => {
+                    let start = i64::from(rng.u8(0..48)) * 15;
+                    let window = iv(start, start + 120);
+                    let mut a = model.claims(&cal, window, now).await.unwrap();
+                    let mut b = redis.claims(&cal, window, now).await.unwrap();
+                    a.sort_by(|x, y| x.id.cmp(&y.id));
+                    b.sort_by(|x, y| x.id.cmp(&y.id));
+                    assert_eq!(a, b, "seed {seed} step {step}: claims {window:?}");
+                }
+            }
+        }
+    }
+}
+
+/// Many confirms at once through two instances (two connections): no two
+/// live claims overlap, and every loser was told about a real conflict.
+#[tokio::test]
+async fn first_confirm_wins_across_instances() {
+    let server = RedisServer::start().await;
+    let instances = [redis_ledger(&server).await, redis_ledger(&server).await];
+    let now = t(-60);
+    let mut tasks = Vec::new();
+    for i in 0..64u32 {
+        let ledger = instances[(i % 2) as usize].clone();
+        let start = i64::from(i % 16) * 15;
+        tasks.push(tokio::spawn(async move {
+            let slot = iv(start, start + 30);
+            let id = format!("call-{i}");
+            let got = ledger.hold("hot", &id, slot, None, now).await;
+            if got.is_ok() {
+                ledger.commit("hot", &id, now).await.unwrap();
+            }
+            (id, slot, got)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (id, slot, got) = task.await.unwrap();
+        match got {
+            Ok(()) => winners.push((id, slot)),
+            Err(LedgerError::Taken { conflict }) => assert!(conflict.overlaps(&slot)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    for (i, (_, a)) in winners.iter().enumerate() {
+        for (_, b) in &winners[i + 1..] {
+            assert!(!a.overlaps(b), "{a:?} and {b:?} both won");
+        }
+    }
+    let live = instances[0].claims("hot", iv(-60, 600), now).await.unwrap();
+    assert_eq!(live.len(), winners.len());
+    assert!(live.iter().all(|c| c.committed));
+    // 16 starts 15 minutes apart, 30-minute meetings: at least every other
+    // start is bookable, so someone won at least 8 of them.
+    assert!(winners.len() >= 8, "{winners:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_unavailable_not_a_hang() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let got = RedisLedger::connect(&format!("redis://127.0.0.1:{port}/"), "x:").await;
+    assert!(matches!(got, Err(LedgerError::Unavailable(_))));
+}
+
+/// Two callbook servers, one Redis, one calendar: both callers say yes to
+/// the same slot at once; one books it, the other hears it was just taken
+/// and gets an alternative. One event exists.
+#[tokio::test]
+async fn two_servers_sharing_redis_never_double_book() {
+    let server = RedisServer::start().await;
+    let prov = || Provisioning::parse(DEFAULT).unwrap();
+    let emulators = Emulators::new();
+    emulators.seed(&prov());
+    let clock = Clock::manual(tuesday_morning());
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        let ledger: Arc<dyn Ledger> = Arc::new(redis_ledger(&server).await);
+        apps.push(
+            Harness::start_with(prov(), clock.clone(), emulators.clone(), ledger)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut calls = Vec::new();
+    for (i, app) in apps.iter().enumerate() {
+        let sid = format!("CA00000000000000000000000000redis{i}");
+        let mut c = crate::helpers::start_call(app, &sid).await;
+        let seen = crate::helpers::to_proposal(&mut c).await;
+        let proposed = of_kind(&seen, "booking")
+            .into_iter()
+            .rfind(|f| f["booking"]["status"] == "proposed")
+            .unwrap()["booking"]["start"]
+            .clone();
+        calls.push((c, proposed));
+    }
+    assert_eq!(calls[0].1, calls[1].1, "both are offered the same slot");
+    let (mut a, _) = calls.remove(0);
+    let (mut b, _) = calls.remove(0);
+    let (ra, rb) = tokio::join!(
+        async {
+            a.send(&frames::transcript("yes")).await.unwrap();
+            a.settle().await.unwrap()
+        },
+        async {
+            b.send(&frames::transcript("yes")).await.unwrap();
+            b.settle().await.unwrap()
+        }
+    );
+    let status = |frames: &[serde_json::Value]| {
+        of_kind(frames, "booking")
+            .iter()
+            .map(|f| f["booking"]["status"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let (sa, sb) = (status(&ra), status(&rb));
+    let booked = [&sa, &sb]
+        .iter()
+        .filter(|s| s.contains(&"booked".to_string()))
+        .count();
+    let taken = [&sa, &sb]
+        .iter()
+        .filter(|s| s.contains(&"taken".to_string()))
+        .count();
+    assert_eq!((booked, taken), (1, 1), "{sa:?} {sb:?}");
+    let events: Vec<_> = emulators
+        .google
+        .events("alex@callbook.example")
+        .into_iter()
+        .filter(|e| e.booking_id.is_some())
+        .collect();
+    assert_eq!(events.len(), 1);
+    // The loser is offered another slot, not the taken one.
+    let loser = if sa.contains(&"taken".to_string()) {
+        &ra
+    } else {
+        &rb
+    };
+    let again = of_kind(loser, "booking")
+        .into_iter()
+        .find(|f| f["booking"]["status"] == "proposed")
+        .expect("an alternative is proposed");
+    assert_ne!(again["booking"]["start"], json!(events[0].start));
+    for app in apps {
+        app.stop().await.unwrap();
+    }
+}
