@@ -359,3 +359,54 @@ pub mod frames {
                "stop": {"accountSid": "AC00000000000000000000000000000000", "callSid": call_sid}})
     }
 }
+
+/// A real `redis-server` on a free loopback port, with nothing on disk;
+/// killed when dropped. For tests and benchmarks.
+pub struct RedisServer {
+    child: std::process::Child,
+    pub url: String,
+    dir: std::path::PathBuf,
+}
+
+impl RedisServer {
+    pub async fn start() -> anyhow::Result<RedisServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let dir = std::env::temp_dir().join(format!("callbook-redis-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("starting redis-server (apt-get install -y redis-server)")?;
+        // Owned from here on: dropped (killed and reaped) on every path.
+        let server = RedisServer {
+            child,
+            url: format!("redis://127.0.0.1:{port}/"),
+            dir,
+        };
+        let client = redis::Client::open(server.url.as_str())?;
+        for _ in 0..250 {
+            if let Ok(mut c) = client.get_multiplexed_async_connection().await {
+                let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut c).await;
+                if pong.is_ok() {
+                    return Ok(server);
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Err(anyhow!("redis-server did not start on port {port}"))
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

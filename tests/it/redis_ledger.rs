@@ -3,9 +3,9 @@
 //! confirm wins across instances, and two callbook servers sharing one
 //! Redis never double-book.
 
-use crate::helpers::{of_kind, tuesday_morning, RedisServer};
+use crate::helpers::{of_kind, tuesday_morning};
 use callbook::clock::Clock;
-use callbook::harness::{frames, Emulators, Harness};
+use callbook::harness::{frames, Emulators, Harness, RedisServer};
 use callbook::ledger::{Ledger, LedgerError, MemoryLedger, RedisLedger, HOLD_TTL};
 use callbook::schedule::Interval;
 use callbook::store::provisioning::{Provisioning, DEFAULT};
@@ -86,7 +86,7 @@ async fn the_memory_ledger_keeps_the_contract() {
 
 #[tokio::test]
 async fn the_redis_ledger_keeps_the_contract() {
-    let server = RedisServer::start().await;
+    let server = RedisServer::start().await.unwrap();
     contract(&redis_ledger(&server).await).await;
 }
 
@@ -94,7 +94,7 @@ async fn the_redis_ledger_keeps_the_contract() {
 /// Redis answers exactly as the in-memory reference does.
 #[tokio::test]
 async fn redis_answers_like_the_reference_on_random_histories() {
-    let server = RedisServer::start().await;
+    let server = RedisServer::start().await.unwrap();
     let redis = redis_ledger(&server).await;
     for seed in 0..5u64 {
         let model = MemoryLedger::new();
@@ -152,7 +152,7 @@ async fn redis_answers_like_the_reference_on_random_histories() {
 /// live claims overlap, and every loser was told about a real conflict.
 #[tokio::test]
 async fn first_confirm_wins_across_instances() {
-    let server = RedisServer::start().await;
+    let server = RedisServer::start().await.unwrap();
     let instances = [redis_ledger(&server).await, redis_ledger(&server).await];
     let now = t(-60);
     let mut tasks = Vec::new();
@@ -207,7 +207,7 @@ async fn an_unreachable_redis_is_unavailable_not_a_hang() {
 /// and gets an alternative. One event exists.
 #[tokio::test]
 async fn two_servers_sharing_redis_never_double_book() {
-    let server = RedisServer::start().await;
+    let server = RedisServer::start().await.unwrap();
     let prov = || Provisioning::parse(DEFAULT).unwrap();
     let emulators = Emulators::new();
     emulators.seed(&prov());
