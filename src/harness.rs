@@ -14,7 +14,7 @@ use crate::calendar::oauth::OAuthClient;
 use crate::clock::Clock;
 use crate::ledger::{Ledger, MemoryLedger};
 use crate::store::provisioning::Provisioning;
-use crate::store::{MemoryStore, Provider};
+use crate::store::{Provider, Store};
 use anyhow::{anyhow, Context};
 use futures_util::{SinkExt, StreamExt};
 use secrecy::{ExposeSecret, SecretString};
@@ -53,7 +53,7 @@ pub struct Harness {
     pub microsoft: MicrosoftEmulator,
     pub clock: Clock,
     pub ledger: Arc<dyn Ledger>,
-    pub store: Arc<MemoryStore>,
+    pub store: Arc<dyn Store>,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -154,28 +154,24 @@ impl Harness {
         let emulators = Emulators::new();
         seed_emulators(&emulators.google, &emulators.microsoft, &provisioning);
         seed(&emulators);
-        Self::start_with(
-            provisioning,
-            clock,
-            emulators,
-            Arc::new(MemoryLedger::new()),
-        )
-        .await
+        let store = Arc::new(provisioning.into_store());
+        let ledger = Arc::new(MemoryLedger::new());
+        Self::start_with(clock, emulators, ledger, store).await
     }
 
-    /// Starts a callbook on emulators and a ledger it may share with other
-    /// instances: what several callbooks behind one Redis look like.
+    /// Starts a callbook on emulators, a ledger and a store it may share
+    /// with other instances: what several callbooks behind one Redis look
+    /// like.
     pub async fn start_with(
-        provisioning: Provisioning,
         clock: Clock,
         emulators: Emulators,
         ledger: Arc<dyn Ledger>,
+        store: Arc<dyn Store>,
     ) -> anyhow::Result<Harness> {
         let shutdown = CancellationToken::new();
         let Emulators { google, microsoft } = emulators;
         let ms_addr = serve_local(microsoft.router(), shutdown.clone()).await?;
         let google_addr = serve_local(google.router(), shutdown.clone()).await?;
-        let store = Arc::new(provisioning.into_store());
         let token = format!("test-{}", uuid::Uuid::new_v4().simple());
         let admin_token = format!("admin-{}", uuid::Uuid::new_v4().simple());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

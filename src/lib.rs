@@ -28,9 +28,10 @@
 //!   OAuth (consent with PKCE, code exchange, refresh, revoke); Windows zone
 //!   names; invite templates; and local provider [`calendar::emulator`]s with
 //!   fault injection.
-//! - [`store`]: users, their connections (one per provider, one active) and
-//!   campaigns behind a trait; loaded from the provisioning file, with
-//!   connections optionally written through to a sealed state file.
+//! - [`store`]: users, their connections (one per provider, one active),
+//!   consent flows and campaigns behind a trait; loaded from the
+//!   provisioning file, with connections kept in process (optionally
+//!   written through to a sealed state file) or shared in Redis.
 //! - [`protocol`]: wire frames, mirroring `protocol/` exactly.
 //! - [`server`]: the axum router: `/v1/calls`, the admin API for
 //!   connections (`server::admin`: OAuth connect and callback, calendar

@@ -12,7 +12,7 @@ use callbook::schedule::Interval;
 use callbook::store::provisioning::{self, Provisioning};
 use callbook::store::secrets::TokenCipher;
 use callbook::store::state_file::StateFile;
-use callbook::store::Provider;
+use callbook::store::{Provider, RedisStore, Store};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
@@ -140,9 +140,10 @@ struct ServeArgs {
     /// `{public_url}/v1/oauth/callback`. Defaults to the listen address.
     #[arg(long, env = "CALLBOOK_PUBLIC_URL")]
     public_url: Option<String>,
-    /// Share slot claims through this Redis (`redis://host:port/db`), so
-    /// any number of instances agree on who confirmed first. Without it
-    /// claims are kept in process, for a single instance.
+    /// Share slot claims and calendar connections through this Redis
+    /// (`redis://host:port/db`), so any number of instances agree on who
+    /// confirmed first and see the same connections. Needs
+    /// CALLBOOK_TOKEN_KEY. Without it both stay in process (one instance).
     #[arg(long, env = "CALLBOOK_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
     /// Keep connections made or changed while running (OAuth connects,
@@ -313,22 +314,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         (google, microsoft)
     };
-    let mut store = prov.into_store();
-    if let Some(path) = &args.state_file {
-        let cipher = args.key.cipher()?.ok_or_else(|| {
-            anyhow::anyhow!("--state-file needs CALLBOOK_TOKEN_KEY to seal the tokens it keeps")
-        })?;
-        store = store
-            .with_state_file(StateFile::new(path.clone(), cipher))
-            .await?;
-    }
-    let ledger: Arc<dyn Ledger> = match &args.redis_url {
-        Some(url) => Arc::new(
-            RedisLedger::connect(url, "callbook:ledger:")
-                .await
-                .context("connecting to Redis (CALLBOOK_REDIS_URL)")?,
+    let store = prov.into_store();
+    let need_key = |what: &str| {
+        args.key.cipher().and_then(|c| {
+            c.ok_or_else(|| {
+                anyhow::anyhow!("{what} needs CALLBOOK_TOKEN_KEY to seal the tokens it keeps")
+            })
+        })
+    };
+    let (store, ledger): (Arc<dyn Store>, Arc<dyn Ledger>) = match (&args.redis_url, &args.state_file) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "--redis-url keeps connections in Redis; --state-file is for a single instance: give one"
         ),
-        None => Arc::new(MemoryLedger::new()),
+        (Some(url), None) => {
+            let store = RedisStore::connect(url, "callbook:", need_key("--redis-url")?, store)
+                .await
+                .context("connecting to Redis (CALLBOOK_REDIS_URL)")?;
+            let ledger = RedisLedger::connect(url, "callbook:ledger:")
+                .await
+                .context("connecting to Redis (CALLBOOK_REDIS_URL)")?;
+            (Arc::new(store), Arc::new(ledger))
+        }
+        (None, Some(path)) => {
+            let cipher = need_key("--state-file")?;
+            let store = store
+                .with_state_file(StateFile::new(path.clone(), cipher))
+                .await?;
+            (Arc::new(store), Arc::new(MemoryLedger::new()))
+        }
+        (None, None) => (Arc::new(store), Arc::new(MemoryLedger::new())),
     };
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     let local = listener.local_addr()?;
@@ -336,7 +350,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         auth_token: SecretString::from(args.auth_token),
         admin_token: args.admin_token.map(SecretString::from),
         public_url: args.public_url.unwrap_or_else(|| format!("http://{local}")),
-        store: Arc::new(store),
+        store,
         ledger,
         google,
         microsoft,

@@ -75,6 +75,13 @@ struct GoogleErrorItem {
 }
 
 impl GoogleCalendar {
+    /// Takes the stored refresh token before refreshing, and again when a
+    /// refresh is refused (see [`AuthorizedClient::with_reload`]).
+    pub fn with_reload(mut self, reload: super::oauth::ReloadToken) -> Self {
+        self.client = self.client.with_reload(reload);
+        self
+    }
+
     /// `calendarList` entries the owner can write to.
     async fn writable_calendars(&self) -> Result<Vec<Value>, CalendarError> {
         let list = self

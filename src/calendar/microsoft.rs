@@ -128,6 +128,13 @@ fn created(event: &Value) -> Result<CreatedEvent, CalendarError> {
 }
 
 impl MicrosoftCalendar {
+    /// Takes the stored refresh token before refreshing, and again when a
+    /// refresh is refused (see [`AuthorizedClient::with_reload`]).
+    pub fn with_reload(mut self, reload: super::oauth::ReloadToken) -> Self {
+        self.client = self.client.with_reload(reload);
+        self
+    }
+
     pub fn new(
         http: reqwest::Client,
         endpoints: MicrosoftEndpoints,

@@ -236,13 +236,17 @@ pub const FLOW_TTL: Duration = Duration::from_secs(600);
 
 impl<T> PendingFlows<T> {
     pub fn put(&self, a: &Authorization, meta: T) {
+        self.put_state(&a.state, a.verifier.clone(), meta);
+    }
+
+    pub fn put_state(&self, state: &str, verifier: SecretString, meta: T) {
         let mut flows = self.flows.lock().unwrap_or_else(|p| p.into_inner());
         let now = tokio::time::Instant::now();
         flows.retain(|_, p| now.duration_since(p.at) < FLOW_TTL);
         flows.insert(
-            a.state.clone(),
+            state.to_string(),
             Pending {
-                verifier: a.verifier.clone(),
+                verifier,
                 meta,
                 at: now,
             },
@@ -472,6 +476,12 @@ pub type OnRotate = std::sync::Arc<
     dyn Fn(SecretString) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync,
 >;
 
+/// Reads the refresh token stored now, which another instance may have
+/// rotated or an owner may have replaced by reconnecting.
+pub type ReloadToken = std::sync::Arc<
+    dyn Fn() -> futures_util::future::BoxFuture<'static, Option<SecretString>> + Send + Sync,
+>;
+
 /// Refresh this long before an access token runs out.
 const TOKEN_EARLY_REFRESH: Duration = Duration::from_secs(60);
 
@@ -490,6 +500,7 @@ pub struct AuthorizedClient {
     oauth: OAuthClient,
     tokens: tokio::sync::Mutex<Tokens>,
     on_rotate: Option<OnRotate>,
+    reload: Option<ReloadToken>,
 }
 
 impl AuthorizedClient {
@@ -507,7 +518,16 @@ impl AuthorizedClient {
                 access: None,
             }),
             on_rotate,
+            reload: None,
         }
+    }
+
+    /// Before each refresh, and once more when a refresh is refused, takes
+    /// the stored refresh token: with several instances sharing a store,
+    /// another may have rotated it (Microsoft) or the owner reconnected.
+    pub fn with_reload(mut self, reload: ReloadToken) -> Self {
+        self.reload = Some(reload);
+        self
     }
 
     async fn access_token(&self, force: bool) -> Result<SecretString, CalendarError> {
@@ -517,7 +537,24 @@ impl AuthorizedClient {
                 return Ok(token.clone());
             }
         }
-        let grant = self.oauth.refresh(&self.http, &tokens.refresh).await?;
+        if let Some(stored) = self.stored().await {
+            tokens.refresh = stored;
+        }
+        let grant = match self.oauth.refresh(&self.http, &tokens.refresh).await {
+            Err(CalendarError::Expired) => {
+                // Refused: unless the stored token moved on meanwhile (a
+                // rotation elsewhere), the grant is really gone.
+                let used = tokens.refresh.expose_secret().to_string();
+                match self.stored().await {
+                    Some(stored) if stored.expose_secret() != used => {
+                        tokens.refresh = stored;
+                        self.oauth.refresh(&self.http, &tokens.refresh).await?
+                    }
+                    _ => return Err(CalendarError::Expired),
+                }
+            }
+            other => other?,
+        };
         if let Some(rotated) = grant.refresh_token {
             tokens.refresh = rotated.clone();
             if let Some(persist) = &self.on_rotate {
@@ -528,6 +565,13 @@ impl AuthorizedClient {
             tokio::time::Instant::now() + grant.expires_in.saturating_sub(TOKEN_EARLY_REFRESH);
         tokens.access = Some((grant.access_token.clone(), until));
         Ok(grant.access_token)
+    }
+
+    async fn stored(&self) -> Option<SecretString> {
+        match &self.reload {
+            Some(reload) => reload().await,
+            None => None,
+        }
     }
 
     /// Sends the request `build` makes with a bearer token. A 401 gets one

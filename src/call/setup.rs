@@ -5,6 +5,7 @@ use super::effects::BookingEnv;
 use super::CallDeps;
 use crate::calendar::google::{GoogleCalendar, GoogleEndpoints};
 use crate::calendar::microsoft::{MicrosoftCalendar, MicrosoftEndpoints};
+use crate::calendar::oauth::ReloadToken;
 use crate::calendar::CalendarProvider;
 use crate::dialog::{BookingContext, Recipient, Setup, SkipReason};
 use crate::phone::E164;
@@ -93,13 +94,17 @@ impl Calendars {
 
     /// A fresh client for a connection, not cached.
     pub fn build(&self, user_id: &str, conn: &Connection) -> Arc<dyn CalendarProvider> {
+        let reload = self.reload(user_id, conn.provider);
         match conn.provider {
-            Provider::Google => Arc::new(GoogleCalendar::new(
-                self.http.clone(),
-                self.google.clone(),
-                conn.calendar_id.clone(),
-                conn.refresh_token.clone(),
-            )),
+            Provider::Google => Arc::new(
+                GoogleCalendar::new(
+                    self.http.clone(),
+                    self.google.clone(),
+                    conn.calendar_id.clone(),
+                    conn.refresh_token.clone(),
+                )
+                .with_reload(reload),
+            ),
             Provider::Microsoft => {
                 let store = self.store.clone();
                 let user = user_id.to_string();
@@ -122,10 +127,33 @@ impl Calendars {
                         conn.refresh_token.clone(),
                         Some(persist),
                     )
-                    .with_tenant(conn.tenant.as_deref()),
+                    .with_tenant(conn.tenant.as_deref())
+                    .with_reload(reload),
                 )
             }
         }
+    }
+
+    /// The stored refresh token of the user's connection to `provider`, as
+    /// it is now (another instance may have rotated or replaced it).
+    fn reload(&self, user_id: &str, provider: Provider) -> ReloadToken {
+        let store = self.store.clone();
+        let user = user_id.to_string();
+        Arc::new(move || {
+            let (store, user) = (store.clone(), user.clone());
+            Box::pin(async move {
+                match store.connections(&user).await {
+                    Ok((list, _)) => list
+                        .into_iter()
+                        .find(|c| c.provider == provider)
+                        .map(|c| c.refresh_token),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read the stored refresh token");
+                        None
+                    }
+                }
+            })
+        })
     }
 }
 

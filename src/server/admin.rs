@@ -6,9 +6,9 @@
 //! organisation that requires an administrator, the admin-consent link.
 
 use super::{authorized, unauthorized, AppState};
-use crate::calendar::oauth::{admin_consent_url, ConsentSpec, OAuthClient, PendingFlows};
+use crate::calendar::oauth::{admin_consent_url, ConsentSpec, OAuthClient};
 use crate::calendar::CalendarError;
-use crate::store::{Connection, ConnectionStatus, Provider};
+use crate::store::{Connection, ConnectionStatus, PendingFlow, Provider};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -18,23 +18,18 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// Admin settings and the consent flows in progress.
+/// Admin settings.
 pub struct Admin {
     /// Bearer token for the admin API; without one the API is off.
     pub token: Option<SecretString>,
     /// Where callbook is reachable from the owner's browser; the OAuth
     /// redirect is `{public_url}/v1/oauth/callback`.
     pub public_url: String,
-    pub flows: PendingFlows<(String, Provider)>,
 }
 
 impl Admin {
     pub fn new(token: Option<SecretString>, public_url: String) -> Self {
-        Self {
-            token,
-            public_url,
-            flows: PendingFlows::default(),
-        }
+        Self { token, public_url }
     }
 
     fn redirect_uri(&self) -> String {
@@ -151,16 +146,20 @@ fn provider_error(e: CalendarError) -> ApiError {
     }
 }
 
-fn spec_for(state: &AppState, provider: Provider) -> (ConsentSpec, &OAuthClient) {
-    let redirect = state.admin.redirect_uri();
+/// The consent request for `provider`, redirecting to `redirect`.
+fn spec_for<'a>(
+    state: &'a AppState,
+    provider: Provider,
+    redirect: &str,
+) -> (ConsentSpec, &'a OAuthClient) {
     let cal = &state.deps.calendars;
     match provider {
         Provider::Google => (
-            ConsentSpec::google(&cal.google().authorize_url, &redirect),
+            ConsentSpec::google(&cal.google().authorize_url, redirect),
             &cal.google().oauth,
         ),
         Provider::Microsoft => (
-            ConsentSpec::microsoft(&cal.microsoft().authorize_url(), &redirect),
+            ConsentSpec::microsoft(&cal.microsoft().authorize_url(), redirect),
             &cal.microsoft().oauth,
         ),
     }
@@ -232,9 +231,20 @@ pub(super) async fn connect(
 ) -> ApiResult {
     guard(&state, &headers, &user).await?;
     let provider = provider_of(&provider)?;
-    let (spec, oauth) = spec_for(&state, provider);
+    let (spec, oauth) = spec_for(&state, provider, &state.admin.redirect_uri());
     let auth = oauth.authorize(&spec).map_err(provider_error)?;
-    state.admin.flows.put(&auth, (user, provider));
+    let flow = PendingFlow {
+        user_id: user,
+        provider,
+        verifier: auth.verifier,
+        redirect_uri: spec.redirect_uri.clone(),
+    };
+    state
+        .deps
+        .store
+        .begin_flow(&auth.state, flow)
+        .await
+        .map_err(store_down)?;
     Ok(Json(
         json!({"authorize_url": auth.url, "redirect_uri": spec.redirect_uri}),
     ))
@@ -251,14 +261,30 @@ pub(super) struct Callback {
 /// here. The single-use `state` is the credential.
 pub(super) async fn callback(State(state): State<AppState>, Query(q): Query<Callback>) -> Response {
     let page = |status: StatusCode, text: &str| (status, text.to_string()).into_response();
-    let Some((verifier, (user, provider))) =
-        q.state.as_deref().and_then(|s| state.admin.flows.take(s))
-    else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "This sign-in link has expired or was already used. Start the connection again.",
-        );
+    let flow = match q.state.as_deref() {
+        Some(s) => state.deps.store.finish_flow(s).await,
+        None => Ok(None),
     };
+    let PendingFlow {
+        user_id: user,
+        provider,
+        verifier,
+        redirect_uri,
+    } =
+        match flow {
+            Ok(Some(flow)) => flow,
+            Ok(None) => return page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in link has expired or was already used. Start the connection again.",
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "could not read a consent flow");
+                return page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The calendar could not be connected just now. Try again in a moment.",
+                );
+            }
+        };
     if let Some(err) = q.error.as_deref() {
         tracing::info!(user = %user, provider = provider.as_str(), error = err, "owner did not finish consent");
         let text = match err {
@@ -273,7 +299,9 @@ pub(super) async fn callback(State(state): State<AppState>, Query(q): Query<Call
     let Some(code) = q.code.as_deref() else {
         return page(StatusCode::BAD_REQUEST, "The provider sent no code.");
     };
-    let (spec, oauth) = spec_for(&state, provider);
+    // The exchange repeats the redirect URI the consent used, whichever
+    // instance started it.
+    let (spec, oauth) = spec_for(&state, provider, &redirect_uri);
     let http = state.deps.calendars.http().clone();
     let grant = match oauth.exchange(&http, &spec, code, verifier).await {
         Ok(g) => g,

@@ -1,5 +1,8 @@
 use super::state_file::StateFile;
-use super::{Campaign, Connection, ConnectionStatus, Provider, Store, StoreError, User};
+use super::{
+    Campaign, Connection, ConnectionStatus, PendingFlow, Provider, Store, StoreError, User,
+};
+use crate::calendar::oauth::PendingFlows;
 use async_trait::async_trait;
 use secrecy::SecretString;
 use std::collections::HashMap;
@@ -28,6 +31,7 @@ pub struct MemoryStore {
     users: RwLock<HashMap<String, User>>,
     connections: RwLock<HashMap<String, UserConnections>>,
     state: Option<StateFile>,
+    flows: PendingFlows<(String, Provider, String)>,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -55,6 +59,14 @@ impl MemoryStore {
         }
         self.state = Some(state);
         Ok(self)
+    }
+
+    /// Every user's connections, for seeding a shared store.
+    pub(super) fn all_connections(&self) -> Vec<(String, UserConnections)> {
+        read(&self.connections)
+            .iter()
+            .map(|(u, c)| (u.clone(), c.clone()))
+            .collect()
     }
 
     pub fn put_campaign(&self, c: Campaign) {
@@ -201,6 +213,29 @@ impl Store for MemoryStore {
             _ => ((), false),
         })
         .await
+    }
+
+    async fn begin_flow(&self, state: &str, flow: PendingFlow) -> Result<(), StoreError> {
+        self.flows.put_state(
+            state,
+            flow.verifier,
+            (flow.user_id, flow.provider, flow.redirect_uri),
+        );
+        Ok(())
+    }
+
+    async fn finish_flow(&self, state: &str) -> Result<Option<PendingFlow>, StoreError> {
+        Ok(self
+            .flows
+            .take(state)
+            .map(
+                |(verifier, (user_id, provider, redirect_uri))| PendingFlow {
+                    user_id,
+                    provider,
+                    verifier,
+                    redirect_uri,
+                },
+            ))
     }
 
     async fn update_refresh_token(

@@ -7,10 +7,12 @@
 
 mod memory;
 pub mod provisioning;
+mod redis;
 pub mod secrets;
 pub mod state_file;
 
 pub use memory::MemoryStore;
+pub use redis::RedisStore;
 
 use crate::dialog::MeetingKind;
 use crate::schedule::BookingRules;
@@ -118,6 +120,18 @@ pub struct Campaign {
     pub booking: Option<BookingSettings>,
 }
 
+/// An OAuth consent flow waiting for its callback: whose connection, which
+/// provider, and the PKCE verifier. No `Debug`: it holds the verifier.
+#[derive(Clone)]
+pub struct PendingFlow {
+    pub user_id: String,
+    pub provider: Provider,
+    pub verifier: SecretString,
+    /// The redirect URI the consent was asked with; the code exchange must
+    /// send the same one.
+    pub redirect_uri: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     #[error("store unavailable: {0}")]
@@ -161,6 +175,12 @@ pub trait Store: Send + Sync {
         provider: Provider,
         status: ConnectionStatus,
     ) -> Result<(), StoreError>;
+    /// Remembers a consent flow under its `state` until the callback, at
+    /// most [`crate::calendar::oauth::FLOW_TTL`]. Kept with connections so
+    /// the callback may reach any instance.
+    async fn begin_flow(&self, state: &str, flow: PendingFlow) -> Result<(), StoreError>;
+    /// The flow for `state`, once; `None` if unknown, used or expired.
+    async fn finish_flow(&self, state: &str) -> Result<Option<PendingFlow>, StoreError>;
     /// Replaces the stored refresh token (Microsoft rotates them).
     async fn update_refresh_token(
         &self,

@@ -210,7 +210,7 @@ async fn a_grant_revoked_mid_booking_gets_a_sentence_and_marks_the_connection_ex
         .as_str()
         .unwrap()
         .contains("Someone from our team will follow up"));
-    use callbook::store::{ConnectionStatus, Store};
+    use callbook::store::ConnectionStatus;
     let conn = app.store.connection("alex").await.unwrap().unwrap();
     assert_eq!(
         conn.status,

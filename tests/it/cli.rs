@@ -156,3 +156,34 @@ fn seal_reads_the_token_from_stdin_and_binds_it_to_its_owner() {
     );
     assert!(cipher.open(&sealed, "alex|microsoft").is_err());
 }
+
+#[test]
+fn serve_refuses_shared_or_saved_connections_it_cannot_seal() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_callbook"))
+            .arg("serve")
+            .args(["--auth-token", "t", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("CALLBOOK_TOKEN_KEY")
+            .env_remove("CALLBOOK_REDIS_URL")
+            .env_remove("CALLBOOK_STATE_FILE")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = run(&["--redis-url", "redis://127.0.0.1:1/"]);
+    assert!(!ok && err.contains("CALLBOOK_TOKEN_KEY"), "{err}");
+    let state = write("state.json", "");
+    let (ok, err) = run(&["--state-file", &state]);
+    assert!(!ok && err.contains("CALLBOOK_TOKEN_KEY"), "{err}");
+    let (ok, err) = run(&[
+        "--redis-url",
+        "redis://127.0.0.1:1/",
+        "--state-file",
+        &state,
+    ]);
+    assert!(!ok && err.contains("give one"), "{err}");
+}

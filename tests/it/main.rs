@@ -11,4 +11,5 @@ mod microsoft_faults;
 mod oauth;
 mod protocol;
 mod redis_ledger;
+mod redis_store;
 mod understanding;

@@ -215,8 +215,9 @@ async fn two_servers_sharing_redis_never_double_book() {
     let mut apps = Vec::new();
     for _ in 0..2 {
         let ledger: Arc<dyn Ledger> = Arc::new(redis_ledger(&server).await);
+        let store = Arc::new(prov().into_store());
         apps.push(
-            Harness::start_with(prov(), clock.clone(), emulators.clone(), ledger)
+            Harness::start_with(clock.clone(), emulators.clone(), ledger, store)
                 .await
                 .unwrap(),
         );

@@ -300,6 +300,12 @@ impl MicrosoftEmulator {
         }
     }
 
+    /// Every access token issued so far stops working, as when they
+    /// expire: the next Graph call gets a 401.
+    pub fn expire_access_tokens(&self) {
+        self.lock().access_tokens.clear();
+    }
+
     /// Access tokens issued so far (refreshes and code exchanges).
     pub fn tokens_issued(&self) -> u64 {
         self.lock().tokens_issued

@@ -1,0 +1,348 @@
+//! Connections in Redis, against a real `redis-server`: the same contract
+//! as the in-memory store, sealed at rest, and shared by two callbook
+//! servers: a consent started on one finishes on the other, and a
+//! Microsoft token rotated by one is picked up by the other.
+
+use crate::helpers::{start_call, to_proposal, tuesday_morning};
+use base64::Engine;
+use callbook::calendar::emulator::MsAccountSpec;
+use callbook::clock::Clock;
+use callbook::harness::{frames, Emulators, Harness, RedisServer};
+use callbook::ledger::{Ledger, RedisLedger};
+use callbook::store::provisioning::{Provisioning, DEFAULT};
+use callbook::store::secrets::TokenCipher;
+use callbook::store::{
+    Connection, ConnectionStatus, MemoryStore, PendingFlow, Provider, RedisStore, Store,
+};
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const OUTLOOK: &str = "alex@contoso.example";
+
+fn cipher() -> TokenCipher {
+    let key = SecretString::from(base64::engine::general_purpose::STANDARD.encode([5u8; 32]));
+    TokenCipher::from_base64("k1", &key).unwrap()
+}
+
+async fn redis_store(server: &RedisServer, prefix: &str) -> RedisStore {
+    let base = Provisioning::parse(DEFAULT).unwrap().into_store();
+    RedisStore::connect(&server.url, prefix, cipher(), base)
+        .await
+        .unwrap()
+}
+
+fn conn(p: Provider, token: &str) -> Connection {
+    Connection::new(p, SecretString::from(token))
+}
+
+/// What every store must do with connections and flows. `alex` starts with
+/// the default config's Google connection.
+async fn contract(s: &dyn Store) {
+    let (list, active) = s.connections("alex").await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(active, Some(Provider::Google));
+    assert!(s.user("alex").await.unwrap().is_some());
+    assert!(s.campaign("demo").await.unwrap().is_some());
+
+    let mut ms = conn(Provider::Microsoft, "m1");
+    ms.tenant = Some("t-9".into());
+    ms.account_email = Some(OUTLOOK.into());
+    s.put_connection("alex", ms).await.unwrap();
+    // Google stays active until the owner switches.
+    assert_eq!(
+        s.connection("alex").await.unwrap().unwrap().provider,
+        Provider::Google
+    );
+    assert!(s.set_active("alex", Provider::Microsoft).await.unwrap());
+    let active = s.connection("alex").await.unwrap().unwrap();
+    assert_eq!(active.provider, Provider::Microsoft);
+    assert_eq!(active.tenant.as_deref(), Some("t-9"));
+    assert_eq!(active.account_email.as_deref(), Some(OUTLOOK));
+
+    s.update_refresh_token("alex", Provider::Microsoft, SecretString::from("m2"))
+        .await
+        .unwrap();
+    assert!(s
+        .set_calendar("alex", Provider::Microsoft, "AAMkOther")
+        .await
+        .unwrap());
+    let since = tuesday_morning();
+    s.set_status(
+        "alex",
+        Provider::Microsoft,
+        ConnectionStatus::AdminApprovalNeeded { since },
+    )
+    .await
+    .unwrap();
+    let c = s.connection("alex").await.unwrap().unwrap();
+    assert_eq!(c.refresh_token.expose_secret(), "m2");
+    assert_eq!(c.calendar_id, "AAMkOther");
+    assert_eq!(c.status, ConnectionStatus::AdminApprovalNeeded { since });
+
+    // Removing the active one hands over to the other.
+    let gone = s
+        .remove_connection("alex", Provider::Microsoft)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone.refresh_token.expose_secret(), "m2");
+    assert_eq!(
+        s.connection("alex").await.unwrap().unwrap().provider,
+        Provider::Google
+    );
+    // Changes to a connection that is gone do not bring it back.
+    assert!(!s
+        .set_calendar("alex", Provider::Microsoft, "x")
+        .await
+        .unwrap());
+    s.update_refresh_token("alex", Provider::Microsoft, SecretString::from("m3"))
+        .await
+        .unwrap();
+    assert!(!s.set_active("alex", Provider::Microsoft).await.unwrap());
+    assert_eq!(s.connections("alex").await.unwrap().0.len(), 1);
+    assert!(s
+        .remove_connection("alex", Provider::Microsoft)
+        .await
+        .unwrap()
+        .is_none());
+
+    // A consent flow works once.
+    let flow = PendingFlow {
+        user_id: "alex".into(),
+        provider: Provider::Microsoft,
+        verifier: SecretString::from("v-123"),
+        redirect_uri: "https://callbook.example/v1/oauth/callback".into(),
+    };
+    s.begin_flow("state-1", flow).await.unwrap();
+    let got = s.finish_flow("state-1").await.unwrap().unwrap();
+    assert_eq!(
+        (got.user_id.as_str(), got.provider),
+        ("alex", Provider::Microsoft)
+    );
+    assert_eq!(got.verifier.expose_secret(), "v-123");
+    assert_eq!(
+        got.redirect_uri,
+        "https://callbook.example/v1/oauth/callback"
+    );
+    assert!(s.finish_flow("state-1").await.unwrap().is_none());
+    assert!(s.finish_flow("never").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_memory_store_keeps_the_contract() {
+    contract(&Provisioning::parse(DEFAULT).unwrap().into_store()).await;
+}
+
+#[tokio::test]
+async fn the_redis_store_keeps_the_contract_with_tokens_sealed() {
+    let server = RedisServer::start().await.unwrap();
+    let store = redis_store(&server, "cb:contract:").await;
+    contract(&store).await;
+    // Nothing in Redis holds a token in clear.
+    let client = redis::Client::open(server.url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let all: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg("cb:contract:conn:alex")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let token = all["google:token"].clone();
+    assert!(token.starts_with("v1:"), "{token}");
+    assert!(!all.values().any(|v| v.contains("demo-refresh")));
+}
+
+#[tokio::test]
+async fn what_redis_holds_wins_over_the_provisioning_file_on_restart() {
+    let server = RedisServer::start().await.unwrap();
+    let first = redis_store(&server, "cb:restart:").await;
+    first
+        .update_refresh_token("alex", Provider::Google, SecretString::from("rotated"))
+        .await
+        .unwrap();
+    drop(first);
+    let again = redis_store(&server, "cb:restart:").await;
+    let c = again.connection("alex").await.unwrap().unwrap();
+    assert_eq!(c.refresh_token.expose_secret(), "rotated");
+}
+
+#[tokio::test]
+async fn a_token_sealed_under_another_key_is_an_error_not_a_missing_connection() {
+    let server = RedisServer::start().await.unwrap();
+    redis_store(&server, "cb:key:").await;
+    let other = SecretString::from(base64::engine::general_purpose::STANDARD.encode([6u8; 32]));
+    let other = TokenCipher::from_base64("k1", &other).unwrap();
+    let base = Provisioning::parse(DEFAULT).unwrap().into_store();
+    let store = RedisStore::connect(&server.url, "cb:key:", other, base)
+        .await
+        .unwrap();
+    assert!(store.connection("alex").await.is_err());
+}
+
+/// Two servers on one Redis (store and ledger) and the same emulators.
+async fn two_servers(server: &RedisServer) -> (Vec<Harness>, Emulators) {
+    let emulators = Emulators::new();
+    emulators.seed(&Provisioning::parse(DEFAULT).unwrap());
+    emulators.microsoft.add_account(MsAccountSpec {
+        email: OUTLOOK.into(),
+        refresh_token: "never-handed-out".into(),
+        windows_zone: "Eastern Standard Time".into(),
+        work: true,
+    });
+    let clock = Clock::manual(tuesday_morning());
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        let ledger: Arc<dyn Ledger> = Arc::new(
+            RedisLedger::connect(&server.url, "cb:two:ledger:")
+                .await
+                .unwrap(),
+        );
+        let store: Arc<dyn Store> = Arc::new(redis_store(server, "cb:two:").await);
+        apps.push(
+            Harness::start_with(clock.clone(), emulators.clone(), ledger, store)
+                .await
+                .unwrap(),
+        );
+    }
+    (apps, emulators)
+}
+
+async fn admin(app: &Harness, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let mut req = callbook::app::http_client()
+        .request(method, format!("http://{}{path}", app.addr))
+        .bearer_auth(&app.admin_token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    resp.json().await.unwrap()
+}
+
+async fn book(app: &Harness, sid: &str) -> Value {
+    let mut c = start_call(app, sid).await;
+    to_proposal(&mut c).await;
+    c.send(&frames::transcript("yes")).await.unwrap();
+    let got = c.settle().await.unwrap();
+    got.into_iter()
+        .find(|f| f["event"] == "booking")
+        .expect("a booking frame")
+}
+
+#[tokio::test]
+async fn a_consent_started_on_one_server_finishes_on_the_other() {
+    let server = RedisServer::start().await.unwrap();
+    let (apps, _emulators) = two_servers(&server).await;
+    let started = admin(
+        &apps[0],
+        reqwest::Method::POST,
+        "/v1/users/alex/connections/microsoft",
+        None,
+    )
+    .await;
+    let http = callbook::app::http_client();
+    let consent = http
+        .get(started["authorize_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let back = consent.headers()["location"].to_str().unwrap().to_string();
+    // The load balancer sends the browser to the other server.
+    let back = back.replace(&apps[0].addr.to_string(), &apps[1].addr.to_string());
+    let done = http.get(&back).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    let list = admin(
+        &apps[0],
+        reqwest::Method::GET,
+        "/v1/users/alex/connections",
+        None,
+    )
+    .await;
+    let ms = list["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["provider"] == "microsoft")
+        .cloned()
+        .expect("server 0 sees the connection server 1 made");
+    assert_eq!(ms["account"], OUTLOOK);
+    for app in apps {
+        app.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_token_rotated_by_one_server_is_picked_up_by_the_other() {
+    let server = RedisServer::start().await.unwrap();
+    let (apps, emulators) = two_servers(&server).await;
+    // Connect Outlook and make it active (through server 0).
+    let started = admin(
+        &apps[0],
+        reqwest::Method::POST,
+        "/v1/users/alex/connections/microsoft",
+        None,
+    )
+    .await;
+    let http = callbook::app::http_client();
+    let consent = http
+        .get(started["authorize_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let back = consent.headers()["location"].to_str().unwrap().to_string();
+    http.get(&back).send().await.unwrap();
+    admin(
+        &apps[0],
+        reqwest::Method::PUT,
+        "/v1/users/alex/active_provider",
+        Some(json!({"provider": "microsoft"})),
+    )
+    .await;
+
+    // Server 1 books (its client refreshes and rotates the token), then
+    // server 0 books (its own refresh rotates it again, killing the one
+    // server 1 holds).
+    let b1 = book(&apps[1], "CA000000000000000000000000rotat01").await;
+    assert_eq!(b1["booking"]["status"], "booked", "{b1}");
+    let b0 = book(&apps[0], "CA000000000000000000000000rotat02").await;
+    assert_eq!(b0["booking"]["status"], "booked", "{b0}");
+    // Access tokens run out: server 1's next refresh must use the token
+    // server 0 stored, not the one it holds.
+    emulators.microsoft.expire_access_tokens();
+    let b2 = book(&apps[1], "CA000000000000000000000000rotat03").await;
+    assert_eq!(b2["booking"]["status"], "booked", "{b2}");
+    let list = admin(
+        &apps[1],
+        reqwest::Method::GET,
+        "/v1/users/alex/connections",
+        None,
+    )
+    .await;
+    assert!(list["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["status"] == "active"));
+    assert_eq!(emulators.microsoft.events(OUTLOOK).len(), 3);
+    for app in apps {
+        app.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn memory_and_redis_stores_agree_on_a_fresh_users_first_connection() {
+    let server = RedisServer::start().await.unwrap();
+    let stores: [Box<dyn Store>; 2] = [
+        Box::new(MemoryStore::new()),
+        Box::new(redis_store(&server, "cb:fresh:").await),
+    ];
+    for s in &stores {
+        assert!(s.connection("newcomer").await.unwrap().is_none());
+        s.put_connection("newcomer", conn(Provider::Microsoft, "x"))
+            .await
+            .unwrap();
+        let (list, active) = s.connections("newcomer").await.unwrap();
+        assert_eq!((list.len(), active), (1, Some(Provider::Microsoft)));
+    }
+}
