@@ -36,6 +36,7 @@
 //! - [`server`]: the axum router: `/v1/calls`, the admin API for
 //!   connections (`server::admin`: OAuth connect and callback, calendar
 //!   choice, active provider, disconnect) and `/healthz`.
+//! - [`redis_conn`]: how the Redis ledger and store connect.
 //! - [`app`]: wiring, serving and draining; [`clock`]: where "now" comes
 //!   from (system or a virtual clock for replays).
 //! - [`harness`]: the whole service plus emulator in-process, driven over a
@@ -50,6 +51,7 @@ pub mod harness;
 pub mod ledger;
 pub mod phone;
 pub mod protocol;
+pub mod redis_conn;
 pub mod replay;
 pub mod schedule;
 pub mod server;

@@ -26,11 +26,6 @@ use chrono::{DateTime, TimeZone, Utc};
 use redis::aio::ConnectionManager;
 use redis::Script;
 use sha2::{Digest, Sha256};
-use std::time::Duration;
-
-/// How long one ledger call may take before the caller is told the ledger
-/// is unavailable (a live caller is waiting).
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Drops holds whose expiry is at or before `now` (ARGV[1]) from the three
 /// keys. Shared by the scripts that read or write claims.
@@ -166,14 +161,7 @@ impl RedisLedger {
     /// Connects to `url` (`redis://host:port/db`); keys start with
     /// `prefix`, e.g. `callbook:ledger:`.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, LedgerError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(unavailable)?;
+        let conn = crate::redis_conn::connect(url).await.map_err(unavailable)?;
         let script = |body: &str| std::sync::Arc::new(Script::new(&format!("{REAP}\n{body}")));
         Ok(Self {
             conn,

@@ -7,7 +7,7 @@
 
 use super::{authorized, unauthorized, AppState};
 use crate::calendar::oauth::{admin_consent_url, ConsentSpec, OAuthClient};
-use crate::calendar::CalendarError;
+use crate::calendar::{CalendarError, CalendarSummary};
 use crate::store::{Connection, ConnectionStatus, PendingFlow, Provider};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -395,15 +395,26 @@ pub(super) async fn calendars(
 ) -> ApiResult {
     guard(&state, &headers, &user).await?;
     let provider = provider_of(&provider)?;
-    let conn = connection(&state, &user, provider).await?;
+    let (conn, list) = writable_calendars(&state, &user, provider).await?;
+    Ok(Json(json!({"calendars": list, "chosen": conn.calendar_id})))
+}
+
+/// The connection, and the calendars its owner can write to, as the
+/// provider lists them now.
+async fn writable_calendars(
+    state: &AppState,
+    user: &str,
+    provider: Provider,
+) -> Result<(Connection, Vec<CalendarSummary>), ApiError> {
+    let conn = connection(state, user, provider).await?;
     let list = state
         .deps
         .calendars
-        .build(&user, &conn)
+        .build(user, &conn)
         .list_calendars()
         .await
         .map_err(provider_error)?;
-    Ok(Json(json!({"calendars": list, "chosen": conn.calendar_id})))
+    Ok((conn, list))
 }
 
 async fn connection(
@@ -453,14 +464,7 @@ pub(super) async fn choose_calendar(
             "expected {\"calendar_id\": \"…\"}",
         )
     })?;
-    let conn = connection(&state, &user, provider).await?;
-    let list = state
-        .deps
-        .calendars
-        .build(&user, &conn)
-        .list_calendars()
-        .await
-        .map_err(provider_error)?;
+    let (_, list) = writable_calendars(&state, &user, provider).await?;
     let chosen = list
         .iter()
         .find(|c| c.id == body.calendar_id || (body.calendar_id == "primary" && c.primary))

@@ -27,9 +27,6 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
-
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// KEYS: conn. ARGV: provider, token, calendar, status, tenant, email,
 /// only_if_absent ("1" when seeding). Makes the provider active when none is.
@@ -124,14 +121,7 @@ impl RedisStore {
         cipher: TokenCipher,
         base: MemoryStore,
     ) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(unavailable)?;
+        let conn = crate::redis_conn::connect(url).await.map_err(unavailable)?;
         let store = Self {
             conn,
             prefix: prefix.to_string(),

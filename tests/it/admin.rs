@@ -3,7 +3,7 @@
 //! the active provider, admin approval with the tenant's admin-consent
 //! link, and disconnecting.
 
-use crate::helpers::{start_call, to_proposal, tuesday_morning};
+use crate::helpers::{admin, book, connect_via, http, start_call, tuesday_morning};
 use callbook::calendar::emulator::microsoft::WORK_TENANT;
 use callbook::calendar::emulator::{Endpoint, Fault, MsAccountSpec, TokenFault};
 use callbook::clock::Clock;
@@ -29,48 +29,8 @@ async fn app() -> Harness {
     .unwrap()
 }
 
-fn http() -> reqwest::Client {
-    callbook::app::http_client()
-}
-
-async fn admin(
-    app: &Harness,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = http()
-        .request(method, format!("http://{}{path}", app.addr))
-        .bearer_auth(&app.admin_token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-/// Runs the whole consent dance like an owner's browser: start, follow the
-/// provider's consent screen back to callbook's callback.
 async fn connect(app: &Harness, provider: &str) -> (StatusCode, String) {
-    let (status, started) = admin(
-        app,
-        reqwest::Method::POST,
-        &format!("/v1/users/alex/connections/{provider}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{started}");
-    let url = started["authorize_url"].as_str().unwrap();
-    let consent = http().get(url).send().await.unwrap();
-    assert_eq!(consent.status(), StatusCode::FOUND);
-    let back = consent.headers()["location"].to_str().unwrap().to_string();
-    assert!(
-        back.starts_with(&format!("http://{}/v1/oauth/callback?", app.addr)),
-        "{back}"
-    );
-    let done = http().get(&back).send().await.unwrap();
-    (done.status(), done.text().await.unwrap())
+    connect_via(app, provider, app).await
 }
 
 async fn connections(app: &Harness) -> Value {
@@ -92,17 +52,6 @@ fn by_provider<'a>(list: &'a Value, provider: &str) -> &'a Value {
         .iter()
         .find(|c| c["provider"] == provider)
         .unwrap_or_else(|| panic!("no {provider} connection in {list}"))
-}
-
-/// Books a meeting on a fresh call and returns the booking frame.
-async fn book(app: &Harness, sid: &str) -> Value {
-    let mut c = start_call(app, sid).await;
-    to_proposal(&mut c).await;
-    c.send(&frames::transcript("yes")).await.unwrap();
-    let got = c.settle().await.unwrap();
-    got.into_iter()
-        .find(|f| f["event"] == "booking")
-        .expect("a booking frame")
 }
 
 #[tokio::test]
@@ -337,39 +286,34 @@ async fn the_admin_api_wants_its_own_token_and_says_what_is_wrong() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    let (status, body) = admin(
-        &app,
-        reqwest::Method::GET,
-        "/v1/users/nobody/connections",
-        None,
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].clone()),
-        (StatusCode::NOT_FOUND, json!("unknown_user"))
-    );
-    let (status, body) = admin(
-        &app,
-        reqwest::Method::POST,
-        "/v1/users/alex/connections/yahoo",
-        None,
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].clone()),
-        (StatusCode::NOT_FOUND, json!("unknown_provider"))
-    );
-    let (status, body) = admin(
-        &app,
-        reqwest::Method::PUT,
-        "/v1/users/alex/active_provider",
-        Some(json!({"provider": "microsoft"})),
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].clone()),
-        (StatusCode::NOT_FOUND, json!("not_connected"))
-    );
+    let cases = [
+        (
+            reqwest::Method::GET,
+            "/v1/users/nobody/connections",
+            None,
+            "unknown_user",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/users/alex/connections/yahoo",
+            None,
+            "unknown_provider",
+        ),
+        (
+            reqwest::Method::PUT,
+            "/v1/users/alex/active_provider",
+            Some(json!({"provider": "microsoft"})),
+            "not_connected",
+        ),
+    ];
+    for (method, path, body, code) in cases {
+        let (status, got) = admin(&app, method, path, body).await;
+        assert_eq!(
+            (status, got["error"].clone()),
+            (StatusCode::NOT_FOUND, json!(code)),
+            "{path}"
+        );
+    }
     let (status, _) = admin(
         &app,
         reqwest::Method::PUT,

@@ -2,6 +2,7 @@ use callbook::clock::Clock;
 use callbook::harness::{frames, CallClient, Harness};
 use callbook::store::provisioning::{Provisioning, DEFAULT};
 use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 /// Tuesday 2026-12-01 10:00 New York.
@@ -40,4 +41,66 @@ pub async fn to_proposal(c: &mut CallClient) -> Vec<Value> {
 
 pub fn of_kind<'a>(frames: &'a [Value], event: &str) -> Vec<&'a Value> {
     frames.iter().filter(|f| f["event"] == event).collect()
+}
+
+pub fn http() -> reqwest::Client {
+    callbook::app::http_client()
+}
+
+pub async fn admin(
+    app: &Harness,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = http()
+        .request(method, format!("http://{}{path}", app.addr))
+        .bearer_auth(&app.admin_token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Runs the whole consent dance like an owner's browser: starts it on
+/// `app`, follows the provider's consent screen, and lands on the callback
+/// of `callback_on` (another instance behind the same load balancer, or
+/// `app` itself).
+pub async fn connect_via(
+    app: &Harness,
+    provider: &str,
+    callback_on: &Harness,
+) -> (StatusCode, String) {
+    let (status, started) = admin(
+        app,
+        reqwest::Method::POST,
+        &format!("/v1/users/alex/connections/{provider}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let url = started["authorize_url"].as_str().unwrap();
+    let consent = http().get(url).send().await.unwrap();
+    assert_eq!(consent.status(), StatusCode::FOUND);
+    let back = consent.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        back.starts_with(&format!("http://{}/v1/oauth/callback?", app.addr)),
+        "{back}"
+    );
+    let back = back.replace(&app.addr.to_string(), &callback_on.addr.to_string());
+    let done = http().get(&back).send().await.unwrap();
+    (done.status(), done.text().await.unwrap())
+}
+
+/// Books a meeting on a fresh call and returns the booking frame.
+pub async fn book(app: &Harness, sid: &str) -> Value {
+    let mut c = start_call(app, sid).await;
+    to_proposal(&mut c).await;
+    c.send(&frames::transcript("yes")).await.unwrap();
+    let got = c.settle().await.unwrap();
+    got.into_iter()
+        .find(|f| f["event"] == "booking")
+        .expect("a booking frame")
 }

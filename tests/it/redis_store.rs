@@ -3,11 +3,11 @@
 //! servers: a consent started on one finishes on the other, and a
 //! Microsoft token rotated by one is picked up by the other.
 
-use crate::helpers::{start_call, to_proposal, tuesday_morning};
+use crate::helpers::{admin, book, connect_via, tuesday_morning};
 use base64::Engine;
 use callbook::calendar::emulator::MsAccountSpec;
 use callbook::clock::Clock;
-use callbook::harness::{frames, Emulators, Harness, RedisServer};
+use callbook::harness::{Emulators, Harness, RedisServer};
 use callbook::ledger::{Ledger, RedisLedger};
 use callbook::store::provisioning::{Provisioning, DEFAULT};
 use callbook::store::secrets::TokenCipher;
@@ -16,7 +16,7 @@ use callbook::store::{
 };
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::Arc;
 
 const OUTLOOK: &str = "alex@contoso.example";
@@ -208,51 +208,14 @@ async fn two_servers(server: &RedisServer) -> (Vec<Harness>, Emulators) {
     (apps, emulators)
 }
 
-async fn admin(app: &Harness, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let mut req = callbook::app::http_client()
-        .request(method, format!("http://{}{path}", app.addr))
-        .bearer_auth(&app.admin_token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    assert!(resp.status().is_success(), "{path}: {}", resp.status());
-    resp.json().await.unwrap()
-}
-
-async fn book(app: &Harness, sid: &str) -> Value {
-    let mut c = start_call(app, sid).await;
-    to_proposal(&mut c).await;
-    c.send(&frames::transcript("yes")).await.unwrap();
-    let got = c.settle().await.unwrap();
-    got.into_iter()
-        .find(|f| f["event"] == "booking")
-        .expect("a booking frame")
-}
-
 #[tokio::test]
 async fn a_consent_started_on_one_server_finishes_on_the_other() {
     let server = RedisServer::start().await.unwrap();
     let (apps, _emulators) = two_servers(&server).await;
-    let started = admin(
-        &apps[0],
-        reqwest::Method::POST,
-        "/v1/users/alex/connections/microsoft",
-        None,
-    )
-    .await;
-    let http = callbook::app::http_client();
-    let consent = http
-        .get(started["authorize_url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let back = consent.headers()["location"].to_str().unwrap().to_string();
-    // The load balancer sends the browser to the other server.
-    let back = back.replace(&apps[0].addr.to_string(), &apps[1].addr.to_string());
-    let done = http.get(&back).send().await.unwrap();
-    assert_eq!(done.status(), StatusCode::OK);
-    let list = admin(
+    // The load balancer sends the browser back to the other server.
+    let (status, page) = connect_via(&apps[0], "microsoft", &apps[1]).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (_, list) = admin(
         &apps[0],
         reqwest::Method::GET,
         "/v1/users/alex/connections",
@@ -277,21 +240,7 @@ async fn a_token_rotated_by_one_server_is_picked_up_by_the_other() {
     let server = RedisServer::start().await.unwrap();
     let (apps, emulators) = two_servers(&server).await;
     // Connect Outlook and make it active (through server 0).
-    let started = admin(
-        &apps[0],
-        reqwest::Method::POST,
-        "/v1/users/alex/connections/microsoft",
-        None,
-    )
-    .await;
-    let http = callbook::app::http_client();
-    let consent = http
-        .get(started["authorize_url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let back = consent.headers()["location"].to_str().unwrap().to_string();
-    http.get(&back).send().await.unwrap();
+    connect_via(&apps[0], "microsoft", &apps[0]).await;
     admin(
         &apps[0],
         reqwest::Method::PUT,
@@ -312,7 +261,7 @@ async fn a_token_rotated_by_one_server_is_picked_up_by_the_other() {
     emulators.microsoft.expire_access_tokens();
     let b2 = book(&apps[1], "CA000000000000000000000000rotat03").await;
     assert_eq!(b2["booking"]["status"], "booked", "{b2}");
-    let list = admin(
+    let (_, list) = admin(
         &apps[1],
         reqwest::Method::GET,
         "/v1/users/alex/connections",

@@ -208,6 +208,18 @@ impl GoogleEmulator {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Changes the account with this address, if there is one.
+    fn with_account(&self, email: &str, change: impl FnOnce(&mut Account)) {
+        if let Some(a) = self
+            .lock()
+            .accounts
+            .iter_mut()
+            .find(|a| a.spec.email == email)
+        {
+            change(a);
+        }
+    }
+
     pub fn add_account(&self, spec: AccountSpec) {
         self.lock().accounts.push(Account {
             spec,
@@ -233,26 +245,12 @@ impl GoogleEmulator {
 
     /// New Meet requests stay `pending` for this many `events.get` polls.
     pub fn meet_pending_for(&self, email: &str, polls: u32) {
-        if let Some(a) = self
-            .lock()
-            .accounts
-            .iter_mut()
-            .find(|a| a.spec.email == email)
-        {
-            a.meet_pending_polls = polls;
-        }
+        self.with_account(email, |a| a.meet_pending_polls = polls);
     }
 
     /// Free/busy lags writes by this long, as Google's sometimes does.
     pub fn lag_free_busy(&self, email: &str, lag: std::time::Duration) {
-        if let Some(a) = self
-            .lock()
-            .accounts
-            .iter_mut()
-            .find(|a| a.spec.email == email)
-        {
-            a.free_busy_lag = lag;
-        }
+        self.with_account(email, |a| a.free_busy_lag = lag);
     }
 
     /// Consults the faults for this request.

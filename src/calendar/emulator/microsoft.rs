@@ -237,6 +237,18 @@ impl MicrosoftEmulator {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Changes the account with this address, if there is one.
+    fn with_account(&self, email: &str, change: impl FnOnce(&mut Account)) {
+        if let Some(a) = self
+            .lock()
+            .accounts
+            .iter_mut()
+            .find(|a| a.spec.email == email)
+        {
+            change(a);
+        }
+    }
+
     pub fn add_account(&self, spec: MsAccountSpec) {
         let refresh_token = spec.refresh_token.clone();
         self.lock().accounts.push(Account {
@@ -264,40 +276,19 @@ impl MicrosoftEmulator {
 
     /// calendarView lags writes by this long.
     pub fn lag_free_busy(&self, email: &str, lag: std::time::Duration) {
-        if let Some(a) = self
-            .lock()
-            .accounts
-            .iter_mut()
-            .find(|a| a.spec.email == email)
-        {
-            a.view_lag = lag;
-        }
+        self.with_account(email, |a| a.view_lag = lag);
     }
 
     /// Events keep Teams allowed but come back without a join link, as when
     /// a tenant's Teams provisioning fails.
     pub fn withhold_join_url(&self, email: &str) {
-        if let Some(a) = self
-            .lock()
-            .accounts
-            .iter_mut()
-            .find(|a| a.spec.email == email)
-        {
-            a.withhold_join_url = true;
-        }
+        self.with_account(email, |a| a.withhold_join_url = true);
     }
 
     /// Creates stop matching earlier `transactionId`s, as once Graph's
     /// undocumented deduplication window has passed.
     pub fn forget_transaction_ids(&self, email: &str) {
-        if let Some(a) = self
-            .lock()
-            .accounts
-            .iter_mut()
-            .find(|a| a.spec.email == email)
-        {
-            a.forget_transaction_ids = true;
-        }
+        self.with_account(email, |a| a.forget_transaction_ids = true);
     }
 
     /// Every access token issued so far stops working, as when they
@@ -335,14 +326,7 @@ impl MicrosoftEmulator {
 
     /// Makes the account a personal one (outlook.com): no Teams.
     pub fn make_personal(&self, email: &str) {
-        if let Some(a) = self
-            .lock()
-            .accounts
-            .iter_mut()
-            .find(|a| a.spec.email == email)
-        {
-            a.spec.work = false;
-        }
+        self.with_account(email, |a| a.spec.work = false);
     }
 
     /// Revokes the grant: refreshes answer AADSTS70008.
