@@ -12,17 +12,19 @@ use secrecy::{ExposeSecret, SecretString};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
-const OWNER: &str = "owner@contoso.example";
+pub(crate) const OWNER: &str = "owner@contoso.example";
 
-struct Setup {
-    emu: MicrosoftEmulator,
-    addr: std::net::SocketAddr,
-    client: MicrosoftCalendar,
-    rotated: Arc<Mutex<Vec<String>>>,
+/// A Graph client on one emulated account; `rotated` collects every refresh
+/// token handed over for storage.
+pub(crate) struct Setup {
+    pub emu: MicrosoftEmulator,
+    pub addr: std::net::SocketAddr,
+    pub client: MicrosoftCalendar,
+    pub rotated: Arc<Mutex<Vec<String>>>,
     _stop: tokio_util::sync::DropGuard,
 }
 
-async fn setup(work: bool, zone: &str) -> Setup {
+pub(crate) async fn setup(work: bool, zone: &str) -> Setup {
     let emu = MicrosoftEmulator::new(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET);
     emu.add_account(MsAccountSpec {
         email: OWNER.into(),
@@ -54,11 +56,11 @@ async fn setup(work: bool, zone: &str) -> Setup {
     }
 }
 
-fn t(s: &str) -> DateTime<Utc> {
+pub(crate) fn t(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
-fn event(booking: &str) -> NewEvent {
+pub(crate) fn event(booking: &str) -> NewEvent {
     NewEvent {
         booking_id: booking.into(),
         slot: Interval::new(t("2026-12-01T19:00:00Z"), t("2026-12-01T19:30:00Z")),

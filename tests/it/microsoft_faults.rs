@@ -2,21 +2,14 @@
 //! work or school account and for a personal one: each fault gets its
 //! defined outcome, and no duplicate event is ever created.
 
+use crate::microsoft::{event, t, Setup, OWNER};
 use callbook::calendar::emulator::microsoft::{Endpoint, Fault};
-use callbook::calendar::emulator::{serve_local, MicrosoftEmulator, MsAccountSpec, TokenFault};
-use callbook::calendar::microsoft::{MicrosoftCalendar, OnRotate};
-use callbook::calendar::{CalendarError, CalendarProvider, NewEvent};
-use callbook::dialog::{MeetingKind, Video};
-use callbook::harness::{ms_emulator_endpoints, EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET};
+use callbook::calendar::emulator::TokenFault;
+use callbook::calendar::{CalendarError, CalendarProvider};
+use callbook::dialog::Video;
 use callbook::schedule::Interval;
-use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
-use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-
-const OWNER: &str = "owner@contoso.example";
 
 /// Both account kinds: work or school (Teams), and personal (outlook.com).
 const KINDS: [Kind; 2] = [Kind::Work, Kind::Personal];
@@ -27,63 +20,12 @@ enum Kind {
     Personal,
 }
 
-struct Setup {
-    emu: MicrosoftEmulator,
-    client: MicrosoftCalendar,
-    rotated: Arc<Mutex<Vec<String>>>,
-    _stop: tokio_util::sync::DropGuard,
-}
-
 async fn setup(kind: Kind) -> Setup {
-    let emu = MicrosoftEmulator::new(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET);
-    emu.add_account(MsAccountSpec {
-        email: OWNER.into(),
-        refresh_token: "ms-rt".into(),
-        windows_zone: "Eastern Standard Time".into(),
-        work: kind == Kind::Work,
-    });
-    let stop = CancellationToken::new();
-    let addr = serve_local(emu.router(), stop.clone()).await.unwrap();
-    let rotated = Arc::new(Mutex::new(Vec::new()));
-    let sink = rotated.clone();
-    let on_rotate: OnRotate = Arc::new(move |t: SecretString| {
-        sink.lock().unwrap().push(t.expose_secret().to_string());
-        Box::pin(async {})
-    });
-    let client = MicrosoftCalendar::new(
-        callbook::app::http_client(),
-        ms_emulator_endpoints(addr),
-        "primary".into(),
-        SecretString::from("ms-rt"),
-        Some(on_rotate),
-    );
-    Setup {
-        emu,
-        client,
-        rotated,
-        _stop: stop.drop_guard(),
-    }
-}
-
-fn t(s: &str) -> DateTime<Utc> {
-    s.parse().unwrap()
+    crate::microsoft::setup(kind == Kind::Work, "Eastern Standard Time").await
 }
 
 fn day() -> Interval {
     Interval::new(t("2026-12-01T00:00:00Z"), t("2026-12-02T00:00:00Z"))
-}
-
-fn event(booking: &str) -> NewEvent {
-    NewEvent {
-        booking_id: booking.into(),
-        slot: Interval::new(t("2026-12-01T19:00:00Z"), t("2026-12-01T19:30:00Z")),
-        timezone: chrono_tz::America::New_York,
-        title: "Alex <> Jane".into(),
-        description: "Intro".into(),
-        attendee_email: "jane@example.com".into(),
-        attendee_name: "Jane".into(),
-        meeting: MeetingKind::Video,
-    }
 }
 
 /// Live events callbook made (the ones carrying a booking id).
