@@ -229,6 +229,53 @@ async fn a_grant_revoked_mid_booking_gets_a_sentence_and_marks_the_connection_ex
 }
 
 #[tokio::test]
+async fn admin_approval_needed_mid_booking_gets_a_sentence_and_is_recorded() {
+    use callbook::calendar::emulator::{Endpoint, Fault, TokenFault};
+    use callbook::store::ConnectionStatus;
+    let app = spawn_app().await;
+    let mut c = start_call(&app, "CA00000000000000000000000000cons01").await;
+    to_proposal(&mut c).await;
+    // The Workspace administrator restricts the app while the caller talks.
+    let owner = "alex@callbook.example";
+    app.google.revoke(owner);
+    app.google.inject(
+        owner,
+        Endpoint::Token,
+        Fault::Token(TokenFault::ConsentRequired),
+        u32::MAX,
+    );
+    c.send(&frames::transcript("yes")).await.unwrap();
+    let got = c.settle().await.unwrap();
+    assert_eq!(
+        got[0]["booking"],
+        json!({"status": "failed", "reason": "admin_approval_needed"})
+    );
+    assert!(got[1]["say"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("Someone from our team will follow up"));
+    let conn = app.store.connection("alex").await.unwrap().unwrap();
+    assert_eq!(
+        conn.status,
+        ConnectionStatus::AdminApprovalNeeded {
+            since: app.clock.now()
+        }
+    );
+    let claims = app
+        .ledger
+        .claims("alex:primary", whole_look_ahead(), app.clock.now())
+        .await
+        .unwrap();
+    assert!(claims.is_empty());
+    assert!(app
+        .google
+        .events(owner)
+        .iter()
+        .all(|e| e.booking_id.is_none()));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_slow_calendar_gets_a_filler_line_before_the_answer() {
     use callbook::calendar::emulator::google::{Endpoint, Fault};
     let app = spawn_app().await;
