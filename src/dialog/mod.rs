@@ -535,11 +535,17 @@ impl Dialog {
             exclude.push(m.slot);
         }
         let Some(pref) = pref else {
-            // The next slot after the one on offer, or the first one.
-            let found = match anchor {
-                Some(a) => finder.later(a, 1, &exclude).first().copied(),
-                None => finder.free().find(|s| !exclude.contains(s)),
-            };
+            // The next slot after the one on offer, or the first one; one
+            // inside the caller's waking day when there is one, so a
+            // Pacific caller is not offered 6 AM their time.
+            let after = anchor.map_or(now, |a| a.start + Duration::seconds(1));
+            let mut candidates = finder
+                .free_from(after)
+                .filter(|s| !exclude.contains(s))
+                .peekable();
+            let first = candidates.peek().copied();
+            let tz = self.caller_tz;
+            let found = candidates.find(|s| fits_callers_day(s, tz)).or(first);
             return found.map(|s| (s, true));
         };
         let nearest =
@@ -873,6 +879,16 @@ impl Out {
     fn status(&mut self, s: Status) {
         self.effects.push(Effect::Status(s));
     }
+}
+
+/// The caller's waking hours: a meeting offered unprompted starts at 8 AM
+/// or later and ends by 9 PM, the caller's time.
+fn fits_callers_day(slot: &Interval, tz: Tz) -> bool {
+    let start = slot.start.with_timezone(&tz);
+    let end = slot.end.with_timezone(&tz);
+    let eight = chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default();
+    let nine_pm = chrono::NaiveTime::from_hms_opt(21, 0, 0).unwrap_or_default();
+    start.date_naive() == end.date_naive() && start.time() >= eight && end.time() <= nine_pm
 }
 
 #[cfg(test)]

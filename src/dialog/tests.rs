@@ -379,3 +379,48 @@ fn repeat_and_hold_on_keep_the_question_pending() {
     let fx = d.step(Input::Heard("okay yes".into()), now());
     assert!(matches!(fx[0], Effect::Book(_)));
 }
+
+#[test]
+fn an_unprompted_proposal_falls_in_the_callers_waking_day() {
+    // Sunday: the first free slot is Monday 9 AM New York, which is 6 AM
+    // in San Francisco and 4 AM in Honolulu.
+    let sunday = utc("2026-11-29T14:00:00Z");
+    let first_proposal = |phone: &str| {
+        let mut d = Dialog::new();
+        d.step(
+            Input::Start(Setup {
+                recipient: Recipient {
+                    first_name: "Jane".into(),
+                    last_name: None,
+                    phone: crate::phone::E164::parse(phone).ok(),
+                },
+                booking: Ok(ctx(MeetingKind::Video)),
+            }),
+            sunday,
+        );
+        d.step(
+            Input::AvailabilityLoaded(Ok(Availability {
+                busy: vec![],
+                video: Video::Unavailable,
+            })),
+            sunday,
+        );
+        d.step(Input::Offer, sunday);
+        d.step(Input::Heard("yes sure".into()), sunday);
+        d.step(Input::Heard("j o h n at gmail dot com".into()), sunday);
+        let fx = d.step(Input::Heard("yes".into()), sunday);
+        statuses(&fx)
+            .into_iter()
+            .find_map(|s| match s {
+                Status::Proposed { start, .. } => Some(*start),
+                _ => None,
+            })
+            .expect("a proposal")
+    };
+    // New York: 9 AM is fine.
+    assert_eq!(first_proposal("+12125550123"), utc("2026-11-30T14:00:00Z"));
+    // San Francisco: 11 AM New York is 8 AM there.
+    assert_eq!(first_proposal("+14155550123"), utc("2026-11-30T16:00:00Z"));
+    // Honolulu: 1 PM New York is 8 AM there.
+    assert_eq!(first_proposal("+18085550123"), utc("2026-11-30T18:00:00Z"));
+}
