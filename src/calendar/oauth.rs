@@ -450,6 +450,8 @@ pub fn classify(body: &TokenErrorBody) -> CalendarError {
 
 /// Where a Microsoft tenant's administrator approves callbook for everyone
 /// in it, for when the tenant does not let users consent themselves.
+/// Microsoft sends the administrator back to `redirect_uri` with
+/// `admin_consent=True&tenant=…` (or `error=…`), without a `state`.
 pub fn admin_consent_url(
     authority: &str,
     tenant: &str,

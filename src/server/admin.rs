@@ -255,12 +255,40 @@ pub(super) struct Callback {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
+    /// Microsoft's answer to the admin-consent link: `True` once an
+    /// administrator approved callbook for `tenant`.
+    admin_consent: Option<String>,
+    tenant: Option<String>,
 }
 
 /// `GET /v1/oauth/callback`: the provider sends the owner's browser back
-/// here. The single-use `state` is the credential.
+/// here. The single-use `state` is the credential. An administrator who
+/// followed the admin-consent link lands here too, with no state.
 pub(super) async fn callback(State(state): State<AppState>, Query(q): Query<Callback>) -> Response {
     let page = |status: StatusCode, text: &str| (status, text.to_string()).into_response();
+    if q.state.is_none() && (q.admin_consent.is_some() || q.tenant.is_some()) {
+        let approved = q
+            .admin_consent
+            .as_deref()
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        tracing::info!(
+            tenant = q.tenant.as_deref().unwrap_or(""),
+            approved,
+            error = q.error.as_deref().unwrap_or(""),
+            "admin consent answered"
+        );
+        return if approved && q.error.is_none() {
+            page(
+                StatusCode::OK,
+                "Thank you: callbook is approved for your organisation. The calendar owner can now connect their calendar again.",
+            )
+        } else {
+            page(
+                StatusCode::FORBIDDEN,
+                "callbook was not approved for your organisation, so calendars there cannot be connected.",
+            )
+        };
+    }
     let flow = match q.state.as_deref() {
         Some(s) => state.deps.store.finish_flow(s).await,
         None => Ok(None),

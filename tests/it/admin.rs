@@ -360,3 +360,32 @@ async fn a_consent_callback_works_once() {
     );
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_administrators_approval_lands_on_the_callback_and_is_acknowledged() {
+    let app = app().await;
+    let url = |q: &str| format!("http://{}/v1/oauth/callback?{q}", app.addr);
+    // As Microsoft answers the admin-consent link (no state).
+    let ok = http()
+        .get(url(&format!(
+            "admin_consent=True&tenant={WORK_TENANT}&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert!(ok
+        .text()
+        .await
+        .unwrap()
+        .contains("approved for your organisation"));
+    let refused = http()
+        .get(url(&format!(
+            "tenant={WORK_TENANT}&error=access_denied&error_description=AADSTS65004"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    app.stop().await.unwrap();
+}
