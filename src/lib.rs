@@ -33,9 +33,9 @@
 //!   provisioning file, with connections kept in process (optionally
 //!   written through to a sealed state file) or shared in Redis.
 //! - [`protocol`]: wire frames, mirroring `protocol/` exactly.
-//! - [`server`]: the axum router: `/v1/calls`, the admin API for
-//!   connections (`server::admin`: OAuth connect and callback, calendar
-//!   choice, active provider, disconnect) and `/healthz`.
+//! - [`server`]: the axum router: `/v1/calls`, the admin API
+//!   (`server::admin`: OAuth connect and callback, calendar choice, active
+//!   provider, disconnect, campaigns' booking settings) and `/healthz`.
 //! - [`redis_conn`]: how the Redis ledger and store connect.
 //! - [`app`]: wiring, serving and draining; [`clock`]: where "now" comes
 //!   from (system or a virtual clock for replays).

@@ -8,7 +8,7 @@
 use super::{authorized, unauthorized, AppState};
 use crate::calendar::oauth::{admin_consent_url, ConsentSpec, OAuthClient};
 use crate::calendar::{CalendarError, CalendarSummary};
-use crate::store::{Connection, ConnectionStatus, PendingFlow, Provider};
+use crate::store::{BookingSettings, Connection, ConnectionStatus, PendingFlow, Provider};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -71,9 +71,8 @@ fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> 
     }
 }
 
-/// Checks the admin bearer token, then that the user exists; answers the
-/// request itself when either fails.
-async fn guard(state: &AppState, headers: &HeaderMap, user: &str) -> Result<(), ApiError> {
+/// Checks the admin bearer token.
+fn admin_only(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &state.admin.token else {
         return Err(error(
             StatusCode::FORBIDDEN,
@@ -84,6 +83,12 @@ async fn guard(state: &AppState, headers: &HeaderMap, user: &str) -> Result<(), 
     if !authorized(headers, token) {
         return Err(error(StatusCode::UNAUTHORIZED, "unauthorized", ""));
     }
+    Ok(())
+}
+
+/// Checks the admin bearer token, then that the user exists.
+async fn guard(state: &AppState, headers: &HeaderMap, user: &str) -> Result<(), ApiError> {
+    admin_only(state, headers)?;
     match state.deps.store.user(user).await {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(error(
@@ -555,4 +560,65 @@ pub(super) async fn set_active(
     }
     state.deps.calendars.forget(&user);
     Ok(Json(json!({"active_provider": provider.as_str()})))
+}
+
+fn campaign_view(c: &crate::store::Campaign) -> Value {
+    json!({"id": c.id, "name": c.name, "owner": c.owner, "booking": c.booking})
+}
+
+fn unknown_campaign(id: &str) -> ApiError {
+    error(
+        StatusCode::NOT_FOUND,
+        "unknown_campaign",
+        format!("no campaign {id:?}"),
+    )
+}
+
+/// `GET /v1/campaigns/{id}`: the campaign and its booking settings.
+pub(super) async fn campaign(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    admin_only(&state, &headers)?;
+    let c = state
+        .deps
+        .store
+        .campaign(&id)
+        .await
+        .map_err(store_down)?
+        .ok_or_else(|| unknown_campaign(&id))?;
+    Ok(Json(campaign_view(&c)))
+}
+
+/// `PUT /v1/campaigns/{id}/booking`: replaces the booking settings (rules,
+/// meeting type, invite templates) from the next call on. Invalid settings
+/// are refused with the field at fault; nothing changes then.
+pub(super) async fn set_booking(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> ApiResult {
+    admin_only(&state, &headers)?;
+    let settings = BookingSettings::parse(&body)
+        .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_booking", e))?;
+    if !state
+        .deps
+        .store
+        .set_booking(&id, settings)
+        .await
+        .map_err(store_down)?
+    {
+        return Err(unknown_campaign(&id));
+    }
+    tracing::info!(campaign = %id, "booking settings replaced");
+    let c = state
+        .deps
+        .store
+        .campaign(&id)
+        .await
+        .map_err(store_down)?
+        .ok_or_else(|| unknown_campaign(&id))?;
+    Ok(Json(campaign_view(&c)))
 }

@@ -43,6 +43,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/users/{user}/active_provider", put(admin::set_active))
         .route("/v1/oauth/callback", get(admin::callback))
+        .route("/v1/campaigns/{id}", get(admin::campaign))
+        .route("/v1/campaigns/{id}/booking", put(admin::set_booking))
         .with_state(state)
 }
 

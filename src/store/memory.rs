@@ -1,6 +1,7 @@
-use super::state_file::StateFile;
+use super::state_file::{Snapshot, StateFile};
 use super::{
-    Campaign, Connection, ConnectionStatus, PendingFlow, Provider, Store, StoreError, User,
+    BookingSettings, Campaign, Connection, ConnectionStatus, PendingFlow, Provider, Store,
+    StoreError, User,
 };
 use crate::calendar::oauth::PendingFlows;
 use async_trait::async_trait;
@@ -30,6 +31,8 @@ pub struct MemoryStore {
     campaigns: RwLock<HashMap<String, Campaign>>,
     users: RwLock<HashMap<String, User>>,
     connections: RwLock<HashMap<String, UserConnections>>,
+    /// Booking settings set through the admin API, over the campaigns'.
+    bookings: RwLock<HashMap<String, BookingSettings>>,
     state: Option<StateFile>,
     flows: PendingFlows<(String, Provider, String)>,
 }
@@ -51,12 +54,8 @@ impl MemoryStore {
     /// (which replaces the provisioning file's connections for its users).
     pub async fn with_state_file(mut self, state: StateFile) -> Result<Self, StoreError> {
         let saved = state.load().await?;
-        {
-            let mut conns = write(&self.connections);
-            for (user, uc) in saved {
-                conns.insert(user, uc);
-            }
-        }
+        write(&self.connections).extend(saved.connections);
+        write(&self.bookings).extend(saved.bookings);
         self.state = Some(state);
         Ok(self)
     }
@@ -100,11 +99,22 @@ impl MemoryStore {
             change(uc)
         };
         if changed {
-            if let Some(state) = &self.state {
-                state.save(|| read(&self.connections).clone()).await?;
-            }
+            self.persist().await?;
         }
         Ok(out)
+    }
+
+    /// Writes the state file, when there is one.
+    async fn persist(&self) -> Result<(), StoreError> {
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
+        state
+            .save(|| Snapshot {
+                connections: read(&self.connections).clone(),
+                bookings: read(&self.bookings).clone(),
+            })
+            .await
     }
 }
 
@@ -122,7 +132,22 @@ fn upsert(uc: &mut UserConnections, c: Connection) {
 #[async_trait]
 impl Store for MemoryStore {
     async fn campaign(&self, id: &str) -> Result<Option<Campaign>, StoreError> {
-        Ok(read(&self.campaigns).get(id).cloned())
+        let Some(mut c) = read(&self.campaigns).get(id).cloned() else {
+            return Ok(None);
+        };
+        if let Some(b) = read(&self.bookings).get(id) {
+            c.booking = Some(b.clone());
+        }
+        Ok(Some(c))
+    }
+
+    async fn set_booking(&self, id: &str, booking: BookingSettings) -> Result<bool, StoreError> {
+        if !read(&self.campaigns).contains_key(id) {
+            return Ok(false);
+        }
+        write(&self.bookings).insert(id.to_string(), booking);
+        self.persist().await?;
+        Ok(true)
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {

@@ -102,14 +102,66 @@ pub struct User {
     pub name: String,
 }
 
-/// Booking settings for a campaign.
-#[derive(Debug, Clone)]
+/// Booking settings for a campaign: as the provisioning file and the admin
+/// API write them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BookingSettings {
+    #[serde(default = "yes")]
     pub enabled: bool,
     pub rules: BookingRules,
     pub meeting: MeetingKind,
+    /// Invite title; template tokens such as `{recipient.fullName}`.
+    #[serde(default = "default_title")]
     pub title: String,
+    #[serde(default)]
     pub description: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_title() -> String {
+    "{owner.name} <> {recipient.fullName}".into()
+}
+
+impl BookingSettings {
+    /// Parses and validates settings from JSON; the error names the field
+    /// at fault (`rules.window.start: …`, `title: unknown template token …`).
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let de = &mut serde_json::Deserializer::from_str(json);
+        let settings: BookingSettings = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            // Validation inside the rules names its own field
+            // ("window.start: …"): join the two into one path.
+            let nested = inner.split_once(": ").is_some_and(|(head, _)| {
+                head.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.')
+            });
+            match (path.as_str(), nested) {
+                (".", _) => inner,
+                (_, true) => format!("{path}.{inner}"),
+                _ => format!("{path}: {inner}"),
+            }
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Refuses template tokens the invite cannot fill.
+    pub fn validate(&self) -> Result<(), String> {
+        for (field, text) in [("title", &self.title), ("description", &self.description)] {
+            if let Some(token) = crate::calendar::template::unknown_tokens(text)
+                .into_iter()
+                .next()
+            {
+                return Err(format!("{field}: unknown template token {{{token}}}"));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -141,6 +193,9 @@ pub enum StoreError {
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn campaign(&self, id: &str) -> Result<Option<Campaign>, StoreError>;
+    /// Replaces a campaign's booking settings (from the next call on);
+    /// `false` for an unknown campaign.
+    async fn set_booking(&self, id: &str, booking: BookingSettings) -> Result<bool, StoreError>;
     async fn user(&self, id: &str) -> Result<Option<User>, StoreError>;
     /// The connection calls book on: the user's active provider's.
     async fn connection(&self, user_id: &str) -> Result<Option<Connection>, StoreError>;

@@ -4,9 +4,6 @@
 //! built-in Google emulator.
 
 use super::{BookingSettings, Campaign, Connection, ConnectionStatus, MemoryStore, Provider, User};
-use crate::calendar::template;
-use crate::dialog::MeetingKind;
-use crate::schedule::BookingRules;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -64,28 +61,7 @@ pub struct CampaignEntry {
     pub name: String,
     pub owner: String,
     #[serde(default)]
-    pub booking: Option<BookingEntry>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BookingEntry {
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    pub rules: BookingRules,
-    pub meeting: MeetingKind,
-    #[serde(default = "default_title")]
-    pub title: String,
-    #[serde(default)]
-    pub description: String,
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn default_title() -> String {
-    "{owner.name} <> {recipient.fullName}".into()
+    pub booking: Option<BookingSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,12 +79,8 @@ pub enum ProvisioningError {
     NoTokenKey(String),
     #[error("campaigns[{campaign}].owner: no user {owner:?}")]
     UnknownOwner { campaign: String, owner: String },
-    #[error("campaigns[{campaign}].booking.{field}: unknown template token {{{token}}}")]
-    UnknownToken {
-        campaign: String,
-        field: &'static str,
-        token: String,
-    },
+    #[error("campaigns[{campaign}].booking.{error}")]
+    Booking { campaign: String, error: String },
 }
 
 impl Provisioning {
@@ -122,15 +94,10 @@ impl Provisioning {
                 });
             }
             if let Some(b) = &c.booking {
-                for (field, text) in [("title", &b.title), ("description", &b.description)] {
-                    if let Some(token) = template::unknown_tokens(text).into_iter().next() {
-                        return Err(ProvisioningError::UnknownToken {
-                            campaign: c.id.clone(),
-                            field,
-                            token,
-                        });
-                    }
-                }
+                b.validate().map_err(|error| ProvisioningError::Booking {
+                    campaign: c.id.clone(),
+                    error,
+                })?;
             }
         }
         for u in &p.users {
@@ -200,13 +167,7 @@ impl Provisioning {
                 id: c.id,
                 name: c.name,
                 owner: c.owner,
-                booking: c.booking.map(|b| BookingSettings {
-                    enabled: b.enabled,
-                    rules: b.rules,
-                    meeting: b.meeting,
-                    title: b.title,
-                    description: b.description,
-                }),
+                booking: c.booking,
             });
         }
         store

@@ -2,7 +2,9 @@
 //! connect, a rotated Microsoft token, an expiry or a change of calendar
 //! made through one instance is what the next call on any instance sees,
 //! and an OAuth callback may land on any of them. Users and campaigns come
-//! from the provisioning file, which every instance loads.
+//! from the provisioning file, which every instance loads; booking settings
+//! set through the admin API are kept in Redis (`{prefix}booking:{id}`) and
+//! override the file's.
 //!
 //! One hash per user, `{prefix}conn:{user}`: `active`, and per provider
 //! `<p>:token` (sealed), `<p>:calendar`, `<p>:status` (JSON), `<p>:tenant`,
@@ -16,8 +18,8 @@ use super::memory::UserConnections;
 use super::provisioning::sealed_owner;
 use super::secrets::TokenCipher;
 use super::{
-    Campaign, Connection, ConnectionStatus, MemoryStore, PendingFlow, Provider, Store, StoreError,
-    User,
+    BookingSettings, Campaign, Connection, ConnectionStatus, MemoryStore, PendingFlow, Provider,
+    Store, StoreError, User,
 };
 use crate::calendar::oauth::FLOW_TTL;
 use async_trait::async_trait;
@@ -143,6 +145,11 @@ impl RedisStore {
         format!("{}conn:{user}", self.prefix)
     }
 
+    /// Booking settings set through the admin API for a campaign.
+    fn booking_key(&self, campaign: &str) -> String {
+        format!("{}booking:{campaign}", self.prefix)
+    }
+
     fn status_json(status: &ConnectionStatus) -> Result<String, StoreError> {
         serde_json::to_string(status).map_err(unavailable)
     }
@@ -242,7 +249,28 @@ impl RedisStore {
 #[async_trait]
 impl Store for RedisStore {
     async fn campaign(&self, id: &str) -> Result<Option<Campaign>, StoreError> {
-        self.base.campaign(id).await
+        let Some(mut c) = self.base.campaign(id).await? else {
+            return Ok(None);
+        };
+        let mut conn = self.conn.clone();
+        let set: Option<String> = conn.get(self.booking_key(id)).await.map_err(unavailable)?;
+        if let Some(json) = set {
+            c.booking = Some(serde_json::from_str(&json).map_err(unavailable)?);
+        }
+        Ok(Some(c))
+    }
+
+    async fn set_booking(&self, id: &str, booking: BookingSettings) -> Result<bool, StoreError> {
+        if self.base.campaign(id).await?.is_none() {
+            return Ok(false);
+        }
+        let json = serde_json::to_string(&booking).map_err(unavailable)?;
+        let mut conn = self.conn.clone();
+        let _: () = conn
+            .set(self.booking_key(id), json)
+            .await
+            .map_err(unavailable)?;
+        Ok(true)
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {

@@ -1,6 +1,7 @@
-//! The connections callbook learns while running (OAuth connects, rotated
-//! refresh tokens, expiry, the chosen calendar and active provider), kept
-//! in one JSON file with every refresh token sealed.
+//! What callbook learns while running, kept in one JSON file: connections
+//! (OAuth connects, rotated refresh tokens, expiry, the chosen calendar and
+//! active provider) with every refresh token sealed, and the booking
+//! settings set through the admin API.
 //!
 //! Each change rewrites the file: a temporary file beside it, then a
 //! rename, so a crash leaves either the old state or the new one.
@@ -8,7 +9,7 @@
 use super::memory::UserConnections;
 use super::provisioning::sealed_owner;
 use super::secrets::TokenCipher;
-use super::{Connection, ConnectionStatus, Provider, StoreError};
+use super::{BookingSettings, Connection, ConnectionStatus, Provider, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,6 +28,17 @@ pub struct StateFile {
 struct Doc {
     version: u32,
     users: BTreeMap<String, UserDoc>,
+    /// Booking settings set through the admin API, by campaign; they
+    /// override the provisioning file's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    bookings: BTreeMap<String, BookingSettings>,
+}
+
+/// What the file holds, or what is written to it.
+#[derive(Default)]
+pub(super) struct Snapshot {
+    pub connections: std::collections::HashMap<String, UserConnections>,
+    pub bookings: std::collections::HashMap<String, BookingSettings>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -65,10 +77,10 @@ impl StateFile {
     }
 
     /// What the file holds; nothing if it does not exist yet.
-    pub(super) async fn load(&self) -> Result<Vec<(String, UserConnections)>, StoreError> {
+    pub(super) async fn load(&self) -> Result<Snapshot, StoreError> {
         let text = match tokio::fs::read_to_string(&self.path).await {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Snapshot::default()),
             Err(e) => return Err(unavailable(format!("{}: {e}", self.path.display()))),
         };
         let doc: Doc = serde_json::from_str(&text)
@@ -80,7 +92,10 @@ impl StateFile {
                 doc.version
             )));
         }
-        let mut out = Vec::new();
+        let mut out = Snapshot {
+            bookings: doc.bookings.into_iter().collect(),
+            ..Snapshot::default()
+        };
         for (user, u) in doc.users {
             let mut list = Vec::new();
             for c in u.connections {
@@ -104,24 +119,23 @@ impl StateFile {
                     account_email: c.account_email,
                 });
             }
-            out.push((
+            out.connections.insert(
                 user,
                 UserConnections {
                     active: u.active,
                     list,
                 },
-            ));
+            );
         }
         Ok(out)
     }
 
     /// Writes the snapshot `take` returns, atomically.
-    pub(super) async fn save(
-        &self,
-        take: impl FnOnce() -> std::collections::HashMap<String, UserConnections>,
-    ) -> Result<(), StoreError> {
+    pub(super) async fn save(&self, take: impl FnOnce() -> Snapshot) -> Result<(), StoreError> {
         let _one_writer = self.writing.lock().await;
-        let users = take()
+        let snapshot = take();
+        let users = snapshot
+            .connections
             .into_iter()
             .filter(|(_, uc)| !uc.list.is_empty())
             .map(|(user, uc)| {
@@ -151,6 +165,7 @@ impl StateFile {
         let doc = Doc {
             version: VERSION,
             users,
+            bookings: snapshot.bookings.into_iter().collect(),
         };
         let json = serde_json::to_vec_pretty(&doc).map_err(unavailable)?;
         let mut tmp = self.path.clone().into_os_string();
@@ -217,6 +232,40 @@ mod tests {
         assert_eq!(c.refresh_token.expose_secret(), "rt-1");
         assert_eq!(c.status, ConnectionStatus::AdminApprovalNeeded { since });
         assert_eq!(c.tenant.as_deref(), Some("t-1"));
+    }
+
+    #[tokio::test]
+    async fn booking_settings_set_while_running_survive_a_restart() {
+        use crate::store::provisioning::{Provisioning, DEFAULT};
+        let path = temp_path("state.json");
+        let open = || async {
+            Provisioning::parse(DEFAULT)
+                .unwrap()
+                .into_store()
+                .with_state_file(StateFile::new(path.clone(), cipher()))
+                .await
+                .unwrap()
+        };
+        let store = open().await;
+        let mut booking = store
+            .campaign("demo")
+            .await
+            .unwrap()
+            .unwrap()
+            .booking
+            .unwrap();
+        booking.rules.length_minutes = 45;
+        assert!(store.set_booking("demo", booking.clone()).await.unwrap());
+        assert!(!store.set_booking("nope", booking.clone()).await.unwrap());
+        let again = open().await;
+        let got = again
+            .campaign("demo")
+            .await
+            .unwrap()
+            .unwrap()
+            .booking
+            .unwrap();
+        assert_eq!(got, booking);
     }
 
     #[tokio::test]

@@ -389,3 +389,119 @@ async fn an_administrators_approval_lands_on_the_callback_and_is_acknowledged() 
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     app.stop().await.unwrap();
 }
+
+/// The default campaign's booking settings with `change` applied.
+async fn demo_booking(app: &Harness, change: impl FnOnce(&mut Value)) -> Value {
+    let (status, c) = admin(app, reqwest::Method::GET, "/v1/campaigns/demo", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut booking = c["booking"].clone();
+    change(&mut booking);
+    booking
+}
+
+#[tokio::test]
+async fn booking_rules_change_through_the_admin_api_from_the_next_call() {
+    let app = app().await;
+    let booking = demo_booking(&app, |b| {
+        b["rules"]["length_minutes"] = json!(45);
+        b["description"] = json!("{meeting.minutes} minutes with {recipient.firstName}.");
+    })
+    .await;
+    let (status, got) = admin(
+        &app,
+        reqwest::Method::PUT,
+        "/v1/campaigns/demo/booking",
+        Some(booking),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["booking"]["rules"]["length_minutes"], 45);
+    let booked = book(&app, "CA000000000000000000000000rules01").await;
+    assert_eq!(booked["booking"]["status"], "booked", "{booked}");
+    let start: chrono::DateTime<chrono::Utc> = booked["booking"]["start"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let end: chrono::DateTime<chrono::Utc> =
+        booked["booking"]["end"].as_str().unwrap().parse().unwrap();
+    assert_eq!(end - start, chrono::Duration::minutes(45));
+    let event = app
+        .google
+        .events("alex@callbook.example")
+        .into_iter()
+        .find(|e| e.booking_id.is_some())
+        .unwrap();
+    assert_eq!(event.description, "45 minutes with Jane.");
+
+    // Turning booking off skips it on the next call.
+    let off = demo_booking(&app, |b| b["enabled"] = json!(false)).await;
+    admin(
+        &app,
+        reqwest::Method::PUT,
+        "/v1/campaigns/demo/booking",
+        Some(off),
+    )
+    .await;
+    let mut c = start_call(&app, "CA000000000000000000000000rules02").await;
+    c.send(&frames::offer()).await.unwrap();
+    let got = c.settle().await.unwrap();
+    assert!(
+        got.iter()
+            .any(|f| f["booking"]["reason"] == "booking_disabled"),
+        "{got:?}"
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_booking_rules_are_refused_naming_the_field_and_change_nothing() {
+    let app = app().await;
+    let cases = [
+        (
+            demo_booking(&app, |b| b["rules"]["window"]["start"] = json!("25:00")).await,
+            "rules.window.start",
+        ),
+        (
+            demo_booking(&app, |b| b["title"] = json!("Hi {recipient.nickname}")).await,
+            "title: unknown template token {recipient.nickname}",
+        ),
+        (
+            demo_booking(&app, |b| b["meeting"] = json!({"type": "carrier pigeon"})).await,
+            "meeting",
+        ),
+        (
+            demo_booking(&app, |b| b["surprise"] = json!(1)).await,
+            "surprise",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, got) = admin(
+            &app,
+            reqwest::Method::PUT,
+            "/v1/campaigns/demo/booking",
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{got}");
+        assert_eq!(got["error"], "invalid_booking");
+        assert!(
+            got["message"].as_str().unwrap().contains(field),
+            "{field}: {got}"
+        );
+    }
+    let unchanged = demo_booking(&app, |_| {}).await;
+    assert_eq!(unchanged["rules"]["window"]["start"], "09:00");
+    let (status, got) = admin(
+        &app,
+        reqwest::Method::PUT,
+        "/v1/campaigns/nope/booking",
+        Some(unchanged),
+    )
+    .await;
+    assert_eq!(
+        (status, got["error"].clone()),
+        (StatusCode::NOT_FOUND, json!("unknown_campaign"))
+    );
+    app.stop().await.unwrap();
+}

@@ -168,6 +168,27 @@ async fn what_redis_holds_wins_over_the_provisioning_file_on_restart() {
 }
 
 #[tokio::test]
+async fn booking_settings_set_on_one_instance_are_what_every_instance_uses() {
+    let server = RedisServer::start().await.unwrap();
+    let one = redis_store(&server, "cb:booking:").await;
+    let two = redis_store(&server, "cb:booking:").await;
+    let mut booking = one
+        .campaign("demo")
+        .await
+        .unwrap()
+        .unwrap()
+        .booking
+        .unwrap();
+    booking.rules.length_minutes = 45;
+    booking.enabled = false;
+    assert!(one.set_booking("demo", booking.clone()).await.unwrap());
+    assert!(!one.set_booking("nope", booking.clone()).await.unwrap());
+    let seen = two.campaign("demo").await.unwrap().unwrap();
+    assert_eq!(seen.booking, Some(booking));
+    assert_eq!(seen.name, "Acme outreach");
+}
+
+#[tokio::test]
 async fn a_token_sealed_under_another_key_is_an_error_not_a_missing_connection() {
     let server = RedisServer::start().await.unwrap();
     redis_store(&server, "cb:key:").await;
