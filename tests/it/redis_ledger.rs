@@ -285,3 +285,42 @@ async fn two_servers_sharing_redis_never_double_book() {
         app.stop().await.unwrap();
     }
 }
+
+/// Redis goes away between the proposal and the caller's yes: nothing is
+/// booked without the ledger's decision, and the caller hears a sentence,
+/// not silence.
+#[tokio::test]
+async fn without_redis_nothing_is_booked_and_the_caller_is_told() {
+    let server = RedisServer::start().await.unwrap();
+    let prov = Provisioning::parse(DEFAULT).unwrap();
+    let emulators = Emulators::new();
+    emulators.seed(&prov);
+    let ledger: Arc<dyn Ledger> = Arc::new(redis_ledger(&server).await);
+    let app = Harness::start_with(
+        Clock::manual(tuesday_morning()),
+        emulators.clone(),
+        ledger,
+        Arc::new(prov.into_store()),
+    )
+    .await
+    .unwrap();
+    let mut c = crate::helpers::start_call(&app, "CA000000000000000000000000redisgone").await;
+    crate::helpers::to_proposal(&mut c).await;
+    drop(server);
+    c.send(&frames::transcript("yes")).await.unwrap();
+    let got = c.settle().await.unwrap();
+    assert_eq!(
+        got[0]["booking"],
+        json!({"status": "failed", "reason": "calendar_unavailable"}),
+        "{got:?}"
+    );
+    assert!(of_kind(&got, "say")
+        .iter()
+        .any(|f| f["say"]["text"].as_str().unwrap().contains("follow up")));
+    assert!(emulators
+        .google
+        .events("alex@callbook.example")
+        .iter()
+        .all(|e| e.booking_id.is_none()));
+    app.stop().await.unwrap();
+}
