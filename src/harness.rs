@@ -360,6 +360,7 @@ pub mod frames {
 /// killed when dropped. For tests and benchmarks.
 pub struct RedisServer {
     child: std::process::Child,
+    port: u16,
     pub url: String,
     dir: std::path::PathBuf,
 }
@@ -371,31 +372,55 @@ impl RedisServer {
             .port();
         let dir = std::env::temp_dir().join(format!("callbook-redis-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir)?;
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .context("starting redis-server (apt-get install -y redis-server)")?;
+        let child = Self::spawn(port, &dir)?;
         // Owned from here on: dropped (killed and reaped) on every path.
         let server = RedisServer {
             child,
+            port,
             url: format!("redis://127.0.0.1:{port}/"),
             dir,
         };
-        let client = redis::Client::open(server.url.as_str())?;
+        server.ready().await?;
+        Ok(server)
+    }
+
+    /// Stops the server, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the server and starts a new one on the same port, empty: what
+    /// a Redis restart without persistence looks like to callbook.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.child = Self::spawn(self.port, &self.dir)?;
+        self.ready().await
+    }
+
+    fn spawn(port: u16, dir: &std::path::Path) -> anyhow::Result<std::process::Child> {
+        std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("starting redis-server (apt-get install -y redis-server)")
+    }
+
+    async fn ready(&self) -> anyhow::Result<()> {
+        let client = redis::Client::open(self.url.as_str())?;
         for _ in 0..250 {
             if let Ok(mut c) = client.get_multiplexed_async_connection().await {
                 let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut c).await;
                 if pong.is_ok() {
-                    return Ok(server);
+                    return Ok(());
                 }
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        Err(anyhow!("redis-server did not start on port {port}"))
+        Err(anyhow!("redis-server did not start on port {}", self.port))
     }
 }
 

@@ -288,9 +288,9 @@ async fn two_servers_sharing_redis_never_double_book() {
 
 /// Redis goes away between the proposal and the caller's yes: nothing is
 /// booked without the ledger's decision, and the caller hears a sentence,
-/// not silence.
+/// not silence. When Redis is back, booking works again.
 #[tokio::test]
-async fn without_redis_nothing_is_booked_and_the_caller_is_told() {
+async fn without_redis_nothing_is_booked_and_the_caller_is_told_until_it_is_back() {
     let server = RedisServer::start().await.unwrap();
     let prov = Provisioning::parse(DEFAULT).unwrap();
     let emulators = Emulators::new();
@@ -306,7 +306,8 @@ async fn without_redis_nothing_is_booked_and_the_caller_is_told() {
     .unwrap();
     let mut c = crate::helpers::start_call(&app, "CA000000000000000000000000redisgone").await;
     crate::helpers::to_proposal(&mut c).await;
-    drop(server);
+    let mut server = server;
+    server.kill();
     c.send(&frames::transcript("yes")).await.unwrap();
     let got = c.settle().await.unwrap();
     assert_eq!(
@@ -322,5 +323,13 @@ async fn without_redis_nothing_is_booked_and_the_caller_is_told() {
         .events("alex@callbook.example")
         .iter()
         .all(|e| e.booking_id.is_none()));
+
+    // Redis comes back: the next call books without a restart of callbook.
+    server.restart().await.unwrap();
+    let mut c = crate::helpers::start_call(&app, "CA000000000000000000000000redisback").await;
+    crate::helpers::to_proposal(&mut c).await;
+    c.send(&frames::transcript("yes")).await.unwrap();
+    let got = c.settle().await.unwrap();
+    assert_eq!(got[0]["booking"]["status"], "booked", "{got:?}");
     app.stop().await.unwrap();
 }
