@@ -40,7 +40,7 @@
 //! - [`app`]: wiring, serving and draining; [`clock`]: where "now" comes
 //!   from (system or a virtual clock for replays).
 //! - [`harness`]: the whole service plus emulator in-process, driven over a
-//!   real WebSocket; [`replay`] and the demo are built on it.
+//!   real WebSocket; [`replay`], [`load`] and the demo are built on it.
 
 pub mod app;
 pub mod calendar;
@@ -49,6 +49,7 @@ pub mod clock;
 pub mod dialog;
 pub mod harness;
 pub mod ledger;
+pub mod load;
 pub mod phone;
 pub mod protocol;
 pub mod redis_conn;

@@ -51,6 +51,17 @@ enum Command {
         #[arg(long)]
         record: bool,
     },
+    /// Many concurrent booking calls on one calendar, in-process on the
+    /// emulators; prints bookings, overlaps and reply times as JSON.
+    Load {
+        #[arg(long, default_value_t = 100)]
+        calls: usize,
+        /// Servers sharing one Redis (needs --redis-url when above 1).
+        #[arg(long, default_value_t = 1)]
+        instances: usize,
+        #[arg(long)]
+        redis_url: Option<String>,
+    },
     /// Show what callbook understands in an utterance, as one JSON line.
     Parse {
         #[command(subcommand)]
@@ -218,6 +229,16 @@ async fn main() -> ExitCode {
             verbose,
             record,
         } => callbook::replay::replay_files(&files, verbose, record).await,
+        Command::Load {
+            calls,
+            instances,
+            redis_url,
+        } => callbook::load::run(calls, instances, redis_url.as_deref())
+            .await
+            .map(|report| {
+                println!("{report}");
+                report["overlapping_events"] == 0
+            }),
         Command::Parse { what } => {
             use callbook::dialog::understand::cli;
             let v = match what {

@@ -333,3 +333,14 @@ async fn without_redis_nothing_is_booked_and_the_caller_is_told_until_it_is_back
     assert_eq!(got[0]["booking"]["status"], "booked", "{got:?}");
     app.stop().await.unwrap();
 }
+
+/// The load generator's own check: 30 callers over two servers on one
+/// Redis, all chasing the first slot, every one booked, no overlap.
+#[tokio::test]
+async fn thirty_concurrent_callers_over_two_servers_all_book_without_overlap() {
+    let server = RedisServer::start().await.unwrap();
+    let report = callbook::load::run(30, 2, Some(&server.url)).await.unwrap();
+    assert_eq!(report["booked"], 30, "{report}");
+    assert_eq!(report["events"], 30, "{report}");
+    assert_eq!(report["overlapping_events"], 0, "{report}");
+}

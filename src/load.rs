@@ -1,0 +1,187 @@
+//! The load generator: many booking calls at once against one calendar,
+//! each over its own WebSocket, with how long every reply took.
+//!
+//! `callbook load --calls N [--instances K] [--redis-url URL]` runs the
+//! embedded defaults in-process on the provider emulators. With a Redis
+//! URL, K callbook servers share it (ledger and store) and the calls are
+//! spread across them. Every call takes the first slot it is offered and
+//! says yes again when told it was just taken. The report counts bookings
+//! and events, checks that no two events overlap, and gives reply times.
+//! (Tooling: errors are `anyhow`.)
+
+use crate::clock::Clock;
+use crate::harness::{frames, CallClient, Emulators, Harness};
+use crate::ledger::{Ledger, MemoryLedger, RedisLedger};
+use crate::store::provisioning::{Provisioning, DEFAULT};
+use crate::store::secrets::TokenCipher;
+use crate::store::{RedisStore, Store};
+use anyhow::{bail, Context};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How many proposals a caller says yes to before giving up; enough for
+/// every caller to find a slot while hundreds chase the same calendar.
+const MAX_TRIES: usize = 200;
+
+/// What one call saw.
+struct CallResult {
+    booked: bool,
+    taken: u32,
+    replies: Vec<Duration>,
+}
+
+/// Runs `calls` concurrent calls over `instances` servers and returns the
+/// report as JSON.
+pub async fn run(calls: usize, instances: usize, redis_url: Option<&str>) -> anyhow::Result<Value> {
+    if instances > 1 && redis_url.is_none() {
+        bail!("--instances above 1 needs --redis-url: separate instances share claims only through Redis");
+    }
+    let emulators = Emulators::new();
+    emulators.seed(&Provisioning::parse(DEFAULT)?);
+    let clock = Clock::System;
+    let prefix = format!("callbook:load:{}:", uuid::Uuid::new_v4().simple());
+    // One throwaway key for all instances (they must open each other's
+    // tokens); the run's tokens are the emulator's and need no lasting
+    // secrecy.
+    let key = SecretString::from(base64_key());
+    let mut apps = Vec::new();
+    for _ in 0..instances.max(1) {
+        let prov = Provisioning::parse(DEFAULT)?;
+        let (ledger, store): (Arc<dyn Ledger>, Arc<dyn Store>) = match redis_url {
+            Some(url) => {
+                let cipher = TokenCipher::from_base64("load", &key)?;
+                let store = RedisStore::connect(url, &prefix, cipher, prov.into_store())
+                    .await
+                    .context("connecting to Redis")?;
+                let ledger = RedisLedger::connect(url, &format!("{prefix}ledger:"))
+                    .await
+                    .context("connecting to Redis")?;
+                (Arc::new(ledger), Arc::new(store))
+            }
+            None => (Arc::new(MemoryLedger::new()), Arc::new(prov.into_store())),
+        };
+        apps.push(Arc::new(
+            Harness::start_with(clock.clone(), emulators.clone(), ledger, store).await?,
+        ));
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..calls)
+        .map(|i| {
+            let app = apps[i % apps.len()].clone();
+            tokio::spawn(async move { one_call(&app, i).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await??);
+    }
+    let elapsed = started.elapsed();
+    for app in apps {
+        if let Ok(app) = Arc::try_unwrap(app) {
+            app.stop().await?;
+        }
+    }
+    let events: Vec<_> = emulators
+        .google
+        .events("alex@callbook.example")
+        .into_iter()
+        .filter(|e| e.booking_id.is_some() && e.status != "cancelled")
+        .collect();
+    let mut overlapping = 0;
+    for (i, a) in events.iter().enumerate() {
+        for b in &events[i + 1..] {
+            if a.start < b.end && b.start < a.end {
+                overlapping += 1;
+            }
+        }
+    }
+    let mut replies: Vec<Duration> = results.iter().flat_map(|r| r.replies.clone()).collect();
+    replies.sort();
+    let pct = |p: f64| {
+        let i = ((replies.len() as f64 - 1.0) * p).round() as usize;
+        replies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    Ok(json!({
+        "calls": calls,
+        "instances": instances.max(1),
+        "ledger": if redis_url.is_some() { "redis" } else { "memory" },
+        "booked": results.iter().filter(|r| r.booked).count(),
+        "taken_then_rebooked": results.iter().map(|r| r.taken).sum::<u32>(),
+        "events": events.len(),
+        "overlapping_events": overlapping,
+        "replies": replies.len(),
+        "reply_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": pct(1.0)},
+        "elapsed_s": elapsed.as_secs_f64(),
+    }))
+}
+
+fn base64_key() -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = (0..32).map(|_| fastrand::u8(..)).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// One caller: offer, yes, email, confirm the read-back, then yes to each
+/// proposal until booked (a taken slot brings another proposal).
+async fn one_call(app: &Harness, i: usize) -> anyhow::Result<CallResult> {
+    let mut call = app.connect().await?;
+    call.send(&frames::connected()).await?;
+    let sid = format!("CA{:032x}", i + 1);
+    let phone = format!("+1415555{:04}", i % 10_000);
+    let params = json!({"campaign_id": "demo", "recipient_phone": phone,
+                        "recipient_first_name": "Caller", "recipient_last_name": format!("{i}")});
+    call.send(&frames::start(&sid, params)).await?;
+    call.settle().await?;
+    let mut result = CallResult {
+        booked: false,
+        taken: 0,
+        replies: Vec::new(),
+    };
+    let email = format!("caller {i} at example dot com");
+    let script = [
+        frames::offer(),
+        frames::transcript("yes"),
+        frames::transcript(&email),
+        frames::transcript("yes"),
+    ];
+    for frame in script {
+        let (took, _) = turn(&mut call, frame).await?;
+        result.replies.push(took);
+    }
+    for _ in 0..MAX_TRIES {
+        let (took, got) = turn(&mut call, frames::transcript("yes")).await?;
+        result.replies.push(took);
+        let status = got
+            .iter()
+            .filter(|f| f["event"] == "booking")
+            .map(|f| {
+                f["booking"]["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect::<Vec<_>>();
+        if status.iter().any(|s| s == "booked") {
+            result.booked = true;
+            break;
+        }
+        if status.iter().any(|s| s == "taken") {
+            result.taken += 1;
+            continue;
+        }
+        break;
+    }
+    Ok(result)
+}
+
+/// Sends one frame and waits for everything it causes; returns how long
+/// that took.
+async fn turn(call: &mut CallClient, frame: Value) -> anyhow::Result<(Duration, Vec<Value>)> {
+    let t = Instant::now();
+    call.send(&frame).await?;
+    let got = call.settle().await?;
+    Ok((t.elapsed(), got))
+}
