@@ -341,3 +341,18 @@ async fn calendar_usage_limits_are_not_retried_while_a_caller_waits() {
     s.client.create_event(&event("b000000b")).await.unwrap();
     assert_eq!(ours(&s), 1);
 }
+
+#[tokio::test]
+async fn a_401_from_the_api_gets_one_refresh_and_one_retry() {
+    let s = setup().await;
+    let day = Interval::new(t("2026-12-01T00:00:00Z"), t("2026-12-02T00:00:00Z"));
+    s.client.free_busy(day).await.unwrap();
+    let fault = Fault::Status {
+        code: 401,
+        reason: "authError",
+        retry_after: None,
+    };
+    s.emu.inject(OWNER, Endpoint::FreeBusy, fault, 1);
+    s.client.free_busy(day).await.unwrap();
+    assert_eq!(s.emu.tokens_issued(), 2);
+}
