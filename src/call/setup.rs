@@ -64,11 +64,11 @@ impl Calendars {
 
     /// The provider client for a user's connection, reused while the
     /// connection's provider and calendar stay the same.
-    pub fn for_user(&self, user_id: &str, conn: &Connection) -> Option<Arc<dyn CalendarProvider>> {
+    pub fn for_user(&self, user_id: &str, conn: &Connection) -> Arc<dyn CalendarProvider> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = clients.get(user_id) {
             if c.provider == conn.provider && c.calendar_id == conn.calendar_id {
-                return Some(c.client.clone());
+                return c.client.clone();
             }
         }
         let client = self.build(user_id, conn);
@@ -80,7 +80,7 @@ impl Calendars {
                 client: client.clone(),
             },
         );
-        Some(client)
+        client
     }
 
     /// Drops the user's cached client (its tokens are no longer the
@@ -229,10 +229,7 @@ async fn booking_env(deps: &CallDeps, start: &Start) -> Result<BookingEnv, SkipR
             return Err(SkipReason::AdminApprovalNeeded)
         }
     }
-    let provider = deps
-        .calendars
-        .for_user(&campaign.owner, &conn)
-        .ok_or(SkipReason::CalendarMissing)?;
+    let provider = deps.calendars.for_user(&campaign.owner, &conn);
     Ok(BookingEnv {
         calendar_key: format!("{}:{}", campaign.owner, conn.calendar_id),
         owner_id: campaign.owner.clone(),

@@ -24,6 +24,10 @@ fn ctx(meeting: MeetingKind) -> BookingContext {
 }
 
 fn started(phone: &str, video: Video) -> Dialog {
+    started_at(phone, video, now())
+}
+
+fn started_at(phone: &str, video: Video, now: DateTime<Utc>) -> Dialog {
     let mut d = Dialog::new();
     let fx = d.step(
         Input::Start(Setup {
@@ -34,7 +38,7 @@ fn started(phone: &str, video: Video) -> Dialog {
             },
             booking: Ok(ctx(MeetingKind::Video)),
         }),
-        now(),
+        now,
     );
     assert_eq!(fx, vec![Effect::LoadAvailability]);
     d.step(
@@ -42,7 +46,7 @@ fn started(phone: &str, video: Video) -> Dialog {
             busy: vec![],
             video,
         })),
-        now(),
+        now,
     );
     d
 }
@@ -66,10 +70,14 @@ fn statuses(fx: &[Effect]) -> Vec<&Status> {
 }
 
 fn to_proposal(d: &mut Dialog) -> Vec<Effect> {
-    d.step(Input::Offer, now());
-    d.step(Input::Heard("yes sure".into()), now());
-    d.step(Input::Heard("j o h n at gmail dot com".into()), now());
-    d.step(Input::Heard("yes".into()), now())
+    to_proposal_at(d, now())
+}
+
+fn to_proposal_at(d: &mut Dialog, now: DateTime<Utc>) -> Vec<Effect> {
+    d.step(Input::Offer, now);
+    d.step(Input::Heard("yes sure".into()), now);
+    d.step(Input::Heard("j o h n at gmail dot com".into()), now);
+    d.step(Input::Heard("yes".into()), now)
 }
 
 #[test]
@@ -386,29 +394,8 @@ fn an_unprompted_proposal_falls_in_the_callers_waking_day() {
     // in San Francisco and 4 AM in Honolulu.
     let sunday = utc("2026-11-29T14:00:00Z");
     let first_proposal = |phone: &str| {
-        let mut d = Dialog::new();
-        d.step(
-            Input::Start(Setup {
-                recipient: Recipient {
-                    first_name: "Jane".into(),
-                    last_name: None,
-                    phone: crate::phone::E164::parse(phone).ok(),
-                },
-                booking: Ok(ctx(MeetingKind::Video)),
-            }),
-            sunday,
-        );
-        d.step(
-            Input::AvailabilityLoaded(Ok(Availability {
-                busy: vec![],
-                video: Video::Unavailable,
-            })),
-            sunday,
-        );
-        d.step(Input::Offer, sunday);
-        d.step(Input::Heard("yes sure".into()), sunday);
-        d.step(Input::Heard("j o h n at gmail dot com".into()), sunday);
-        let fx = d.step(Input::Heard("yes".into()), sunday);
+        let mut d = started_at(phone, Video::Unavailable, sunday);
+        let fx = to_proposal_at(&mut d, sunday);
         statuses(&fx)
             .into_iter()
             .find_map(|s| match s {

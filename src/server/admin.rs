@@ -562,8 +562,18 @@ pub(super) async fn set_active(
     Ok(Json(json!({"active_provider": provider.as_str()})))
 }
 
-fn campaign_view(c: &crate::store::Campaign) -> Value {
-    json!({"id": c.id, "name": c.name, "owner": c.owner, "booking": c.booking})
+/// The campaign as the admin API shows it, booking settings included.
+async fn campaign_view(state: &AppState, id: &str) -> ApiResult {
+    let c = state
+        .deps
+        .store
+        .campaign(id)
+        .await
+        .map_err(store_down)?
+        .ok_or_else(|| unknown_campaign(id))?;
+    Ok(Json(
+        json!({"id": c.id, "name": c.name, "owner": c.owner, "booking": c.booking}),
+    ))
 }
 
 fn unknown_campaign(id: &str) -> ApiError {
@@ -581,14 +591,7 @@ pub(super) async fn campaign(
     Path(id): Path<String>,
 ) -> ApiResult {
     admin_only(&state, &headers)?;
-    let c = state
-        .deps
-        .store
-        .campaign(&id)
-        .await
-        .map_err(store_down)?
-        .ok_or_else(|| unknown_campaign(&id))?;
-    Ok(Json(campaign_view(&c)))
+    campaign_view(&state, &id).await
 }
 
 /// `PUT /v1/campaigns/{id}/booking`: replaces the booking settings (rules,
@@ -613,12 +616,5 @@ pub(super) async fn set_booking(
         return Err(unknown_campaign(&id));
     }
     tracing::info!(campaign = %id, "booking settings replaced");
-    let c = state
-        .deps
-        .store
-        .campaign(&id)
-        .await
-        .map_err(store_down)?
-        .ok_or_else(|| unknown_campaign(&id))?;
-    Ok(Json(campaign_view(&c)))
+    campaign_view(&state, &id).await
 }

@@ -104,6 +104,26 @@ pub(super) enum Before {
     Respond(Response),
 }
 
+impl Before {
+    /// Answers for the handler, or runs it and, for commit-then-drop, holds
+    /// its answer back past the client's timeout.
+    pub(super) async fn run(
+        self,
+        handler: impl std::future::Future<Output = Response>,
+    ) -> Response {
+        match self {
+            Before::Respond(r) => r,
+            Before::Go { drop_after, .. } => {
+                let resp = handler.await;
+                if drop_after {
+                    tokio::time::sleep(DROP_DELAY).await;
+                }
+                resp
+            }
+        }
+    }
+}
+
 /// How long a "dropped" answer is held back: past any client timeout.
 pub(super) const DROP_DELAY: Duration = Duration::from_secs(10);
 

@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::faults::{self, Before, ErrorShape, Faults, TokenFault, DROP_DELAY};
+use super::faults::{self, Before, ErrorShape, Faults, TokenFault};
 pub use super::faults::{Endpoint, Fault};
 use super::{base64_basic, pkce_s256};
 
@@ -378,19 +378,13 @@ async fn token(
             .map(|p| &inner.accounts[p.account]);
         by_refresh.or(by_code).map(|a| a.spec.email.clone())
     };
-    if let Some(email) = email {
-        match emu.before(None, Some(&email), Endpoint::Token).await {
-            Before::Respond(r) => return r,
-            Before::Go { drop_after, .. } => {
-                let resp = token_inner(&emu, &headers, &form);
-                if drop_after {
-                    tokio::time::sleep(DROP_DELAY).await;
-                }
-                return resp;
-            }
-        }
-    }
-    token_inner(&emu, &headers, &form)
+    let Some(email) = email else {
+        return token_inner(&emu, &headers, &form);
+    };
+    emu.before(None, Some(&email), Endpoint::Token)
+        .await
+        .run(async { token_inner(&emu, &headers, &form) })
+        .await
 }
 
 fn token_inner(
@@ -488,12 +482,11 @@ fn token_inner(
 
 /// An unsigned stand-in for Google's `id_token`: the claims callbook reads.
 fn id_token(email: &str, client_id: &str) -> String {
-    use base64::Engine;
-    let enc = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-    let header = json!({"alg": "RS256", "kid": "emulated", "typ": "JWT"});
-    let claims = json!({"iss": "https://accounts.google.com", "aud": client_id,
-                        "sub": format!("{:x}", email.len()), "email": email, "email_verified": true});
-    format!("{}.{}.emulated-signature", enc(&header), enc(&claims))
+    super::unsigned_jwt(
+        &json!({"iss": "https://accounts.google.com", "aud": client_id,
+                                "sub": format!("{:x}", email.len()), "email": email,
+                                "email_verified": true}),
+    )
 }
 
 /// Every scope callbook asks for, as Google reports them granted.
@@ -991,16 +984,8 @@ macro_rules! faulty {
     ($name:ident, $inner:ident, $endpoint:expr, ($($arg:ident : $ty:ty),*)) => {
         async fn $name(State(emu): State<GoogleEmulator>, headers: HeaderMap, $($arg: $ty),*) -> Response {
             let idx = emu.account_for(&headers);
-            match emu.before(idx, None, $endpoint).await {
-                Before::Respond(r) => r,
-                Before::Go { drop_after, .. } => {
-                    let resp = $inner(State(emu), headers, $($arg),*).await;
-                    if drop_after {
-                        tokio::time::sleep(DROP_DELAY).await;
-                    }
-                    resp
-                }
-            }
+            let before = emu.before(idx, None, $endpoint).await;
+            before.run($inner(State(emu), headers, $($arg),*)).await
         }
     };
 }

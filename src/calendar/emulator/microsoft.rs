@@ -23,7 +23,7 @@
 //!
 //! Faults are injected per account and endpoint ([`MicrosoftEmulator::inject`]).
 
-use super::faults::{self, Before, ErrorShape, Faults, TokenFault, DROP_DELAY};
+use super::faults::{self, Before, ErrorShape, Faults, TokenFault};
 pub use super::faults::{Endpoint, Fault};
 use super::google::StoredEvent;
 use super::{base64_basic, pkce_s256};
@@ -187,19 +187,15 @@ impl ErrorShape for Shape {
 
 /// An unsigned stand-in for the `id_token`: the claims callbook reads.
 fn id_token(acct: &Account, client_id: &str) -> String {
-    use base64::Engine;
-    let enc = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
     let tid = acct.tenant();
-    let header = json!({"typ": "JWT", "alg": "RS256", "kid": "emulated"});
-    let claims = json!({
+    super::unsigned_jwt(&json!({
         "aud": client_id,
         "iss": format!("https://login.microsoftonline.com/{tid}/v2.0"),
         "tid": tid,
         "preferred_username": acct.spec.email,
         "email": acct.spec.email,
         "ver": "2.0",
-    });
-    format!("{}.{}.emulated-signature", enc(&header), enc(&claims))
+    }))
 }
 
 /// Graph's `dateTimeTimeZone` in UTC: no offset, no `Z`.
@@ -388,6 +384,14 @@ impl MicrosoftEmulator {
     }
 }
 
+fn item_not_found() -> Response {
+    graph_error(
+        StatusCode::NOT_FOUND,
+        "ErrorItemNotFound",
+        "The specified object was not found in the store.",
+    )
+}
+
 fn unauthenticated() -> Response {
     graph_error(
         StatusCode::UNAUTHORIZED,
@@ -531,16 +535,10 @@ async fn token(
     let Some(email) = email else {
         return token_inner(&emu, &headers, &form);
     };
-    match emu.before(&email, Endpoint::Token).await {
-        Before::Respond(r) => r,
-        Before::Go { drop_after, .. } => {
-            let resp = token_inner(&emu, &headers, &form);
-            if drop_after {
-                tokio::time::sleep(DROP_DELAY).await;
-            }
-            resp
-        }
-    }
+    emu.before(&email, Endpoint::Token)
+        .await
+        .run(async { token_inner(&emu, &headers, &form) })
+        .await
 }
 
 const GRANTED_SCOPE: &str = "openid email offline_access https://graph.microsoft.com/User.Read https://graph.microsoft.com/Calendars.ReadWrite https://graph.microsoft.com/MailboxSettings.Read";
@@ -684,11 +682,7 @@ async fn calendar_view_inner(
         return unauthenticated();
     };
     if cid != calendar_id(idx) {
-        return graph_error(
-            StatusCode::NOT_FOUND,
-            "ErrorItemNotFound",
-            "The specified object was not found in the store.",
-        );
+        return item_not_found();
     }
     let parse = |k: &str| {
         q.get(k)
@@ -765,11 +759,7 @@ async fn create_inner(
     };
     let mut inner = emu.lock();
     if cid != calendar_id(idx) {
-        return graph_error(
-            StatusCode::NOT_FOUND,
-            "ErrorItemNotFound",
-            "The specified object was not found in the store.",
-        );
+        return item_not_found();
     }
     let acct = &mut inner.accounts[idx];
     // A retry with the same transactionId gets the event already made.
@@ -850,11 +840,7 @@ async fn list_events_inner(
         return unauthenticated();
     };
     if cid != calendar_id(idx) {
-        return graph_error(
-            StatusCode::NOT_FOUND,
-            "ErrorItemNotFound",
-            "The specified object was not found in the store.",
-        );
+        return item_not_found();
     }
     let filter = q.get("$filter").map(String::as_str).unwrap_or_default();
     let quoted = |key: &str| {
@@ -911,11 +897,7 @@ async fn patch_event_inner(
         .iter_mut()
         .find(|(e, _)| e.id == eid)
     else {
-        return graph_error(
-            StatusCode::NOT_FOUND,
-            "ErrorItemNotFound",
-            "The specified object was not found in the store.",
-        );
+        return item_not_found();
     };
     let mut next = raw.clone();
     for (k, v) in patch.as_object().into_iter().flatten() {
@@ -954,11 +936,7 @@ async fn delete_event_inner(
         .iter_mut()
         .find(|(e, _)| e.id == eid && e.status != "cancelled")
     else {
-        return graph_error(
-            StatusCode::NOT_FOUND,
-            "ErrorItemNotFound",
-            "The specified object was not found in the store.",
-        );
+        return item_not_found();
     };
     raw["isCancelled"] = json!(true);
     *stored = view(raw, stored.invites_sent + 1);
@@ -991,16 +969,8 @@ macro_rules! faulty {
                 return unauthenticated();
             };
             let email = emu.email_of(idx);
-            match emu.before(&email, $endpoint).await {
-                Before::Respond(r) => r,
-                Before::Go { drop_after, .. } => {
-                    let resp = $inner(State(emu), headers, $($arg),*).await;
-                    if drop_after {
-                        tokio::time::sleep(DROP_DELAY).await;
-                    }
-                    resp
-                }
-            }
+            let before = emu.before(&email, $endpoint).await;
+            before.run($inner(State(emu), headers, $($arg),*)).await
         }
     };
 }
