@@ -193,74 +193,33 @@ async fn a_revoked_grant_skips_booking_without_a_word_to_the_caller() {
     app.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_grant_revoked_mid_booking_gets_a_sentence_and_marks_the_connection_expired() {
+/// Drives a call to its proposal, breaks the grant with `break_grant`, says
+/// yes, and checks what the caller and the connection get: a failure with
+/// `reason`, a follow-up sentence, the connection marked with `status`, and
+/// no claim or event left behind.
+async fn trouble_at_yes(
+    sid: &str,
+    break_grant: impl FnOnce(&callbook::harness::Harness),
+    reason: &str,
+    status: impl FnOnce(chrono::DateTime<chrono::Utc>) -> callbook::store::ConnectionStatus,
+) {
     let app = spawn_app().await;
-    let sid = "CA00000000000000000000000000revok2";
     let mut c = start_call(&app, sid).await;
     to_proposal(&mut c).await;
-    app.google.revoke("alex@callbook.example");
+    break_grant(&app);
     c.send(&frames::transcript("yes")).await.unwrap();
     let got = c.settle().await.unwrap();
     assert_eq!(
         got[0]["booking"],
-        json!({"status": "failed", "reason": "calendar_expired"})
-    );
-    assert!(got[1]["say"]["text"]
-        .as_str()
-        .unwrap()
-        .contains("Someone from our team will follow up"));
-    use callbook::store::ConnectionStatus;
-    let conn = app.store.connection("alex").await.unwrap().unwrap();
-    assert_eq!(
-        conn.status,
-        ConnectionStatus::Expired {
-            since: app.clock.now()
-        }
-    );
-    // No claim is left behind.
-    let claims = app
-        .ledger
-        .claims("alex:primary", whole_look_ahead(), app.clock.now())
-        .await
-        .unwrap();
-    assert!(claims.is_empty());
-    app.stop().await.unwrap();
-}
-
-#[tokio::test]
-async fn admin_approval_needed_mid_booking_gets_a_sentence_and_is_recorded() {
-    use callbook::calendar::emulator::{Endpoint, Fault, TokenFault};
-    use callbook::store::ConnectionStatus;
-    let app = spawn_app().await;
-    let mut c = start_call(&app, "CA00000000000000000000000000cons01").await;
-    to_proposal(&mut c).await;
-    // The Workspace administrator restricts the app while the caller talks.
-    let owner = "alex@callbook.example";
-    app.google.revoke(owner);
-    app.google.inject(
-        owner,
-        Endpoint::Token,
-        Fault::Token(TokenFault::ConsentRequired),
-        u32::MAX,
-    );
-    c.send(&frames::transcript("yes")).await.unwrap();
-    let got = c.settle().await.unwrap();
-    assert_eq!(
-        got[0]["booking"],
-        json!({"status": "failed", "reason": "admin_approval_needed"})
+        json!({"status": "failed", "reason": reason})
     );
     assert!(got[1]["say"]["text"]
         .as_str()
         .unwrap()
         .contains("Someone from our team will follow up"));
     let conn = app.store.connection("alex").await.unwrap().unwrap();
-    assert_eq!(
-        conn.status,
-        ConnectionStatus::AdminApprovalNeeded {
-            since: app.clock.now()
-        }
-    );
+    assert_eq!(conn.status, status(app.clock.now()));
+    // No claim and no event are left behind.
     let claims = app
         .ledger
         .claims("alex:primary", whole_look_ahead(), app.clock.now())
@@ -269,10 +228,46 @@ async fn admin_approval_needed_mid_booking_gets_a_sentence_and_is_recorded() {
     assert!(claims.is_empty());
     assert!(app
         .google
-        .events(owner)
+        .events("alex@callbook.example")
         .iter()
         .all(|e| e.booking_id.is_none()));
     app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_grant_revoked_mid_booking_gets_a_sentence_and_marks_the_connection_expired() {
+    use callbook::store::ConnectionStatus;
+    trouble_at_yes(
+        "CA00000000000000000000000000revok2",
+        |app| app.google.revoke("alex@callbook.example"),
+        "calendar_expired",
+        |since| ConnectionStatus::Expired { since },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn admin_approval_needed_mid_booking_gets_a_sentence_and_is_recorded() {
+    use callbook::calendar::emulator::{Endpoint, Fault, TokenFault};
+    use callbook::store::ConnectionStatus;
+    // The Workspace administrator restricts the app while the caller talks.
+    let restrict = |app: &callbook::harness::Harness| {
+        let owner = "alex@callbook.example";
+        app.google.revoke(owner);
+        app.google.inject(
+            owner,
+            Endpoint::Token,
+            Fault::Token(TokenFault::ConsentRequired),
+            u32::MAX,
+        );
+    };
+    trouble_at_yes(
+        "CA00000000000000000000000000cons01",
+        restrict,
+        "admin_approval_needed",
+        |since| ConnectionStatus::AdminApprovalNeeded { since },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -234,7 +234,6 @@ async fn a_rotated_refresh_token_survives_a_restart_through_the_state_file() {
     let calendars = calendars_over(store.clone());
     calendars
         .for_user("alex", &conn)
-        .unwrap()
         .calendar_info()
         .await
         .unwrap();
@@ -251,7 +250,6 @@ async fn a_rotated_refresh_token_survives_a_restart_through_the_state_file() {
     let calendars = calendars_over(store.clone());
     calendars
         .for_user("alex", &conn)
-        .unwrap()
         .calendar_info()
         .await
         .unwrap();
