@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use super::faults::{self, Before, ErrorShape, Faults, TokenFault};
 pub use super::faults::{Endpoint, Fault};
-use super::{base64_basic, pkce_s256};
+use super::{base64_basic, pkce_s256, PendingCode};
 
 /// One Google account with its primary calendar.
 #[derive(Debug, Clone)]
@@ -86,13 +86,6 @@ struct Inner {
     codes: HashMap<String, PendingCode>,
     /// What the consent screen grants, when the owner unticked something.
     granted_scope: Option<String>,
-}
-
-#[derive(Debug)]
-struct PendingCode {
-    account: usize,
-    challenge: String,
-    redirect_uri: String,
 }
 
 /// The emulator; clones share state.
@@ -519,7 +512,7 @@ async fn authorize(
             "PKCE S256 and response_type=code are required.",
         );
     }
-    let Ok(mut back) = reqwest::Url::parse(&get("redirect_uri")) else {
+    let Ok(back) = reqwest::Url::parse(&get("redirect_uri")) else {
         return oauth_error(
             "invalid_request",
             "Missing required parameter: redirect_uri",
@@ -535,23 +528,7 @@ async fn authorize(
     };
     inner.issued += 1;
     let code = format!("4/emulated-code-{}", inner.issued);
-    inner.codes.insert(
-        code.clone(),
-        PendingCode {
-            account,
-            challenge: get("code_challenge"),
-            redirect_uri: get("redirect_uri"),
-        },
-    );
-    back.query_pairs_mut()
-        .append_pair("code", &code)
-        .append_pair("state", &get("state"))
-        .append_pair("scope", &get("scope"));
-    (
-        StatusCode::FOUND,
-        [(axum::http::header::LOCATION, back.to_string())],
-    )
-        .into_response()
+    super::approve(&mut inner.codes, code, account, &q, back, &["scope"])
 }
 
 /// `POST /revoke`: the grant behind a refresh or access token stops working.

@@ -26,7 +26,7 @@
 use super::faults::{self, Before, ErrorShape, Faults, TokenFault};
 pub use super::faults::{Endpoint, Fault};
 use super::google::StoredEvent;
-use super::{base64_basic, pkce_s256};
+use super::{base64_basic, pkce_s256, PendingCode};
 use crate::calendar::oauth::MICROSOFT_PERSONAL_TENANT;
 use crate::schedule::Interval;
 use axum::extract::{Path, Query, RawQuery, State};
@@ -96,13 +96,6 @@ struct Inner {
     faults: Faults,
     /// Authorization codes waiting for exchange.
     codes: HashMap<String, PendingCode>,
-}
-
-#[derive(Debug)]
-struct PendingCode {
-    account: usize,
-    challenge: String,
-    redirect_uri: String,
 }
 
 /// The emulator; clones share state.
@@ -483,7 +476,7 @@ async fn authorize(
             "The request body must contain the following parameter: 'code_challenge'.",
         );
     }
-    let Ok(mut back) = reqwest::Url::parse(&get("redirect_uri")) else {
+    let Ok(back) = reqwest::Url::parse(&get("redirect_uri")) else {
         return aad_error("invalid_request", 900_971, "No reply address provided.");
     };
     let hint = get("login_hint");
@@ -496,22 +489,7 @@ async fn authorize(
     };
     inner.issued += 1;
     let code = format!("M.C5_emulated.{}", inner.issued);
-    inner.codes.insert(
-        code.clone(),
-        PendingCode {
-            account,
-            challenge: get("code_challenge"),
-            redirect_uri: get("redirect_uri"),
-        },
-    );
-    back.query_pairs_mut()
-        .append_pair("code", &code)
-        .append_pair("state", &get("state"));
-    (
-        StatusCode::FOUND,
-        [(axum::http::header::LOCATION, back.to_string())],
-    )
-        .into_response()
+    super::approve(&mut inner.codes, code, account, &q, back, &[])
 }
 
 /// The token endpoint behind its injected faults, found by the account the

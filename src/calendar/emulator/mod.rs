@@ -56,3 +56,49 @@ pub(crate) fn unsigned_jwt(claims: &serde_json::Value) -> String {
     let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "kid": "emulated"});
     format!("{}.{}.emulated-signature", enc(&header), enc(claims))
 }
+
+/// An authorization code waiting for its exchange.
+#[derive(Debug)]
+pub(super) struct PendingCode {
+    pub account: usize,
+    pub challenge: String,
+    pub redirect_uri: String,
+}
+
+/// The consent screen approving at once: remembers `code` for `account`
+/// with the request's PKCE challenge and redirect URI, and sends the
+/// browser back to `back` with the code, the state and the `echo`ed
+/// request parameters.
+pub(super) fn approve(
+    codes: &mut std::collections::HashMap<String, PendingCode>,
+    code: String,
+    account: usize,
+    q: &std::collections::HashMap<String, String>,
+    mut back: reqwest::Url,
+    echo: &[&str],
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    {
+        let mut pairs = back.query_pairs_mut();
+        pairs
+            .append_pair("code", &code)
+            .append_pair("state", &get("state"));
+        for k in echo {
+            pairs.append_pair(k, &get(k));
+        }
+    }
+    codes.insert(
+        code,
+        PendingCode {
+            account,
+            challenge: get("code_challenge"),
+            redirect_uri: get("redirect_uri"),
+        },
+    );
+    (
+        axum::http::StatusCode::FOUND,
+        [(axum::http::header::LOCATION, back.to_string())],
+    )
+        .into_response()
+}
