@@ -2,6 +2,7 @@
 
 use crate::calendar::google::GoogleEndpoints;
 use crate::calendar::microsoft::MicrosoftEndpoints;
+use crate::call::resume::CallStates;
 use crate::call::{Calendars, CallDeps};
 use crate::clock::Clock;
 use crate::ledger::Ledger;
@@ -32,7 +33,14 @@ pub struct Settings {
     pub clock: Clock,
     /// How long live calls may run on after shutdown starts.
     pub drain: Duration,
+    /// Where calls wait for a resume after their socket drops.
+    pub states: Arc<dyn CallStates>,
+    /// How long a dropped call can be resumed.
+    pub resume_window: Duration,
 }
+
+/// Default for [`Settings::resume_window`].
+pub const RESUME_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// The HTTP client for provider calls: rustls, no redirects (OAuth token
 /// endpoints must not be redirected), bounded per request.
@@ -44,8 +52,10 @@ pub fn http_client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// Serves until `shutdown` resolves, then lets live calls finish for up to
-/// `settings.drain` before cancelling them, and waits for their effects.
+/// Serves until `shutdown` resolves, then drains: readiness turns to
+/// "draining" and new calls are refused while live calls run on for up to
+/// `settings.drain`; then the remaining calls are told (`done`, close 1001)
+/// and their effects awaited before the server stops.
 pub async fn run(
     settings: Settings,
     listener: TcpListener,
@@ -65,7 +75,11 @@ pub async fn run(
         calendars,
         clock: settings.clock,
         tracker: tracker.clone(),
+        states: settings.states,
+        resume_window: settings.resume_window,
     });
+    let draining = CancellationToken::new();
+    let stop_serving = CancellationToken::new();
     let state = AppState {
         auth_token: Arc::new(settings.auth_token),
         deps,
@@ -74,22 +88,37 @@ pub async fn run(
             settings.public_url,
         )),
         calls_cancel: calls_cancel.clone(),
+        draining: draining.clone(),
+    };
+    let drain = settings.drain;
+    let drainer = {
+        let (tracker, calls_cancel, stop_serving) =
+            (tracker.clone(), calls_cancel.clone(), stop_serving.clone());
+        tokio::spawn(async move {
+            shutdown.await;
+            draining.cancel();
+            tracing::info!(seconds = drain.as_secs(), "draining: new calls refused");
+            tracker.close();
+            if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+                tracing::warn!("drain period over; ending remaining calls");
+                calls_cancel.cancel();
+                tracker.wait().await;
+            }
+            stop_serving.cancel();
+        })
     };
     // Replies are small frames a caller is waiting on: no Nagle delay.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(stop_serving.cancelled_owned())
+        .await;
+    drainer.abort();
+    served?;
+    // Serving can only stop early on an error; end what is left.
+    calls_cancel.cancel();
     tracker.close();
-    if tokio::time::timeout(settings.drain, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("drain period over; cancelling remaining calls");
-        calls_cancel.cancel();
-        tracker.wait().await;
-    }
+    tracker.wait().await;
     Ok(())
 }

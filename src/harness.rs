@@ -168,6 +168,19 @@ impl Harness {
         ledger: Arc<dyn Ledger>,
         store: Arc<dyn Store>,
     ) -> anyhow::Result<Harness> {
+        let states = Arc::new(crate::call::resume::MemoryCallStates::new());
+        Self::start_shared(clock, emulators, ledger, store, states).await
+    }
+
+    /// As [`Harness::start_with`], also sharing where dropped calls wait
+    /// for a resume, so a reconnect may land on another instance.
+    pub async fn start_shared(
+        clock: Clock,
+        emulators: Emulators,
+        ledger: Arc<dyn Ledger>,
+        store: Arc<dyn Store>,
+        states: Arc<dyn crate::call::resume::CallStates>,
+    ) -> anyhow::Result<Harness> {
         let shutdown = CancellationToken::new();
         let Emulators { google, microsoft } = emulators;
         let ms_addr = serve_local(microsoft.router(), shutdown.clone()).await?;
@@ -186,6 +199,8 @@ impl Harness {
             microsoft: ms_emulator_endpoints(ms_addr),
             clock: clock.clone(),
             drain: Duration::from_millis(500),
+            states,
+            resume_window: crate::app::RESUME_WINDOW,
         };
         let stop = shutdown.clone();
         let server = tokio::spawn(crate::run(settings, listener, async move {
@@ -302,6 +317,32 @@ impl CallClient {
             frames.push(f);
         }
         Ok(frames)
+    }
+
+    /// Reads until the server closes the socket; returns the frames before
+    /// and the close frame's code and reason (`None` if it sent none).
+    pub async fn drain_close(&mut self) -> anyhow::Result<(Vec<Value>, Option<(u16, String)>)> {
+        let mut frames = Vec::new();
+        loop {
+            let next = tokio::time::timeout(SETTLE_TIMEOUT, self.ws.next())
+                .await
+                .context("timed out waiting for the server")?;
+            match next {
+                Some(Ok(Message::Text(t))) => frames.push(serde_json::from_str(&t)?),
+                Some(Ok(Message::Close(frame))) => {
+                    let close = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                    return Ok((frames, close));
+                }
+                None | Some(Err(_)) => return Ok((frames, None)),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Drops the connection without a `stop` or a close handshake: what a
+    /// pipeline's crash or a network cut looks like to the server.
+    pub fn cut(self) {
+        drop(self);
     }
 
     pub async fn close(mut self) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@ use callbook::calendar::emulator::{serve_local, GoogleEmulator, MicrosoftEmulato
 use callbook::calendar::google::GoogleEndpoints;
 use callbook::calendar::microsoft::MicrosoftEndpoints;
 use callbook::calendar::oauth::OAuthClient;
+use callbook::call::resume::{CallStates, MemoryCallStates, RedisCallStates};
 use callbook::clock::Clock;
 use callbook::harness::{self, frames, Harness};
 use callbook::ledger::{Ledger, MemoryLedger, RedisLedger};
@@ -204,6 +205,10 @@ struct ServeArgs {
     /// Seconds live calls may continue after a shutdown signal.
     #[arg(long, env = "CALLBOOK_DRAIN_SECONDS", default_value_t = 30)]
     drain_seconds: u64,
+    /// Minutes after its last change that a call whose socket dropped can
+    /// be resumed by a `start` with the same callSid.
+    #[arg(long, env = "CALLBOOK_RESUME_MINUTES", default_value_t = 10)]
+    resume_minutes: u64,
 }
 
 fn init_tracing() {
@@ -365,6 +370,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         (None, None) => (Arc::new(store), Arc::new(MemoryLedger::new())),
     };
+    let states: Arc<dyn CallStates> = match &args.redis_url {
+        Some(url) => Arc::new(
+            RedisCallStates::connect(url, "callbook:call:")
+                .await
+                .context("connecting to Redis (CALLBOOK_REDIS_URL)")?,
+        ),
+        None => Arc::new(MemoryCallStates::new()),
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     let local = listener.local_addr()?;
     let settings = callbook::Settings {
@@ -377,6 +390,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         microsoft,
         clock: Clock::System,
         drain: Duration::from_secs(args.drain_seconds),
+        states,
+        resume_window: Duration::from_secs(args.resume_minutes.max(1) * 60),
     };
     tracing::info!(addr = %local, "callbook serving /v1/calls");
     callbook::run(settings, listener, shutdown_signal()).await?;

@@ -13,10 +13,16 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// The protocol version this build speaks, announced in the first frame.
-pub const VERSION: &str = "1.1.0";
+pub const VERSION: &str = "1.2.0";
 
 /// Largest inbound text frame accepted, in bytes. Twilio frames are ~330 B.
+/// A larger frame gets an `error` frame and the call goes on.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// The transport's own limit: a frame over this is not even read, and the
+/// socket is closed with 1009. Well above [`MAX_FRAME_BYTES`] so that an
+/// oversized but bounded frame gets the documented error instead.
+pub const TRANSPORT_MAX_BYTES: usize = 1024 * 1024;
 
 /// Longest transcript text accepted, in bytes.
 pub const MAX_TRANSCRIPT_BYTES: usize = 4 * 1024;
@@ -31,9 +37,14 @@ pub enum Inbound {
     Dtmf {
         digit: String,
     },
+    /// Playback of the say named here (and every earlier one) finished.
     Mark {
         name: String,
     },
+    /// The pipeline cut callbook's audio (barge-in).
+    Clear(Clear),
+    /// What the pipeline can report (`capabilities` frame).
+    Capabilities(Capabilities),
     Stop,
     Transcript(Transcript),
     Booking(BookingAction),
@@ -50,12 +61,32 @@ pub struct Start {
     pub account_sid: String,
     pub stream_sid: String,
     pub call_sid: String,
-    #[serde(default)]
+    /// What the TwiML author wrote into `<Parameter>`s. Any JSON scalar is
+    /// read as its text; `null` as absent.
+    #[serde(default, deserialize_with = "scalar_map")]
     pub custom_parameters: HashMap<String, String>,
+}
+
+impl Start {
+    /// A custom parameter, trimmed; blank counts as absent.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.custom_parameters
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Whether the `start` itself declares playback reports.
+    pub fn declares_playback(&self) -> bool {
+        self.param("callbook_playback") == Some("marks")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Transcript {
+    /// Echoed in the `turn` answer.
+    #[serde(default, deserialize_with = "opt_string_or_number")]
+    pub id: Option<String>,
     pub text: String,
     #[serde(rename = "final")]
     pub is_final: bool,
@@ -63,11 +94,48 @@ pub struct Transcript {
     pub confidence: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// A barge-in report. Twilio's own `clear` has no body; callbook's
+/// extension may say which say was cut and how much of it was spoken.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Clear {
+    #[serde(default)]
+    pub say: Option<String>,
+    #[serde(default)]
+    pub spoken_chars: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Capabilities {
+    /// `"marks"`: the pipeline reports playback with `mark` and `clear`.
+    #[serde(default)]
+    pub playback: Option<String>,
+}
+
+impl Capabilities {
+    pub fn playback_marks(&self) -> bool {
+        self.playback.as_deref() == Some("marks")
+    }
+}
+
+/// What the pipeline asks of the booking conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BookingAction {
-    Offer,
+    Offer(OfferRequest),
     Cancel,
+}
+
+/// `booking` `offer` and what the agent already knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct OfferRequest {
+    /// The caller already agreed to a meeting: skip the question.
+    #[serde(default)]
+    pub agreed: bool,
+    /// An address the agent already has, to read back rather than ask.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The caller's preferred time, as they said it.
+    #[serde(default)]
+    pub when: Option<String>,
 }
 
 /// Why an inbound frame was refused. The call goes on after each.
@@ -149,8 +217,28 @@ struct BookingFrame {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ActionName {
+    Offer,
+    Cancel,
+}
+
+#[derive(Deserialize)]
 struct BookingBody {
-    action: BookingAction,
+    action: ActionName,
+    #[serde(flatten)]
+    offer: OfferRequest,
+}
+
+#[derive(Deserialize)]
+struct ClearFrame {
+    #[serde(default)]
+    clear: Option<Clear>,
+}
+
+#[derive(Deserialize)]
+struct CapabilitiesFrame {
+    capabilities: Capabilities,
 }
 
 #[derive(Deserialize)]
@@ -162,6 +250,34 @@ struct SyncFrame {
 struct SyncBody {
     #[serde(deserialize_with = "string_or_number")]
     id: String,
+}
+
+fn opt_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "string_or_number")] String);
+    Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+}
+
+/// `customParameters` as Twilio passes them: whatever the TwiML author
+/// wrote, so numbers, booleans and `null` as well as strings.
+fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<HashMap<String, String>, D::Error> {
+    let raw = Option::<HashMap<String, serde_json::Value>>::deserialize(d)?.unwrap_or_default();
+    let mut out = HashMap::with_capacity(raw.len());
+    for (k, v) in raw {
+        let text = match v {
+            serde_json::Value::Null => continue,
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Bool(b) => b.to_string(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => {
+                return Err(de::Error::custom(format!(
+                    "customParameters.{k} must be a string, number, boolean or null"
+                )))
+            }
+        };
+        out.insert(k, text);
+    }
+    Ok(out)
 }
 
 /// Twilio sends counters as strings; look-alike carriers send numbers.
@@ -204,6 +320,10 @@ pub fn parse(text: &str) -> Result<Inbound, ProtocolError> {
         "mark" => Inbound::Mark {
             name: body::<MarkFrame>("mark", text)?.mark.name,
         },
+        "clear" => Inbound::Clear(body::<ClearFrame>("clear", text)?.clear.unwrap_or_default()),
+        "capabilities" => {
+            Inbound::Capabilities(body::<CapabilitiesFrame>("capabilities", text)?.capabilities)
+        }
         "stop" => Inbound::Stop,
         "transcript" => {
             let t = body::<TranscriptFrame>("transcript", text)?.transcript;
@@ -215,7 +335,13 @@ pub fn parse(text: &str) -> Result<Inbound, ProtocolError> {
             }
             Inbound::Transcript(t)
         }
-        "booking" => Inbound::Booking(body::<BookingFrame>("booking", text)?.booking.action),
+        "booking" => {
+            let b = body::<BookingFrame>("booking", text)?.booking;
+            Inbound::Booking(match b.action {
+                ActionName::Offer => BookingAction::Offer(b.offer),
+                ActionName::Cancel => BookingAction::Cancel,
+            })
+        }
         "sync" => Inbound::Sync {
             id: body::<SyncFrame>("sync", text)?.sync.id,
         },
@@ -236,10 +362,22 @@ pub enum Outbound {
         protocol: &'static str,
         version: &'static str,
     },
+    /// Who answers the final transcript with this id.
+    Turn {
+        #[serde(rename = "streamSid", skip_serializing_if = "Option::is_none")]
+        stream_sid: Option<String>,
+        turn: TurnReply,
+    },
     Say {
         #[serde(rename = "streamSid", skip_serializing_if = "Option::is_none")]
         stream_sid: Option<String>,
         say: Say,
+    },
+    /// This `start` continued an earlier socket's call.
+    Resumed {
+        #[serde(rename = "streamSid", skip_serializing_if = "Option::is_none")]
+        stream_sid: Option<String>,
+        resumed: Resumed,
     },
     Booking {
         #[serde(rename = "streamSid", skip_serializing_if = "Option::is_none")]
@@ -260,6 +398,32 @@ pub enum Outbound {
 pub struct Say {
     pub id: String,
     pub text: String,
+}
+
+/// Who takes a turn: callbook (the agent stays silent) or the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Owner {
+    Callbook,
+    Agent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TurnReply {
+    /// The transcript's id, `null` when it had none.
+    pub id: Option<String>,
+    pub owner: Owner,
+    /// Whether callbook holds the floor after this turn.
+    pub floor: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resumed {
+    #[serde(rename = "callSid")]
+    pub call_sid: String,
+    pub floor: bool,
+    /// The id of the last say before the socket dropped.
+    pub last_say: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -40,6 +40,10 @@ pub struct Fixture {
     /// Events callbook created, in creation order (partial match each).
     #[serde(default)]
     pub calendar: Option<Vec<Value>>,
+    /// Whether steps expect `turn` frames (protocol 1.2). Fixtures written
+    /// before turns existed leave them out and still replay.
+    #[serde(default)]
+    pub turns: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,11 +328,14 @@ impl Fixture {
             let client = clients
                 .get_mut(&name)
                 .ok_or_else(|| anyhow!("step {i}: no client"))?;
-            let got = if step.stop {
+            let mut got = if step.stop {
                 client.drain().await?
             } else {
                 client.settle().await?
             };
+            if !self.turns {
+                got.retain(|f| f["event"] != "turn");
+            }
             for frame in &got {
                 let _ = writeln!(report.transcript, "[{name}] {}", describe(frame));
             }

@@ -44,48 +44,64 @@ pub(super) struct Done {
     pub input: Input,
     /// False for interim inputs (the filler); true for the final one.
     pub finished: bool,
-    /// A new event id → claim id mapping to remember.
-    pub claim: Option<(String, String)>,
+}
+
+/// The claim id (and the provider-side booking id) of a call's `attempt`th
+/// calendar change. Derived, not drawn, so the same request repeated after
+/// a resume is the same booking to the ledger and the provider.
+pub(super) fn claim_id(call_sid: &str, attempt: u32) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("callbook:{call_sid}:{attempt}").as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(super) async fn run(
     effect: Effect,
     env: Arc<BookingEnv>,
     deps: Arc<CallDeps>,
-    old_claim: Option<String>,
+    call_sid: &str,
     done: mpsc::UnboundedSender<Done>,
 ) {
     let work = async {
         match effect {
-            Effect::LoadAvailability => (Input::AvailabilityLoaded(load(&env, &deps).await), None),
+            Effect::LoadAvailability => Input::AvailabilityLoaded(load(&env, &deps).await),
             Effect::Book(req) => {
-                let (outcome, claim) = book(&env, &deps, req).await;
-                (Input::Booked(outcome), claim)
+                let claim = claim_id(call_sid, req.attempt);
+                Input::Booked(book(&env, &deps, req, claim).await)
             }
-            Effect::Move { event_id, from, to } => {
-                let (outcome, claim) =
-                    move_meeting(&env, &deps, &event_id, from, to, old_claim).await;
-                (Input::Moved(outcome), claim)
+            Effect::Move {
+                event_id,
+                from,
+                to,
+                attempt,
+                claim: old,
+            } => {
+                let claim = claim_id(call_sid, attempt);
+                let change = Change {
+                    from,
+                    to,
+                    claim,
+                    old,
+                };
+                Input::Moved(move_meeting(&env, &deps, &event_id, change).await)
             }
-            Effect::CancelMeeting { event_id } => (
-                Input::Cancelled(cancel_meeting(&env, &deps, &event_id, old_claim).await),
-                None,
-            ),
-            Effect::Say(_) | Effect::Status(_) => (Input::StillWorking, None),
+            Effect::CancelMeeting { event_id, claim } => {
+                Input::Cancelled(cancel_meeting(&env, &deps, &event_id, &claim).await)
+            }
+            Effect::Turn { .. } | Effect::Say(_) | Effect::Status(_) => Input::StillWorking,
         }
     };
     tokio::pin!(work);
-    let (input, claim) = tokio::select! {
+    let input = tokio::select! {
         r = &mut work => r,
         _ = tokio::time::sleep(FILLER_AFTER) => {
-            let _ = done.send(Done { input: Input::StillWorking, finished: false, claim: None });
+            let _ = done.send(Done { input: Input::StillWorking, finished: false });
             work.await
         }
     };
     let _ = done.send(Done {
         input,
         finished: true,
-        claim,
     });
 }
 
@@ -141,13 +157,10 @@ async fn load(env: &BookingEnv, deps: &CallDeps) -> Result<Availability, Trouble
     Ok(Availability { busy, video })
 }
 
-fn new_claim_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
 /// What a booking or a move claims: the meeting's slot and, for a move,
 /// the claim it replaces and the meeting's current slot.
 struct ClaimRequest<'a> {
+    id: &'a str,
     slot: Interval,
     replaces: Option<&'a str>,
     own: Option<Interval>,
@@ -157,18 +170,14 @@ struct ClaimRequest<'a> {
 /// the ledger (first confirm wins), then re-check the provider for events
 /// made outside callbook. On success the hold is live and its id returned;
 /// on any failure no hold is left behind.
-async fn claim(
-    env: &BookingEnv,
-    deps: &CallDeps,
-    req: ClaimRequest<'_>,
-) -> Result<String, Outcome> {
-    let id = new_claim_id();
+async fn claim(env: &BookingEnv, deps: &CallDeps, req: ClaimRequest<'_>) -> Result<(), Outcome> {
+    let id = req.id;
     let padded = env.settings.rules.padded(req.slot);
     let ledger = &deps.ledger;
     match ledger
         .hold(
             &env.calendar_key,
-            &id,
+            id,
             padded,
             req.replaces,
             deps.clock.now(),
@@ -191,37 +200,28 @@ async fn claim(
                 None => busy,
             };
             match busy.iter().find(|b| b.overlaps(&padded)) {
-                None => return Ok(id),
+                None => return Ok(()),
                 Some(b) => Outcome::Taken { conflict: *b },
             }
         }
         Err(e) => Outcome::Failed(trouble(e, env, deps).await),
     };
-    let _ = ledger.release(&env.calendar_key, &id).await;
+    let _ = ledger.release(&env.calendar_key, id).await;
     Err(outcome)
 }
 
-async fn book(
-    env: &BookingEnv,
-    deps: &CallDeps,
-    req: BookRequest,
-) -> (Outcome, Option<(String, String)>) {
+async fn book(env: &BookingEnv, deps: &CallDeps, req: BookRequest, claim: String) -> Outcome {
     let rules = &env.settings.rules;
     let ledger = &deps.ledger;
-    let claim = match claim(
-        env,
-        deps,
-        ClaimRequest {
-            slot: req.slot,
-            replaces: None,
-            own: None,
-        },
-    )
-    .await
-    {
-        Ok(id) => id,
-        Err(outcome) => return (outcome, None),
+    let request = ClaimRequest {
+        id: &claim,
+        slot: req.slot,
+        replaces: None,
+        own: None,
     };
+    if let Err(outcome) = self::claim(env, deps, request).await {
+        return outcome;
+    }
     let release = || async {
         let _ = ledger.release(&env.calendar_key, &claim).await;
     };
@@ -254,19 +254,16 @@ async fn book(
                 tracing::warn!(error = %e, "claim could not be committed after create");
             }
             tracing::info!(event = %created.event_id, invitee = %req.email.redacted(), "booked");
-            let mapping = Some((created.event_id.clone(), claim));
-            (
-                Outcome::Done {
-                    slot: created.slot,
-                    event_id: created.event_id,
-                    join_link: created.join_link,
-                },
-                mapping,
-            )
+            Outcome::Done {
+                slot: created.slot,
+                event_id: created.event_id,
+                join_link: created.join_link,
+                claim,
+            }
         }
         Err(e) => {
             release().await;
-            (Outcome::Failed(trouble(e, env, deps).await), None)
+            Outcome::Failed(trouble(e, env, deps).await)
         }
     }
 }
@@ -275,36 +272,47 @@ async fn cancel_meeting(
     env: &BookingEnv,
     deps: &CallDeps,
     event_id: &str,
-    claim: Option<String>,
+    claim: &str,
 ) -> Result<(), Trouble> {
     if let Err(e) = env.provider.cancel_event(event_id).await {
         return Err(trouble(e, env, deps).await);
     }
-    if let Some(claim) = claim {
-        let _ = deps.ledger.release(&env.calendar_key, &claim).await;
-    }
+    let _ = deps.ledger.release(&env.calendar_key, claim).await;
     Ok(())
+}
+
+/// A move: the meeting's slot now and next, the claim for the new slot and
+/// the one it replaces.
+struct Change {
+    from: Interval,
+    to: Interval,
+    claim: String,
+    old: String,
 }
 
 async fn move_meeting(
     env: &BookingEnv,
     deps: &CallDeps,
     event_id: &str,
-    from: Interval,
-    to: Interval,
-    old_claim: Option<String>,
-) -> (Outcome, Option<(String, String)>) {
+    change: Change,
+) -> Outcome {
+    let Change {
+        from,
+        to,
+        claim,
+        old,
+    } = change;
     let rules = &env.settings.rules;
     let ledger = &deps.ledger;
     let request = ClaimRequest {
+        id: &claim,
         slot: to,
-        replaces: old_claim.as_deref(),
+        replaces: Some(&old),
         own: Some(from),
     };
-    let claim = match claim(env, deps, request).await {
-        Ok(id) => id,
-        Err(outcome) => return (outcome, None),
-    };
+    if let Err(outcome) = self::claim(env, deps, request).await {
+        return outcome;
+    }
     let release = || async {
         let _ = ledger.release(&env.calendar_key, &claim).await;
     };
@@ -313,18 +321,16 @@ async fn move_meeting(
             let _ = ledger
                 .commit(&env.calendar_key, &claim, deps.clock.now())
                 .await;
-            (
-                Outcome::Done {
-                    slot: moved.slot,
-                    event_id: moved.event_id.clone(),
-                    join_link: moved.join_link,
-                },
-                Some((moved.event_id, claim)),
-            )
+            Outcome::Done {
+                slot: moved.slot,
+                event_id: moved.event_id,
+                join_link: moved.join_link,
+                claim,
+            }
         }
         Err(e) => {
             release().await;
-            (Outcome::Failed(trouble(e, env, deps).await), None)
+            Outcome::Failed(trouble(e, env, deps).await)
         }
     }
 }

@@ -8,25 +8,32 @@
 //! deterministic.
 
 mod effects;
+pub mod resume;
 mod setup;
 
 pub use setup::Calendars;
 
 use crate::clock::Clock;
-use crate::dialog::{Dialog, Effect, Input};
+use crate::dialog::{Dialog, Effect, EndReason, Input};
 use crate::ledger::Ledger;
-use crate::protocol::{Outbound, Say, Start, SyncReply};
+use crate::protocol::{Clear, Outbound, Owner, Resumed, Say, Start, SyncReply, TurnReply};
 use crate::store::Store;
 use effects::{BookingEnv, Done};
-use std::collections::HashMap;
+use resume::{CallStates, Saved};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// Inputs queued per call before the socket waits. A caller produces a few
 /// per second; this only fills if the actor is stuck.
 const MAILBOX: usize = 64;
+
+/// How many recent lines the actor remembers the length of, to tell
+/// whether a `clear` that names one cut it short.
+const RECENT_LINES: usize = 4;
 
 /// What every call shares.
 pub struct CallDeps {
@@ -36,11 +43,24 @@ pub struct CallDeps {
     pub clock: Clock,
     /// Tracks calls and their effect tasks, so shutdown can drain them.
     pub tracker: TaskTracker,
+    /// Where calls wait for a resume after their socket drops.
+    pub states: Arc<dyn CallStates>,
+    /// How long after its last change a call can be resumed.
+    pub resume_window: Duration,
 }
 
 enum Msg {
     Input(Input),
+    /// A final transcript, with the id its `turn` answer echoes.
+    Heard {
+        id: Option<String>,
+        text: String,
+    },
+    Clear(Clear),
     Sync(String),
+    /// The socket is gone without a `stop`: finish the work in flight,
+    /// keep the state for a resume, and end.
+    Detach,
 }
 
 /// The socket's side of a call.
@@ -56,94 +76,164 @@ impl CallHandle {
         self.tx.send(Msg::Input(input)).await.is_ok()
     }
 
+    /// Feeds a final transcript; its `turn` answer echoes `id`.
+    pub async fn heard(&self, id: Option<String>, text: String) -> bool {
+        self.tx.send(Msg::Heard { id, text }).await.is_ok()
+    }
+
+    /// Reports a barge-in.
+    pub async fn clear(&self, clear: Clear) -> bool {
+        self.tx.send(Msg::Clear(clear)).await.is_ok()
+    }
+
     /// Asks for a `sync` frame once everything before it has been handled.
     pub async fn sync(&self, id: String) -> bool {
         self.tx.send(Msg::Sync(id)).await.is_ok()
     }
+
+    /// Tells the call its socket is gone (no `stop`).
+    pub async fn detach(&self) {
+        let _ = self.tx.send(Msg::Detach).await;
+    }
 }
 
-/// Starts the actor for a call whose `start` frame just arrived.
+/// Starts the actor for a call whose `start` frame just arrived, or takes
+/// up the call's saved state when its SID was seen within the resume
+/// window. `playback` says the pipeline already declared playback reports.
 pub fn spawn(
     deps: Arc<CallDeps>,
     start: Start,
+    playback: bool,
     out: mpsc::Sender<Outbound>,
     cancel: CancellationToken,
 ) -> CallHandle {
     let (tx, rx) = mpsc::channel(MAILBOX);
     let tracker = deps.tracker.clone();
-    tracker.spawn(async move {
-        let (setup, env) = setup::prepare(&deps, &start).await;
-        let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let mut actor = CallActor {
-            dialog: Dialog::new(),
-            stream_sid: start.stream_sid.clone(),
-            deps,
-            env: env.map(Arc::new),
-            out,
-            rx,
-            done_tx,
-            done_rx,
-            in_flight: 0,
-            syncs: Vec::new(),
-            says: 0,
-            claims: HashMap::new(),
-            hung_up: false,
-        };
-        actor.apply(Input::Start(setup));
-        actor.run(cancel).await;
-    });
+    let span = tracing::info_span!("call", call_sid = %start.call_sid);
+    tracker.spawn(
+        async move {
+            let saved = resume::take_up(deps.states.as_ref(), &start.call_sid).await;
+            let (setup, env) = setup::prepare(&deps, &start).await;
+            let (done_tx, done_rx) = mpsc::unbounded_channel();
+            let mut actor = CallActor {
+                dialog: Dialog::new(),
+                call_sid: start.call_sid.clone(),
+                stream_sid: start.stream_sid.clone(),
+                generation: saved.as_ref().map_or(1, |s| s.generation + 1),
+                deps,
+                env: env.map(Arc::new),
+                out: Some(out),
+                rx,
+                done_tx,
+                done_rx,
+                in_flight: 0,
+                syncs: Vec::new(),
+                turn_id: None,
+                recent: Vec::with_capacity(RECENT_LINES),
+                dirty: true,
+                hung_up: false,
+                detached: false,
+            };
+            if playback {
+                actor
+                    .dialog
+                    .step(Input::PlaybackReported, actor.deps.clock.now());
+            }
+            actor.apply(Input::Start(setup));
+            if let Some(saved) = saved {
+                tracing::info!(generation = actor.generation, "call resumed");
+                let last = saved.memo.last_line();
+                actor.apply(Input::Resume(Box::new(saved.memo)));
+                actor.emit(Outbound::Resumed {
+                    stream_sid: Some(actor.stream_sid.clone()),
+                    resumed: Resumed {
+                        call_sid: actor.call_sid.clone(),
+                        floor: actor.dialog.holds_floor(),
+                        last_say: (last > 0).then(|| format!("s{last}")),
+                    },
+                });
+            }
+            actor.run(cancel).await;
+        }
+        .instrument(span),
+    );
     CallHandle { tx }
 }
 
 struct CallActor {
     dialog: Dialog,
+    call_sid: String,
     stream_sid: String,
+    /// This socket's turn at the call (see [`resume`]).
+    generation: u64,
     deps: Arc<CallDeps>,
     env: Option<Arc<BookingEnv>>,
-    out: mpsc::Sender<Outbound>,
+    /// The socket's outbound queue; gone once the socket is.
+    out: Option<mpsc::Sender<Outbound>>,
     rx: mpsc::Receiver<Msg>,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     in_flight: usize,
     syncs: Vec<String>,
-    says: u64,
-    /// Event id → ledger claim id of the meetings booked on this call.
-    claims: HashMap<String, String>,
+    /// The id of the transcript being answered.
+    turn_id: Option<String>,
+    /// The latest lines' numbers and lengths in characters.
+    recent: Vec<(u32, usize)>,
+    /// The dialog changed since it was last saved.
+    dirty: bool,
     hung_up: bool,
+    detached: bool,
 }
 
 impl CallActor {
     async fn run(&mut self, cancel: CancellationToken) {
         loop {
-            if self.hung_up && self.in_flight == 0 {
+            if self.dirty {
+                self.save().await;
+            }
+            if (self.hung_up || self.detached) && self.in_flight == 0 {
                 break;
             }
+            let open = !self.hung_up && !self.detached;
             tokio::select! {
-                msg = self.rx.recv(), if !self.hung_up => match msg {
+                msg = self.rx.recv(), if open => match msg {
                     Some(Msg::Input(input)) => {
-                        if matches!(input, Input::Hangup) {
+                        if matches!(input, Input::Hangup(_)) {
                             self.hung_up = true;
                         }
                         self.apply(input);
                     }
+                    Some(Msg::Heard { id, text }) => {
+                        self.turn_id = id;
+                        self.apply(Input::Heard(text));
+                    }
+                    Some(Msg::Clear(clear)) => {
+                        let fully_spoken = self.fully_spoken(&clear);
+                        self.apply(Input::Cut { fully_spoken });
+                    }
                     Some(Msg::Sync(id)) => {
                         self.syncs.push(id);
                     }
-                    None => {
-                        self.hung_up = true;
-                        self.apply(Input::Hangup);
+                    Some(Msg::Detach) | None => {
+                        tracing::info!(in_flight = self.in_flight, "socket gone; call kept for a resume");
+                        self.detached = true;
+                        self.out = None;
+                        self.dirty = true;
                     }
                 },
                 Some(done) = self.done_rx.recv() => {
                     if done.finished {
                         self.in_flight -= 1;
                     }
-                    if let Some((event_id, claim)) = done.claim {
-                        self.claims.insert(event_id, claim);
-                    }
                     self.apply(done.input);
                 }
-                _ = cancel.cancelled() => break,
+                _ = cancel.cancelled() => {
+                    if !self.hung_up && !self.detached {
+                        self.apply(Input::Hangup(EndReason::Shutdown));
+                    }
+                    self.save().await;
+                    break;
+                }
             }
             if self.in_flight == 0 {
                 for id in std::mem::take(&mut self.syncs) {
@@ -155,15 +245,63 @@ impl CallActor {
         }
     }
 
+    /// Saves the call's state for a resume; failures only cost the resume.
+    async fn save(&mut self) {
+        self.dirty = false;
+        let saved = Saved {
+            generation: self.generation,
+            settled: self.in_flight == 0,
+            memo: self.dialog.memo(),
+        };
+        if let Err(e) = self
+            .deps
+            .states
+            .save(&self.call_sid, &saved, self.deps.resume_window)
+            .await
+        {
+            tracing::warn!(error = %e, "could not save the call's state");
+        }
+    }
+
+    /// The line a `clear` names, when it says all of it was spoken.
+    fn fully_spoken(&self, clear: &Clear) -> Option<u32> {
+        let n = clear.say.as_deref().and_then(line_number)?;
+        let spoken = clear.spoken_chars?;
+        self.recent
+            .iter()
+            .find(|(id, _)| *id == n)
+            .filter(|(_, len)| spoken >= *len)
+            .map(|(id, _)| *id)
+    }
+
     fn apply(&mut self, input: Input) {
         let now = self.deps.clock.now();
+        let playback = matches!(input, Input::Played(_) | Input::PlaybackReported);
+        if !playback {
+            self.dirty = true;
+        }
         for effect in self.dialog.step(input, now) {
             match effect {
-                Effect::Say(text) => {
-                    self.says += 1;
+                Effect::Turn { callbook, floor } => {
+                    let owner = if callbook {
+                        Owner::Callbook
+                    } else {
+                        Owner::Agent
+                    };
+                    let id = self.turn_id.take();
+                    self.emit(Outbound::Turn {
+                        stream_sid: Some(self.stream_sid.clone()),
+                        turn: TurnReply { id, owner, floor },
+                    });
+                }
+                Effect::Say(line) => {
+                    if self.recent.len() == RECENT_LINES {
+                        self.recent.remove(0);
+                    }
+                    self.recent.push((line.id, line.text.chars().count()));
                     let say = Say {
-                        id: format!("s{}", self.says),
-                        text,
+                        id: line.wire_id(),
+                        text: line.text,
                     };
                     self.emit(Outbound::Say {
                         stream_sid: Some(self.stream_sid.clone()),
@@ -182,8 +320,9 @@ impl CallActor {
     /// Sends a frame without waiting; a socket too slow to take it is a
     /// socket whose caller has gone.
     fn emit(&self, frame: Outbound) {
-        if self.out.try_send(frame).is_err() {
-            tracing::warn!(stream = %self.stream_sid, "outbound queue full or closed; frame dropped");
+        let Some(out) = &self.out else { return };
+        if out.try_send(frame).is_err() {
+            tracing::warn!("outbound queue full or closed; frame dropped");
         }
     }
 
@@ -192,14 +331,17 @@ impl CallActor {
         self.in_flight += 1;
         let done = self.done_tx.clone();
         let deps = self.deps.clone();
-        let old_claim = match &effect {
-            Effect::Move { event_id, .. } | Effect::CancelMeeting { event_id } => {
-                self.claims.get(event_id).cloned()
+        let call_sid = self.call_sid.clone();
+        self.deps.tracker.spawn(
+            async move {
+                effects::run(effect, env, deps, &call_sid, done).await;
             }
-            _ => None,
-        };
-        self.deps.tracker.spawn(async move {
-            effects::run(effect, env, deps, old_claim, done).await;
-        });
+            .in_current_span(),
+        );
     }
+}
+
+/// The number of a line from its wire id (`s4` → 4).
+pub fn line_number(wire_id: &str) -> Option<u32> {
+    wire_id.strip_prefix('s')?.parse().ok()
 }

@@ -158,16 +158,31 @@ impl Calendars {
 }
 
 fn param<'a>(start: &'a Start, name: &str) -> Option<&'a str> {
-    start
-        .custom_parameters
-        .get(name)
-        .map(String::as_str)
-        .filter(|v| !v.trim().is_empty())
+    start.param(name)
 }
+
+/// Where a national number is read when the campaign says nothing.
+const DEFAULT_COUNTRY: &str = "US";
 
 /// Looks up the campaign, owner and connection named by the `start` frame.
 pub(super) async fn prepare(deps: &CallDeps, start: &Start) -> (Setup, Option<BookingEnv>) {
-    let phone = param(start, "recipient_phone").and_then(|p| E164::parse(p).ok());
+    let country = match param(start, "campaign_id") {
+        Some(id) => deps
+            .store
+            .campaign(id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.booking)
+            .and_then(|b| b.default_country),
+        None => None,
+    };
+    let country = country.as_deref().unwrap_or(DEFAULT_COUNTRY);
+    let raw_phone = param(start, "recipient_phone");
+    let phone = raw_phone.and_then(|p| E164::parse_in(p, country).ok());
+    if raw_phone.is_some() && phone.is_none() {
+        tracing::info!("recipient_phone unusable; the caller will be asked their zone");
+    }
     let recipient = Recipient {
         first_name: param(start, "recipient_first_name")
             .unwrap_or("there")

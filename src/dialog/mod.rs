@@ -15,13 +15,14 @@ use crate::phone;
 use crate::schedule::{merge_busy, Interval, SlotFinder};
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
 use understand::email::{self, Correction, Email};
 use understand::intent::{self, Intent};
 use understand::when::{self, Target, TimePref};
 use understand::yes_no::{self, Answer};
 
 /// Where the conversation is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum Stage {
     NotStarted,
     /// Booking is possible; nobody has brought it up yet.
@@ -33,6 +34,8 @@ enum Stage {
     /// …then the domain alone.
     AskingDomain(String),
     ConfirmingEmail(Email),
+    /// Email confirmed, the caller's zone unknown: asked for it.
+    AskingZone(Option<TimePref>),
     /// Email confirmed; waiting for the calendar before proposing.
     WaitingForSlots(Option<TimePref>),
     Proposing(Interval),
@@ -50,11 +53,40 @@ enum Stage {
 }
 
 /// The meeting booked on this call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Meeting {
     slot: Interval,
     event_id: String,
     join_link: Option<String>,
+    /// The ledger claim covering it.
+    claim: String,
+}
+
+/// What of a call's conversation outlives its socket, so that a `start`
+/// for the same call (on this instance or another) resumes it where it
+/// stood. Availability and the booking context are loaded afresh.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Memo {
+    stage: Stage,
+    email: Option<Email>,
+    caller_tz: String,
+    tz_known: bool,
+    meeting: Option<Meeting>,
+    declined: Vec<Interval>,
+    engaged: bool,
+    email_tries: u8,
+    last_prompt: Option<String>,
+    wanted: Option<String>,
+    says: u32,
+    attempts: u32,
+    playback: bool,
+}
+
+impl Memo {
+    /// The number of the last line said before it was saved.
+    pub fn last_line(&self) -> u32 {
+        self.says
+    }
 }
 
 /// One call's booking conversation.
@@ -78,6 +110,35 @@ pub struct Dialog {
     engaged: bool,
     /// Set while proposing an alternative to a slot that was just taken.
     taken_lead: bool,
+    /// Whether the zone is known (from the number, or the caller said it)
+    /// rather than assumed to be the owner's.
+    tz_known: bool,
+    zone_tries: u8,
+    /// A time the agent heard before the offer ("tomorrow afternoon").
+    wanted: Option<String>,
+    /// Lines said so far; the next line is `says + 1`.
+    says: u32,
+    /// Calendar changes asked for so far (names bookings, see
+    /// [`BookRequest::attempt`]).
+    attempts: u32,
+    /// Whether the pipeline reports playback; without it every line counts
+    /// as heard when sent.
+    playback: bool,
+    /// The line that asked the question now open, and whether the caller
+    /// heard all of it.
+    prompt_line: u32,
+    prompt_heard: Heard,
+}
+
+/// Whether the caller heard the open question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Heard {
+    /// Sent; its playback not reported yet.
+    Pending,
+    Full,
+    /// Cut by a barge-in. Later marks for it are Twilio echoing the
+    /// cleared audio's marks, not playback.
+    Cut,
 }
 
 impl Default for Dialog {
@@ -102,6 +163,91 @@ impl Dialog {
             last_prompt: None,
             engaged: false,
             taken_lead: false,
+            tz_known: false,
+            zone_tries: 0,
+            wanted: None,
+            says: 0,
+            attempts: 0,
+            playback: false,
+            prompt_line: 0,
+            prompt_heard: Heard::Full,
+        }
+    }
+
+    /// Whether callbook holds the floor: from the offer until the booking
+    /// conversation ends, and while the caller moves or cancels the meeting.
+    pub fn holds_floor(&self) -> bool {
+        !matches!(
+            self.stage,
+            Stage::NotStarted | Stage::Listening | Stage::Booked | Stage::Ended | Stage::Skipped(_)
+        )
+    }
+
+    /// The number of the last line said.
+    pub fn last_line(&self) -> u32 {
+        self.says
+    }
+
+    /// What a resumed call needs of this one.
+    pub fn memo(&self) -> Memo {
+        Memo {
+            stage: self.stage.clone(),
+            email: self.email.clone(),
+            caller_tz: self.caller_tz.name().to_string(),
+            tz_known: self.tz_known,
+            meeting: self.meeting.clone(),
+            declined: self.declined.clone(),
+            engaged: self.engaged,
+            email_tries: self.email_tries,
+            last_prompt: self.last_prompt.clone(),
+            wanted: self.wanted.clone(),
+            says: self.says,
+            attempts: self.attempts,
+            playback: self.playback,
+        }
+    }
+
+    /// Takes up an earlier socket's conversation. Work that never reported
+    /// back (its instance died) is asked about again rather than assumed;
+    /// a call that hung up keeps only its meeting. When callbook holds the
+    /// floor, the open question is said again: the caller may not have
+    /// heard it before the line dropped.
+    fn resume(&mut self, memo: Memo, out: &mut Out) {
+        out.says = out.says.max(memo.says);
+        self.attempts = memo.attempts;
+        self.playback = self.playback || memo.playback;
+        self.meeting = memo.meeting;
+        self.engaged = memo.engaged;
+        if matches!(self.stage, Stage::Skipped(_) | Stage::NotStarted) {
+            return;
+        }
+        self.email = memo.email;
+        self.declined = memo.declined;
+        self.email_tries = memo.email_tries;
+        self.last_prompt = memo.last_prompt;
+        self.wanted = memo.wanted;
+        if let Ok(tz) = memo.caller_tz.parse::<Tz>() {
+            self.caller_tz = tz;
+            self.tz_known = memo.tz_known;
+        }
+        self.stage = match memo.stage {
+            Stage::NotStarted | Stage::Skipped(_) => self.stage.clone(),
+            Stage::Booking(slot) => Stage::Proposing(slot),
+            Stage::Moving(slot) => Stage::ProposingMove(slot),
+            Stage::Cancelling => Stage::ConfirmingCancel,
+            Stage::Ended if self.meeting.is_some() => Stage::Booked,
+            other => other,
+        };
+        if self.holds_floor() {
+            let again = match &self.stage {
+                Stage::Proposing(_) | Stage::ProposingMove(_) | Stage::ConfirmingCancel => {
+                    self.ask_again_plain()
+                }
+                _ => self.last_prompt.clone(),
+            };
+            if let Some(line) = again {
+                out.prompt(line);
+            }
         }
     }
 
@@ -115,18 +261,37 @@ impl Dialog {
         matches!(self.stage, Stage::Ended | Stage::Skipped(_))
     }
 
-    /// Feeds one input; returns what should happen next, in order.
+    /// Feeds one input; returns what should happen next, in order. A
+    /// transcript's effects start with [`Effect::Turn`].
     pub fn step(&mut self, input: Input, now: DateTime<Utc>) -> Vec<Effect> {
-        let mut out = Out::default();
+        let mut out = Out::new(self.says);
+        let floor_before = self.holds_floor();
+        let heard = matches!(input, Input::Heard(_));
         match input {
             Input::Start(setup) => self.start(setup, &mut out),
             Input::Heard(text) => self.heard(&text, now, &mut out),
-            Input::Offer => self.offer(false, &mut out),
+            Input::Offer(offer) => self.offer(Some(offer), &mut out),
             Input::Cancel => self.cancel(&mut out),
+            Input::PlaybackReported => self.playback = true,
+            Input::Played(n) => {
+                if n >= self.prompt_line && self.prompt_heard == Heard::Pending {
+                    self.prompt_heard = Heard::Full;
+                }
+            }
+            Input::Cut { fully_spoken } => {
+                if self.prompt_heard == Heard::Pending {
+                    self.prompt_heard = if fully_spoken.is_some_and(|n| n >= self.prompt_line) {
+                        Heard::Full
+                    } else {
+                        Heard::Cut
+                    };
+                }
+            }
             Input::AvailabilityLoaded(result) => self.loaded(result, now, &mut out),
             Input::Booked(outcome) => self.booked(outcome, now, &mut out),
             Input::Moved(outcome) => self.moved(outcome, now, &mut out),
             Input::Cancelled(result) => self.cancelled(result, &mut out),
+            Input::Resume(memo) => self.resume(*memo, &mut out),
             Input::StillWorking => {
                 if matches!(
                     self.stage,
@@ -138,19 +303,40 @@ impl Dialog {
                     out.say("One moment while I check the calendar.");
                 }
             }
-            Input::Hangup => {
-                if self.engaged {
+            Input::Hangup(reason) => {
+                // At shutdown every live call hears how it ended.
+                if self.engaged || reason == EndReason::Shutdown {
                     out.status(Status::Done {
                         booked: self.meeting.is_some(),
+                        reason,
                     });
                 }
                 self.stage = Stage::Ended;
             }
         }
-        if let Some(prompt) = out.prompt.take() {
+        if let Some((line, prompt)) = out.prompt.take() {
             self.last_prompt = Some(prompt);
+            self.prompt_line = line;
+            self.prompt_heard = if self.playback {
+                Heard::Pending
+            } else {
+                Heard::Full
+            };
         }
-        out.effects
+        self.says = out.says;
+        let mut effects = out.effects;
+        if heard {
+            let floor = self.holds_floor();
+            let spoke = effects.iter().any(|e| matches!(e, Effect::Say(_)));
+            effects.insert(
+                0,
+                Effect::Turn {
+                    callbook: floor_before || floor || spoke,
+                    floor,
+                },
+            );
+        }
+        effects
     }
 
     fn start(&mut self, setup: Setup, out: &mut Out) {
@@ -160,7 +346,9 @@ impl Dialog {
         match setup.booking {
             Ok(ctx) => {
                 let hint = setup.recipient.phone.as_ref().map(phone::zone_hint);
-                self.caller_tz = hint.and_then(|h| h.timezone).unwrap_or(ctx.rules.timezone);
+                let guess = hint.and_then(|h| h.timezone);
+                self.tz_known = guess.is_some();
+                self.caller_tz = guess.unwrap_or(ctx.rules.timezone);
                 self.ctx = Some(ctx);
                 self.stage = Stage::Listening;
                 out.push(Effect::LoadAvailability);
@@ -173,7 +361,9 @@ impl Dialog {
         self.recipient = Some(setup.recipient);
     }
 
-    fn offer(&mut self, caller_asked: bool, out: &mut Out) {
+    /// Starts the booking conversation: asked by the pipeline (with what
+    /// its agent already knows), or by the caller (`None`).
+    fn offer(&mut self, from_pipeline: Option<Offer>, out: &mut Out) {
         match &self.stage {
             Stage::Skipped(reason) => {
                 out.status(Status::Skipped { reason: *reason });
@@ -192,11 +382,21 @@ impl Dialog {
         self.engaged = true;
         self.email_tries = 0;
         out.status(Status::Offered);
-        if caller_asked {
-            self.ask_email(
-                "Happy to set that up. What's the best email address to send the invite to?",
-                out,
-            );
+        let offer = from_pipeline.clone().unwrap_or_default();
+        self.wanted = offer.when.filter(|w| !w.trim().is_empty());
+        let known = offer
+            .email
+            .as_deref()
+            .and_then(|e| Email::parse(e).or_else(|| email::parse(e)));
+        if let Some(address) = known {
+            self.read_back(address, out);
+        } else if from_pipeline.is_none() || offer.agreed {
+            let line = if offer.agreed {
+                "Great. What's the best email address to send the invite to?"
+            } else {
+                "Happy to set that up. What's the best email address to send the invite to?"
+            };
+            self.ask_email(line, out);
         } else {
             let ctx = self
                 .ctx
@@ -226,6 +426,7 @@ impl Dialog {
         if in_flow {
             out.status(Status::Done {
                 booked: self.meeting.is_some(),
+                reason: EndReason::HandedBack,
             });
             self.stage = if self.meeting.is_some() {
                 Stage::Booked
@@ -245,7 +446,7 @@ impl Dialog {
             match intent {
                 Some(Intent::Repeat) => {
                     if let Some(p) = self.last_prompt.clone() {
-                        out.say(p);
+                        out.prompt(p);
                     }
                     return;
                 }
@@ -255,12 +456,18 @@ impl Dialog {
                 }
                 _ => {}
             }
+            if self.prompt_heard != Heard::Full && yes_no::classify(text) == Answer::Yes {
+                if let Some(again) = self.ask_again() {
+                    out.prompt(again);
+                    return;
+                }
+            }
         }
         match self.stage.clone() {
             Stage::NotStarted => {}
             Stage::Listening | Stage::Ended => {
                 if intent == Some(Intent::WantsMeeting) {
-                    self.offer(true, out);
+                    self.offer(None, out);
                 }
             }
             Stage::Skipped(reason) => {
@@ -273,6 +480,7 @@ impl Dialog {
             Stage::AskingLocal => self.hear_local(text, out),
             Stage::AskingDomain(local) => self.hear_domain(local, text, out),
             Stage::ConfirmingEmail(candidate) => self.confirm_email(candidate, text, now, out),
+            Stage::AskingZone(pref) => self.hear_zone(pref, text, now, out),
             Stage::WaitingForSlots(_) => {
                 if let Some(pref) = self.preference(text, now) {
                     self.stage = Stage::WaitingForSlots(Some(pref));
@@ -286,6 +494,7 @@ impl Dialog {
                     Some(m) => {
                         out.push(Effect::CancelMeeting {
                             event_id: m.event_id.clone(),
+                            claim: m.claim.clone(),
                         });
                         self.stage = Stage::Cancelling;
                     }
@@ -467,7 +676,72 @@ impl Dialog {
         when::parse(text, now.with_timezone(&self.caller_tz).naive_local())
     }
 
+    /// The open question again, for a "yes" the caller gave without
+    /// having heard all of it. `None` where a yes commits to nothing.
+    fn ask_again(&self) -> Option<String> {
+        self.question_again("Sorry, I may have talked over you.")
+    }
+
+    /// The open question again after the line dropped.
+    fn ask_again_plain(&self) -> Option<String> {
+        self.question_again("Sorry, we got cut off.")
+    }
+
+    fn question_again(&self, lead: &str) -> Option<String> {
+        let owner = self
+            .ctx
+            .as_ref()
+            .map_or(self.caller_tz, |c| c.rules.timezone);
+        match &self.stage {
+            Stage::ConfirmingEmail(candidate) => Some(format!(
+                "{lead} Let me read it again: {}. Is that right?",
+                speech::read_back(candidate)
+            )),
+            Stage::Proposing(slot) | Stage::ProposingMove(slot) => Some(format!(
+                "{lead} That's {}. Does that work for you?",
+                speech::slot(slot.start, owner, self.caller_tz)
+            )),
+            Stage::ConfirmingCancel => self.meeting.as_ref().map(|m| {
+                format!(
+                    "{lead} Should I cancel your meeting on {}?",
+                    speech::slot(m.slot.start, owner, self.caller_tz)
+                )
+            }),
+            _ => None,
+        }
+    }
+
+    fn hear_zone(&mut self, pref: Option<TimePref>, text: &str, now: DateTime<Utc>, out: &mut Out) {
+        if let Some(tz) = understand::timezone::parse(text) {
+            self.caller_tz = tz;
+            self.tz_known = true;
+            return self.propose_when_ready(pref, now, out);
+        }
+        self.zone_tries += 1;
+        if self.zone_tries < 2 {
+            out.prompt(
+                "Sorry, which time zone are you in? For example Eastern, Central, Mountain or Pacific."
+                    .to_string(),
+            );
+            return;
+        }
+        // Times go on in the owner's zone, said as such.
+        self.tz_known = true;
+        self.propose_when_ready(pref, now, out);
+    }
+
     fn propose_when_ready(&mut self, pref: Option<TimePref>, now: DateTime<Utc>, out: &mut Out) {
+        if !self.tz_known {
+            self.stage = Stage::AskingZone(pref);
+            out.prompt(
+                "And what time zone are you in, so I can offer times that suit you?".to_string(),
+            );
+            return;
+        }
+        let pref = pref.or_else(|| {
+            let wanted = self.wanted.take()?;
+            self.preference(&wanted, now)
+        });
         match &self.availability {
             Some(Ok(_)) => self.propose(pref, now, false, out),
             Some(Err(trouble)) => {
@@ -694,10 +968,13 @@ impl Dialog {
     fn confirm_slot(&mut self, slot: Interval, moving: bool, out: &mut Out) {
         if moving {
             if let Some(m) = &self.meeting {
+                self.attempts += 1;
                 out.push(Effect::Move {
                     event_id: m.event_id.clone(),
                     from: m.slot,
                     to: slot,
+                    attempt: self.attempts,
+                    claim: m.claim.clone(),
                 });
                 self.stage = Stage::Moving(slot);
             }
@@ -706,10 +983,12 @@ impl Dialog {
         let (Some(email), Some(recipient)) = (self.email.clone(), self.recipient.as_ref()) else {
             return;
         };
+        self.attempts += 1;
         out.push(Effect::Book(BookRequest {
             slot,
             email,
             name: recipient.full_name(),
+            attempt: self.attempts,
         }));
         self.stage = Stage::Booking(slot);
     }
@@ -720,6 +999,7 @@ impl Dialog {
                 slot,
                 event_id,
                 join_link,
+                claim,
             } => {
                 out.status(Status::Booked {
                     start: slot.start,
@@ -732,6 +1012,7 @@ impl Dialog {
                     slot,
                     event_id,
                     join_link,
+                    claim,
                 });
                 if live {
                     self.stage = Stage::Booked;
@@ -824,7 +1105,12 @@ impl Dialog {
 
     fn moved(&mut self, outcome: Outcome, now: DateTime<Utc>, out: &mut Out) {
         match outcome {
-            Outcome::Done { slot, event_id, .. } => {
+            Outcome::Done {
+                slot,
+                event_id,
+                claim,
+                ..
+            } => {
                 let previous = self.meeting.as_ref().map_or(slot.start, |m| m.slot.start);
                 out.status(Status::Rescheduled {
                     start: slot.start,
@@ -834,6 +1120,7 @@ impl Dialog {
                 });
                 if let Some(m) = &mut self.meeting {
                     m.slot = slot;
+                    m.claim = claim;
                 }
                 self.stage = Stage::Booked;
                 if let Some(ctx) = &self.ctx {
@@ -855,25 +1142,40 @@ impl Dialog {
     }
 }
 
-/// Collects effects; a prompt is a line the caller may ask to hear again.
-#[derive(Default)]
+/// Collects effects and numbers lines; a prompt is a line that asks
+/// something, which the caller may ask to hear again.
 struct Out {
     effects: Vec<Effect>,
-    prompt: Option<String>,
+    /// The last line's number and text, when it was a question.
+    prompt: Option<(u32, String)>,
+    says: u32,
 }
 
 impl Out {
+    fn new(says: u32) -> Self {
+        Self {
+            effects: Vec::new(),
+            prompt: None,
+            says,
+        }
+    }
+
     fn push(&mut self, e: Effect) {
         self.effects.push(e);
     }
 
-    fn say(&mut self, text: impl Into<String>) {
-        self.effects.push(Effect::Say(text.into()));
+    fn say(&mut self, text: impl Into<String>) -> u32 {
+        self.says += 1;
+        self.effects.push(Effect::Say(Line {
+            id: self.says,
+            text: text.into(),
+        }));
+        self.says
     }
 
     fn prompt(&mut self, text: String) {
-        self.prompt = Some(text.clone());
-        self.effects.push(Effect::Say(text));
+        let id = self.say(text.clone());
+        self.prompt = Some((id, text));
     }
 
     fn status(&mut self, s: Status) {

@@ -54,9 +54,17 @@ fn started_at(phone: &str, video: Video, now: DateTime<Utc>) -> Dialog {
 fn says(fx: &[Effect]) -> Vec<&str> {
     fx.iter()
         .filter_map(|e| match e {
-            Effect::Say(s) => Some(s.as_str()),
+            Effect::Say(l) => Some(l.text.as_str()),
             _ => None,
         })
+        .collect()
+}
+
+/// The effects that are work for the actor: no turn answer, no words.
+fn work(fx: &[Effect]) -> Vec<Effect> {
+    fx.iter()
+        .filter(|e| !matches!(e, Effect::Turn { .. } | Effect::Say(_) | Effect::Status(_)))
+        .cloned()
         .collect()
 }
 
@@ -74,7 +82,7 @@ fn to_proposal(d: &mut Dialog) -> Vec<Effect> {
 }
 
 fn to_proposal_at(d: &mut Dialog, now: DateTime<Utc>) -> Vec<Effect> {
-    d.step(Input::Offer, now);
+    d.step(Input::Offer(Offer::default()), now);
     d.step(Input::Heard("yes sure".into()), now);
     d.step(Input::Heard("j o h n at gmail dot com".into()), now);
     d.step(Input::Heard("yes".into()), now)
@@ -83,7 +91,7 @@ fn to_proposal_at(d: &mut Dialog, now: DateTime<Utc>) -> Vec<Effect> {
 #[test]
 fn whole_booking_flow_speaks_and_books() {
     let mut d = started("+13105550100", Video::Available("Google Meet".into()));
-    let fx = d.step(Input::Offer, now());
+    let fx = d.step(Input::Offer(Offer::default()), now());
     assert_eq!(statuses(&fx), vec![&Status::Offered]);
     assert_eq!(
         says(&fx),
@@ -105,11 +113,12 @@ fn whole_booking_flow_speaks_and_books() {
     let fx = d.step(Input::Heard("yes that works".into()), now());
     let slot = Interval::new(utc("2026-11-30T16:00:00Z"), utc("2026-11-30T16:30:00Z"));
     assert_eq!(
-        fx,
+        work(&fx),
         vec![Effect::Book(BookRequest {
             slot,
             email: Email::parse("john@gmail.com").unwrap(),
-            name: "Jane".into()
+            name: "Jane".into(),
+            attempt: 1,
         })]
     );
     let fx = d.step(
@@ -117,6 +126,7 @@ fn whole_booking_flow_speaks_and_books() {
             slot,
             event_id: "ev1".into(),
             join_link: Some("https://meet.google.com/x".into()),
+            claim: "c1".into(),
         }),
         now(),
     );
@@ -127,7 +137,7 @@ fn whole_booking_flow_speaks_and_books() {
 #[test]
 fn decline_ends_politely() {
     let mut d = started("+12125550100", Video::Unavailable);
-    d.step(Input::Offer, now());
+    d.step(Input::Offer(Offer::default()), now());
     let fx = d.step(Input::Heard("not right now, thanks".into()), now());
     assert_eq!(statuses(&fx), vec![&Status::Declined]);
     assert!(d.is_finished());
@@ -136,7 +146,7 @@ fn decline_ends_politely() {
 #[test]
 fn wrong_read_back_recollects_the_local_part() {
     let mut d = started("+12125550100", Video::Unavailable);
-    d.step(Input::Offer, now());
+    d.step(Input::Offer(Offer::default()), now());
     d.step(Input::Heard("yes".into()), now());
     d.step(Input::Heard("john at gmail dot com".into()), now());
     let fx = d.step(Input::Heard("no, it's j o n".into()), now());
@@ -195,6 +205,7 @@ fn personal_account_never_promises_video() {
             slot,
             event_id: "e".into(),
             join_link: None,
+            claim: "c1".into(),
         }),
         now(),
     );
@@ -226,7 +237,7 @@ fn missing_calendar_skips_silently() {
             reason: SkipReason::CalendarMissing
         })]
     );
-    let fx = d.step(Input::Offer, now());
+    let fx = d.step(Input::Offer(Offer::default()), now());
     assert!(says(&fx).is_empty());
 }
 
@@ -252,6 +263,7 @@ fn reschedule_moves_only_after_a_yes() {
             slot,
             event_id: "e1".into(),
             join_link: None,
+            claim: "c1".into(),
         }),
         now(),
     );
@@ -266,11 +278,13 @@ fn reschedule_moves_only_after_a_yes() {
     let fx = d.step(Input::Heard("yes please".into()), now());
     let to = Interval::new(utc("2026-12-02T14:00:00Z"), utc("2026-12-02T14:30:00Z"));
     assert_eq!(
-        fx,
+        work(&fx),
         vec![Effect::Move {
             event_id: "e1".into(),
             from: slot,
-            to
+            to,
+            attempt: 2,
+            claim: "c1".into(),
         }]
     );
 }
@@ -278,7 +292,7 @@ fn reschedule_moves_only_after_a_yes() {
 #[test]
 fn two_failed_read_backs_ask_for_each_half_then_a_third_gives_up() {
     let mut d = started("+12125550100", Video::Unavailable);
-    d.step(Input::Offer, now());
+    d.step(Input::Offer(Offer::default()), now());
     d.step(Input::Heard("yes".into()), now());
     d.step(Input::Heard("john at gmail dot com".into()), now());
     let fx = d.step(Input::Heard("no".into()), now());
@@ -308,7 +322,7 @@ fn two_failed_read_backs_ask_for_each_half_then_a_third_gives_up() {
 #[test]
 fn scratch_that_starts_the_address_over() {
     let mut d = started("+12125550100", Video::Unavailable);
-    d.step(Input::Offer, now());
+    d.step(Input::Offer(Offer::default()), now());
     d.step(Input::Heard("yes".into()), now());
     d.step(Input::Heard("john at gmail dot com".into()), now());
     let fx = d.step(Input::Heard("scratch that".into()), now());
@@ -323,7 +337,7 @@ fn scratch_that_starts_the_address_over() {
 #[test]
 fn the_last_part_can_be_corrected_alone() {
     let mut d = started("+12125550100", Video::Unavailable);
-    d.step(Input::Offer, now());
+    d.step(Input::Offer(Offer::default()), now());
     d.step(Input::Heard("yes".into()), now());
     d.step(Input::Heard("john at example dot com".into()), now());
     let fx = d.step(Input::Heard("no, the last part is dot org".into()), now());
@@ -345,6 +359,7 @@ fn the_caller_can_cancel_the_meeting_booked_on_this_call() {
             slot,
             event_id: "e1".into(),
             join_link: None,
+            claim: "c1".into(),
         }),
         now(),
     );
@@ -358,9 +373,10 @@ fn the_caller_can_cancel_the_meeting_booked_on_this_call() {
     );
     let fx = d.step(Input::Heard("yes please".into()), now());
     assert_eq!(
-        fx,
+        work(&fx),
         vec![Effect::CancelMeeting {
-            event_id: "e1".into()
+            event_id: "e1".into(),
+            claim: "c1".into(),
         }]
     );
     let fx = d.step(Input::Cancelled(Ok(())), now());
@@ -385,7 +401,7 @@ fn repeat_and_hold_on_keep_the_question_pending() {
     assert_eq!(says(&fx), vec!["Sure, take your time."]);
     // The proposal is still pending: a yes books it.
     let fx = d.step(Input::Heard("okay yes".into()), now());
-    assert!(matches!(fx[0], Effect::Book(_)));
+    assert!(matches!(work(&fx)[0], Effect::Book(_)));
 }
 
 #[test]

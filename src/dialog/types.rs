@@ -44,7 +44,7 @@ pub struct BookingContext {
 }
 
 /// Why booking cannot run on this call. The caller hears nothing of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {
     CampaignUnknown,
@@ -122,6 +122,8 @@ pub enum Outcome {
         slot: Interval,
         event_id: String,
         join_link: Option<String>,
+        /// The ledger claim that now covers the meeting.
+        claim: String,
     },
     /// Another call claimed an overlapping interval first (or the calendar
     /// shows it busy now).
@@ -131,6 +133,29 @@ pub enum Outcome {
     Failed(Trouble),
 }
 
+/// The pipeline's offer and what its agent already knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Offer {
+    /// The caller already said yes to a meeting.
+    pub agreed: bool,
+    /// An address the agent already has (written or spoken form).
+    pub email: Option<String>,
+    /// The caller's preferred time, as they said it.
+    pub when: Option<String>,
+}
+
+/// Why the booking conversation ended on this call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The pipeline sent `stop`.
+    Hangup,
+    /// The agent took the floor back.
+    HandedBack,
+    /// The server is stopping.
+    Shutdown,
+}
+
 /// One thing that happened on the call, fed to [`super::Dialog::step`].
 #[derive(Debug, Clone)]
 pub enum Input {
@@ -138,9 +163,18 @@ pub enum Input {
     /// A final transcript of the caller's words.
     Heard(String),
     /// The pipeline says the conversation reached the point for a meeting.
-    Offer,
+    Offer(Offer),
     /// The pipeline takes the conversation back.
     Cancel,
+    /// The pipeline will report playback (`mark`, `clear`).
+    PlaybackReported,
+    /// The audio of say number `n` (and every earlier one) finished.
+    Played(u32),
+    /// The pipeline cut callbook's audio. When it says which say was in
+    /// progress and that all of it was spoken, that say counts as heard.
+    Cut {
+        fully_spoken: Option<u32>,
+    },
     AvailabilityLoaded(Result<Availability, Trouble>),
     Booked(Outcome),
     Moved(Outcome),
@@ -149,7 +183,10 @@ pub enum Input {
     /// A calendar operation is taking long enough that the caller should
     /// hear something.
     StillWorking,
-    Hangup,
+    Hangup(EndReason),
+    /// This call continues an earlier socket's: take up its conversation
+    /// where it stood (after [`Input::Start`]).
+    Resume(Box<super::Memo>),
 }
 
 /// A booking status change, sent to the pipeline as a `booking` frame.
@@ -197,6 +234,7 @@ pub enum Status {
     },
     Done {
         booked: bool,
+        reason: EndReason,
     },
 }
 
@@ -206,13 +244,37 @@ pub struct BookRequest {
     pub slot: Interval,
     pub email: Email,
     pub name: String,
+    /// Counts the calendar changes this call asked for. With the call's id
+    /// it names the booking, so a request repeated after a resume is the
+    /// same booking to the ledger and the provider, never a second one.
+    pub attempt: u32,
+}
+
+/// One line for the agent to speak; `id` numbers the call's lines from 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub id: u32,
+    pub text: String,
+}
+
+impl Line {
+    /// The wire name of this line (`s4`), which `mark` frames echo.
+    pub fn wire_id(&self) -> String {
+        format!("s{}", self.id)
+    }
 }
 
 /// What the dialog asks the world to do. The actor carries these out and
 /// feeds the results back as [`Input`]s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    Say(String),
+    /// Who answers the transcript just heard: sent first, once per
+    /// [`Input::Heard`].
+    Turn {
+        callbook: bool,
+        floor: bool,
+    },
+    Say(Line),
     Status(Status),
     /// Fetch busy time for the whole look-ahead, in the background.
     LoadAvailability,
@@ -223,10 +285,15 @@ pub enum Effect {
         event_id: String,
         from: Interval,
         to: Interval,
+        /// As in [`BookRequest::attempt`].
+        attempt: u32,
+        /// The claim covering the meeting now, replaced at commit.
+        claim: String,
     },
     /// Cancel the meeting booked on this call. Answered with
     /// [`Input::Cancelled`].
     CancelMeeting {
         event_id: String,
+        claim: String,
     },
 }

@@ -39,6 +39,32 @@ impl E164 {
         })
     }
 
+    /// Parses a number as a TwiML author may have written it: E.164, or
+    /// national and loosely punctuated (`(415) 555-0123`, `415.555.0123`)
+    /// read in `country` (ISO 3166 alpha-2, e.g. `US`). Also accepts `00`
+    /// and `011` international prefixes as the country's dialling plan does.
+    pub fn parse_in(raw: &str, country: &str) -> Result<Self, PhoneError> {
+        if let Ok(n) = Self::parse(raw) {
+            return Ok(n);
+        }
+        let id: phonenumber::country::Id = country
+            .trim()
+            .to_uppercase()
+            .parse()
+            .map_err(|_| PhoneError)?;
+        let number = phonenumber::parse(Some(id), raw.trim()).map_err(|_| PhoneError)?;
+        if !phonenumber::is_valid(&number) {
+            return Err(PhoneError);
+        }
+        let country_code = number.code().value();
+        let national = number.national().to_string();
+        Ok(Self {
+            text: format!("+{country_code}{national}"),
+            country_code,
+            national,
+        })
+    }
+
     pub fn as_str(&self) -> &str {
         &self.text
     }

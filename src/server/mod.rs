@@ -4,6 +4,7 @@ pub mod admin;
 mod ws;
 
 use crate::call::CallDeps;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -22,12 +23,15 @@ pub struct AppState {
     pub admin: Arc<admin::Admin>,
     /// Fired when live calls must stop (after the drain period).
     pub calls_cancel: CancellationToken,
+    /// Fired when shutdown starts: readiness fails, new calls are refused.
+    pub draining: CancellationToken,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/calls", get(ws::upgrade))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/v1/users/{user}/connections", get(admin::list))
         .route(
             "/v1/users/{user}/connections/{provider}",
@@ -48,8 +52,27 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok", "protocol": crate::protocol::VERSION}))
+/// Liveness: the process answers. Says "draining" during shutdown, still
+/// with 200, so nothing restarts a process that is finishing its calls.
+async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let status = if state.draining.is_cancelled() {
+        "draining"
+    } else {
+        "ok"
+    };
+    Json(json!({"status": status, "protocol": crate::protocol::VERSION}))
+}
+
+/// Readiness: whether a load balancer should send new calls here.
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.draining.is_cancelled() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "draining"})),
+        )
+            .into_response();
+    }
+    Json(json!({"status": "ready"})).into_response()
 }
 
 /// Checks `Authorization: Bearer <token>` in constant time.

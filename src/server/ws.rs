@@ -1,19 +1,22 @@
 //! `GET /v1/calls`: one WebSocket per call, Twilio frames in, callbook frames
 //! out. The socket task parses frames and feeds the call actor; a separate
-//! writer task drains the actor's outbound queue.
+//! writer task drains the actor's outbound queue, and the socket closes with
+//! a code and reason that say why (see `protocol/README.md`, "Endings").
 
 use super::{authorized, unauthorized, AppState};
-use crate::call::{self, CallHandle};
-use crate::dialog::Input;
+use crate::call::{self, line_number, CallHandle};
+use crate::dialog::{EndReason, Input, Offer};
 use crate::protocol::{
-    self, BookingAction, Inbound, Outbound, ProtocolError, SyncReply, MAX_FRAME_BYTES,
+    self, BookingAction, Inbound, Outbound, ProtocolError, SyncReply, TRANSPORT_MAX_BYTES,
 };
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 /// Frames queued for one socket's writer.
 const OUTBOUND_QUEUE: usize = 256;
@@ -21,6 +24,34 @@ const OUTBOUND_QUEUE: usize = 256;
 /// tungstenite's default read buffer is 128 KiB per connection and is zeroed
 /// on every read; Twilio frames are ~330 bytes.
 const READ_BUFFER: usize = 4096;
+
+/// Why a socket closes: the code and reason of its close frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// After `stop`, or the pipeline closed first.
+    Normal,
+    /// The drain period after a shutdown signal ended.
+    Shutdown,
+    /// A frame over the transport's limit.
+    TooLarge,
+    /// The socket failed; nothing to say on it.
+    Broken,
+}
+
+impl Ending {
+    fn close_frame(self) -> Option<CloseFrame> {
+        let (code, reason) = match self {
+            Ending::Normal => (1000, "call ended"),
+            Ending::Shutdown => (1001, "server shutting down"),
+            Ending::TooLarge => (1009, "frame too large"),
+            Ending::Broken => return None,
+        };
+        Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })
+    }
+}
 
 pub(super) async fn upgrade(
     State(state): State<AppState>,
@@ -30,11 +61,32 @@ pub(super) async fn upgrade(
     if !authorized(&headers, &state.auth_token) {
         return unauthorized();
     }
+    if state.draining.is_cancelled() {
+        tracing::info!("call refused: draining");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"error": "draining", "message": "this instance is shutting down; connect to another"})),
+        )
+            .into_response();
+    }
     let tracker = state.deps.tracker.clone();
     ws.read_buffer_size(READ_BUFFER)
-        .max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
+        .max_message_size(TRANSPORT_MAX_BYTES)
+        .max_frame_size(TRANSPORT_MAX_BYTES)
         .on_upgrade(move |socket| tracker.track_future(serve_socket(socket, state)))
+}
+
+/// Whether a read error is the transport refusing an oversized frame.
+fn too_large(e: &axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(Error::Capacity(_)) = err.downcast_ref::<Error>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 async fn serve_socket(socket: WebSocket, state: AppState) {
@@ -47,10 +99,10 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
                 .await
                 .is_err()
             {
-                break;
+                return None;
             }
         }
-        let _ = sink.close().await;
+        Some(sink)
     });
     let _ = out.send(Outbound::hello()).await;
     let mut session = Session {
@@ -60,35 +112,56 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
         stream_sid: None,
         media_frames: 0,
         hung_up: false,
+        playback: false,
+        span: tracing::Span::none(),
     };
-    loop {
+    let cancelled = state.calls_cancel.cancelled();
+    tokio::pin!(cancelled);
+    let ending = loop {
         let msg = tokio::select! {
             m = stream.next() => m,
-            _ = state.calls_cancel.cancelled() => break,
+            _ = &mut cancelled => break Ending::Shutdown,
         };
         match msg {
             Some(Ok(Message::Text(text))) => {
-                session.frame(&text).await;
+                let span = session.span.clone();
+                session.frame(&text).instrument(span).await;
                 // After `stop` the call only finishes its work; the socket
                 // closes once the last frame is written.
                 if session.hung_up {
-                    break;
+                    break Ending::Normal;
                 }
             }
             Some(Ok(Message::Binary(_))) => session.reject(&ProtocolError::Binary).await,
-            Some(Ok(Message::Close(_))) | None => break,
+            Some(Ok(Message::Close(_))) | None => break Ending::Broken,
             Some(Ok(_)) => {}
+            Some(Err(e)) if too_large(&e) => {
+                session.reject(&ProtocolError::TooLarge).await;
+                break Ending::TooLarge;
+            }
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "socket read failed");
-                break;
+                break Ending::Broken;
             }
         }
+    };
+    // A socket that ends without `stop` (or a shutdown, which the call
+    // handles itself) leaves its call waiting for a resume.
+    if !session.hung_up && ending != Ending::Shutdown {
+        if let Some(call) = &session.call {
+            call.detach().await;
+        }
     }
-    session.hang_up().await;
-    tracing::debug!(media_frames = session.media_frames, "socket closed");
+    let span = session.span.clone();
+    tracing::debug!(parent: &span, media_frames = session.media_frames, ?ending, "socket closed");
     drop(session);
     drop(out);
-    let _ = writer.await;
+    if let Ok(Some(mut sink)) = writer.await {
+        if let Some(frame) = ending.close_frame() {
+            let _ = sink.send(Message::Close(Some(frame))).await;
+        }
+        let _ = sink.close().await;
+    }
 }
 
 /// One socket's state between frames.
@@ -99,6 +172,10 @@ struct Session<'a> {
     stream_sid: Option<String>,
     media_frames: u64,
     hung_up: bool,
+    /// The pipeline declared playback reports before `start`.
+    playback: bool,
+    /// The call's span, once started: every log line carries its SID.
+    span: tracing::Span,
 }
 
 impl Session<'_> {
@@ -109,22 +186,21 @@ impl Session<'_> {
             .await;
     }
 
-    async fn feed(&self, what: &'static str, input: Input) {
+    /// The live call, or an error frame naming what came too early.
+    async fn live(&self, what: &'static str) -> Option<&CallHandle> {
         match &self.call {
-            Some(call) if !self.hung_up => {
-                call.send(input).await;
+            Some(call) if !self.hung_up => Some(call),
+            Some(_) => None,
+            None => {
+                self.reject(&ProtocolError::NotStarted(what)).await;
+                None
             }
-            Some(_) => {}
-            None => self.reject(&ProtocolError::NotStarted(what)).await,
         }
     }
 
-    async fn hang_up(&mut self) {
-        if !self.hung_up {
-            if let Some(call) = &self.call {
-                call.send(Input::Hangup).await;
-            }
-            self.hung_up = true;
+    async fn feed(&self, what: &'static str, input: Input) {
+        if let Some(call) = self.live(what).await {
+            call.send(input).await;
         }
     }
 
@@ -135,27 +211,68 @@ impl Session<'_> {
         };
         match frame {
             Inbound::Media => self.media_frames += 1,
-            Inbound::Connected | Inbound::Mark { .. } | Inbound::Dtmf { .. } => {}
+            Inbound::Connected | Inbound::Dtmf { .. } => {}
             Inbound::Start(start) => {
                 if self.call.is_some() {
                     return self.reject(&ProtocolError::AlreadyStarted).await;
                 }
                 self.stream_sid = Some(start.stream_sid.clone());
+                self.span = tracing::info_span!("call", call_sid = %start.call_sid);
+                let playback = self.playback || start.declares_playback();
                 let cancel = self.state.calls_cancel.child_token();
                 self.call = Some(call::spawn(
                     self.state.deps.clone(),
                     start,
+                    playback,
                     self.out.clone(),
                     cancel,
                 ));
             }
-            Inbound::Stop => self.hang_up().await,
-            Inbound::Transcript(t) => {
-                if t.is_final {
-                    self.feed("transcript", Input::Heard(t.text)).await;
+            Inbound::Capabilities(caps) => {
+                if caps.playback_marks() {
+                    match &self.call {
+                        Some(call) => {
+                            call.send(Input::PlaybackReported).await;
+                        }
+                        None => self.playback = true,
+                    }
                 }
             }
-            Inbound::Booking(BookingAction::Offer) => self.feed("booking", Input::Offer).await,
+            Inbound::Mark { name } => {
+                // Marks for anything but callbook's own lines are the
+                // pipeline's business.
+                if let (Some(n), Some(call)) = (line_number(&name), &self.call) {
+                    call.send(Input::Played(n)).await;
+                }
+            }
+            Inbound::Clear(clear) => {
+                if let Some(call) = &self.call {
+                    call.clear(clear).await;
+                }
+            }
+            Inbound::Stop => {
+                if let Some(call) = &self.call {
+                    if !self.hung_up {
+                        call.send(Input::Hangup(EndReason::Hangup)).await;
+                    }
+                }
+                self.hung_up = true;
+            }
+            Inbound::Transcript(t) => {
+                if t.is_final {
+                    if let Some(call) = self.live("transcript").await {
+                        call.heard(t.id, t.text).await;
+                    }
+                }
+            }
+            Inbound::Booking(BookingAction::Offer(o)) => {
+                let offer = Offer {
+                    agreed: o.agreed,
+                    email: o.email,
+                    when: o.when,
+                };
+                self.feed("booking", Input::Offer(offer)).await;
+            }
             Inbound::Booking(BookingAction::Cancel) => self.feed("booking", Input::Cancel).await,
             Inbound::Sync { id } => match &self.call {
                 Some(call) if !self.hung_up && call.sync(id.clone()).await => {}

@@ -116,6 +116,10 @@ pub struct BookingSettings {
     pub title: String,
     #[serde(default)]
     pub description: String,
+    /// Where national phone numbers are read (ISO 3166 alpha-2); `US`
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_country: Option<String>,
 }
 
 fn yes() -> bool {

@@ -29,7 +29,7 @@ async fn health_reports_the_protocol_version() {
         .json()
         .await
         .unwrap();
-    assert_eq!(body, json!({"status": "ok", "protocol": "1.1.0"}));
+    assert_eq!(body, json!({"status": "ok", "protocol": "1.2.0"}));
     app.stop().await.unwrap();
 }
 
@@ -39,7 +39,7 @@ async fn the_first_frame_announces_the_version() {
     let c = app.connect().await.unwrap();
     assert_eq!(
         c.hello,
-        json!({"event": "connected", "protocol": "callbook", "version": "1.1.0"})
+        json!({"event": "connected", "protocol": "callbook", "version": "1.2.0"})
     );
     app.stop().await.unwrap();
 }
@@ -118,7 +118,7 @@ async fn hanging_up_before_yes_leaves_no_claim() {
     let tail = c.drain().await.unwrap();
     assert_eq!(
         tail.last().unwrap()["booking"],
-        json!({"status": "done", "booked": false})
+        json!({"status": "done", "booked": false, "reason": "hangup"})
     );
     let claims = app
         .ledger
@@ -209,11 +209,12 @@ async fn trouble_at_yes(
     break_grant(&app);
     c.send(&frames::transcript("yes")).await.unwrap();
     let got = c.settle().await.unwrap();
+    assert_eq!(got[0]["turn"]["owner"], "callbook");
     assert_eq!(
-        got[0]["booking"],
+        got[1]["booking"],
         json!({"status": "failed", "reason": reason})
     );
-    assert!(got[1]["say"]["text"]
+    assert!(got[2]["say"]["text"]
         .as_str()
         .unwrap()
         .contains("Someone from our team will follow up"));

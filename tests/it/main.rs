@@ -9,6 +9,7 @@ mod helpers;
 mod microsoft;
 mod microsoft_faults;
 mod oauth;
+mod pipeline;
 mod protocol;
 mod redis_ledger;
 mod redis_store;

@@ -310,8 +310,9 @@ async fn without_redis_nothing_is_booked_and_the_caller_is_told_until_it_is_back
     server.kill();
     c.send(&frames::transcript("yes")).await.unwrap();
     let got = c.settle().await.unwrap();
+    assert_eq!(got[0]["turn"]["owner"], "callbook");
     assert_eq!(
-        got[0]["booking"],
+        got[1]["booking"],
         json!({"status": "failed", "reason": "calendar_unavailable"}),
         "{got:?}"
     );
@@ -330,7 +331,7 @@ async fn without_redis_nothing_is_booked_and_the_caller_is_told_until_it_is_back
     crate::helpers::to_proposal(&mut c).await;
     c.send(&frames::transcript("yes")).await.unwrap();
     let got = c.settle().await.unwrap();
-    assert_eq!(got[0]["booking"]["status"], "booked", "{got:?}");
+    assert_eq!(got[1]["booking"]["status"], "booked", "{got:?}");
     app.stop().await.unwrap();
 }
 

@@ -47,6 +47,13 @@ impl fmt::Debug for Email {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Email {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Email::parse(&raw).ok_or_else(|| serde::de::Error::custom("not a valid email address"))
+    }
+}
+
 impl Serialize for Email {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.0)

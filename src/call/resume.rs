@@ -1,0 +1,173 @@
+//! Calls that outlive their socket.
+//!
+//! After every step that changes it, a call's [`Memo`] is saved here under
+//! its call SID for the resume window. A `start` with that SID takes it up
+//! again: on this instance, or on another one when the states live in
+//! Redis. Each socket that takes up a call gets a higher generation, and a
+//! save from an older generation never overwrites a newer one, so a
+//! lingering actor finishing its last calendar work cannot undo what the
+//! resumed call did since.
+//!
+//! A saved state is *settled* when no calendar work was in flight. A
+//! resuming call waits (bounded) for the previous socket's work to settle,
+//! so it sees the outcome instead of guessing.
+
+use crate::dialog::Memo;
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::Script;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a resuming call waits for the previous socket's calendar work
+/// to report back. Longer than any one booking's provider budget.
+pub const SETTLE_WAIT: Duration = Duration::from_secs(15);
+
+/// How often a resuming call looks again while it waits.
+const SETTLE_POLL: Duration = Duration::from_millis(50);
+
+/// A call's saved state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Saved {
+    pub generation: u64,
+    /// No calendar work was in flight when it was saved.
+    pub settled: bool,
+    pub memo: Memo,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    #[error("call state store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where calls' states wait for a resume.
+#[async_trait]
+pub trait CallStates: Send + Sync {
+    /// Saves `saved` for `ttl` unless a newer generation is stored.
+    async fn save(&self, call_sid: &str, saved: &Saved, ttl: Duration) -> Result<(), ResumeError>;
+
+    async fn load(&self, call_sid: &str) -> Result<Option<Saved>, ResumeError>;
+}
+
+/// Loads a call's state for a resume, waiting up to [`SETTLE_WAIT`] for
+/// work in flight elsewhere to settle. An unsettled state past the wait is
+/// returned as it is (its owner is gone).
+pub async fn take_up(states: &dyn CallStates, call_sid: &str) -> Option<Saved> {
+    let deadline = Instant::now() + SETTLE_WAIT;
+    loop {
+        match states.load(call_sid).await {
+            Ok(Some(saved)) if saved.settled || Instant::now() >= deadline => return Some(saved),
+            Ok(Some(_)) => tokio::time::sleep(SETTLE_POLL).await,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the call's saved state; starting afresh");
+                return None;
+            }
+        }
+    }
+}
+
+/// In process: one instance.
+#[derive(Default)]
+pub struct MemoryCallStates {
+    inner: Mutex<HashMap<String, (Instant, Saved)>>,
+}
+
+impl MemoryCallStates {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl CallStates for MemoryCallStates {
+    async fn save(&self, call_sid: &str, saved: &Saved, ttl: Duration) -> Result<(), ResumeError> {
+        let now = Instant::now();
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, (until, _)| *until > now);
+        match map.get(call_sid) {
+            Some((_, old)) if old.generation > saved.generation => {}
+            _ => {
+                map.insert(call_sid.to_string(), (now + ttl, saved.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn load(&self, call_sid: &str) -> Result<Option<Saved>, ResumeError> {
+        let now = Instant::now();
+        let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(map
+            .get(call_sid)
+            .filter(|(until, _)| *until > now)
+            .map(|(_, s)| s.clone()))
+    }
+}
+
+/// Saves unless the stored generation is newer: `KEYS[1]` the call's hash,
+/// `ARGV` generation, state JSON, TTL in milliseconds.
+const SAVE: &str = r#"
+local cur = redis.call('HGET', KEYS[1], 'gen')
+if cur and tonumber(cur) > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'state', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"#;
+
+/// In Redis: a reconnect may land on any instance.
+pub struct RedisCallStates {
+    conn: ConnectionManager,
+    prefix: String,
+    save: Script,
+}
+
+impl RedisCallStates {
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, ResumeError> {
+        let conn = crate::redis_conn::connect(url)
+            .await
+            .map_err(|e| ResumeError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            conn,
+            prefix: prefix.to_string(),
+            save: Script::new(SAVE),
+        })
+    }
+
+    fn key(&self, call_sid: &str) -> String {
+        format!("{}{call_sid}", self.prefix)
+    }
+}
+
+#[async_trait]
+impl CallStates for RedisCallStates {
+    async fn save(&self, call_sid: &str, saved: &Saved, ttl: Duration) -> Result<(), ResumeError> {
+        let json =
+            serde_json::to_string(saved).map_err(|e| ResumeError::Unavailable(e.to_string()))?;
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .save
+            .key(self.key(call_sid))
+            .arg(saved.generation)
+            .arg(json)
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| ResumeError::Unavailable(e.to_string()))?;
+        Ok(())
+    }
+
+    async fn load(&self, call_sid: &str) -> Result<Option<Saved>, ResumeError> {
+        let mut conn = self.conn.clone();
+        let raw: Option<String> = redis::cmd("HGET")
+            .arg(self.key(call_sid))
+            .arg("state")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| ResumeError::Unavailable(e.to_string()))?;
+        Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+    }
+}

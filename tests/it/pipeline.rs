@@ -1,0 +1,530 @@
+//! The pipeline contract (protocol 1.2): turns, playback, offer variants,
+//! resume, tolerant starts and clean endings, over real sockets.
+
+use crate::helpers::{of_kind, spawn_app, start_call, to_proposal, tuesday_morning};
+use callbook::call::resume::{CallStates, RedisCallStates};
+use callbook::clock::Clock;
+use callbook::harness::{frames, CallClient, Emulators, Harness, RedisServer};
+use callbook::ledger::{Ledger, RedisLedger};
+use callbook::store::provisioning::{Provisioning, DEFAULT};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const OWNER: &str = "alex@callbook.example";
+
+fn said(frames: &[Value]) -> Vec<String> {
+    of_kind(frames, "say")
+        .iter()
+        .map(|f| f["say"]["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn last_say_id(frames: &[Value]) -> String {
+    of_kind(frames, "say")
+        .last()
+        .map(|f| f["say"]["id"].as_str().unwrap().to_string())
+        .expect("a say")
+}
+
+fn transcript(id: &str, text: &str) -> Value {
+    json!({"event": "transcript", "transcript": {"id": id, "text": text, "final": true}})
+}
+
+async fn tell(c: &mut CallClient, text: &str) -> Vec<Value> {
+    c.send(&frames::transcript(text)).await.unwrap();
+    c.settle().await.unwrap()
+}
+
+fn booked_events(app: &Harness) -> usize {
+    app.google
+        .events(OWNER)
+        .iter()
+        .filter(|e| e.booking_id.is_some() && e.status == "confirmed")
+        .count()
+}
+
+#[tokio::test]
+async fn every_final_transcript_gets_one_turn_answer_before_any_say() {
+    let app = spawn_app().await;
+    let mut c = start_call(&app, "CA000000000000000000000000turns001").await;
+
+    // Small talk is the agent's.
+    c.send(&transcript("t1", "what's the weather like over there?"))
+        .await
+        .unwrap();
+    let got = c.settle().await.unwrap();
+    assert_eq!(
+        got,
+        vec![
+            json!({"event": "turn", "streamSid": "MZ000000000000000000000000turns001",
+                    "turn": {"id": "t1", "owner": "agent", "floor": false}})
+        ]
+    );
+
+    // An interim transcript never claims a turn.
+    c.send(&json!({"event": "transcript", "transcript": {"id": "t2", "text": "can we set up a", "final": false}}))
+        .await
+        .unwrap();
+    assert!(c.settle().await.unwrap().is_empty());
+
+    // Asking for a meeting is callbook's turn, answered before its say.
+    c.send(&transcript("t3", "can we set up a meeting?"))
+        .await
+        .unwrap();
+    let got = c.settle().await.unwrap();
+    assert_eq!(got[0]["event"], "turn");
+    assert_eq!(
+        got[0]["turn"],
+        json!({"id": "t3", "owner": "callbook", "floor": true})
+    );
+    assert_eq!(got[1]["booking"]["status"], "offered");
+    assert_eq!(got[2]["event"], "say");
+
+    // Every answer while callbook holds the floor is callbook's, also a
+    // number sent as the id.
+    for (i, text) in ["jane at example dot com", "yes"].iter().enumerate() {
+        c.send(&json!({"event": "transcript", "transcript": {"id": 10 + i, "text": text, "final": true}}))
+            .await
+            .unwrap();
+        let got = c.settle().await.unwrap();
+        assert_eq!(
+            got[0]["turn"],
+            json!({"id": (10 + i).to_string(), "owner": "callbook", "floor": true})
+        );
+        assert_eq!(of_kind(&got, "turn").len(), 1);
+    }
+    // The yes that books: callbook's turn; the floor ends with `booked`.
+    let got = tell(&mut c, "yes that works").await;
+    assert_eq!(
+        got[0]["turn"],
+        json!({"id": null, "owner": "callbook", "floor": true})
+    );
+    assert!(got.iter().any(|f| f["booking"]["status"] == "booked"));
+
+    // After the booking, small talk is the agent's again.
+    let got = tell(&mut c, "great, thanks a lot").await;
+    assert_eq!(
+        got,
+        vec![
+            json!({"event": "turn", "streamSid": "MZ000000000000000000000000turns001",
+                                 "turn": {"id": null, "owner": "agent", "floor": false}})
+        ]
+    );
+    // Moving the meeting is callbook's turn again.
+    let got = tell(&mut c, "actually can we move it to thursday?").await;
+    assert_eq!(got[0]["turn"]["owner"], "callbook");
+    assert_eq!(got[0]["turn"]["floor"], true);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_agent_takes_the_floor_back_with_cancel() {
+    let app = spawn_app().await;
+    let mut c = start_call(&app, "CA000000000000000000000000turns002").await;
+    c.send(&frames::offer()).await.unwrap();
+    c.settle().await.unwrap();
+    c.send(&json!({"event": "booking", "booking": {"action": "cancel"}}))
+        .await
+        .unwrap();
+    let got = c.settle().await.unwrap();
+    assert_eq!(
+        got[0]["booking"],
+        json!({"status": "done", "booked": false, "reason": "handed_back"})
+    );
+    let got = tell(&mut c, "yes").await;
+    assert_eq!(got[0]["turn"]["owner"], "agent");
+    assert_eq!(got.len(), 1);
+    app.stop().await.unwrap();
+}
+
+/// Drives a call with playback reports to the proposal; returns the
+/// proposal's say id.
+async fn proposal_with_playback(c: &mut CallClient) -> String {
+    c.send(&json!({"event": "capabilities", "capabilities": {"playback": "marks"}}))
+        .await
+        .unwrap();
+    c.send(&frames::offer()).await.unwrap();
+    let got = c.settle().await.unwrap();
+    mark(c, &last_say_id(&got)).await;
+    let got = tell(c, "yes").await;
+    mark(c, &last_say_id(&got)).await;
+    let got = tell(c, "jane at example dot com").await;
+    mark(c, &last_say_id(&got)).await;
+    let got = tell(c, "yes").await;
+    assert!(got.iter().any(|f| f["booking"]["status"] == "proposed"));
+    last_say_id(&got)
+}
+
+async fn mark(c: &mut CallClient, name: &str) {
+    c.send(&json!({"event": "mark", "streamSid": "MZ", "mark": {"name": name}}))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_yes_over_a_proposal_cut_by_barge_in_does_not_book() {
+    let app = spawn_app().await;
+    let mut c = start_call(&app, "CA000000000000000000000000bargein1").await;
+    let proposal = proposal_with_playback(&mut c).await;
+    // The caller talks over the proposal; the pipeline cuts the audio. As
+    // Twilio does after a clear, the cut line's mark still comes back.
+    c.send(&json!({"event": "clear", "streamSid": "MZ"}))
+        .await
+        .unwrap();
+    mark(&mut c, &proposal).await;
+    let got = tell(&mut c, "yes").await;
+    assert_eq!(got[0]["turn"]["owner"], "callbook");
+    assert!(!got.iter().any(|f| f["event"] == "booking"), "{got:?}");
+    let again = said(&got);
+    assert_eq!(again.len(), 1);
+    assert!(
+        again[0].starts_with("Sorry, I may have talked over you. That's Tuesday"),
+        "{again:?}"
+    );
+    assert_eq!(booked_events(&app), 0);
+    // Heard in full this time: the yes books.
+    mark(&mut c, &last_say_id(&got)).await;
+    let got = tell(&mut c, "yes").await;
+    assert!(
+        got.iter().any(|f| f["booking"]["status"] == "booked"),
+        "{got:?}"
+    );
+    assert_eq!(booked_events(&app), 1);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_yes_before_the_read_back_finished_playing_is_asked_again() {
+    let app = spawn_app().await;
+    let mut c = start_call(&app, "CA000000000000000000000000bargein2").await;
+    c.send(&json!({"event": "capabilities", "capabilities": {"playback": "marks"}}))
+        .await
+        .unwrap();
+    c.send(&json!({"event": "booking", "booking": {"action": "offer", "agreed": true}}))
+        .await
+        .unwrap();
+    c.settle().await.unwrap();
+    let got = tell(&mut c, "jane at example dot com").await;
+    let read_back = last_say_id(&got);
+    // No mark yet: the read-back is still playing.
+    let got = tell(&mut c, "yes").await;
+    assert!(!got
+        .iter()
+        .any(|f| f["booking"]["status"] == "email_confirmed"));
+    assert!(said(&got)[0].contains("Let me read it again"));
+    // The late mark for the first read-back does not count for the second.
+    mark(&mut c, &read_back).await;
+    let got2 = tell(&mut c, "yes").await;
+    assert!(!got2
+        .iter()
+        .any(|f| f["booking"]["status"] == "email_confirmed"));
+    // The second read-back's mark arrives: now a yes confirms.
+    mark(&mut c, &last_say_id(&got2)).await;
+    let got = tell(&mut c, "yes").await;
+    assert!(
+        got.iter()
+            .any(|f| f["booking"]["status"] == "email_confirmed"),
+        "{got:?}"
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_clear_that_says_the_whole_line_was_spoken_counts_it_heard() {
+    let app = spawn_app().await;
+    let mut c = start_call(&app, "CA000000000000000000000000bargein3").await;
+    let proposal = proposal_with_playback(&mut c).await;
+    c.send(&json!({"event": "clear", "clear": {"say": proposal, "spoken_chars": 10_000}}))
+        .await
+        .unwrap();
+    let got = tell(&mut c, "yes").await;
+    assert!(
+        got.iter().any(|f| f["booking"]["status"] == "booked"),
+        "{got:?}"
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_playback_reports_every_line_counts_as_heard() {
+    let app = spawn_app().await;
+    let mut c = start_call(&app, "CA000000000000000000000000noplay01").await;
+    to_proposal(&mut c).await;
+    c.send(&json!({"event": "clear"})).await.unwrap();
+    let got = tell(&mut c, "yes").await;
+    assert!(got.iter().any(|f| f["booking"]["status"] == "booked"));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_offer_can_carry_the_yes_the_email_and_the_time_already_heard() {
+    let app = spawn_app().await;
+    let mut c = start_call(&app, "CA000000000000000000000000offer001").await;
+    c.send(&json!({"event": "booking", "booking": {
+        "action": "offer", "agreed": true, "email": "jane.doe@gmail.com", "when": "tomorrow afternoon"}}))
+        .await
+        .unwrap();
+    let got = c.settle().await.unwrap();
+    assert_eq!(got[0]["booking"]["status"], "offered");
+    let lines = said(&got);
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].starts_with("Thanks. Let me read that back: J as in Juliet"),
+        "{lines:?}"
+    );
+    let got = tell(&mut c, "yes").await;
+    let proposed = got
+        .iter()
+        .find(|f| f["booking"]["status"] == "proposed")
+        .expect("a proposal");
+    // Tomorrow (Wednesday) afternoon, New York.
+    let start: chrono::DateTime<chrono::Utc> = proposed["booking"]["start"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let local = start.with_timezone(&chrono_tz::America::New_York);
+    assert_eq!(local.date_naive().to_string(), "2026-12-02");
+    assert!(local.time() >= chrono::NaiveTime::from_hms_opt(12, 0, 0).unwrap());
+
+    // Agreed without an email: straight to the email question.
+    let mut c = start_call(&app, "CA000000000000000000000000offer002").await;
+    c.send(&json!({"event": "booking", "booking": {"action": "offer", "agreed": true}}))
+        .await
+        .unwrap();
+    let got = c.settle().await.unwrap();
+    assert_eq!(
+        said(&got),
+        vec!["Great. What's the best email address to send the invite to?"]
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn custom_parameters_may_be_any_scalar_and_a_national_number_is_read() {
+    let app = spawn_app().await;
+    let mut c = app.connect().await.unwrap();
+    let sid = "CA000000000000000000000000loose001";
+    c.send(&frames::start(
+        sid,
+        json!({"campaign_id": "demo", "recipient_phone": "(415) 555-0123", "recipient_first_name": "Jane",
+               "recipient_last_name": null, "attempt": 3, "vip": true}),
+    ))
+    .await
+    .unwrap();
+    assert!(c.settle().await.unwrap().is_empty());
+    let got = to_proposal(&mut c).await;
+    let lines = said(&got);
+    // 415 is San Francisco: the proposal is said in both zones.
+    assert!(lines.last().unwrap().contains("your time"), "{lines:?}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_a_usable_number_the_caller_is_asked_their_zone() {
+    let app = spawn_app().await;
+    let mut c = app.connect().await.unwrap();
+    c.send(&frames::start(
+        "CA000000000000000000000000nophone1",
+        json!({"campaign_id": "demo", "recipient_phone": "not a number", "recipient_first_name": "Jane"}),
+    ))
+    .await
+    .unwrap();
+    c.settle().await.unwrap();
+    let got = to_proposal(&mut c).await;
+    assert_eq!(
+        said(&got).last().unwrap(),
+        "And what time zone are you in, so I can offer times that suit you?"
+    );
+    let got = tell(&mut c, "I'm in Denver").await;
+    let lines = said(&got);
+    assert!(lines[0].contains("your time"), "{lines:?}");
+    assert!(got.iter().any(|f| f["booking"]["status"] == "proposed"));
+    app.stop().await.unwrap();
+}
+
+async fn resume_on(app: &Harness, sid: &str) -> (CallClient, Vec<Value>) {
+    let mut c = app.connect().await.unwrap();
+    c.send(&frames::start(
+        sid,
+        json!({"campaign_id": "demo", "recipient_phone": "+14155550123", "recipient_first_name": "Jane"}),
+    ))
+    .await
+    .unwrap();
+    let got = c.settle().await.unwrap();
+    (c, got)
+}
+
+#[tokio::test]
+async fn a_dropped_call_resumes_where_it_stood_and_never_books_twice() {
+    let app = spawn_app().await;
+    let sid = "CA000000000000000000000000resume01";
+    let mut c = start_call(&app, sid).await;
+    let before = to_proposal(&mut c).await;
+    let proposal = last_say_id(&before);
+    c.cut();
+
+    let (mut c, got) = resume_on(&app, sid).await;
+    let resumed = of_kind(&got, "resumed");
+    assert_eq!(
+        resumed[0]["resumed"],
+        json!({"callSid": sid, "floor": true, "last_say": proposal})
+    );
+    // The open question is asked again; say ids go on.
+    let again = of_kind(&got, "say");
+    assert!(again[0]["say"]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Sorry, we got cut off. That's Tuesday"));
+    assert_ne!(again[0]["say"]["id"], proposal.as_str());
+    // A yes, and the socket drops before the answer is read.
+    c.send(&frames::transcript("yes")).await.unwrap();
+    c.cut();
+
+    // Back again while (or after) the booking runs: it reports the meeting.
+    let (mut c, got) = resume_on(&app, sid).await;
+    assert_eq!(of_kind(&got, "resumed")[0]["resumed"]["floor"], false);
+    assert_eq!(booked_events(&app), 1);
+    // Asking again books nothing more.
+    let got = tell(&mut c, "can we set up a meeting?").await;
+    assert!(
+        !got.iter().any(|f| f["booking"]["status"] == "offered"),
+        "{got:?}"
+    );
+    assert_eq!(booked_events(&app), 1);
+    // A hang-up, then the same call SID again: the meeting is remembered.
+    c.send(&frames::stop(sid)).await.unwrap();
+    c.drain().await.unwrap();
+    let (mut c, _) = resume_on(&app, sid).await;
+    tell(&mut c, "can we set up a meeting?").await;
+    tell(&mut c, "yes").await;
+    assert_eq!(booked_events(&app), 1);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_resume_may_land_on_another_instance_through_redis() {
+    let server = RedisServer::start().await.unwrap();
+    let prov = Provisioning::parse(DEFAULT).unwrap();
+    let emulators = Emulators::new();
+    emulators.seed(&prov);
+    let ledger: Arc<dyn Ledger> = Arc::new(
+        RedisLedger::connect(&server.url, "test:ledger:")
+            .await
+            .unwrap(),
+    );
+    let store = Arc::new(prov.into_store());
+    let start = |states: Arc<dyn CallStates>| {
+        Harness::start_shared(
+            Clock::manual(tuesday_morning()),
+            emulators.clone(),
+            ledger.clone(),
+            store.clone(),
+            states,
+        )
+    };
+    let states_a: Arc<dyn CallStates> = Arc::new(
+        RedisCallStates::connect(&server.url, "test:call:")
+            .await
+            .unwrap(),
+    );
+    let states_b: Arc<dyn CallStates> = Arc::new(
+        RedisCallStates::connect(&server.url, "test:call:")
+            .await
+            .unwrap(),
+    );
+    let a = start(states_a).await.unwrap();
+    let b = start(states_b).await.unwrap();
+    let sid = "CA000000000000000000000000resume02";
+    let mut c = start_call(&a, sid).await;
+    to_proposal(&mut c).await;
+    c.send(&frames::transcript("yes")).await.unwrap();
+    c.cut();
+    let (mut c, got) = resume_on(&b, sid).await;
+    assert_eq!(of_kind(&got, "resumed").len(), 1);
+    tell(&mut c, "can we set up a meeting?").await;
+    tell(&mut c, "yes").await;
+    let events = emulators
+        .google
+        .events(OWNER)
+        .into_iter()
+        .filter(|e| e.booking_id.is_some())
+        .count();
+    assert_eq!(events, 1);
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn oversized_frames_get_the_error_frame_and_the_call_goes_on() {
+    let app = spawn_app().await;
+    let mut c = start_call(&app, "CA000000000000000000000000oversiz1").await;
+    let big = format!(
+        r#"{{"event":"transcript","transcript":{{"text":"{}","final":true}}}}"#,
+        "a".repeat(100 * 1024)
+    );
+    c.send_raw(&big).await.unwrap();
+    let got = c.settle().await.unwrap();
+    assert_eq!(got[0]["error"]["code"], "frame_too_large");
+    // The call goes on.
+    c.send(&frames::offer()).await.unwrap();
+    assert_eq!(c.settle().await.unwrap()[0]["booking"]["status"], "offered");
+    // Past the transport's limit the socket closes, saying why.
+    c.send_raw(&"x".repeat(2 * 1024 * 1024)).await.unwrap();
+    let (frames, close) = c.drain_close().await.unwrap();
+    assert_eq!(frames.last().unwrap()["error"]["code"], "frame_too_large");
+    assert_eq!(close, Some((1009, "frame too large".to_string())));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stop_closes_with_1000() {
+    let app = spawn_app().await;
+    let sid = "CA000000000000000000000000closes01";
+    let mut c = start_call(&app, sid).await;
+    c.send(&frames::stop(sid)).await.unwrap();
+    let (_, close) = c.drain_close().await.unwrap();
+    assert_eq!(close, Some((1000, "call ended".to_string())));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_ends_every_live_call_with_done_and_1001_and_readiness_says_draining() {
+    let app = spawn_app().await;
+    let addr = app.addr;
+    let mut quiet = start_call(&app, "CA000000000000000000000000drain001").await;
+    let mut busy = start_call(&app, "CA000000000000000000000000drain002").await;
+    to_proposal(&mut busy).await;
+    let ready = crate::helpers::http()
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let stopping = tokio::spawn(app.stop());
+    // While draining: not ready, new calls refused, health says so.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let ready = crate::helpers::http()
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let health: Value = crate::helpers::http()
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "draining");
+    for c in [&mut quiet, &mut busy] {
+        let (frames, close) = c.drain_close().await.unwrap();
+        let last = frames.last().expect("a done frame");
+        assert_eq!(last["booking"]["status"], "done");
+        assert_eq!(last["booking"]["reason"], "shutdown");
+        assert_eq!(close, Some((1001, "server shutting down".to_string())));
+    }
+    stopping.await.unwrap().unwrap();
+}
