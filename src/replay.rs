@@ -376,6 +376,15 @@ fn describe(frame: &Value) -> String {
             "error: {} ({})",
             frame["error"]["code"], frame["error"]["message"]
         ),
+        Some("turn") => {
+            let t = &frame["turn"];
+            let floor = if t["floor"] == true {
+                ", callbook holds the floor"
+            } else {
+                ""
+            };
+            format!("turn: {}{floor}", t["owner"].as_str().unwrap_or("?"))
+        }
         _ => frame.to_string(),
     }
 }

@@ -124,21 +124,21 @@ pub struct Dialog {
     /// Whether the pipeline reports playback; without it every line counts
     /// as heard when sent.
     playback: bool,
-    /// The line that asked the question now open, and whether the caller
-    /// heard all of it.
+    /// The first line that asked the question now open (asking it again
+    /// keeps it), and whether the caller heard one of them in full.
     prompt_line: u32,
     prompt_heard: Heard,
+    /// Every line up to this one was cut by a barge-in; their marks are
+    /// Twilio echoing the cleared audio's marks, not playback.
+    cut_upto: u32,
 }
 
 /// Whether the caller heard the open question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Heard {
-    /// Sent; its playback not reported yet.
+    /// Sent; no line asking it has been reported played in full.
     Pending,
     Full,
-    /// Cut by a barge-in. Later marks for it are Twilio echoing the
-    /// cleared audio's marks, not playback.
-    Cut,
 }
 
 impl Default for Dialog {
@@ -171,6 +171,7 @@ impl Dialog {
             playback: false,
             prompt_line: 0,
             prompt_heard: Heard::Full,
+            cut_upto: 0,
         }
     }
 
@@ -274,18 +275,15 @@ impl Dialog {
             Input::Cancel => self.cancel(&mut out),
             Input::PlaybackReported => self.playback = true,
             Input::Played(n) => {
-                if n >= self.prompt_line && self.prompt_heard == Heard::Pending {
+                if n >= self.prompt_line && n > self.cut_upto {
                     self.prompt_heard = Heard::Full;
                 }
             }
             Input::Cut { fully_spoken } => {
-                if self.prompt_heard == Heard::Pending {
-                    self.prompt_heard = if fully_spoken.is_some_and(|n| n >= self.prompt_line) {
-                        Heard::Full
-                    } else {
-                        Heard::Cut
-                    };
+                if fully_spoken.is_some_and(|n| n >= self.prompt_line) {
+                    self.prompt_heard = Heard::Full;
                 }
+                self.cut_upto = self.says;
             }
             Input::AvailabilityLoaded(result) => self.loaded(result, now, &mut out),
             Input::Booked(outcome) => self.booked(outcome, now, &mut out),
@@ -316,12 +314,16 @@ impl Dialog {
         }
         if let Some((line, prompt)) = out.prompt.take() {
             self.last_prompt = Some(prompt);
-            self.prompt_line = line;
-            self.prompt_heard = if self.playback {
-                Heard::Pending
-            } else {
-                Heard::Full
-            };
+            // Asking the same question again keeps its first line: a mark
+            // for any line asking it says the caller heard the question.
+            if !out.again {
+                self.prompt_line = line;
+                self.prompt_heard = if self.playback {
+                    Heard::Pending
+                } else {
+                    Heard::Full
+                };
+            }
         }
         self.says = out.says;
         let mut effects = out.effects;
@@ -446,7 +448,7 @@ impl Dialog {
             match intent {
                 Some(Intent::Repeat) => {
                     if let Some(p) = self.last_prompt.clone() {
-                        out.prompt(p);
+                        out.prompt_again(p);
                     }
                     return;
                 }
@@ -458,7 +460,7 @@ impl Dialog {
             }
             if self.prompt_heard != Heard::Full && yes_no::classify(text) == Answer::Yes {
                 if let Some(again) = self.ask_again() {
-                    out.prompt(again);
+                    out.prompt_again(again);
                     return;
                 }
             }
@@ -1148,6 +1150,8 @@ struct Out {
     effects: Vec<Effect>,
     /// The last line's number and text, when it was a question.
     prompt: Option<(u32, String)>,
+    /// The prompt asks the open question again.
+    again: bool,
     says: u32,
 }
 
@@ -1156,6 +1160,7 @@ impl Out {
         Self {
             effects: Vec::new(),
             prompt: None,
+            again: false,
             says,
         }
     }
@@ -1176,6 +1181,13 @@ impl Out {
     fn prompt(&mut self, text: String) {
         let id = self.say(text.clone());
         self.prompt = Some((id, text));
+        self.again = false;
+    }
+
+    /// The open question, asked again in other words.
+    fn prompt_again(&mut self, text: String) {
+        self.prompt(text);
+        self.again = true;
     }
 
     fn status(&mut self, s: Status) {
