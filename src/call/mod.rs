@@ -196,6 +196,13 @@ impl CallActor {
             }
             let open = !self.hung_up && !self.detached;
             tokio::select! {
+                // At shutdown the socket goes too; the call must see the
+                // shutdown first, or it would take it for a dropped line.
+                biased;
+                _ = cancel.cancelled() => {
+                    self.shut_down().await;
+                    break;
+                }
                 msg = self.rx.recv(), if open => match msg {
                     Some(Msg::Input(input)) => {
                         if matches!(input, Input::Hangup(_)) {
@@ -214,6 +221,10 @@ impl CallActor {
                     Some(Msg::Sync(id)) => {
                         self.syncs.push(id);
                     }
+                    Some(Msg::Detach) | None if cancel.is_cancelled() => {
+                        self.shut_down().await;
+                        break;
+                    }
                     Some(Msg::Detach) | None => {
                         tracing::info!(in_flight = self.in_flight, "socket gone; call kept for a resume");
                         self.detached = true;
@@ -227,13 +238,6 @@ impl CallActor {
                     }
                     self.apply(done.input);
                 }
-                _ = cancel.cancelled() => {
-                    if !self.hung_up && !self.detached {
-                        self.apply(Input::Hangup(EndReason::Shutdown));
-                    }
-                    self.save().await;
-                    break;
-                }
             }
             if self.in_flight == 0 {
                 for id in std::mem::take(&mut self.syncs) {
@@ -242,6 +246,16 @@ impl CallActor {
                     });
                 }
             }
+        }
+    }
+
+    /// The server is stopping: the pipeline hears how the call ended (its
+    /// socket then closes with 1001), and the state stays for a resume on
+    /// another instance.
+    async fn shut_down(&mut self) {
+        self.save().await;
+        if !self.hung_up && !self.detached {
+            self.apply(Input::Hangup(EndReason::Shutdown));
         }
     }
 

@@ -488,13 +488,19 @@ async fn a_stop_closes_with_1000() {
     app.stop().await.unwrap();
 }
 
-#[tokio::test]
+// Multi-threaded, as in production: the call and its socket see the end
+// at the same moment on different threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_every_live_call_with_done_and_1001_and_readiness_says_draining() {
     let app = spawn_app().await;
     let addr = app.addr;
-    let mut quiet = start_call(&app, "CA000000000000000000000000drain001").await;
-    let mut busy = start_call(&app, "CA000000000000000000000000drain002").await;
-    to_proposal(&mut busy).await;
+    // Several silent calls and one mid-booking: each must hear how it
+    // ended, whichever of its socket and its call notices the end first.
+    let mut calls = Vec::new();
+    for i in 0..12 {
+        calls.push(start_call(&app, &format!("CA0000000000000000000000drain{i:04}")).await);
+    }
+    to_proposal(&mut calls[0]).await;
     let ready = crate::helpers::http()
         .get(format!("http://{addr}/readyz"))
         .send()
@@ -519,7 +525,7 @@ async fn shutdown_ends_every_live_call_with_done_and_1001_and_readiness_says_dra
         .await
         .unwrap();
     assert_eq!(health["status"], "draining");
-    for c in [&mut quiet, &mut busy] {
+    for c in &mut calls {
         let (frames, close) = c.drain_close().await.unwrap();
         let last = frames.last().expect("a done frame");
         assert_eq!(last["booking"]["status"], "done");
@@ -527,4 +533,87 @@ async fn shutdown_ends_every_live_call_with_done_and_1001_and_readiness_says_dra
         assert_eq!(close, Some((1001, "server shutting down".to_string())));
     }
     stopping.await.unwrap().unwrap();
+}
+
+/// A real `callbook serve` on a free port, as an operator runs it.
+struct Served {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Served {
+    async fn start(extra: &[&str]) -> Served {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_callbook"))
+            .args(["serve", "--emulator", "--listen", &listen])
+            .args(["--auth-token", "pipeline-token-0123456789"])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let served = Served {
+            child,
+            addr: listen.parse().unwrap(),
+        };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(served.addr).await.is_ok() {
+                return served;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("callbook serve did not start");
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_gives_every_live_call_done_and_1001() {
+    let mut served = Served::start(&["--drain-seconds", "0"]).await;
+    let mut calls = Vec::new();
+    for i in 0..16 {
+        let mut c = CallClient::connect(served.addr, Some("pipeline-token-0123456789"))
+            .await
+            .unwrap();
+        c.send(&frames::start(
+            &format!("CA0000000000000000000000sigterm{i:03}"),
+            json!({"campaign_id": "demo", "recipient_phone": "+14155550123", "recipient_first_name": "Jane"}),
+        ))
+        .await
+        .unwrap();
+        if i % 2 == 0 {
+            c.send(&frames::offer()).await.unwrap();
+        }
+        c.settle().await.unwrap();
+        calls.push(c);
+    }
+    served.signal("-TERM");
+    for c in &mut calls {
+        let (frames, close) = c.drain_close().await.unwrap();
+        let last = frames.last().expect("a done frame");
+        assert_eq!(last["booking"]["status"], "done", "{frames:?}");
+        assert_eq!(last["booking"]["reason"], "shutdown");
+        assert_eq!(close, Some((1001, "server shutting down".to_string())));
+    }
+    let status = served.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
 }
