@@ -5,6 +5,7 @@ use crate::calendar::microsoft::MicrosoftEndpoints;
 use crate::call::{Calendars, CallDeps};
 use crate::clock::Clock;
 use crate::ledger::Ledger;
+use crate::outcomes::{OutcomeStore, Recorder, WebhookConfig};
 use crate::server::{router, AppState};
 use crate::store::Store;
 use secrecy::SecretString;
@@ -30,8 +31,13 @@ pub struct Settings {
     pub google: GoogleEndpoints,
     pub microsoft: MicrosoftEndpoints,
     pub clock: Clock,
-    /// How long live calls may run on after shutdown starts.
+    /// How long live calls may run on after shutdown starts (and then
+    /// webhook deliveries still retrying).
     pub drain: Duration,
+    /// Where booking outcomes are kept for the admin API.
+    pub outcomes: Arc<dyn OutcomeStore>,
+    /// Where booking outcomes are POSTed, signed; `None` sends none.
+    pub webhook: Option<WebhookConfig>,
 }
 
 /// The HTTP client for provider calls: rustls, no redirects (OAuth token
@@ -59,12 +65,14 @@ pub async fn run(
         settings.microsoft,
         settings.store.clone(),
     );
+    let outcomes = Recorder::start(settings.outcomes, settings.webhook, settings.clock.clone());
     let deps = Arc::new(CallDeps {
         store: settings.store,
         ledger: settings.ledger,
         calendars,
         clock: settings.clock,
         tracker: tracker.clone(),
+        outcomes: outcomes.clone(),
     });
     let state = AppState {
         auth_token: Arc::new(settings.auth_token),
@@ -91,5 +99,8 @@ pub async fn run(
         calls_cancel.cancel();
         tracker.wait().await;
     }
+    // Every call has ended: write their last outcomes and give webhooks
+    // still retrying one more drain period.
+    outcomes.shutdown(settings.drain).await;
     Ok(())
 }

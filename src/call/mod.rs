@@ -15,6 +15,7 @@ pub use setup::Calendars;
 use crate::clock::Clock;
 use crate::dialog::{Dialog, Effect, Input};
 use crate::ledger::Ledger;
+use crate::outcomes::{CallMeta, Recorder};
 use crate::protocol::{Outbound, Say, Start, SyncReply};
 use crate::store::Store;
 use effects::{BookingEnv, Done};
@@ -36,6 +37,8 @@ pub struct CallDeps {
     pub clock: Clock,
     /// Tracks calls and their effect tasks, so shutdown can drain them.
     pub tracker: TaskTracker,
+    /// Records the calls' booking outcomes, whatever becomes of the socket.
+    pub outcomes: Arc<Recorder>,
 }
 
 enum Msg {
@@ -76,6 +79,7 @@ pub fn spawn(
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let mut actor = CallActor {
             dialog: Dialog::new(),
+            outcome: CallMeta::from_start(&start, env.as_ref().map(|e| e.provider_kind)),
             stream_sid: start.stream_sid.clone(),
             deps,
             env: env.map(Arc::new),
@@ -97,6 +101,8 @@ pub fn spawn(
 
 struct CallActor {
     dialog: Dialog,
+    /// What the call's booking outcomes need to know about the call.
+    outcome: CallMeta,
     stream_sid: String,
     deps: Arc<CallDeps>,
     env: Option<Arc<BookingEnv>>,
@@ -158,6 +164,9 @@ impl CallActor {
     fn apply(&mut self, input: Input) {
         let now = self.deps.clock.now();
         for effect in self.dialog.step(input, now) {
+            if let Effect::Status(status) = &effect {
+                self.deps.outcomes.observe(&mut self.outcome, status, now);
+            }
             match effect {
                 Effect::Say(text) => {
                     self.says += 1;
