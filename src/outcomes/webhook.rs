@@ -422,6 +422,126 @@ impl Sender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialog::{FailReason, Status};
+    use crate::outcomes::CallMeta;
+
+    /// A receiver on loopback that answers each POST with the next status
+    /// of `script` (200 once the script is used up) and counts them.
+    async fn scripted(script: Vec<u16>) -> (String, Arc<Mutex<Vec<u16>>>, CancellationToken) {
+        use axum::extract::State;
+        type Seen = Arc<Mutex<Vec<u16>>>;
+        let seen: Seen = Arc::default();
+        let script = Arc::new(script);
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(
+                    |State((seen, script)): State<(Seen, Arc<Vec<u16>>)>| async move {
+                        let mut seen = seen.lock().unwrap();
+                        let status = script.get(seen.len()).copied().unwrap_or(200);
+                        seen.push(status);
+                        axum::http::StatusCode::from_u16(status).unwrap()
+                    },
+                ),
+            )
+            .with_state((seen.clone(), script));
+        let stop = CancellationToken::new();
+        let addr = crate::calendar::emulator::serve_local(app, stop.clone())
+            .await
+            .unwrap();
+        (format!("http://{addr}/hook"), seen, stop)
+    }
+
+    fn config(url: &str) -> WebhookConfig {
+        let mut cfg = WebhookConfig::new(url, SecretString::from("0123456789abcdef"))
+            .unwrap()
+            .with_backoff_base(Duration::from_millis(10));
+        cfg.max_attempts = 4;
+        cfg
+    }
+
+    /// Sends one outcome and waits until its delivery ended.
+    async fn send_one(cfg: WebhookConfig) -> WebhookStats {
+        let tracker = TaskTracker::new();
+        let now = "2026-12-01T15:00:00Z".parse().unwrap();
+        let hooks = Webhooks::start(cfg, Clock::manual(now), tracker.clone());
+        let record = CallMeta::new("CA1", None, None)
+            .record_for(
+                &Status::Failed {
+                    reason: FailReason::NoAvailability,
+                },
+                now,
+            )
+            .unwrap();
+        hooks.enqueue(record);
+        hooks.close();
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+            .await
+            .unwrap();
+        hooks.stats()
+    }
+
+    #[tokio::test]
+    async fn server_errors_and_rate_limits_are_retried_until_delivered() {
+        let (url, seen, _stop) = scripted(vec![503, 429, 408]).await;
+        let stats = send_one(config(&url)).await;
+        assert_eq!(*seen.lock().unwrap(), [503, 429, 408, 200]);
+        assert_eq!((stats.delivered, stats.failed), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn a_client_error_is_not_retried() {
+        let (url, seen, _stop) = scripted(vec![404]).await;
+        let stats = send_one(config(&url)).await;
+        assert_eq!(*seen.lock().unwrap(), [404]);
+        assert_eq!((stats.delivered, stats.failed), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn retries_stop_after_the_last_attempt() {
+        let (url, seen, _stop) = scripted(vec![500; 10]).await;
+        let stats = send_one(config(&url)).await;
+        assert_eq!(seen.lock().unwrap().len(), 4);
+        assert_eq!((stats.delivered, stats.failed), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn shutdown_abandons_retries_after_its_grace_and_keeps_the_record() {
+        use crate::outcomes::{MemoryOutcomes, OutcomeStore, Recorder};
+        let (url, seen, _stop) = scripted(vec![500; 10]).await;
+        let now = "2026-12-01T15:00:00Z".parse().unwrap();
+        let store = Arc::new(MemoryOutcomes::new(Clock::manual(now)));
+        let cfg = config(&url).with_backoff_base(Duration::from_secs(30));
+        let recorder = Recorder::start(store.clone(), Some(cfg), Clock::manual(now));
+        let mut call = CallMeta::new("CA1", None, None);
+        let failed = Status::Failed {
+            reason: FailReason::NoAvailability,
+        };
+        recorder.observe(&mut call, &failed, now);
+        // The first attempt is answered 500; the next is 15 s or more away.
+        while seen.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let started = tokio::time::Instant::now();
+        recorder.shutdown(Duration::from_millis(100)).await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        let stats = recorder.stats();
+        assert_eq!((stats.recorded, stats.webhooks.failed), (1, 1));
+        assert_eq!(store.by_call("CA1", 10).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_is_not_listening_is_retried_then_given_up() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let stats = send_one(config(&format!("http://127.0.0.1:{port}/hook"))).await;
+        assert_eq!((stats.delivered, stats.failed), (0, 1));
+    }
 
     #[test]
     fn the_mac_matches_rfc_4231_test_case_2() {
