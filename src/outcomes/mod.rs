@@ -153,8 +153,8 @@ impl fmt::Debug for BookingRecord {
 pub enum OutcomeError {
     #[error("outcome store unavailable: {0}")]
     Unavailable(String),
-    #[error("stored outcome unreadable: {0}")]
-    Corrupt(String),
+    #[error("outcome could not be encoded: {0}")]
+    Encode(String),
 }
 
 /// Where outcomes are kept: in process ([`MemoryOutcomes`]) or shared by

@@ -60,10 +60,16 @@ impl RedisOutcomes {
         let cutoff = self.clock.now() - RETENTION;
         let mut out = Vec::with_capacity(raw.len());
         for json in raw {
-            let record: BookingRecord = serde_json::from_str(&json)
-                .map_err(|e| OutcomeError::Corrupt(format!("line {}: {}", e.line(), e.column())))?;
-            if record.at >= cutoff {
-                out.push(record);
+            match serde_json::from_str::<BookingRecord>(&json) {
+                Ok(record) if record.at >= cutoff => out.push(record),
+                Ok(_) => {}
+                // One unreadable entry must not hide the rest for a month;
+                // its text (an invitee's email) stays out of the log.
+                Err(e) => tracing::warn!(
+                    key = %key,
+                    column = e.column(),
+                    "skipping an unreadable stored outcome"
+                ),
             }
         }
         Ok(out)
@@ -74,7 +80,7 @@ impl RedisOutcomes {
 impl OutcomeStore for RedisOutcomes {
     async fn put(&self, record: &BookingRecord) -> Result<(), OutcomeError> {
         let json =
-            serde_json::to_string(record).map_err(|e| OutcomeError::Corrupt(e.to_string()))?;
+            serde_json::to_string(record).map_err(|e| OutcomeError::Encode(e.to_string()))?;
         let ttl = RETENTION.num_seconds();
         let mut lists = vec![(self.call_key(&record.call_sid), PER_CALL)];
         if let Some(c) = &record.campaign_id {

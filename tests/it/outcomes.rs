@@ -507,6 +507,25 @@ async fn an_outcome_recorded_by_one_server_is_read_from_another_through_redis() 
     )
     .await;
     assert_eq!(same["bookings"], json!(recs));
+
+    // An entry nobody can read is skipped, not a failure of the whole call.
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("LPUSH")
+        .arg(format!("cb:outcomes:outcomes:call:{sid}"))
+        .arg("{not json")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (status, after) = admin(
+        &apps[1],
+        Method::GET,
+        &format!("/v1/bookings?call_sid={sid}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(after["bookings"], json!(recs));
     for app in apps {
         app.stop().await.unwrap();
     }
