@@ -6,6 +6,7 @@ use crate::call::resume::CallStates;
 use crate::call::{Calendars, CallDeps};
 use crate::clock::Clock;
 use crate::ledger::Ledger;
+use crate::outcomes::{OutcomeStore, Recorder, WebhookConfig};
 use crate::server::{router, AppState};
 use crate::store::Store;
 use secrecy::SecretString;
@@ -31,12 +32,17 @@ pub struct Settings {
     pub google: GoogleEndpoints,
     pub microsoft: MicrosoftEndpoints,
     pub clock: Clock,
-    /// How long live calls may run on after shutdown starts.
+    /// How long live calls may run on after shutdown starts (and then
+    /// webhook deliveries still retrying).
     pub drain: Duration,
     /// Where calls wait for a resume after their socket drops.
     pub states: Arc<dyn CallStates>,
     /// How long a dropped call can be resumed.
     pub resume_window: Duration,
+    /// Where booking outcomes are kept for the admin API.
+    pub outcomes: Arc<dyn OutcomeStore>,
+    /// Where booking outcomes are POSTed, signed; `None` sends none.
+    pub webhook: Option<WebhookConfig>,
 }
 
 /// Default for [`Settings::resume_window`].
@@ -69,6 +75,7 @@ pub async fn run(
         settings.microsoft,
         settings.store.clone(),
     );
+    let outcomes = Recorder::start(settings.outcomes, settings.webhook, settings.clock.clone());
     let deps = Arc::new(CallDeps {
         store: settings.store,
         ledger: settings.ledger,
@@ -77,6 +84,7 @@ pub async fn run(
         tracker: tracker.clone(),
         states: settings.states,
         resume_window: settings.resume_window,
+        outcomes: outcomes.clone(),
     });
     let draining = CancellationToken::new();
     let stop_serving = CancellationToken::new();
@@ -120,5 +128,8 @@ pub async fn run(
     calls_cancel.cancel();
     tracker.close();
     tracker.wait().await;
+    // Every call has ended: write their last outcomes and give webhooks
+    // still retrying one more drain period.
+    outcomes.shutdown(settings.drain).await;
     Ok(())
 }

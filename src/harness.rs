@@ -13,6 +13,7 @@ use crate::calendar::microsoft::MicrosoftEndpoints;
 use crate::calendar::oauth::OAuthClient;
 use crate::clock::Clock;
 use crate::ledger::{Ledger, MemoryLedger};
+use crate::outcomes::{MemoryOutcomes, OutcomeStore, WebhookConfig};
 use crate::store::provisioning::Provisioning;
 use crate::store::{Provider, Store};
 use anyhow::{anyhow, Context};
@@ -54,8 +55,23 @@ pub struct Harness {
     pub clock: Clock,
     pub ledger: Arc<dyn Ledger>,
     pub store: Arc<dyn Store>,
+    /// Where this server keeps booking outcomes.
+    pub outcomes: Arc<dyn OutcomeStore>,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// What a harness may have beyond the defaults: a webhook to send outcomes
+/// to (with a short backoff, in tests), and an outcome store shared with
+/// other instances (Redis). By default outcomes stay in process and no
+/// webhook is sent.
+#[derive(Default)]
+pub struct Options {
+    pub webhook: Option<WebhookConfig>,
+    pub outcomes: Option<Arc<dyn OutcomeStore>>,
+    /// Where dropped calls wait for a resume; shared, a reconnect may land
+    /// on another instance. In process when `None`.
+    pub states: Option<Arc<dyn crate::call::resume::CallStates>>,
 }
 
 /// Endpoints for a Google emulator listening at `addr`.
@@ -168,8 +184,7 @@ impl Harness {
         ledger: Arc<dyn Ledger>,
         store: Arc<dyn Store>,
     ) -> anyhow::Result<Harness> {
-        let states = Arc::new(crate::call::resume::MemoryCallStates::new());
-        Self::start_shared(clock, emulators, ledger, store, states).await
+        Self::start_with_options(clock, emulators, ledger, store, Options::default()).await
     }
 
     /// As [`Harness::start_with`], also sharing where dropped calls wait
@@ -181,6 +196,27 @@ impl Harness {
         store: Arc<dyn Store>,
         states: Arc<dyn crate::call::resume::CallStates>,
     ) -> anyhow::Result<Harness> {
+        let options = Options {
+            states: Some(states),
+            ..Options::default()
+        };
+        Self::start_with_options(clock, emulators, ledger, store, options).await
+    }
+
+    /// [`Harness::start_shared`], with a webhook or a shared outcome store.
+    pub async fn start_with_options(
+        clock: Clock,
+        emulators: Emulators,
+        ledger: Arc<dyn Ledger>,
+        store: Arc<dyn Store>,
+        options: Options,
+    ) -> anyhow::Result<Harness> {
+        let states = options
+            .states
+            .unwrap_or_else(|| Arc::new(crate::call::resume::MemoryCallStates::new()));
+        let outcomes = options
+            .outcomes
+            .unwrap_or_else(|| Arc::new(MemoryOutcomes::new(clock.clone())));
         let shutdown = CancellationToken::new();
         let Emulators { google, microsoft } = emulators;
         let ms_addr = serve_local(microsoft.router(), shutdown.clone()).await?;
@@ -201,6 +237,8 @@ impl Harness {
             drain: Duration::from_millis(500),
             states,
             resume_window: crate::app::RESUME_WINDOW,
+            outcomes: outcomes.clone(),
+            webhook: options.webhook,
         };
         let stop = shutdown.clone();
         let server = tokio::spawn(crate::run(settings, listener, async move {
@@ -215,6 +253,7 @@ impl Harness {
             clock,
             ledger,
             store,
+            outcomes,
             shutdown,
             server,
         })

@@ -36,6 +36,10 @@
 //! - [`server`]: the axum router: `/v1/calls`, the admin API
 //!   (`server::admin`: OAuth connect and callback, calendar choice, active
 //!   provider, disconnect, campaigns' booking settings) and `/healthz`.
+//! - [`outcomes`]: what became of each call's booking (booked, moved,
+//!   cancelled, failed, skipped), recorded off the call's path so it
+//!   survives a dropped socket; kept in process or in Redis, read through
+//!   the admin API and POSTed to a signed webhook with retries.
 //! - [`redis_conn`]: how the Redis ledger and store connect.
 //! - [`app`]: wiring, serving and draining; [`clock`]: where "now" comes
 //!   from (system or a virtual clock for replays).
@@ -50,6 +54,7 @@ pub mod dialog;
 pub mod harness;
 pub mod ledger;
 pub mod load;
+pub mod outcomes;
 pub mod phone;
 pub mod protocol;
 pub mod redis_conn;

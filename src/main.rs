@@ -9,6 +9,7 @@ use callbook::call::resume::{CallStates, MemoryCallStates, RedisCallStates};
 use callbook::clock::Clock;
 use callbook::harness::{self, frames, Harness};
 use callbook::ledger::{Ledger, MemoryLedger, RedisLedger};
+use callbook::outcomes::{MemoryOutcomes, OutcomeStore, RedisOutcomes, WebhookConfig};
 use callbook::schedule::Interval;
 use callbook::store::provisioning::{self, Provisioning};
 use callbook::store::secrets::TokenCipher;
@@ -202,13 +203,20 @@ struct ServeArgs {
     microsoft_token_url: String,
     #[arg(long, env = "CALLBOOK_MICROSOFT_AUTHORITY", default_value = MicrosoftEndpoints::AUTHORITY)]
     microsoft_authority: String,
-    /// Seconds live calls may continue after a shutdown signal.
+    /// Seconds live calls may continue after a shutdown signal (and then
+    /// webhook deliveries still retrying).
     #[arg(long, env = "CALLBOOK_DRAIN_SECONDS", default_value_t = 30)]
     drain_seconds: u64,
     /// Minutes after its last change that a call whose socket dropped can
     /// be resumed by a `start` with the same callSid.
     #[arg(long, env = "CALLBOOK_RESUME_MINUTES", default_value_t = 10)]
     resume_minutes: u64,
+    /// POST every booking outcome here, signed with CALLBOOK_WEBHOOK_SECRET.
+    #[arg(long, env = "CALLBOOK_WEBHOOK_URL", hide_env_values = true)]
+    webhook_url: Option<String>,
+    /// The webhook signing secret (at least 16 bytes).
+    #[arg(long, env = "CALLBOOK_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
 }
 
 fn init_tracing() {
@@ -295,7 +303,18 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
+    let webhook = match (args.webhook_url.take(), args.webhook_secret.take()) {
+        (Some(url), Some(secret)) => Some(
+            WebhookConfig::new(&url, SecretString::from(secret))
+                .context("--webhook-url and CALLBOOK_WEBHOOK_SECRET")?,
+        ),
+        (Some(_), None) => {
+            anyhow::bail!("--webhook-url needs CALLBOOK_WEBHOOK_SECRET to sign with")
+        }
+        (None, Some(_)) => anyhow::bail!("CALLBOOK_WEBHOOK_SECRET is set but --webhook-url is not"),
+        (None, None) => None,
+    };
     let text = match &args.provisioning {
         Some(p) => {
             std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
@@ -378,6 +397,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => Arc::new(MemoryCallStates::new()),
     };
+    let outcomes: Arc<dyn OutcomeStore> = match &args.redis_url {
+        Some(url) => Arc::new(
+            RedisOutcomes::connect(url, "callbook:", Clock::System)
+                .await
+                .context("connecting to Redis (CALLBOOK_REDIS_URL)")?,
+        ),
+        None => Arc::new(MemoryOutcomes::new(Clock::System)),
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     let local = listener.local_addr()?;
     let settings = callbook::Settings {
@@ -392,6 +419,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         drain: Duration::from_secs(args.drain_seconds),
         states,
         resume_window: Duration::from_secs(args.resume_minutes.max(1) * 60),
+        outcomes,
+        webhook,
     };
     tracing::info!(addr = %local, "callbook serving /v1/calls");
     callbook::run(settings, listener, shutdown_signal()).await?;

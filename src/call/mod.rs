@@ -16,6 +16,7 @@ pub use setup::Calendars;
 use crate::clock::Clock;
 use crate::dialog::{Dialog, Effect, EndReason, Input};
 use crate::ledger::Ledger;
+use crate::outcomes::{CallMeta, Recorder};
 use crate::protocol::{Clear, Outbound, Owner, Resumed, Say, Start, SyncReply, TurnReply};
 use crate::store::Store;
 use effects::{BookingEnv, Done};
@@ -47,6 +48,8 @@ pub struct CallDeps {
     pub states: Arc<dyn CallStates>,
     /// How long after its last change a call can be resumed.
     pub resume_window: Duration,
+    /// Records the calls' booking outcomes, whatever becomes of the socket.
+    pub outcomes: Arc<Recorder>,
 }
 
 enum Msg {
@@ -117,6 +120,7 @@ pub fn spawn(
             let (done_tx, done_rx) = mpsc::unbounded_channel();
             let mut actor = CallActor {
                 dialog: Dialog::new(),
+                outcome: CallMeta::from_start(&start, env.as_ref().map(|e| e.provider_kind)),
                 call_sid: start.call_sid.clone(),
                 stream_sid: start.stream_sid.clone(),
                 generation: saved.as_ref().map_or(1, |s| s.generation + 1),
@@ -163,6 +167,8 @@ pub fn spawn(
 struct CallActor {
     dialog: Dialog,
     call_sid: String,
+    /// What the call's booking outcomes need to know about the call.
+    outcome: CallMeta,
     stream_sid: String,
     /// This socket's turn at the call (see [`resume`]).
     generation: u64,
@@ -295,6 +301,9 @@ impl CallActor {
             self.dirty = true;
         }
         for effect in self.dialog.step(input, now) {
+            if let Effect::Status(status) = &effect {
+                self.deps.outcomes.observe(&mut self.outcome, status, now);
+            }
             match effect {
                 Effect::Turn { callbook, floor } => {
                     let owner = if callbook {

@@ -1,6 +1,8 @@
-//! HTTP surface: the call WebSocket, the admin API and health.
+//! HTTP surface: the call WebSocket, the admin API (bookings included) and
+//! health.
 
 pub mod admin;
+mod bookings;
 mod ws;
 
 use crate::call::CallDeps;
@@ -49,6 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/oauth/callback", get(admin::callback))
         .route("/v1/campaigns/{id}", get(admin::campaign))
         .route("/v1/campaigns/{id}/booking", put(admin::set_booking))
+        .route("/v1/bookings", get(bookings::by_call))
+        .route("/v1/campaigns/{id}/bookings", get(bookings::by_campaign))
         .with_state(state)
 }
 

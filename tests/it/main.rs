@@ -9,6 +9,7 @@ mod helpers;
 mod microsoft;
 mod microsoft_faults;
 mod oauth;
+mod outcomes;
 mod pipeline;
 mod protocol;
 mod redis_ledger;
