@@ -378,6 +378,16 @@ impl CallClient {
         }
     }
 
+    /// The socket's two halves, for a client that writes and reads at once.
+    pub fn into_split(
+        self,
+    ) -> (
+        futures_util::stream::SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>,
+        futures_util::stream::SplitStream<WebSocketStream<MaybeTlsStream<TcpStream>>>,
+    ) {
+        self.ws.split()
+    }
+
     /// Drops the connection without a `stop` or a close handshake: what a
     /// pipeline's crash or a network cut looks like to the server.
     pub fn cut(self) {

@@ -18,8 +18,12 @@
 //! - [`schedule`]: the pure slot engine (booking rules, busy merging, slot
 //!   queries) and the `callbook slots` answers.
 //! - [`phone`]: E.164 numbers and the zone their area code suggests.
-//! - [`call`]: one actor per call; runs the dialog's effects (free/busy,
-//!   claim-then-create booking, moves) as tasks and feeds results back.
+//! - [`call`]: one actor per call; answers each transcript's turn, runs the
+//!   dialog's effects (free/busy, claim-then-create booking, moves) as tasks
+//!   and feeds results back. [`call::resume`] keeps a call's state past its
+//!   socket (in process or in Redis) so a reconnect with the same call SID
+//!   takes it up; bookings are named by call SID and attempt, so a repeated
+//!   request is the same booking.
 //! - [`ledger`]: cross-call slot claims; the first confirm wins. In process
 //!   (`MemoryLedger`) or shared by any number of instances through Redis
 //!   (`RedisLedger`: one atomic Lua script per operation and calendar).
@@ -35,7 +39,8 @@
 //! - [`protocol`]: wire frames, mirroring `protocol/` exactly.
 //! - [`server`]: the axum router: `/v1/calls`, the admin API
 //!   (`server::admin`: OAuth connect and callback, calendar choice, active
-//!   provider, disconnect, campaigns' booking settings) and `/healthz`.
+//!   provider, disconnect, campaigns' booking settings, bookings), `/healthz`
+//!   and `/readyz`.
 //! - [`outcomes`]: what became of each call's booking (booked, moved,
 //!   cancelled, failed, skipped), recorded off the call's path so it
 //!   survives a dropped socket; kept in process or in Redis, read through

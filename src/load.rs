@@ -118,6 +118,155 @@ pub async fn run(calls: usize, instances: usize, redis_url: Option<&str>) -> any
     }))
 }
 
+/// What a caller says, one line a second: small talk for the agent and a
+/// whole booking for callbook, so both kinds of turn are measured, some
+/// of them while calendar work runs.
+const TURN_SCRIPT: [&str; 8] = [
+    "hi, what's this about?",
+    "can we set up a meeting?",
+    "sure",
+    "caller at example dot com",
+    "yes that's right",
+    "yes that works",
+    "great, thanks",
+    "what's the weather like there?",
+];
+
+/// `callbook load --turns-for S`: `calls` concurrent calls, each streaming
+/// Twilio media (a frame every 20 ms, as Twilio sends them) and a final
+/// transcript every second. Reports how long each transcript waited for
+/// its `turn` answer, the figure a pipeline waits on before letting its
+/// LLM speak.
+pub async fn turns(calls: usize, run_for: Duration) -> anyhow::Result<Value> {
+    let emulators = Emulators::new();
+    emulators.seed(&Provisioning::parse(DEFAULT)?);
+    let app = Arc::new(
+        Harness::start_with(
+            Clock::System,
+            emulators,
+            Arc::new(MemoryLedger::new()),
+            Arc::new(Provisioning::parse(DEFAULT)?.into_store()),
+        )
+        .await?,
+    );
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..calls)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move { turn_call(&app, i, run_for).await })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let (mut sent, mut media, mut callbook_turns) = (0usize, 0usize, 0usize);
+    for t in tasks {
+        let r = t.await??;
+        sent += r.sent;
+        media += r.media;
+        callbook_turns += r.callbook;
+        latencies.extend(r.latencies);
+    }
+    let elapsed = started.elapsed();
+    if let Ok(app) = Arc::try_unwrap(app) {
+        app.stop().await?;
+    }
+    latencies.sort();
+    let pct = |p: f64| {
+        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    Ok(json!({
+        "calls": calls,
+        "transcripts": sent,
+        "media_frames": media,
+        "turns": latencies.len(),
+        "callbook_turns": callbook_turns,
+        "unanswered": sent - latencies.len(),
+        "turn_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": pct(1.0)},
+        "elapsed_s": elapsed.as_secs_f64(),
+    }))
+}
+
+struct TurnResult {
+    sent: usize,
+    media: usize,
+    callbook: usize,
+    latencies: Vec<Duration>,
+}
+
+async fn turn_call(app: &Harness, i: usize, run_for: Duration) -> anyhow::Result<TurnResult> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let mut call = app.connect().await?;
+    let sid = format!("CA{:032x}", 0x7000_0000 + i);
+    let params = json!({"campaign_id": "demo", "recipient_phone": "+14155550123",
+                        "recipient_first_name": "Caller"});
+    call.send(&frames::connected()).await?;
+    call.send(&frames::start(&sid, params)).await?;
+    call.settle().await?;
+    let (mut tx, mut rx) = call.into_split();
+    // Calls start their transcripts at different moments within a second.
+    let offset = Duration::from_millis((i as u64 * 7) % 1000);
+    let mut media = tokio::time::interval(Duration::from_millis(20));
+    let mut speak = tokio::time::interval_at(Instant::now() + offset, Duration::from_secs(1));
+    let end = Instant::now() + run_for;
+    let mut pending: std::collections::VecDeque<Instant> = Default::default();
+    let mut result = TurnResult {
+        sent: 0,
+        media: 0,
+        callbook: 0,
+        latencies: Vec::new(),
+    };
+    let mut seq = 2u64;
+    loop {
+        tokio::select! {
+            _ = media.tick() => {
+                if Instant::now() >= end {
+                    break;
+                }
+                seq += 1;
+                tx.send(Message::Text(frames::media(seq).to_string().into())).await?;
+                result.media += 1;
+            }
+            _ = speak.tick() => {
+                let line = TURN_SCRIPT[result.sent % TURN_SCRIPT.len()];
+                pending.push_back(Instant::now());
+                tx.send(Message::Text(frames::transcript(line).to_string().into())).await?;
+                result.sent += 1;
+            }
+            frame = rx.next() => {
+                let Some(Ok(Message::Text(text))) = frame else { break };
+                let v: Value = serde_json::from_str(&text)?;
+                if v["event"] == "turn" {
+                    if let Some(at) = pending.pop_front() {
+                        result.latencies.push(at.elapsed());
+                    }
+                    if v["turn"]["owner"] == "callbook" {
+                        result.callbook += 1;
+                    }
+                }
+            }
+        }
+    }
+    // Collect the answers still in flight.
+    while !pending.is_empty() {
+        match tokio::time::timeout(Duration::from_secs(5), rx.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let v: Value = serde_json::from_str(&text)?;
+                if v["event"] == "turn" {
+                    if let Some(at) = pending.pop_front() {
+                        result.latencies.push(at.elapsed());
+                    }
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            _ => break,
+        }
+    }
+    tx.send(Message::Text(frames::stop(&sid).to_string().into()))
+        .await?;
+    Ok(result)
+}
+
 fn base64_key() -> String {
     use base64::Engine;
     let bytes: Vec<u8> = (0..32).map(|_| fastrand::u8(..)).collect();

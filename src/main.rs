@@ -63,6 +63,11 @@ enum Command {
         instances: usize,
         #[arg(long)]
         redis_url: Option<String>,
+        /// Measure turn answers instead: every call streams Twilio media
+        /// (a frame every 20 ms) and a final transcript every second for
+        /// this many seconds; reports transcript → `turn` latency.
+        #[arg(long)]
+        turns_for: Option<u64>,
     },
     /// Show what callbook understands in an utterance, as one JSON line.
     Parse {
@@ -244,8 +249,19 @@ async fn main() -> ExitCode {
         } => callbook::replay::replay_files(&files, verbose, record).await,
         Command::Load {
             calls,
+            turns_for: Some(seconds),
+            ..
+        } => callbook::load::turns(calls, Duration::from_secs(seconds))
+            .await
+            .map(|report| {
+                println!("{report}");
+                report["unanswered"] == 0
+            }),
+        Command::Load {
+            calls,
             instances,
             redis_url,
+            turns_for: None,
         } => callbook::load::run(calls, instances, redis_url.as_deref())
             .await
             .map(|report| {

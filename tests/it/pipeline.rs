@@ -617,3 +617,14 @@ async fn sigterm_gives_every_live_call_done_and_1001() {
     let status = served.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_turn_load_answers_every_transcript_once() {
+    let report = callbook::load::turns(4, std::time::Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert_eq!(report["unanswered"], 0, "{report}");
+    assert_eq!(report["turns"], report["transcripts"]);
+    assert!(report["callbook_turns"].as_u64().unwrap() >= 4, "{report}");
+    assert!(report["media_frames"].as_u64().unwrap() > 100, "{report}");
+}
