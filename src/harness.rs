@@ -272,6 +272,12 @@ impl Harness {
     }
 }
 
+type ClientSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// The writing half of a [`CallClient`].
+pub type ClientSink = futures_util::stream::SplitSink<ClientSocket, Message>;
+/// The reading half of a [`CallClient`].
+pub type ClientStream = futures_util::stream::SplitStream<ClientSocket>;
+
 /// A pipeline's end of one call socket.
 pub struct CallClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -379,12 +385,7 @@ impl CallClient {
     }
 
     /// The socket's two halves, for a client that writes and reads at once.
-    pub fn into_split(
-        self,
-    ) -> (
-        futures_util::stream::SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>,
-        futures_util::stream::SplitStream<WebSocketStream<MaybeTlsStream<TcpStream>>>,
-    ) {
+    pub fn into_split(self) -> (ClientSink, ClientStream) {
         self.ws.split()
     }
 
