@@ -543,6 +543,10 @@ struct Served {
 
 impl Served {
     async fn start(extra: &[&str]) -> Served {
+        Self::start_logging(extra, std::process::Stdio::null()).await
+    }
+
+    async fn start_logging(extra: &[&str], log: std::process::Stdio) -> Served {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -553,7 +557,8 @@ impl Served {
             .args(["serve", "--emulator", "--listen", &listen])
             .args(["--auth-token", "pipeline-token-0123456789"])
             .args(extra)
-            .stdout(std::process::Stdio::null())
+            .env("RUST_LOG", "callbook=debug")
+            .stdout(log)
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
@@ -627,4 +632,47 @@ async fn the_turn_load_answers_every_transcript_once() {
     assert_eq!(report["turns"], report["transcripts"]);
     assert!(report["callbook_turns"].as_u64().unwrap() >= 4, "{report}");
     assert!(report["media_frames"].as_u64().unwrap() > 100, "{report}");
+}
+
+#[tokio::test]
+async fn every_log_line_of_a_call_carries_its_call_sid() {
+    let path = std::env::temp_dir().join(format!("callbook-log-{}.jsonl", uuid::Uuid::new_v4()));
+    let file = std::fs::File::create(&path).unwrap();
+    let served = Served::start_logging(&[], file.into()).await;
+    let sid = "CA00000000000000000000000logsid01";
+    let mut c = CallClient::connect(served.addr, Some("pipeline-token-0123456789"))
+        .await
+        .unwrap();
+    c.send(&frames::start(
+        sid,
+        json!({"campaign_id": "demo", "recipient_phone": "+14155550123", "recipient_first_name": "Jane"}),
+    ))
+    .await
+    .unwrap();
+    c.settle().await.unwrap();
+    to_proposal(&mut c).await;
+    tell(&mut c, "yes").await;
+    c.send(&frames::stop(sid)).await.unwrap();
+    c.drain().await.unwrap();
+    served.signal("-TERM");
+    drop(served);
+    let log = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let call_lines: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| {
+            let target = l["target"].as_str().unwrap_or_default();
+            target.starts_with("callbook::call") || target.starts_with("callbook::server::ws")
+        })
+        .collect();
+    assert!(call_lines.len() >= 3, "{log}");
+    for line in &call_lines {
+        assert_eq!(line["span"]["call_sid"], sid, "{line}");
+    }
+    // Nothing of the caller in clear.
+    assert!(
+        !log.contains("example.com") && !log.contains("4155550123"),
+        "{log}"
+    );
 }
