@@ -317,9 +317,9 @@ async def test_callbook_shutting_down_leaves_the_call_to_the_agent(callbook_serv
         callbook_server.proc.send_signal(signal.SIGTERM)
         await eventually(lambda: bool(call.closed), "callbook to close the call", timeout=10)
         assert call.closed[0][0] == 1001, call.closed
-        # The `done` (reason shutdown) callbook sends before 1001 is its own
-        # contract; here it only matters that the pipeline carries on.
-        assert all(b.get("reason") == "shutdown" for b in call.bookings if b["status"] == "done")
+        # callbook says how the call ended before it closes.
+        done = call.booking("done")
+        assert (done["booked"], done["reason"]) == (False, "shutdown")
         await call.stt.hear("sorry, what was that?")
         await eventually(lambda: call.llm.transcripts == ["sorry, what was that?"], "the agent to get it")
     assert call.sent_events()[-1] != "stop"  # nothing is sent on a closed socket
