@@ -39,6 +39,9 @@ pub struct Settings {
     pub states: Arc<dyn CallStates>,
     /// How long a dropped call can be resumed.
     pub resume_window: Duration,
+    /// How long a resume waits for a dropped socket's calendar work to
+    /// report back ([`crate::call::resume::SETTLE_WAIT`]).
+    pub settle_wait: Duration,
     /// Where booking outcomes are kept for the admin API.
     pub outcomes: Arc<dyn OutcomeStore>,
     /// Where booking outcomes are POSTed, signed; `None` sends none.
@@ -84,6 +87,7 @@ pub async fn run(
         tracker: tracker.clone(),
         states: settings.states,
         resume_window: settings.resume_window,
+        settle_wait: settings.settle_wait,
         outcomes: outcomes.clone(),
     });
     let draining = CancellationToken::new();

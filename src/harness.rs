@@ -72,6 +72,8 @@ pub struct Options {
     /// Where dropped calls wait for a resume; shared, a reconnect may land
     /// on another instance. In process when `None`.
     pub states: Option<Arc<dyn crate::call::resume::CallStates>>,
+    /// How long a resume waits for a dropped call's work to settle.
+    pub settle_wait: Option<Duration>,
 }
 
 /// Endpoints for a Google emulator listening at `addr`.
@@ -237,6 +239,9 @@ impl Harness {
             drain: Duration::from_millis(500),
             states,
             resume_window: crate::app::RESUME_WINDOW,
+            settle_wait: options
+                .settle_wait
+                .unwrap_or(crate::call::resume::SETTLE_WAIT),
             outcomes: outcomes.clone(),
             webhook: options.webhook,
         };

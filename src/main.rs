@@ -435,6 +435,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         drain: Duration::from_secs(args.drain_seconds),
         states,
         resume_window: Duration::from_secs(args.resume_minutes.max(1) * 60),
+        settle_wait: callbook::call::resume::SETTLE_WAIT,
         outcomes,
         webhook,
     };

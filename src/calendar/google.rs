@@ -487,6 +487,26 @@ impl CalendarProvider for GoogleCalendar {
         created(&event)
     }
 
+    async fn find_booking(&self, booking_id: &str) -> Result<Option<CreatedEvent>, CalendarError> {
+        let id = event_id_for(booking_id);
+        match self.get_event(&id).await {
+            Ok(e) => {
+                let ours = e
+                    .pointer("/extendedProperties/private/bookingId")
+                    .and_then(Value::as_str)
+                    == Some(booking_id)
+                    && e.get("status").and_then(Value::as_str) != Some("cancelled");
+                if ours {
+                    Ok(Some(created(&e)?))
+                } else {
+                    Ok(None)
+                }
+            }
+            Err(CalendarError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn cancel_event(&self, event_id: &str) -> Result<(), CalendarError> {
         let path = ["calendars", self.calendar_id.as_str(), "events", event_id];
         match self

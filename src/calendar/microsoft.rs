@@ -212,7 +212,7 @@ impl MicrosoftCalendar {
 
     /// The live event carrying this booking id, if any: one request, no
     /// retries (it runs inside the create's own retry loop).
-    async fn find_booking(
+    async fn find_booking_in(
         &self,
         calendar_id: &str,
         booking_id: &str,
@@ -428,7 +428,7 @@ impl CalendarProvider for MicrosoftCalendar {
                 // An attempt that timed out may have been stored: look before
                 // sending again (the transactionId window is undocumented).
                 if attempt > 0 {
-                    if let Ok(Some(existing)) = self.find_booking(cal, &ev.booking_id).await {
+                    if let Ok(Some(existing)) = self.find_booking_in(cal, &ev.booking_id).await {
                         return Ok(existing);
                     }
                 }
@@ -437,6 +437,14 @@ impl CalendarProvider for MicrosoftCalendar {
         })
         .await?;
         created(&event)
+    }
+
+    async fn find_booking(&self, booking_id: &str) -> Result<Option<CreatedEvent>, CalendarError> {
+        let r = self.resolve().await?;
+        match self.find_booking_in(&r.calendar_id, booking_id).await? {
+            Some(e) => Ok(Some(created(&e)?)),
+            None => Ok(None),
+        }
     }
 
     async fn cancel_event(&self, event_id: &str) -> Result<(), CalendarError> {

@@ -98,6 +98,10 @@ pub trait CalendarProvider: Send + Sync {
     /// calendar as free.
     async fn free_busy(&self, window: Interval) -> Result<Vec<Interval>, CalendarError>;
     async fn create_event(&self, event: &NewEvent) -> Result<CreatedEvent, CalendarError>;
+    /// The live event created for this booking id, if there is one: how a
+    /// booking whose outcome was lost (its instance died mid-create) is
+    /// found rather than made twice.
+    async fn find_booking(&self, booking_id: &str) -> Result<Option<CreatedEvent>, CalendarError>;
     /// Cancels an event callbook created; the provider emails attendees.
     /// Cancelling one already cancelled succeeds.
     async fn cancel_event(&self, event_id: &str) -> Result<(), CalendarError>;

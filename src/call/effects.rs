@@ -75,6 +75,7 @@ pub(super) async fn run(
                 to,
                 attempt,
                 claim: old,
+                recover,
             } => {
                 let claim = claim_id(call_sid, attempt);
                 let change = Change {
@@ -82,6 +83,7 @@ pub(super) async fn run(
                     to,
                     claim,
                     old,
+                    recover,
                 };
                 Input::Moved(move_meeting(&env, &deps, &event_id, change).await)
             }
@@ -161,6 +163,9 @@ async fn load(env: &BookingEnv, deps: &CallDeps) -> Result<Availability, Trouble
 /// the claim it replaces and the meeting's current slot.
 struct ClaimRequest<'a> {
     id: &'a str,
+    /// Whether to re-check the provider. Not when recovering work that may
+    /// have been done: the calendar would show the meeting itself as busy.
+    recheck: bool,
     slot: Interval,
     replaces: Option<&'a str>,
     own: Option<Interval>,
@@ -191,6 +196,9 @@ async fn claim(env: &BookingEnv, deps: &CallDeps, req: ClaimRequest<'_>) -> Resu
             return Err(Outcome::Failed(Trouble::Unavailable));
         }
     }
+    if !req.recheck {
+        return Ok(());
+    }
     let outcome = match env.provider.free_busy(padded).await {
         Ok(busy) => {
             // A meeting being moved shows as busy itself; it must not stop it
@@ -213,8 +221,16 @@ async fn claim(env: &BookingEnv, deps: &CallDeps, req: ClaimRequest<'_>) -> Resu
 async fn book(env: &BookingEnv, deps: &CallDeps, req: BookRequest, claim: String) -> Outcome {
     let rules = &env.settings.rules;
     let ledger = &deps.ledger;
+    if req.recover {
+        match env.provider.find_booking(&claim).await {
+            Ok(Some(found)) => return recovered(env, deps, &claim, found).await,
+            Ok(None) => {}
+            Err(e) => return Outcome::Failed(trouble(e, env, deps).await),
+        }
+    }
     let request = ClaimRequest {
         id: &claim,
+        recheck: true,
         slot: req.slot,
         replaces: None,
         own: None,
@@ -268,6 +284,35 @@ async fn book(env: &BookingEnv, deps: &CallDeps, req: BookRequest, claim: String
     }
 }
 
+/// A booking made by a try whose outcome was lost: its claim is held again
+/// (idempotent) and committed, and it is reported as booked.
+async fn recovered(
+    env: &BookingEnv,
+    deps: &CallDeps,
+    claim: &str,
+    found: crate::calendar::CreatedEvent,
+) -> Outcome {
+    let padded = env.settings.rules.padded(found.slot);
+    let now = deps.clock.now();
+    if let Err(e) = deps
+        .ledger
+        .hold(&env.calendar_key, claim, padded, None, now)
+        .await
+    {
+        tracing::warn!(error = %e, "a recovered booking's claim could not be held again");
+    }
+    if let Err(e) = deps.ledger.commit(&env.calendar_key, claim, now).await {
+        tracing::warn!(error = %e, "a recovered booking's claim could not be committed");
+    }
+    tracing::info!(event = %found.event_id, "booking found after a lost outcome");
+    Outcome::Done {
+        slot: found.slot,
+        event_id: found.event_id,
+        join_link: found.join_link,
+        claim: claim.to_string(),
+    }
+}
+
 async fn cancel_meeting(
     env: &BookingEnv,
     deps: &CallDeps,
@@ -288,6 +333,8 @@ struct Change {
     to: Interval,
     claim: String,
     old: String,
+    /// The move may already have been made by a try whose outcome was lost.
+    recover: bool,
 }
 
 async fn move_meeting(
@@ -301,11 +348,13 @@ async fn move_meeting(
         to,
         claim,
         old,
+        recover,
     } = change;
     let rules = &env.settings.rules;
     let ledger = &deps.ledger;
     let request = ClaimRequest {
         id: &claim,
+        recheck: !recover,
         slot: to,
         replaces: Some(&old),
         own: Some(from),

@@ -48,6 +48,8 @@ pub struct CallDeps {
     pub states: Arc<dyn CallStates>,
     /// How long after its last change a call can be resumed.
     pub resume_window: Duration,
+    /// How long a resume waits for the previous socket's work to settle.
+    pub settle_wait: Duration,
     /// Records the calls' booking outcomes, whatever becomes of the socket.
     pub outcomes: Arc<Recorder>,
 }
@@ -115,7 +117,8 @@ pub fn spawn(
     let span = tracing::info_span!("call", call_sid = %start.call_sid);
     tracker.spawn(
         async move {
-            let saved = resume::take_up(deps.states.as_ref(), &start.call_sid).await;
+            let saved =
+                resume::take_up(deps.states.as_ref(), &start.call_sid, deps.settle_wait).await;
             let (setup, env) = setup::prepare(&deps, &start).await;
             let (done_tx, done_rx) = mpsc::unbounded_channel();
             let mut actor = CallActor {

@@ -23,7 +23,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How long a resuming call waits for the previous socket's calendar work
-/// to report back. Longer than any one booking's provider budget.
+/// to report back, by default. Longer than any one booking's provider
+/// budget, so only a dead instance's work is given up on.
 pub const SETTLE_WAIT: Duration = Duration::from_secs(15);
 
 /// How often a resuming call looks again while it waits.
@@ -53,11 +54,12 @@ pub trait CallStates: Send + Sync {
     async fn load(&self, call_sid: &str) -> Result<Option<Saved>, ResumeError>;
 }
 
-/// Loads a call's state for a resume, waiting up to [`SETTLE_WAIT`] for
-/// work in flight elsewhere to settle. An unsettled state past the wait is
-/// returned as it is (its owner is gone).
-pub async fn take_up(states: &dyn CallStates, call_sid: &str) -> Option<Saved> {
-    let deadline = Instant::now() + SETTLE_WAIT;
+/// Loads a call's state for a resume, waiting up to `wait` for work in
+/// flight elsewhere to settle. An unsettled state past the wait is returned
+/// as it is (its owner is gone); the dialog then asks for that work again
+/// under the same attempt, which finds it if it was done.
+pub async fn take_up(states: &dyn CallStates, call_sid: &str, wait: Duration) -> Option<Saved> {
+    let deadline = Instant::now() + wait;
     loop {
         match states.load(call_sid).await {
             Ok(Some(saved)) if saved.settled || Instant::now() >= deadline => return Some(saved),

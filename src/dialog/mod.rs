@@ -233,12 +233,12 @@ impl Dialog {
         }
         self.stage = match memo.stage {
             Stage::NotStarted | Stage::Skipped(_) => self.stage.clone(),
-            Stage::Booking(slot) => Stage::Proposing(slot),
-            Stage::Moving(slot) => Stage::ProposingMove(slot),
-            Stage::Cancelling => Stage::ConfirmingCancel,
             Stage::Ended if self.meeting.is_some() => Stage::Booked,
             other => other,
         };
+        if self.recover(out) {
+            return;
+        }
         if self.holds_floor() {
             let again = match &self.stage {
                 Stage::Proposing(_) | Stage::ProposingMove(_) | Stage::ConfirmingCancel => {
@@ -678,6 +678,56 @@ impl Dialog {
         when::parse(text, now.with_timezone(&self.caller_tz).naive_local())
     }
 
+    /// Calendar work whose outcome never came back (the instance running
+    /// it died) is asked for again under the same attempt, so it is the
+    /// same booking, move or cancellation: found if it was made, made if
+    /// not. Returns whether there was such work.
+    fn recover(&mut self, out: &mut Out) -> bool {
+        let effect = match self.stage.clone() {
+            Stage::Booking(slot) => match (&self.email, &self.recipient) {
+                (Some(email), Some(recipient)) => Effect::Book(BookRequest {
+                    slot,
+                    email: email.clone(),
+                    name: recipient.full_name(),
+                    attempt: self.attempts,
+                    recover: true,
+                }),
+                _ => {
+                    self.stage = Stage::Proposing(slot);
+                    return false;
+                }
+            },
+            Stage::Moving(slot) => match &self.meeting {
+                Some(m) => Effect::Move {
+                    event_id: m.event_id.clone(),
+                    from: m.slot,
+                    to: slot,
+                    attempt: self.attempts,
+                    claim: m.claim.clone(),
+                    recover: true,
+                },
+                None => {
+                    self.stage = Stage::Ended;
+                    return false;
+                }
+            },
+            Stage::Cancelling => match &self.meeting {
+                Some(m) => Effect::CancelMeeting {
+                    event_id: m.event_id.clone(),
+                    claim: m.claim.clone(),
+                },
+                None => {
+                    self.stage = Stage::Ended;
+                    return false;
+                }
+            },
+            _ => return false,
+        };
+        out.push(effect);
+        out.say("Sorry, we got cut off. One moment while I finish that.");
+        true
+    }
+
     /// The open question again, for a "yes" the caller gave without
     /// having heard all of it. `None` where a yes commits to nothing.
     fn ask_again(&self) -> Option<String> {
@@ -977,6 +1027,7 @@ impl Dialog {
                     to: slot,
                     attempt: self.attempts,
                     claim: m.claim.clone(),
+                    recover: false,
                 });
                 self.stage = Stage::Moving(slot);
             }
@@ -991,6 +1042,7 @@ impl Dialog {
             email,
             name: recipient.full_name(),
             attempt: self.attempts,
+            recover: false,
         }));
         self.stage = Stage::Booking(slot);
     }

@@ -119,6 +119,7 @@ fn whole_booking_flow_speaks_and_books() {
             email: Email::parse("john@gmail.com").unwrap(),
             name: "Jane".into(),
             attempt: 1,
+            recover: false,
         })]
     );
     let fx = d.step(
@@ -285,6 +286,7 @@ fn reschedule_moves_only_after_a_yes() {
             to,
             attempt: 2,
             claim: "c1".into(),
+            recover: false,
         }]
     );
 }

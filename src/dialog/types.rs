@@ -248,6 +248,9 @@ pub struct BookRequest {
     /// it names the booking, so a request repeated after a resume is the
     /// same booking to the ledger and the provider, never a second one.
     pub attempt: u32,
+    /// The request is repeated after its first try's outcome was lost (the
+    /// instance running it died): look for the booking before making it.
+    pub recover: bool,
 }
 
 /// One line for the agent to speak; `id` numbers the call's lines from 1.
@@ -289,6 +292,8 @@ pub enum Effect {
         attempt: u32,
         /// The claim covering the meeting now, replaced at commit.
         claim: String,
+        /// As in [`BookRequest::recover`]: the move may have happened.
+        recover: bool,
     },
     /// Cancel the meeting booked on this call. Answered with
     /// [`Input::Cancelled`].

@@ -676,3 +676,158 @@ async fn every_log_line_of_a_call_carries_its_call_sid() {
         "{log}"
     );
 }
+
+/// An instance on a runtime of its own, so the test can end it the way
+/// `kill -9` would: every task stops where it is, nothing is drained or
+/// saved.
+struct Doomed {
+    addr: std::net::SocketAddr,
+    token: String,
+    kill: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Doomed {
+    fn start(
+        redis: String,
+        emulators: Emulators,
+        store: Arc<dyn callbook::store::Store>,
+    ) -> Doomed {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (kill, kill_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let app = rt.block_on(async {
+                let ledger: Arc<dyn Ledger> =
+                    Arc::new(RedisLedger::connect(&redis, "test:ledger:").await.unwrap());
+                let states: Arc<dyn CallStates> = Arc::new(
+                    RedisCallStates::connect(&redis, "test:call:")
+                        .await
+                        .unwrap(),
+                );
+                Harness::start_shared(
+                    Clock::manual(tuesday_morning()),
+                    emulators,
+                    ledger,
+                    store,
+                    states,
+                )
+                .await
+                .unwrap()
+            });
+            addr_tx.send((app.addr, app.token.clone())).unwrap();
+            let _ = kill_rx.recv();
+            rt.shutdown_background();
+            // Like a killed process: nothing of it runs its shutdown.
+            std::mem::forget(app);
+        });
+        let (addr, token) = addr_rx.recv().unwrap();
+        Doomed {
+            addr,
+            token,
+            kill,
+            thread,
+        }
+    }
+
+    fn kill(self) {
+        let _ = self.kill.send(());
+        self.thread.join().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_mid_booking_leaves_one_booking_that_the_resume_finds_or_makes() {
+    use callbook::calendar::emulator::{Endpoint, Fault};
+    // The create either landed before the instance died (its answer lost)
+    // or never did.
+    let faults = [
+        ("landed", Fault::CommitThenDrop),
+        (
+            "never made",
+            Fault::Latency(std::time::Duration::from_secs(5)),
+        ),
+    ];
+    for (i, (what, fault)) in faults.into_iter().enumerate() {
+        let server = RedisServer::start().await.unwrap();
+        let prov = Provisioning::parse(DEFAULT).unwrap();
+        let emulators = Emulators::new();
+        emulators.seed(&prov);
+        let store: Arc<dyn callbook::store::Store> = Arc::new(prov.into_store());
+        let a = Doomed::start(server.url.clone(), emulators.clone(), store.clone());
+        let b = Harness::start_with_options(
+            Clock::manual(tuesday_morning()),
+            emulators.clone(),
+            Arc::new(
+                RedisLedger::connect(&server.url, "test:ledger:")
+                    .await
+                    .unwrap(),
+            ),
+            store.clone(),
+            callbook::harness::Options {
+                states: Some(Arc::new(
+                    RedisCallStates::connect(&server.url, "test:call:")
+                        .await
+                        .unwrap(),
+                )),
+                settle_wait: Some(std::time::Duration::from_millis(500)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let sid = format!("CA00000000000000000000000killed{i:02}");
+        let params = json!({"campaign_id": "demo", "recipient_phone": "+14155550123", "recipient_first_name": "Jane"});
+        let mut c = CallClient::connect(a.addr, Some(&a.token)).await.unwrap();
+        c.send(&frames::start(&sid, params.clone())).await.unwrap();
+        c.settle().await.unwrap();
+        to_proposal(&mut c).await;
+        emulators.google.inject(OWNER, Endpoint::Insert, fault, 1);
+        c.send(&frames::transcript("yes")).await.unwrap();
+        // The create is under way on the doomed instance when it dies.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        a.kill();
+        c.cut();
+
+        let mut c = b.connect().await.unwrap();
+        c.send(&frames::start(&sid, params)).await.unwrap();
+        let got = c.settle().await.unwrap();
+        assert_eq!(of_kind(&got, "resumed").len(), 1, "{what}: {got:?}");
+        let booked: Vec<_> = got
+            .iter()
+            .filter(|f| f["booking"]["status"] == "booked")
+            .collect();
+        assert_eq!(booked.len(), 1, "{what}: {got:?}");
+        // Asking again books nothing more.
+        tell(&mut c, "can we set up a meeting?").await;
+        tell(&mut c, "yes").await;
+        let events: Vec<_> = emulators
+            .google
+            .events(OWNER)
+            .into_iter()
+            .filter(|e| e.booking_id.is_some() && e.status == "confirmed")
+            .collect();
+        assert_eq!(events.len(), 1, "{what}: {events:?}");
+        assert_eq!(
+            booked[0]["booking"]["event_id"],
+            json!(events[0].id),
+            "{what}"
+        );
+        // The ledger covers the booking: the slot is not offered again.
+        let claims = b
+            .ledger
+            .claims(
+                "alex:primary",
+                callbook::schedule::Interval::new(events[0].start, events[0].end),
+                b.clock.now(),
+            )
+            .await
+            .unwrap();
+        assert!(claims.iter().any(|c| c.committed), "{what}: {claims:?}");
+        b.stop().await.unwrap();
+    }
+}
