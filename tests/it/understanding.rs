@@ -98,3 +98,65 @@ fn understanding_corpora_are_understood() {
     );
     assert!(all_misses.is_empty(), "misses:\n{}", all_misses.join("\n"));
 }
+
+/// Per-family accuracy on a held-out corpus: `(family, passed, total)`.
+fn held_out(file: &str, answer: impl Fn(&[String]) -> String) -> Vec<(String, usize, usize)> {
+    let mut families: Vec<(String, usize, usize)> = Vec::new();
+    for c in corpus(&format!("heldout/{file}")) {
+        let family = c.fields.last().cloned().unwrap_or_default();
+        let ok = answer(&c.fields) == c.fields[1];
+        match families.iter_mut().find(|f| f.0 == family) {
+            Some(f) => {
+                f.1 += usize::from(ok);
+                f.2 += 1;
+            }
+            None => families.push((family, usize::from(ok), 1)),
+        }
+    }
+    families
+}
+
+/// The held-out corpora (`tests/corpora/heldout/`) were written by someone
+/// who had not seen the parser. They measure; nothing is tuned to them, so
+/// this test only prints the figures (`cargo test --test it held_out --
+/// --nocapture`) and checks the files are there and well formed.
+#[test]
+fn held_out_corpora_are_measured_per_family() {
+    let sets = [
+        (
+            "time phrases",
+            held_out("when.tsv", |f| {
+                let now: DateTime<Utc> = f[2].parse().unwrap();
+                let v = cli::when(&f[0], now, f[3].parse().unwrap());
+                match (v["start"].as_str(), v["end"].as_str()) {
+                    (Some(s), Some(e)) => format!("{s} {e}"),
+                    (Some(s), None) => s.to_string(),
+                    _ => "-".to_string(),
+                }
+            }),
+        ),
+        (
+            "email",
+            held_out("email.tsv", |f| text_or_dash(&cli::email(&f[0])["email"])),
+        ),
+        (
+            "yes/no",
+            held_out("yesno.tsv", |f| text_or_dash(&cli::yes_no(&f[0])["answer"])),
+        ),
+    ];
+    for (name, families) in &sets {
+        let passed: usize = families.iter().map(|f| f.1).sum();
+        let total: usize = families.iter().map(|f| f.2).sum();
+        assert!(total >= 100, "{name}: held-out corpus too small");
+        println!(
+            "\n{name}: {passed}/{total} ({:.1}%)",
+            100.0 * passed as f64 / total as f64
+        );
+        for (family, ok, n) in families {
+            println!(
+                "  {family:<22} {ok:>4}/{n:<4} {:>6.1}%",
+                100.0 * *ok as f64 / *n as f64
+            );
+        }
+    }
+}
