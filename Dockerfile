@@ -2,7 +2,9 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin callbook
+# No `testkit`: the image carries no provider emulator, demo, replay or load
+# generator, and cannot serve a fake calendar.
+RUN cargo build --release --locked --no-default-features --bin callbook
 
 # Runtime stage: just the binary and CA roots for calls to Google.
 FROM debian:bookworm-slim

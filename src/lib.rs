@@ -30,8 +30,8 @@
 //! - [`calendar`]: the `CalendarProvider` trait; the Google Calendar and
 //!   Microsoft Graph clients; one retry policy for both (`calendar::retry`);
 //!   OAuth (consent with PKCE, code exchange, refresh, revoke); Windows zone
-//!   names; invite templates; and local provider [`calendar::emulator`]s with
-//!   fault injection.
+//!   names; invite templates; and (with the `testkit` feature) local
+//!   provider emulators with fault injection (`calendar::emulator`).
 //! - [`store`]: users, their connections (one per provider, one active),
 //!   consent flows and campaigns behind a trait; loaded from the
 //!   provisioning file, with connections kept in process (optionally
@@ -48,21 +48,28 @@
 //! - [`redis_conn`]: how the Redis ledger and store connect.
 //! - [`app`]: wiring, serving and draining; [`clock`]: where "now" comes
 //!   from (system or a virtual clock for replays).
-//! - [`harness`]: the whole service plus emulator in-process, driven over a
-//!   real WebSocket; [`replay`], [`load`] and the demo are built on it.
+//! - Test machinery, behind the `testkit` cargo feature (on by default,
+//!   off in production builds: `cargo build --release --no-default-features`):
+//!   `harness`, the whole service plus emulators in-process, driven over a
+//!   real WebSocket; `replay`, `load` and the demo are built on it. Without
+//!   the feature the binary has no emulator, so it cannot serve a fake
+//!   calendar by accident.
 
 pub mod app;
 pub mod calendar;
 pub mod call;
 pub mod clock;
 pub mod dialog;
+#[cfg(feature = "testkit")]
 pub mod harness;
 pub mod ledger;
+#[cfg(feature = "testkit")]
 pub mod load;
 pub mod outcomes;
 pub mod phone;
 pub mod protocol;
 pub mod redis_conn;
+#[cfg(feature = "testkit")]
 pub mod replay;
 pub mod schedule;
 pub mod server;

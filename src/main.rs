@@ -1,16 +1,15 @@
 //! The `callbook` binary: a thin CLI over the library.
 
 use anyhow::Context;
-use callbook::calendar::emulator::{serve_local, GoogleEmulator, MicrosoftEmulator};
 use callbook::calendar::google::GoogleEndpoints;
 use callbook::calendar::microsoft::MicrosoftEndpoints;
 use callbook::calendar::oauth::OAuthClient;
 use callbook::call::resume::{CallStates, MemoryCallStates, RedisCallStates};
 use callbook::clock::Clock;
+#[cfg(feature = "testkit")]
 use callbook::harness::{self, frames, Harness};
 use callbook::ledger::{Ledger, MemoryLedger, RedisLedger};
 use callbook::outcomes::{MemoryOutcomes, OutcomeStore, RedisOutcomes, WebhookConfig};
-use callbook::schedule::Interval;
 use callbook::store::provisioning::{self, Provisioning};
 use callbook::store::secrets::TokenCipher;
 use callbook::store::state_file::StateFile;
@@ -18,7 +17,6 @@ use callbook::store::{Provider, RedisStore, Store};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
-use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -41,8 +39,10 @@ enum Command {
     /// Serve the call WebSocket.
     Serve(Box<ServeArgs>),
     /// Run the service with embedded defaults and place a scripted call.
+    #[cfg(feature = "testkit")]
     Demo,
     /// Replay fixture files; exit 0 only if every expectation holds.
+    #[cfg(feature = "testkit")]
     Replay {
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -55,6 +55,7 @@ enum Command {
     },
     /// Many concurrent booking calls on one calendar, in-process on the
     /// emulators; prints bookings, overlaps and reply times as JSON.
+    #[cfg(feature = "testkit")]
     Load {
         #[arg(long, default_value_t = 100)]
         calls: usize,
@@ -173,7 +174,10 @@ struct ServeArgs {
     /// embedded default is used, with the built-in Google emulator.
     #[arg(long, env = "CALLBOOK_PROVISIONING")]
     provisioning: Option<PathBuf>,
-    /// Serve calendars from the built-in Google emulator instead of Google.
+    /// Serve calendars from the built-in Google and Microsoft emulators,
+    /// for development: bookings are not real. Without --provisioning it
+    /// brings the demo's users and campaigns. Only in builds with the
+    /// `testkit` feature.
     #[arg(long, env = "CALLBOOK_EMULATOR")]
     emulator: bool,
     #[arg(long, env = "CALLBOOK_GOOGLE_CLIENT_ID", default_value = "")]
@@ -241,12 +245,15 @@ async fn main() -> ExitCode {
             init_tracing();
             serve(*args).await.map(|_| true)
         }
+        #[cfg(feature = "testkit")]
         Command::Demo => demo().await.map(|_| true),
+        #[cfg(feature = "testkit")]
         Command::Replay {
             files,
             verbose,
             record,
         } => callbook::replay::replay_files(&files, verbose, record).await,
+        #[cfg(feature = "testkit")]
         Command::Load {
             calls,
             turns_for: Some(seconds),
@@ -257,6 +264,7 @@ async fn main() -> ExitCode {
                 println!("{report}");
                 report["unanswered"] == 0
             }),
+        #[cfg(feature = "testkit")]
         Command::Load {
             calls,
             instances,
@@ -331,28 +339,25 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         (None, Some(_)) => anyhow::bail!("CALLBOOK_WEBHOOK_SECRET is set but --webhook-url is not"),
         (None, None) => None,
     };
-    let text = match &args.provisioning {
-        Some(p) => {
+    let text = match (&args.provisioning, args.emulator) {
+        (Some(p), _) => {
             std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
         }
-        None => provisioning::DEFAULT.to_string(),
+        // The emulators come with the demo's users and campaigns.
+        (None, true) => provisioning::DEFAULT.to_string(),
+        (None, false) => {
+            tracing::info!(
+                "no provisioning file: no users, campaigns or calendars yet; give --provisioning \
+                 (see README) and connect calendars with POST /v1/users/{{user}}/connections/{{provider}}"
+            );
+            provisioning::EMPTY.to_string()
+        }
     };
     let mut prov = Provisioning::parse(&text)?;
     prov.open_sealed(args.key.cipher()?.as_ref())?;
-    let use_emulator = args.emulator || args.provisioning.is_none();
     let emulator_stop = CancellationToken::new();
-    let (google, microsoft) = if use_emulator {
-        let g = GoogleEmulator::new(harness::EMULATOR_CLIENT_ID, harness::EMULATOR_CLIENT_SECRET);
-        let m =
-            MicrosoftEmulator::new(harness::EMULATOR_CLIENT_ID, harness::EMULATOR_CLIENT_SECRET);
-        harness::seed_emulators(&g, &m, &prov);
-        let g_addr = serve_local(g.router(), emulator_stop.clone()).await?;
-        let m_addr = serve_local(m.router(), emulator_stop.clone()).await?;
-        tracing::info!(google = %g_addr, microsoft = %m_addr, "built-in provider emulators serving calendars");
-        (
-            harness::emulator_endpoints(g_addr),
-            harness::ms_emulator_endpoints(m_addr),
-        )
+    let (google, microsoft) = if args.emulator {
+        start_emulators(&prov, emulator_stop.clone()).await?
     } else {
         let google = GoogleEndpoints {
             api_base: args.google_api_base,
@@ -445,6 +450,34 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The built-in provider emulators, seeded from the provisioning file, for
+/// development (`serve --emulator`).
+#[cfg(feature = "testkit")]
+async fn start_emulators(
+    prov: &Provisioning,
+    stop: CancellationToken,
+) -> anyhow::Result<(GoogleEndpoints, MicrosoftEndpoints)> {
+    use callbook::calendar::emulator::{serve_local, GoogleEmulator, MicrosoftEmulator};
+    let g = GoogleEmulator::new(harness::EMULATOR_CLIENT_ID, harness::EMULATOR_CLIENT_SECRET);
+    let m = MicrosoftEmulator::new(harness::EMULATOR_CLIENT_ID, harness::EMULATOR_CLIENT_SECRET);
+    harness::seed_emulators(&g, &m, prov);
+    let g_addr = serve_local(g.router(), stop.clone()).await?;
+    let m_addr = serve_local(m.router(), stop).await?;
+    tracing::warn!(google = %g_addr, microsoft = %m_addr, "built-in provider emulators serving calendars: bookings are not real");
+    Ok((
+        harness::emulator_endpoints(g_addr),
+        harness::ms_emulator_endpoints(m_addr),
+    ))
+}
+
+#[cfg(not(feature = "testkit"))]
+async fn start_emulators(
+    _prov: &Provisioning,
+    _stop: CancellationToken,
+) -> anyhow::Result<(GoogleEndpoints, MicrosoftEndpoints)> {
+    anyhow::bail!("--emulator: this build has no provider emulators (it was built without the `testkit` feature)")
+}
+
 fn seal(user: &str, provider: &str, key: &TokenKeyArgs) -> anyhow::Result<()> {
     let cipher = key
         .cipher()?
@@ -465,7 +498,10 @@ fn seal(user: &str, provider: &str, key: &TokenKeyArgs) -> anyhow::Result<()> {
 }
 
 /// A scripted call against embedded defaults, printed as a conversation.
+#[cfg(feature = "testkit")]
 async fn demo() -> anyhow::Result<()> {
+    use callbook::schedule::Interval;
+    use serde_json::json;
     let prov = Provisioning::parse(provisioning::DEFAULT)?;
     let clock = Clock::System;
     let now = clock.now();

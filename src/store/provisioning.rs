@@ -11,6 +11,10 @@ use serde::Deserialize;
 /// The file compiled into the binary.
 pub const DEFAULT: &str = include_str!("../../config/default.json");
 
+/// No users, no campaigns: what `serve` starts with when given no file and
+/// no `--emulator`.
+pub const EMPTY: &str = r#"{"users": [], "campaigns": []}"#;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Provisioning {
