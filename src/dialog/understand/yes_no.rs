@@ -145,59 +145,196 @@ const NEGATIVE_PHRASES: &[&str] = &[
     "stop",
 ];
 
-/// Classifies an answer to a yes/no question.
+/// Words that turn what follows into a condition, a correction or a
+/// counter-proposal ("yeah but can we do Friday", "sure, except it's
+/// spelled with a y"). What follows one of them is never consent.
+const CONTRAST: &[&str] = &[
+    "but", "except", "although", "though", "however", "unless", "instead", "rather",
+];
+
+/// Backchannels: a listener's "go on", which answers a yes/no question with
+/// yes. Matched on the words as spoken, fillers included ("uh huh").
+const BACKCHANNELS: &[&str] = &[
+    "mhm", "mmhm", "mmhmm", "mm-hmm", "mm-hm", "mm hmm", "mm hm", "uh-huh", "uh huh", "uh-hu",
+];
+
+/// Saying one cannot: no, whatever else is said.
+const UNAVAILABLE: &[&str] = &[
+    "busy",
+    "i'll pass",
+    "ill pass",
+    "i will pass",
+    "not available",
+    "unavailable",
+    "tied up",
+    "booked then",
+    "booked up",
+    "out of town",
+    "out of the office",
+    "out of office",
+    "on vacation",
+    "day off",
+    "have a meeting",
+    "have an appointment",
+    "have something",
+    "got something",
+    "got a meeting",
+    "prior commitment",
+    "conflict",
+    "that's when i",
+    "thats when i",
+    "pick up the kids",
+    "won't be around",
+    "not around",
+    "can't make",
+    "cannot make",
+    "can't do",
+    "cannot do",
+];
+
+/// Phrases that answer with yes wherever they stand in the clause.
+const YES_ANYWHERE: &[&str] = &[
+    "that works",
+    "works for me",
+    "that's fine",
+    "thats fine",
+    "that's right",
+    "thats right",
+    "that's correct",
+    "thats correct",
+    "sounds good",
+    "sounds great",
+    "sounds perfect",
+    "that's perfect",
+    "that is correct",
+    "that is right",
+];
+
+/// How many words a clause may have for a lone positive word anywhere in it
+/// to count ("yes", "sure thing", "okay great"); in a longer clause the word
+/// must open it ("yeah that's the one"), since "I'm in the car right now"
+/// answers nothing.
+const SHORT_CLAUSE: usize = 3;
+
+/// Classifies an answer to a yes/no question. The rules, in order:
+///
+/// 1. A contrast ("but", "except", "instead"…) after something said makes
+///    the answer a correction or counter-proposal: never yes. It is no when
+///    something follows it, unclear when only a hedge or nothing does.
+/// 2. Saying one cannot ("I'm busy then", "I'll pass") is no.
+/// 3. A backchannel ("mm-hmm", "uh huh") is yes.
+/// 4. Otherwise the last clause that answers decides: hedges are unclear,
+///    negatives no, positives yes ("yeah… actually no" is no).
 pub fn classify(text: &str) -> Answer {
+    let clauses = clauses(text);
+    let all: Vec<String> = clauses.concat();
+    if let Some(answer) = contrasted(&all) {
+        return answer;
+    }
+    if UNAVAILABLE.iter().any(|p| has_phrase(&all, p)) {
+        return Answer::No;
+    }
+    if is_backchannel(text) {
+        return Answer::Yes;
+    }
     let mut verdict = None;
-    for clause in clauses(text) {
-        if let Some(v) = clause_verdict(&clause) {
+    for clause in &clauses {
+        if let Some(v) = clause_verdict(clause) {
             verdict = Some(v);
         }
     }
     verdict.unwrap_or(Answer::Unclear)
 }
 
+/// Rule 1: the first contrast that follows something said.
+fn contrasted(words: &[String]) -> Option<Answer> {
+    let at = words
+        .iter()
+        .enumerate()
+        .position(|(i, w)| i > 0 && CONTRAST.contains(&w.as_str()))?;
+    let after: Vec<String> = words[at + 1..]
+        .iter()
+        .filter(|w| !CONTRAST.contains(&w.as_str()))
+        .cloned()
+        .collect();
+    if after.is_empty() {
+        // "yes but…" trailing off, or "Friday instead": nothing to consent to.
+        return Some(if words[..at].iter().any(|w| w == "no") {
+            Answer::No
+        } else {
+            Answer::Unclear
+        });
+    }
+    if HEDGES.iter().any(|h| has_phrase(&after, h)) {
+        return Some(Answer::Unclear);
+    }
+    Some(Answer::No)
+}
+
+/// Rule 3, on the words as spoken (the fillers `words` drops matter here).
+fn is_backchannel(text: &str) -> bool {
+    let spoken: Vec<String> = text
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | '.' | '!' | '?' | ';'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    BACKCHANNELS.iter().any(|b| has_phrase(&spoken, b))
+}
+
 fn clause_verdict(words: &[String]) -> Option<Answer> {
-    // Inside one clause, "but", "actually", "wait" and "I mean" start a new
-    // thought that overrides what came before.
+    // Inside one clause, "actually" and "wait" start a new thought that
+    // overrides what came before.
     let cut = words
         .iter()
-        .rposition(|w| matches!(w.as_str(), "but" | "actually" | "wait" | "instead"))
+        .rposition(|w| matches!(w.as_str(), "actually" | "wait"))
         .map(|i| i + 1)
         .unwrap_or(0);
     let tail = &words[cut..];
     let head = &words[..cut];
-    let judge = |ws: &[String]| -> Option<Answer> {
-        if ws.is_empty() {
-            return None;
-        }
-        if HEDGES.iter().any(|h| has_phrase(ws, h)) {
-            return Some(Answer::Unclear);
-        }
-        if POSITIVE_WITH_NEGATION.iter().any(|p| has_phrase(ws, p)) {
-            return Some(Answer::Yes);
-        }
-        if POLITE_NO.iter().any(|p| has_phrase(ws, p)) {
-            return Some(Answer::No);
-        }
-        let neg = ws.iter().any(|w| NEGATIVE.contains(&w.as_str()))
-            || NEGATIVE_PHRASES.iter().any(|p| has_phrase(ws, p));
-        let pos = ws.iter().any(|w| POSITIVE.contains(&w.as_str()))
-            || POSITIVE_PHRASES.iter().any(|p| has_phrase(ws, p));
-        let bare_no = ws
-            .iter()
-            .any(|w| matches!(w.as_str(), "no" | "nope" | "nah"));
-        let bare_yes = ws
-            .iter()
-            .any(|w| matches!(w.as_str(), "yes" | "yeah" | "yep" | "yup"));
-        match (pos, neg) {
-            // "yeah no" in one breath: ask again.
-            _ if bare_no && bare_yes => Some(Answer::Unclear),
-            (_, true) => Some(Answer::No),
-            (true, false) => Some(Answer::Yes),
-            (false, false) => None,
-        }
-    };
     judge(tail).or_else(|| judge(head))
+}
+
+fn judge(ws: &[String]) -> Option<Answer> {
+    if ws.is_empty() {
+        return None;
+    }
+    if HEDGES.iter().any(|h| has_phrase(ws, h)) {
+        return Some(Answer::Unclear);
+    }
+    if POSITIVE_WITH_NEGATION.iter().any(|p| has_phrase(ws, p)) {
+        return Some(Answer::Yes);
+    }
+    if POLITE_NO.iter().any(|p| has_phrase(ws, p)) {
+        return Some(Answer::No);
+    }
+    let neg = ws.iter().any(|w| NEGATIVE.contains(&w.as_str()))
+        || NEGATIVE_PHRASES.iter().any(|p| has_phrase(ws, p));
+    let positive_word = |w: &String| POSITIVE.contains(&w.as_str());
+    // "that would be great", "that's perfect", "sounds fine".
+    let called_good = ws.windows(2).any(|pair| {
+        matches!(
+            pair[0].as_str(),
+            "be" | "that's" | "thats" | "that'd" | "thatd" | "sounds" | "seems" | "looks"
+        ) && positive_word(&pair[1])
+    });
+    let pos = called_good
+        || YES_ANYWHERE.iter().any(|p| has_phrase(ws, p))
+        || POSITIVE_PHRASES.iter().any(|p| has_phrase(ws, p))
+        || ws.first().is_some_and(positive_word)
+        || (ws.len() <= SHORT_CLAUSE && ws.iter().any(positive_word));
+    let bare_no = ws
+        .iter()
+        .any(|w| matches!(w.as_str(), "no" | "nope" | "nah"));
+    let bare_yes = ws
+        .iter()
+        .any(|w| matches!(w.as_str(), "yes" | "yeah" | "yep" | "yup"));
+    match (pos, neg) {
+        // "yeah no" in one breath: ask again.
+        _ if bare_no && bare_yes => Some(Answer::Unclear),
+        (_, true) => Some(Answer::No),
+        (true, false) => Some(Answer::Yes),
+        (false, false) => None,
+    }
 }
 
 #[cfg(test)]
@@ -241,5 +378,54 @@ mod tests {
     #[test]
     fn a_no_with_a_counter_proposal_is_no() {
         assert_eq!(classify("no, Friday would be better"), No);
+    }
+
+    #[test]
+    fn a_correction_or_counter_proposal_is_never_yes() {
+        for t in [
+            "yeah but can we do friday instead",
+            "the first part is right but the domain is outlook",
+            "sure, except it's spelled with a y",
+            "right but it's dot org not dot com",
+            "okay though I'd rather do the morning",
+            "yes, but make it three thirty",
+            "that works, although Thursday would be better",
+            "Wednesday instead",
+        ] {
+            assert_ne!(classify(t), Yes, "{t}");
+        }
+        assert_eq!(classify("yeah but can we do friday instead"), No);
+        assert_eq!(classify("sure, but maybe"), Unclear);
+    }
+
+    #[test]
+    fn saying_one_cannot_is_no() {
+        for t in [
+            "I'm busy then",
+            "I'll pass",
+            "that's when I pick up the kids",
+            "oh I have a meeting at that time",
+            "yeah I'm tied up all afternoon",
+        ] {
+            assert_eq!(classify(t), No, "{t}");
+        }
+    }
+
+    #[test]
+    fn backchannels_are_yes() {
+        for t in ["mm-hmm", "uh huh", "Mhm.", "uh-huh yeah", "mm hmm"] {
+            assert_eq!(classify(t), Yes, "{t}");
+        }
+    }
+
+    #[test]
+    fn talk_about_something_else_is_unclear() {
+        for t in [
+            "I'm in the car right now",
+            "can you hear me okay on your end, there's a lot of noise here",
+            "what company did you say you were with",
+        ] {
+            assert_eq!(classify(t), Unclear, "{t}");
+        }
     }
 }
