@@ -111,7 +111,7 @@ enum Piece {
 
 /// Words after which the address starts.
 const CUTS: &[&str] = &[
-    "is", "it's", "its", "it", "email's", "email", "e-mail", "address", "to",
+    "is", "it's", "its", "it", "email's", "email", "e-mail", "address", "to", "down", "use",
 ];
 
 /// The spelling alphabet, with the spellings speech-to-text produces.
@@ -250,8 +250,166 @@ const NOISE: &[&str] = &[
     "then",
 ];
 
-/// Parses a dictated email address.
+/// Says mid-utterance that what came before was wrong ("sam at hotmail no
+/// wait outlook dot com"): only what follows the last of them counts.
+const SELF_CORRECTIONS: &[&str] = &[
+    "no wait",
+    "wait no",
+    "sorry i mean",
+    "sorry i meant",
+    "i mean",
+    "i meant",
+    "actually make that",
+    "make that",
+    "no sorry",
+    "sorry no",
+    "or rather",
+    "let me correct that",
+];
+
+/// Words standing in for an address rather than being one.
+const PLACEHOLDERS: &[&str] = &[
+    "first name",
+    "last name",
+    "firstname",
+    "lastname",
+    "your name",
+    "my name dot",
+    "name at company",
+];
+
+/// Parses a dictated email address. Doubt gives nothing: asking again
+/// costs less than reading a wrong address back with confidence.
 pub fn parse(text: &str) -> Option<Email> {
+    let text = respoken(text);
+    let plain = words(&text);
+    if PLACEHOLDERS.iter().any(|p| super::has_phrase(&plain, p)) {
+        return None;
+    }
+    let Some((before, after)) = split_at_self_correction(&text) else {
+        return parse_said(&text);
+    };
+    let after_has_at = pieces(&after).contains(&Piece::At);
+    if after_has_at {
+        return parse_said(&after);
+    }
+    // The correction names only the domain: keep the part before the "at".
+    let first = parse_said(&before)?;
+    let domain = parse_domain(&after)?;
+    Email::parse(&format!("{}@{domain}", first.local()))
+}
+
+/// Splits at the last self-correction, when one follows something said.
+fn split_at_self_correction(text: &str) -> Option<(String, String)> {
+    let raw: Vec<&str> = text.split_whitespace().collect();
+    let norm: Vec<String> = raw
+        .iter()
+        .map(|t| {
+            t.chars()
+                .filter(|c| c.is_alphanumeric() || *c == '\'')
+                .flat_map(char::to_lowercase)
+                .collect()
+        })
+        .collect();
+    let mut found: Option<(usize, usize)> = None;
+    for marker in SELF_CORRECTIONS {
+        let parts: Vec<&str> = marker.split(' ').collect();
+        if parts.len() > norm.len() {
+            continue;
+        }
+        for i in (1..=norm.len() - parts.len()).rev() {
+            if parts.iter().enumerate().all(|(j, p)| norm[i + j] == *p) {
+                if found.is_none_or(|(at, _)| i > at) {
+                    found = Some((i, parts.len()));
+                }
+                break;
+            }
+        }
+    }
+    let (at, len) = found?;
+    Some((raw[..at].join(" "), raw[at + len..].join(" ")))
+}
+
+/// Rewrites how people and speech-to-text say addresses into the words the
+/// parser reads: letters written with hyphens ("M-A-R-Y") or as capitals
+/// with dots ("J.O.H.N.") apart; "anne spelled a n n e" keeps the spelling;
+/// "oh" among digits is zero ("five five oh one"); "capital j" is j.
+fn respoken(text: &str) -> String {
+    let mut tokens: Vec<String> = Vec::new();
+    for raw in text.split_whitespace() {
+        let bare = raw.trim_end_matches([',', '?', '!']);
+        let hyphened = bare.trim_end_matches('.');
+        let letters_by = |sep: char, s: &str| {
+            let parts: Vec<&str> = s.split(sep).collect();
+            parts.len() >= 2
+                && parts
+                    .iter()
+                    .all(|p| p.chars().count() == 1 && p.chars().all(char::is_alphabetic))
+        };
+        if letters_by('-', hyphened) {
+            tokens.extend(hyphened.split('-').map(str::to_string));
+        } else if hyphened.chars().all(|c| c.is_ascii_uppercase() || c == '.')
+            && letters_by('.', hyphened)
+        {
+            tokens.extend(hyphened.split('.').map(str::to_string));
+        } else {
+            tokens.push(raw.to_string());
+        }
+    }
+    let lower: Vec<String> = tokens
+        .iter()
+        .map(|t| {
+            t.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .collect();
+    let is_letter = |k: usize| {
+        lower
+            .get(k)
+            .is_some_and(|w| w.chars().count() == 1 && w.chars().all(char::is_alphabetic))
+    };
+    let is_digit = |k: Option<usize>| {
+        k.and_then(|k| lower.get(k)).is_some_and(|w| {
+            (!w.is_empty() && w.chars().all(|c| c.is_ascii_digit()))
+                || DIGITS.iter().any(|(name, _)| name == w)
+        })
+    };
+    let mut out: Vec<String> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let w = lower[i].as_str();
+        // "anne spelled a n n e": the spelling replaces the word.
+        if matches!(w, "spelled" | "spelt" | "spelling") && i > 0 && is_letter(i + 1) {
+            out.pop();
+            i += 1;
+            continue;
+        }
+        if matches!(w, "capital" | "uppercase" | "upper") && is_letter(i + 1) {
+            i += 1;
+            continue;
+        }
+        if w == "oh" && (is_digit(i.checked_sub(1)) || is_digit(Some(i + 1))) {
+            out.push("zero".into());
+            i += 1;
+            continue;
+        }
+        if w == "double"
+            && matches!(lower.get(i + 1).map(String::as_str), Some("oh" | "o"))
+            && (is_digit(i.checked_sub(1)) || is_digit(Some(i + 2)))
+        {
+            out.push("zero".into());
+            out.push("zero".into());
+            i += 2;
+            continue;
+        }
+        out.push(tokens[i].clone());
+        i += 1;
+    }
+    out.join(" ")
+}
+
+/// Parses an address as said, once respoken and without corrections.
+fn parse_said(text: &str) -> Option<Email> {
     let pieces = pieces(text);
     let at = pieces.iter().rposition(|p| *p == Piece::At)?;
     // The local part starts after any talk that introduced it, or after an
@@ -549,7 +707,7 @@ fn pieces(text: &str) -> Vec<Piece> {
             }
         }
         // "double l", "triple x", "double you"
-        if matches!(w, "double" | "triple") && word(i + 1) != Some("you") {
+        if matches!(w, "double" | "triple") && !matches!(word(i + 1), Some("you" | "u")) {
             if let Some(c) = word(i + 1).and_then(|n| letter_of(n).or_else(|| digit_of(n))) {
                 let times = if w == "double" { 2 } else { 3 };
                 out.extend(std::iter::repeat_n(Piece::Char(c), times));
@@ -557,7 +715,7 @@ fn pieces(text: &str) -> Vec<Piece> {
                 continue;
             }
         }
-        if w == "double" && word(i + 1) == Some("you") {
+        if w == "double" && matches!(word(i + 1), Some("you" | "u")) {
             out.push(Piece::Char('w'));
             i += 2;
             continue;
@@ -857,5 +1015,45 @@ mod tests {
     fn redaction_hides_the_address() {
         let e = Email::parse("john.doe@gmail.com").unwrap();
         assert_eq!(e.redacted(), "j***@g***.com");
+    }
+
+    #[test]
+    fn said_as_people_say_them() {
+        for (said, want) in [
+            (
+                "sam at hotmail no wait outlook dot com",
+                Some("sam@outlook.com"),
+            ),
+            (
+                "ella at gmail dot com sorry I mean ella at icloud dot com",
+                Some("ella@icloud.com"),
+            ),
+            (
+                "it's Anne spelled a n n e at yahoo dot com",
+                Some("anne@yahoo.com"),
+            ),
+            ("M-A-R-Y at gmail.com", Some("mary@gmail.com")),
+            ("double u smith at aol dot com", Some("wsmith@aol.com")),
+            (
+                "tom five five oh one at gmail dot com",
+                Some("tom5501@gmail.com"),
+            ),
+            (
+                "just put down rita at gmail dot com please",
+                Some("rita@gmail.com"),
+            ),
+            (
+                "go ahead and use rita at gmail dot com",
+                Some("rita@gmail.com"),
+            ),
+            ("capital J o e at gmail dot com", Some("joe@gmail.com")),
+            (
+                "bob at acme dot com actually make that bob at acme dot io",
+                Some("bob@acme.io"),
+            ),
+            ("first name dot last name at company dot com", None),
+        ] {
+            assert_eq!(parse(said).as_ref().map(Email::as_str), want, "{said}");
+        }
     }
 }
