@@ -274,7 +274,8 @@ fn base64_key() -> String {
 }
 
 /// One caller: offer, yes, email, confirm the read-back, then yes to each
-/// proposal until booked (a taken slot brings another proposal).
+/// proposal (or "the first one" when several are on offer) until booked (a
+/// taken slot brings alternatives).
 async fn one_call(app: &Harness, i: usize) -> anyhow::Result<CallResult> {
     let mut call = app.connect().await?;
     call.send(&frames::connected()).await?;
@@ -300,8 +301,18 @@ async fn one_call(app: &Harness, i: usize) -> anyhow::Result<CallResult> {
         let (took, _) = turn(&mut call, frame).await?;
         result.replies.push(took);
     }
+    // Several slots on offer are answered with a pick, one with a yes.
+    let mut answer = "yes";
     for _ in 0..MAX_TRIES {
-        let (took, got) = turn(&mut call, frames::transcript("yes")).await?;
+        let (took, got) = turn(&mut call, frames::transcript(answer)).await?;
+        answer = if got
+            .iter()
+            .any(|f| f["booking"]["status"] == "proposed" && f["booking"]["options"].is_array())
+        {
+            "the first one"
+        } else {
+            "yes"
+        };
         result.replies.push(took);
         let status = got
             .iter()

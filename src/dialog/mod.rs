@@ -16,6 +16,7 @@ use crate::schedule::{merge_busy, Interval, SlotFinder};
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+use understand::choice::{self, Choice};
 use understand::email::{self, Correction, Email};
 use understand::intent::{self, Intent};
 use understand::when::{self, Target, TimePref};
@@ -73,6 +74,8 @@ pub struct Memo {
     tz_known: bool,
     meeting: Option<Meeting>,
     declined: Vec<Interval>,
+    #[serde(default)]
+    options: Vec<Interval>,
     engaged: bool,
     email_tries: u8,
     last_prompt: Option<String>,
@@ -101,6 +104,9 @@ pub struct Dialog {
     availability: Option<Result<Video, Trouble>>,
     /// Slots the caller said no to.
     declined: Vec<Interval>,
+    /// The slots on offer when there are several to choose from, in the
+    /// order said (the stage holds the first).
+    options: Vec<Interval>,
     /// Busy time as loaded plus conflicts learned since, merged once.
     busy: Vec<Interval>,
     meeting: Option<Meeting>,
@@ -157,6 +163,7 @@ impl Dialog {
             email: None,
             availability: None,
             declined: Vec::new(),
+            options: Vec::new(),
             busy: Vec::new(),
             meeting: None,
             email_tries: 0,
@@ -198,6 +205,7 @@ impl Dialog {
             tz_known: self.tz_known,
             meeting: self.meeting.clone(),
             declined: self.declined.clone(),
+            options: self.options.clone(),
             engaged: self.engaged,
             email_tries: self.email_tries,
             last_prompt: self.last_prompt.clone(),
@@ -224,6 +232,7 @@ impl Dialog {
         }
         self.email = memo.email;
         self.declined = memo.declined;
+        self.options = memo.options;
         self.email_tries = memo.email_tries;
         self.last_prompt = memo.last_prompt;
         self.wanted = memo.wanted;
@@ -749,6 +758,12 @@ impl Dialog {
                 "{lead} Let me read it again: {}. Is that right?",
                 speech::read_back(candidate)
             )),
+            Stage::Proposing(_) | Stage::ProposingMove(_) if self.options.len() > 1 => {
+                Some(format!(
+                    "{lead} I have {}. Which works best?",
+                    speech::options(&self.options, owner, self.caller_tz)
+                ))
+            }
             Stage::Proposing(slot) | Stage::ProposingMove(slot) => Some(format!(
                 "{lead} That's {}. Does that work for you?",
                 speech::slot(slot.start, owner, self.caller_tz)
@@ -923,7 +938,33 @@ impl Dialog {
             _ => None,
         };
         let Some(ctx) = self.ctx.clone() else { return };
-        match self.find(pref.as_ref(), anchor, now) {
+        let found = self.find(pref.as_ref(), anchor, now);
+        let options = self.alternatives(pref.as_ref(), anchor, found, now, moving);
+        if options.len() >= 2 {
+            let list = speech::options(&options, ctx.rules.timezone, self.caller_tz);
+            let lead = match (found, moving) {
+                _ if self.taken_lead => "Sorry, that slot was just taken. I have",
+                (Some((_, true)), _) => "I have",
+                (_, true) => "I don't have anything open then. I have",
+                (_, false) => "I don't have anything open then. I have",
+            };
+            out.status(Status::Proposed {
+                start: options[0].start,
+                end: options[0].end,
+                reschedule: moving,
+                options: options.clone(),
+            });
+            out.prompt(format!("{lead} {list}. Which works best?"));
+            self.stage = if moving {
+                Stage::ProposingMove(options[0])
+            } else {
+                Stage::Proposing(options[0])
+            };
+            self.options = options;
+            return;
+        }
+        self.options.clear();
+        match found {
             Some((slot, matched)) => {
                 let said = speech::slot(slot.start, ctx.rules.timezone, self.caller_tz);
                 let question = if moving {
@@ -946,6 +987,7 @@ impl Dialog {
                     start: slot.start,
                     end: slot.end,
                     reschedule: moving,
+                    options: Vec::new(),
                 });
                 out.prompt(line);
                 self.stage = if moving {
@@ -971,6 +1013,135 @@ impl Dialog {
         }
     }
 
+    /// Several slots to choose from, when there should be: the slot asked
+    /// for (or held) is not available, or the caller gave a window for the
+    /// first proposal ("afternoons next week"). Empty when one will do.
+    fn alternatives(
+        &self,
+        pref: Option<&TimePref>,
+        anchor: Option<Interval>,
+        found: Option<(Interval, bool)>,
+        now: DateTime<Utc>,
+        moving: bool,
+    ) -> Vec<Interval> {
+        let Some(ctx) = &self.ctx else {
+            return Vec::new();
+        };
+        let tz = self.caller_tz;
+        let target = pref.and_then(|p| p.target(anchor.map(|a| a.start), now, tz));
+        let finder = SlotFinder::from_merged(&ctx.rules, &self.busy, now);
+        let mut exclude = self.declined.clone();
+        if let Some(m) = &self.meeting {
+            exclude.push(m.slot);
+        }
+        // A move to another day never lands back on the day it leaves
+        // unless nothing else is free.
+        let target_day = |t: &Target| match t {
+            Target::Instant(x) | Target::Before(x) | Target::After(x) => {
+                Some(x.with_timezone(&tz).date_naive())
+            }
+            Target::Window(w) => Some(w.start.with_timezone(&tz).date_naive()),
+            Target::Daily { from, .. } => Some(*from),
+        };
+        let avoid = match (&self.meeting, moving) {
+            (Some(m), true) => {
+                let leaving = m.slot.start.with_timezone(&tz).date_naive();
+                let wanted = target.as_ref().and_then(target_day);
+                (wanted != Some(leaving)).then_some(leaving)
+            }
+            _ => None,
+        };
+        let unmatched = matches!(found, Some((_, false)) | None) && pref.is_some();
+        match (&target, found) {
+            (Some(Target::Window(w)), Some((first, true))) if !moving => finder
+                .alternatives(first.start, tz, None, &exclude, ALTERNATIVES)
+                .into_iter()
+                .filter(|s| w.contains(s.start))
+                .collect(),
+            _ if self.taken_lead || unmatched => {
+                let at = match target {
+                    Some(Target::Instant(t) | Target::Before(t) | Target::After(t)) => t,
+                    // A day without a time: that day at the time on offer (or
+                    // booked), else its start.
+                    Some(Target::Window(w)) => match anchor {
+                        Some(a) => crate::schedule::resolve_local(
+                            tz,
+                            w.start
+                                .with_timezone(&tz)
+                                .date_naive()
+                                .and_time(a.start.with_timezone(&tz).time()),
+                        ),
+                        None => w.start,
+                    },
+                    _ => match found {
+                        Some((s, _)) => s.start,
+                        None => return Vec::new(),
+                    },
+                };
+                finder.alternatives(at, tz, avoid, &exclude, ALTERNATIVES)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The caller's answer to several slots on offer: a pick books (or
+    /// moves) at once; "none of those" moves on; anything else is read as
+    /// an answer to a single proposal would be, a plain yes asking which.
+    fn answer_options(
+        &mut self,
+        text: &str,
+        now: DateTime<Utc>,
+        moving: bool,
+        out: &mut Out,
+    ) -> bool {
+        let Some(owner) = self.ctx.as_ref().map(|c| c.rules.timezone) else {
+            return false;
+        };
+        let options = self.options.clone();
+        match choice::pick(text, &options, now, owner, self.caller_tz) {
+            Choice::Pick(i) => {
+                let slot = options[i];
+                self.options.clear();
+                self.confirm_slot(slot, moving, out);
+                true
+            }
+            Choice::NoneOfThese => {
+                self.declined.extend(options.iter().copied());
+                self.options.clear();
+                if moving {
+                    self.stage = Stage::AskingMoveWhen;
+                    out.prompt("No problem. What day and time would work better?".to_string());
+                } else {
+                    self.propose(None, now, false, out);
+                }
+                true
+            }
+            Choice::Ambiguous => {
+                out.prompt_again(format!(
+                    "Sorry, which one: {}?",
+                    speech::options(&options, owner, self.caller_tz)
+                ));
+                true
+            }
+            Choice::Unrelated => {
+                if yes_no::classify(text) == Answer::Yes && self.preference(text, now).is_none() {
+                    out.prompt_again(format!(
+                        "Great, which one works best: {}?",
+                        speech::options(&options, owner, self.caller_tz)
+                    ));
+                    return true;
+                }
+                if yes_no::classify(text) == Answer::No && self.preference(text, now).is_none() {
+                    self.declined.extend(options.iter().copied());
+                    self.options.clear();
+                    self.propose(None, now, moving, out);
+                    return true;
+                }
+                false
+            }
+        }
+    }
+
     fn answer_proposal(
         &mut self,
         slot: Interval,
@@ -979,6 +1150,9 @@ impl Dialog {
         moving: bool,
         out: &mut Out,
     ) {
+        if self.options.len() > 1 && self.answer_options(text, now, moving, out) {
+            return;
+        }
         if let Some(tz) = understand::timezone::parse(text) {
             if tz != self.caller_tz {
                 self.caller_tz = tz;
@@ -1246,6 +1420,9 @@ impl Out {
         self.effects.push(Effect::Status(s));
     }
 }
+
+/// How many slots to offer when the one asked for is not available.
+const ALTERNATIVES: usize = 3;
 
 /// The caller's waking hours: a meeting offered unprompted starts at 8 AM
 /// or later and ends by 9 PM, the caller's time.

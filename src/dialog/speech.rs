@@ -326,6 +326,60 @@ pub fn slot(start: DateTime<Utc>, owner: Tz, caller: Tz) -> String {
     text
 }
 
+/// Several slots, grouped by day in the owner's zone, then the caller's
+/// clock for each when their zone differs.
+///
+/// "Wednesday, December 2nd at 10 AM or 2:30 PM, or Thursday, December 3rd
+/// at 9 AM Eastern, that's 7 AM, 11:30 AM or 6 AM your time"
+pub fn options(slots: &[Interval], owner: Tz, caller: Tz) -> String {
+    let mut days: Vec<(String, Vec<String>)> = Vec::new();
+    for s in slots {
+        let t = s.start.with_timezone(&owner);
+        let day = date(t);
+        match days.last_mut() {
+            Some((d, clocks)) if *d == day => clocks.push(clock(t)),
+            _ => days.push((day, vec![clock(t)])),
+        }
+    }
+    let said: Vec<String> = days
+        .into_iter()
+        .map(|(day, clocks)| format!("{day} at {}", or_list(&clocks)))
+        .collect();
+    let mut text = format!("{} {}", join_or(&said), zone_name(owner));
+    let differs = slots.iter().any(|s| {
+        s.start.with_timezone(&owner).naive_local() != s.start.with_timezone(&caller).naive_local()
+    });
+    if differs {
+        let mut theirs: Vec<String> = slots
+            .iter()
+            .map(|s| clock(s.start.with_timezone(&caller)))
+            .collect();
+        if theirs.iter().all(|c| *c == theirs[0]) {
+            theirs.truncate(1);
+        }
+        text.push_str(&format!(", that's {} your time", or_list(&theirs)));
+    }
+    text
+}
+
+/// "a", "a or b", "a, b or c".
+fn or_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// Day groups: "a", "a, or b", "a, b, or c".
+fn join_or(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{}, or {last}", init.join(", ")),
+    }
+}
+
 /// A slot said briefly, once its date has already been heard.
 pub fn slot_short(meeting: Interval, owner: Tz) -> String {
     let t = meeting.start.with_timezone(&owner);

@@ -176,8 +176,14 @@ fn another_day_is_offered_on_request() {
     let fx = d.step(Input::Heard("no, wednesday would be better".into()), now());
     assert_eq!(
         says(&fx),
-        vec!["I have Wednesday, December 2nd at 9 AM Eastern. Does that work for you?"]
+        vec!["I have Wednesday, December 2nd at 9 AM or 11 AM Eastern. Which works best?"]
     );
+    // "the 11" picks the second.
+    let fx = d.step(Input::Heard("the eleven o'clock please".into()), now());
+    match &work(&fx)[0] {
+        Effect::Book(req) => assert_eq!(req.slot.start, utc("2026-12-02T16:00:00Z")),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -188,11 +194,45 @@ fn taken_slot_gives_alternatives() {
     let taken = Interval::new(utc("2026-11-30T16:00:00Z"), utc("2026-11-30T16:40:00Z"));
     let fx = d.step(Input::Booked(Outcome::Taken { conflict: taken }), now());
     assert!(matches!(statuses(&fx)[0], Status::Taken { .. }));
-    // 10:30 and 11:30 would break the buffer around the taken claim.
+    // 10:30 and 11:30 would break the buffer around the taken claim; the
+    // same day comes first, then the next day at the same time.
     assert_eq!(
         says(&fx),
-        vec!["Sorry, that slot was just taken. The closest I have is Monday, November 30th at noon Eastern. Does that work for you?"]
+        vec!["Sorry, that slot was just taken. I have Monday, November 30th at noon or 2 PM, or Tuesday, December 1st at 11 AM Eastern. Which works best?"]
     );
+    // A plain yes to three options asks which.
+    let fx = d.step(Input::Heard("yes".into()), now());
+    assert!(work(&fx).is_empty());
+    assert!(says(&fx)[0].starts_with("Great, which one works best"));
+    // Each way of choosing picks the right one.
+    for (said, start) in [
+        ("the second one", "2026-11-30T19:00:00Z"),
+        ("the later one", "2026-12-01T16:00:00Z"),
+        ("Tuesday at 11", "2026-12-01T16:00:00Z"),
+        ("the first", "2026-11-30T17:00:00Z"),
+        ("the 2 o'clock", "2026-11-30T19:00:00Z"),
+    ] {
+        let mut d2 = d.clone();
+        let fx = d2.step(Input::Heard(said.into()), now());
+        match work(&fx).first() {
+            Some(Effect::Book(req)) => assert_eq!(req.slot.start, utc(start), "{said}"),
+            other => panic!("{said}: {other:?}"),
+        }
+    }
+    // None of those: the next free slot after them, none of them again.
+    let fx = d.step(Input::Heard("none of those work".into()), now());
+    let s = statuses(&fx);
+    match s.first() {
+        Some(Status::Proposed { start, .. }) => {
+            assert!(![
+                utc("2026-11-30T17:00:00Z"),
+                utc("2026-11-30T19:00:00Z"),
+                utc("2026-12-01T16:00:00Z")
+            ]
+            .contains(start));
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -204,6 +204,10 @@ pub enum Status {
         /// True when the proposal would move the meeting already booked.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         reschedule: bool,
+        /// Several slots offered to choose from, in the order said
+        /// (`start`/`end` are the first); empty for a single proposal.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        options: Vec<Interval>,
     },
     Booked {
         start: DateTime<Utc>,

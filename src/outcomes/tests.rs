@@ -45,6 +45,7 @@ fn only_outcomes_make_records_and_each_has_its_own_id() {
             start: now,
             end: now,
             reschedule: false,
+            options: Vec::new(),
         },
         Status::Taken {
             start: now,

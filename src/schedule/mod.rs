@@ -366,6 +366,82 @@ impl<'r> SlotFinder<'r> {
             .collect()
     }
 
+    /// Up to `n` free slots to offer instead of `target`, which is not
+    /// available: the nearest on the target's own day (local to `tz`) and
+    /// one well apart from it there, then one a day on the days after, then
+    /// on the days before, each the closest to the target's time of day.
+    /// Never on `avoid` (the day a meeting is moving away from) unless
+    /// nothing else is free, and never one of `exclude`.
+    pub fn alternatives(
+        &self,
+        target: DateTime<Utc>,
+        tz: Tz,
+        avoid: Option<NaiveDate>,
+        exclude: &[Interval],
+        n: usize,
+    ) -> Vec<Interval> {
+        let free: Vec<Interval> = self.free().filter(|s| !exclude.contains(s)).collect();
+        let pick = |allow_avoided: bool| {
+            let day = |s: &Interval| s.start.with_timezone(&tz).date_naive();
+            let usable: Vec<Interval> = free
+                .iter()
+                .copied()
+                .filter(|s| allow_avoided || Some(day(s)) != avoid)
+                .collect();
+            let target_day = target.with_timezone(&tz).date_naive();
+            let time_of = |t: DateTime<Utc>| {
+                use chrono::Timelike;
+                i64::from(t.with_timezone(&tz).time().num_seconds_from_midnight())
+            };
+            let distance = |s: &Interval| (s.start - target).num_seconds().abs();
+            let mut out: Vec<Interval> = Vec::new();
+            let mut same: Vec<Interval> = usable
+                .iter()
+                .copied()
+                .filter(|s| day(s) == target_day)
+                .collect();
+            same.sort_by_key(|s| (distance(s), s.start));
+            if let Some(first) = same.first().copied() {
+                out.push(first);
+                if let Some(apart) = same.iter().find(|s| {
+                    (s.start - first.start).num_seconds().abs() >= ALTERNATIVES_APART.num_seconds()
+                }) {
+                    out.push(*apart);
+                }
+                // Said in the order of the day.
+                out.sort_by_key(|s| s.start);
+            }
+            let mut days: Vec<NaiveDate> = usable
+                .iter()
+                .map(day)
+                .filter(|d| *d != target_day)
+                .collect();
+            days.dedup();
+            let (after, before): (Vec<NaiveDate>, Vec<NaiveDate>) =
+                days.into_iter().partition(|d| *d > target_day);
+            for d in after.into_iter().chain(before.into_iter().rev()) {
+                if out.len() >= n {
+                    break;
+                }
+                let best = usable
+                    .iter()
+                    .filter(|s| day(s) == d)
+                    .min_by_key(|s| ((time_of(s.start) - time_of(target)).abs(), s.start));
+                if let Some(s) = best {
+                    out.push(*s);
+                }
+            }
+            out.truncate(n);
+            out
+        };
+        let found = pick(false);
+        if found.is_empty() {
+            pick(true)
+        } else {
+            found
+        }
+    }
+
     /// Free slots whose start falls inside `within` (a caller's window such
     /// as "tomorrow afternoon"), nicest first in the caller's zone `tz`: on
     /// the hour, then on the half hour, then the rest; earlier first inside
@@ -380,6 +456,10 @@ impl<'r> SlotFinder<'r> {
         found
     }
 }
+
+/// How far apart two alternatives on the same day are, at the least, so
+/// the second is a real choice rather than the next half hour.
+const ALTERNATIVES_APART: Duration = Duration::minutes(120);
 
 /// 0 on the hour, 1 on the half hour, 2 otherwise.
 fn niceness(t: chrono::NaiveTime) -> u8 {

@@ -4,6 +4,7 @@
 //! without punctuation, with fillers) and returns a typed meaning or nothing.
 //! They never guess silently where the caller can be asked instead.
 
+pub mod choice;
 pub mod cli;
 pub mod email;
 pub mod intent;
