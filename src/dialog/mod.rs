@@ -72,6 +72,8 @@ pub struct Memo {
     email: Option<Email>,
     caller_tz: String,
     tz_known: bool,
+    #[serde(default)]
+    zone_guessed: bool,
     meeting: Option<Meeting>,
     declined: Vec<Interval>,
     #[serde(default)]
@@ -119,6 +121,9 @@ pub struct Dialog {
     /// Whether the zone is known (from the number, or the caller said it)
     /// rather than assumed to be the owner's.
     tz_known: bool,
+    /// The zone is a guess from the number that is not worth trusting (an
+    /// area code that spans zones): confirmed with the caller once.
+    zone_guessed: bool,
     zone_tries: u8,
     /// A time the agent heard before the offer ("tomorrow afternoon").
     wanted: Option<String>,
@@ -171,6 +176,7 @@ impl Dialog {
             engaged: false,
             taken_lead: false,
             tz_known: false,
+            zone_guessed: false,
             zone_tries: 0,
             wanted: None,
             says: 0,
@@ -203,6 +209,7 @@ impl Dialog {
             email: self.email.clone(),
             caller_tz: self.caller_tz.name().to_string(),
             tz_known: self.tz_known,
+            zone_guessed: self.zone_guessed,
             meeting: self.meeting.clone(),
             declined: self.declined.clone(),
             options: self.options.clone(),
@@ -239,6 +246,7 @@ impl Dialog {
         if let Ok(tz) = memo.caller_tz.parse::<Tz>() {
             self.caller_tz = tz;
             self.tz_known = memo.tz_known;
+            self.zone_guessed = memo.zone_guessed;
         }
         self.stage = match memo.stage {
             Stage::NotStarted | Stage::Skipped(_) => self.stage.clone(),
@@ -358,7 +366,9 @@ impl Dialog {
             Ok(ctx) => {
                 let hint = setup.recipient.phone.as_ref().map(phone::zone_hint);
                 let guess = hint.and_then(|h| h.timezone);
-                self.tz_known = guess.is_some();
+                let confident = hint.is_some_and(|h| h.confident);
+                self.tz_known = guess.is_some() && confident;
+                self.zone_guessed = guess.is_some() && !confident;
                 self.caller_tz = guess.unwrap_or(ctx.rules.timezone);
                 self.ctx = Some(ctx);
                 self.stage = Stage::Listening;
@@ -784,6 +794,20 @@ impl Dialog {
             self.tz_known = true;
             return self.propose_when_ready(pref, now, out);
         }
+        if self.zone_guessed {
+            match yes_no::classify(text) {
+                Answer::Yes => {
+                    self.tz_known = true;
+                    return self.propose_when_ready(pref, now, out);
+                }
+                Answer::No => {
+                    self.zone_guessed = false;
+                    out.prompt("Which time zone are you in, then?".to_string());
+                    return;
+                }
+                Answer::Unclear => {}
+            }
+        }
         self.zone_tries += 1;
         if self.zone_tries < 2 {
             out.prompt(
@@ -800,9 +824,12 @@ impl Dialog {
     fn propose_when_ready(&mut self, pref: Option<TimePref>, now: DateTime<Utc>, out: &mut Out) {
         if !self.tz_known {
             self.stage = Stage::AskingZone(pref);
-            out.prompt(
-                "And what time zone are you in, so I can offer times that suit you?".to_string(),
-            );
+            let question = if self.zone_guessed {
+                format!("And are you on {} time?", speech::zone_name(self.caller_tz))
+            } else {
+                "And what time zone are you in, so I can offer times that suit you?".to_string()
+            };
+            out.prompt(question);
             return;
         }
         let pref = pref.or_else(|| {

@@ -90,7 +90,7 @@ fn to_proposal_at(d: &mut Dialog, now: DateTime<Utc>) -> Vec<Effect> {
 
 #[test]
 fn whole_booking_flow_speaks_and_books() {
-    let mut d = started("+13105550100", Video::Available("Google Meet".into()));
+    let mut d = started("+12135550100", Video::Available("Google Meet".into()));
     let fx = d.step(Input::Offer(Offer::default()), now());
     assert_eq!(statuses(&fx), vec![&Status::Offered]);
     assert_eq!(
@@ -105,7 +105,7 @@ fn whole_booking_flow_speaks_and_books() {
         vec!["Thanks. Let me read that back: J as in Juliet, O as in Oscar, H as in Hotel, N as in November, at gmail dot com. Is that right?"]
     );
     let fx = d.step(Input::Heard("yes".into()), now());
-    // Notice is 2 h: the first slot is 11 AM New York, 8 AM for a 310 caller.
+    // Notice is 2 h: the first slot is 11 AM New York, 8 AM for a 213 caller.
     assert_eq!(
         says(&fx),
         vec!["I have Monday, November 30th at 11 AM Eastern, that's 8 AM your time. Does that work for you?"]
@@ -468,4 +468,35 @@ fn an_unprompted_proposal_falls_in_the_callers_waking_day() {
     assert_eq!(first_proposal("+14155550123"), utc("2026-11-30T16:00:00Z"));
     // Honolulu: 1 PM New York is 8 AM there.
     assert_eq!(first_proposal("+18085550123"), utc("2026-11-30T18:00:00Z"));
+}
+
+#[test]
+fn a_zone_guessed_without_confidence_is_confirmed_once() {
+    // 310 spans zones in the numbering plan: Pacific is a guess.
+    let mut d = started("+13105550100", Video::Unavailable);
+    let fx = to_proposal(&mut d);
+    assert_eq!(says(&fx), vec!["And are you on Pacific time?"]);
+    let fx = d.step(Input::Heard("yes I am".into()), now());
+    assert!(
+        says(&fx)[0].contains("that's 8 AM your time"),
+        "{:?}",
+        says(&fx)
+    );
+
+    // "No" asks which; the answer is used.
+    let mut d = started("+13105550100", Video::Unavailable);
+    to_proposal(&mut d);
+    let fx = d.step(Input::Heard("no".into()), now());
+    assert_eq!(says(&fx), vec!["Which time zone are you in, then?"]);
+    let fx = d.step(Input::Heard("mountain".into()), now());
+    assert!(
+        says(&fx)[0].contains("that's 9 AM your time"),
+        "{:?}",
+        says(&fx)
+    );
+
+    // A confident guess adds no turn.
+    let mut d = started("+12125550100", Video::Unavailable);
+    let fx = to_proposal(&mut d);
+    assert!(says(&fx)[0].starts_with("I have"));
 }
