@@ -8,7 +8,9 @@
 use super::{authorized, unauthorized, AppState};
 use crate::calendar::oauth::{admin_consent_url, ConsentSpec, OAuthClient};
 use crate::calendar::{CalendarError, CalendarSummary};
-use crate::store::{BookingSettings, Connection, ConnectionStatus, PendingFlow, Provider};
+use crate::store::{
+    BookingSettings, Connection, ConnectionStatus, PendingFlow, Provider, StoreError,
+};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -100,11 +102,7 @@ async fn guard(state: &AppState, headers: &HeaderMap, user: &str) -> Result<(), 
             "unknown_user",
             format!("no user {user:?}"),
         )),
-        Err(e) => Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            e.to_string(),
-        )),
+        Err(e) => Err(store_down(e)),
     }
 }
 
@@ -118,12 +116,13 @@ fn provider_of(s: &str) -> Result<Provider, ApiError> {
     })
 }
 
-fn store_down(e: impl std::fmt::Display) -> ApiError {
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "store_unavailable",
-        e.to_string(),
-    )
+/// A store failure as an answer: its kind's code and sentence, never the
+/// error's text (which may name a file, a Redis address or a user); that
+/// goes to the log.
+fn store_down(e: StoreError) -> ApiError {
+    let kind = e.kind();
+    tracing::error!(error = %e, kind = kind.code(), "store failed");
+    error(StatusCode::SERVICE_UNAVAILABLE, kind.code(), kind.message())
 }
 
 /// What the provider said, as an admin API answer.
@@ -360,7 +359,7 @@ pub(super) async fn callback(State(state): State<AppState>, Query(q): Query<Call
     };
     let store = &state.deps.store;
     // Reconnecting keeps the calendar chosen before.
-    let unavailable = |e: crate::store::StoreError| {
+    let unavailable = |e: StoreError| {
         tracing::error!(error = %e, "could not save a connection");
         page(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -188,10 +188,60 @@ pub struct PendingFlow {
     pub redirect_uri: String,
 }
 
+/// A store failure. The text is for logs (it may name a file, a Redis
+/// error or a user); what a caller is told comes from [`StoreError::kind`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
+    /// The store could not be read or written: Redis down, a file that
+    /// cannot be read.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// What the store holds does not open with the configured token keys.
+    #[error("the token keys (CALLBOOK_TOKEN_KEY) do not open what the store holds: {0}")]
+    WrongKey(String),
+    /// The store holds something callbook did not write or cannot read.
+    #[error("the store holds data callbook cannot read: {0}")]
+    Corrupt(String),
+}
+
+/// What kind of store failure, stable for answers and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    Unavailable,
+    WrongKey,
+    Corrupt,
+}
+
+impl StoreErrorKind {
+    /// A stable code for API answers.
+    pub fn code(self) -> &'static str {
+        match self {
+            StoreErrorKind::Unavailable => "store_unavailable",
+            StoreErrorKind::WrongKey => "store_key_mismatch",
+            StoreErrorKind::Corrupt => "store_corrupt",
+        }
+    }
+
+    /// A sentence for API answers: no internals (addresses, paths, users).
+    pub fn message(self) -> &'static str {
+        match self {
+            StoreErrorKind::Unavailable => "the connection store cannot be reached; try again",
+            StoreErrorKind::WrongKey => {
+                "the connection store holds tokens the configured keys do not open"
+            }
+            StoreErrorKind::Corrupt => "the connection store holds data callbook cannot read",
+        }
+    }
+}
+
+impl StoreError {
+    pub fn kind(&self) -> StoreErrorKind {
+        match self {
+            StoreError::Unavailable(_) => StoreErrorKind::Unavailable,
+            StoreError::WrongKey(_) => StoreErrorKind::WrongKey,
+            StoreError::Corrupt(_) => StoreErrorKind::Corrupt,
+        }
+    }
 }
 
 #[async_trait]

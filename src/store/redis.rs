@@ -107,6 +107,10 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
 fn other(p: Provider) -> Provider {
     match p {
         Provider::Google => Provider::Microsoft,
@@ -151,7 +155,7 @@ impl RedisStore {
     }
 
     fn status_json(status: &ConnectionStatus) -> Result<String, StoreError> {
-        serde_json::to_string(status).map_err(unavailable)
+        serde_json::to_string(status).map_err(corrupt)
     }
 
     async fn write(
@@ -196,7 +200,7 @@ impl RedisStore {
             .open(&sealed, &sealed_owner(user, p))
             .map_err(|e| unavailable(format!("{user}.{}: {e}", p.as_str())))?;
         let status = match field("status") {
-            Some(s) if !s.is_empty() => serde_json::from_str(&s).map_err(unavailable)?,
+            Some(s) if !s.is_empty() => serde_json::from_str(&s).map_err(corrupt)?,
             _ => ConnectionStatus::Active,
         };
         let nonempty = |f: &str| field(f).filter(|v| !v.is_empty());
@@ -255,7 +259,7 @@ impl Store for RedisStore {
         let mut conn = self.conn.clone();
         let set: Option<String> = conn.get(self.booking_key(id)).await.map_err(unavailable)?;
         if let Some(json) = set {
-            c.booking = Some(serde_json::from_str(&json).map_err(unavailable)?);
+            c.booking = Some(serde_json::from_str(&json).map_err(corrupt)?);
         }
         Ok(Some(c))
     }
@@ -264,7 +268,7 @@ impl Store for RedisStore {
         if self.base.campaign(id).await?.is_none() {
             return Ok(false);
         }
-        let json = serde_json::to_string(&booking).map_err(unavailable)?;
+        let json = serde_json::to_string(&booking).map_err(corrupt)?;
         let mut conn = self.conn.clone();
         let _: () = conn
             .set(self.booking_key(id), json)
@@ -352,7 +356,7 @@ impl Store for RedisStore {
             verifier_sealed: self.cipher.seal(&flow.verifier, &format!("flow|{state}")),
             redirect_uri: flow.redirect_uri,
         };
-        let json = serde_json::to_string(&doc).map_err(unavailable)?;
+        let json = serde_json::to_string(&doc).map_err(corrupt)?;
         let mut conn = self.conn.clone();
         let _: () = conn
             .set_ex(
@@ -375,7 +379,7 @@ impl Store for RedisStore {
         let Some(json) = json else {
             return Ok(None);
         };
-        let doc: FlowDoc = serde_json::from_str(&json).map_err(unavailable)?;
+        let doc: FlowDoc = serde_json::from_str(&json).map_err(corrupt)?;
         let verifier = self
             .cipher
             .open(&doc.verifier_sealed, &format!("flow|{state}"))

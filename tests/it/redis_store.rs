@@ -3,11 +3,11 @@
 //! servers: a consent started on one finishes on the other, and a
 //! Microsoft token rotated by one is picked up by the other.
 
-use crate::helpers::{admin, book, connect_via, tuesday_morning};
+use crate::helpers::{admin, book, connect_via, start_call, tuesday_morning};
 use base64::Engine;
 use callbook::calendar::emulator::MsAccountSpec;
 use callbook::clock::Clock;
-use callbook::harness::{Emulators, Harness, RedisServer};
+use callbook::harness::{frames, Emulators, Harness, RedisServer};
 use callbook::ledger::{Ledger, RedisLedger};
 use callbook::store::provisioning::{Provisioning, DEFAULT};
 use callbook::store::secrets::TokenCipher;
@@ -315,4 +315,47 @@ async fn memory_and_redis_stores_agree_on_a_fresh_users_first_connection() {
         let (list, active) = s.connections("newcomer").await.unwrap();
         assert_eq!((list.len(), active), (1, Some(Provider::Microsoft)));
     }
+}
+
+#[tokio::test]
+async fn with_redis_down_a_call_skips_booking_as_unavailable_not_missing() {
+    let mut server = RedisServer::start().await.unwrap();
+    let emulators = Emulators::new();
+    emulators.seed(&Provisioning::parse(DEFAULT).unwrap());
+    let store: Arc<dyn Store> = Arc::new(redis_store(&server, "cb:down:").await);
+    let app = Harness::start_with(
+        Clock::manual(tuesday_morning()),
+        emulators,
+        Arc::new(callbook::ledger::MemoryLedger::new()),
+        store,
+    )
+    .await
+    .unwrap();
+    server.kill();
+    let mut c = start_call(&app, "CA000000000000000000000000down0001").await;
+    c.send(&frames::offer()).await.unwrap();
+    let got = c.settle().await.unwrap();
+    assert!(
+        got.iter().any(|f| f["booking"]
+            == json!({"status": "skipped", "reason": "calendar_unavailable"})),
+        "{got:?}"
+    );
+    // The admin API says the store is down, in its own words only.
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::GET,
+        "/v1/users/alex/connections",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"], "store_unavailable");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        !message.contains("refused")
+            && !message.contains("os error")
+            && !message.contains("127.0.0.1"),
+        "{message}"
+    );
+    app.stop().await.unwrap();
 }
