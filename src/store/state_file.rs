@@ -3,8 +3,11 @@
 //! active provider) with every refresh token sealed, and the booking
 //! settings set through the admin API.
 //!
-//! Each change rewrites the file: a temporary file beside it, then a
-//! rename, so a crash leaves either the old state or the new one.
+//! Each change rewrites the file: a temporary file beside it (created
+//! `0600`, never through an existing path), written and fsynced, renamed
+//! over the file, then the directory fsynced. A crash or a full disk leaves
+//! either the old state or the new one, never a truncated file, and the
+//! file is readable by its owner only.
 
 use super::memory::UserConnections;
 use super::provisioning::sealed_owner;
@@ -12,7 +15,7 @@ use super::secrets::TokenCipher;
 use super::{BookingSettings, Connection, ConnectionStatus, Provider, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where connections are saved, and the key that seals their tokens.
 pub struct StateFile {
@@ -21,6 +24,10 @@ pub struct StateFile {
     /// One writer at a time; each takes its snapshot under this lock so the
     /// last write holds the newest state.
     writing: tokio::sync::Mutex<()>,
+    /// Makes the next write fail after its temporary file is written and
+    /// before the rename, as a crash there would.
+    #[cfg(test)]
+    fail_before_rename: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -63,6 +70,10 @@ struct ConnectionDoc {
 
 const VERSION: u32 = 1;
 
+/// The state file's mode: its owner reads and writes it, no one else.
+#[cfg(unix)]
+const MODE: u32 = 0o600;
+
 fn unavailable(what: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(what.to_string())
 }
@@ -73,6 +84,8 @@ impl StateFile {
             path,
             cipher,
             writing: tokio::sync::Mutex::new(()),
+            #[cfg(test)]
+            fail_before_rename: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -168,16 +181,66 @@ impl StateFile {
             bookings: snapshot.bookings.into_iter().collect(),
         };
         let json = serde_json::to_vec_pretty(&doc).map_err(unavailable)?;
-        let mut tmp = self.path.clone().into_os_string();
-        tmp.push(".tmp");
-        tokio::fs::write(&tmp, json)
+        let path = self.path.clone();
+        #[cfg(test)]
+        let fail = self
+            .fail_before_rename
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        #[cfg(not(test))]
+        let fail = false;
+        let failed =
+            |e: &dyn std::fmt::Display| unavailable(format!("{}: {e}", self.path.display()));
+        tokio::task::spawn_blocking(move || write_atomically(&path, &json, fail))
             .await
-            .map_err(|e| unavailable(format!("{}: {e}", self.path.display())))?;
-        tokio::fs::rename(&tmp, &self.path)
-            .await
-            .map_err(|e| unavailable(format!("{}: {e}", self.path.display())))?;
-        Ok(())
+            .map_err(|e| failed(&e))?
+            .map_err(|e| failed(&e))
     }
+
+    #[cfg(test)]
+    fn fail_next_write_before_rename(&self) {
+        self.fail_before_rename
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Replaces `path` with `bytes`: a fresh `0600` temporary file in the same
+/// directory, written and fsynced, renamed over `path`, and the directory
+/// fsynced so the rename itself survives a crash. The temporary file is
+/// removed if anything fails. `fail_before_rename` stops after the
+/// temporary file is complete, as a crash there would (for tests).
+fn write_atomically(path: &Path, bytes: &[u8], fail_before_rename: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let result = (|| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, MODE);
+        let mut f = options.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        if fail_before_rename {
+            return Err(std::io::Error::other("interrupted before the rename"));
+        }
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // The rename is durable once the directory entry is on disk.
+    #[cfg(unix)]
+    std::fs::File::open(&dir)?.sync_all()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -290,5 +353,131 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("users.alex.google"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_state_file_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = temp_path("state.json");
+        // An older callbook left it world-readable.
+        std::fs::write(&path, r#"{"version":1,"users":{}}"#).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = MemoryStore::new()
+            .with_state_file(StateFile::new(path.clone(), cipher()))
+            .await
+            .unwrap();
+        store
+            .put_connection(
+                "alex",
+                Connection::new(Provider::Google, SecretString::from("g")),
+            )
+            .await
+            .unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+    }
+
+    /// The files in the state file's directory.
+    fn dir_entries(path: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn a_write_interrupted_before_its_rename_leaves_the_old_state_whole() {
+        let path = temp_path("state.json");
+        let state = StateFile::new(path.clone(), cipher());
+        let one = |token: &str| {
+            let mut connections = std::collections::HashMap::new();
+            connections.insert(
+                "alex".to_string(),
+                UserConnections {
+                    active: Some(Provider::Google),
+                    list: vec![Connection::new(
+                        Provider::Google,
+                        SecretString::from(token.to_string()),
+                    )],
+                },
+            );
+            Snapshot {
+                connections,
+                ..Snapshot::default()
+            }
+        };
+        state.save(|| one("before")).await.unwrap();
+        let before = std::fs::read(&path).unwrap();
+        state.fail_next_write_before_rename();
+        assert!(state.save(|| one("after")).await.is_err());
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "the old state, whole"
+        );
+        assert_eq!(dir_entries(&path), ["state.json"], "no temporary file left");
+        let loaded = state.load().await.unwrap();
+        assert_eq!(
+            loaded.connections["alex"].list[0]
+                .refresh_token
+                .expose_secret(),
+            "before"
+        );
+        // The next write goes through.
+        state.save(|| one("after")).await.unwrap();
+        let loaded = state.load().await.unwrap();
+        assert_eq!(
+            loaded.connections["alex"].list[0]
+                .refresh_token
+                .expose_secret(),
+            "after"
+        );
+        assert_eq!(dir_entries(&path), ["state.json"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_never_sees_a_partly_written_file() {
+        let path = temp_path("state.json");
+        let store = std::sync::Arc::new(
+            MemoryStore::new()
+                .with_state_file(StateFile::new(path.clone(), cipher()))
+                .await
+                .unwrap(),
+        );
+        store
+            .put_connection(
+                "u0",
+                Connection::new(Provider::Google, SecretString::from("t")),
+            )
+            .await
+            .unwrap();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (path, done) = (path.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    let bytes = std::fs::read(&path).unwrap();
+                    serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .unwrap_or_else(|e| panic!("a partial file ({} bytes): {e}", bytes.len()));
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        for i in 0..100 {
+            // A large document, so a write in place would be seen half done.
+            let mut c = Connection::new(Provider::Google, SecretString::from(format!("t-{i}")));
+            c.calendar_id = "x".repeat(64 * 1024);
+            store
+                .put_connection(&format!("u{}", i % 7), c)
+                .await
+                .unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(reader.join().unwrap() > 0);
     }
 }
