@@ -52,11 +52,23 @@ impl MemoryStore {
 
     /// Writes connections through to `state`, after loading what it holds
     /// (which replaces the provisioning file's connections for its users).
+    /// Fails when the token keys do not open what the file holds; a file
+    /// without a key check (new, or from an older callbook) is written at
+    /// once, so the keys it was started with are the file's from now on.
     pub async fn with_state_file(mut self, state: StateFile) -> Result<Self, StoreError> {
         let saved = state.load().await?;
         write(&self.connections).extend(saved.connections);
         write(&self.bookings).extend(saved.bookings);
         self.state = Some(state);
+        if saved.stale > 0 {
+            tracing::warn!(
+                values = saved.stale,
+                "the state file holds values sealed under an older token key; they are re-sealed on the next write (or run callbook rekey)"
+            );
+        }
+        if saved.unchecked {
+            self.persist().await?;
+        }
         Ok(self)
     }
 
@@ -113,6 +125,7 @@ impl MemoryStore {
             .save(|| Snapshot {
                 connections: read(&self.connections).clone(),
                 bookings: read(&self.bookings).clone(),
+                ..Snapshot::default()
             })
             .await
     }

@@ -244,6 +244,29 @@ impl StoreError {
     }
 }
 
+/// A sealed value in a store that did not open: the wrong keys, or (when
+/// it is not even in the sealed format) data callbook did not write.
+pub(crate) fn sealed_error(
+    at: impl std::fmt::Display,
+    e: secrets::SecretsError,
+    keys: &secrets::TokenCipher,
+) -> StoreError {
+    match e {
+        secrets::SecretsError::Malformed => StoreError::Corrupt(format!("{at}: {e}")),
+        _ => StoreError::WrongKey(format!("{at}: {e}; configured keys: {}", keys.describe())),
+    }
+}
+
+/// What re-sealing a store under the sealing key did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RekeyReport {
+    /// Values that were under another key (or an old format) and are now
+    /// under the sealing key.
+    pub resealed: usize,
+    /// Values already under the sealing key.
+    pub current: usize,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn campaign(&self, id: &str) -> Result<Option<Campaign>, StoreError>;

@@ -8,16 +8,23 @@
 //! over the file, then the directory fsynced. A crash or a full disk leaves
 //! either the old state or the new one, never a truncated file, and the
 //! file is readable by its owner only.
+//!
+//! From its first write the file also holds `key_check`, a known value
+//! sealed under the token key: loading refuses keys that do not open it, so
+//! a wrong `CALLBOOK_TOKEN_KEY` stops the start even before any connection
+//! is saved. Every write seals everything under the sealing key.
 
 use super::memory::UserConnections;
 use super::provisioning::sealed_owner;
 use super::secrets::TokenCipher;
-use super::{BookingSettings, Connection, ConnectionStatus, Provider, StoreError};
+use super::{
+    sealed_error, BookingSettings, Connection, ConnectionStatus, Provider, RekeyReport, StoreError,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Where connections are saved, and the key that seals their tokens.
+/// Where connections are saved, and the keys that seal their tokens.
 pub struct StateFile {
     path: PathBuf,
     cipher: TokenCipher,
@@ -34,6 +41,9 @@ pub struct StateFile {
 #[serde(deny_unknown_fields)]
 struct Doc {
     version: u32,
+    /// A known value sealed under the sealing key (see the module docs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_check: Option<String>,
     users: BTreeMap<String, UserDoc>,
     /// Booking settings set through the admin API, by campaign; they
     /// override the provisioning file's.
@@ -46,6 +56,12 @@ struct Doc {
 pub(super) struct Snapshot {
     pub connections: std::collections::HashMap<String, UserConnections>,
     pub bookings: std::collections::HashMap<String, BookingSettings>,
+    /// Sealed values (tokens and the key check) not under the sealing key.
+    pub stale: usize,
+    /// Sealed values under the sealing key.
+    pub current: usize,
+    /// The file has no key check yet (new, or from an older callbook).
+    pub unchecked: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -74,10 +90,6 @@ const VERSION: u32 = 1;
 #[cfg(unix)]
 const MODE: u32 = 0o600;
 
-fn unavailable(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(what.to_string())
-}
-
 impl StateFile {
     pub fn new(path: PathBuf, cipher: TokenCipher) -> Self {
         Self {
@@ -89,26 +101,54 @@ impl StateFile {
         }
     }
 
-    /// What the file holds; nothing if it does not exist yet.
+    fn unavailable(&self, what: impl std::fmt::Display) -> StoreError {
+        StoreError::Unavailable(format!("{}: {what}", self.path.display()))
+    }
+
+    fn corrupt(&self, what: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt(format!("{}: {what}", self.path.display()))
+    }
+
+    /// What the file holds; nothing if it does not exist yet. Refuses keys
+    /// that do not open its key check or any of its tokens.
     pub(super) async fn load(&self) -> Result<Snapshot, StoreError> {
         let text = match tokio::fs::read_to_string(&self.path).await {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Snapshot::default()),
-            Err(e) => return Err(unavailable(format!("{}: {e}", self.path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Snapshot {
+                    unchecked: true,
+                    ..Snapshot::default()
+                })
+            }
+            Err(e) => return Err(self.unavailable(e)),
         };
-        let doc: Doc = serde_json::from_str(&text)
-            .map_err(|e| unavailable(format!("{}: {e}", self.path.display())))?;
+        let doc: Doc = serde_json::from_str(&text).map_err(|e| self.corrupt(e))?;
         if doc.version != VERSION {
-            return Err(unavailable(format!(
-                "{}: version {} is not {VERSION}",
-                self.path.display(),
-                doc.version
-            )));
+            return Err(self.corrupt(format!("version {} is not {VERSION}", doc.version)));
         }
         let mut out = Snapshot {
             bookings: doc.bookings.into_iter().collect(),
+            unchecked: doc.key_check.is_none(),
             ..Snapshot::default()
         };
+        let (mut current, mut stale) = (0, 0);
+        let mut tally = |sealed: &str| {
+            if self.cipher.is_current(sealed) {
+                current += 1;
+            } else {
+                stale += 1;
+            }
+        };
+        if let Some(check) = &doc.key_check {
+            self.cipher.open_key_check(check).map_err(|e| {
+                sealed_error(
+                    format!("{}: key_check", self.path.display()),
+                    e,
+                    &self.cipher,
+                )
+            })?;
+            tally(check);
+        }
         for (user, u) in doc.users {
             let mut list = Vec::new();
             for c in u.connections {
@@ -117,12 +157,17 @@ impl StateFile {
                     .cipher
                     .open(&c.refresh_token_sealed, &owner)
                     .map_err(|e| {
-                        unavailable(format!(
-                            "{}: users.{user}.{}: {e}",
-                            self.path.display(),
-                            c.provider.as_str()
-                        ))
+                        sealed_error(
+                            format!(
+                                "{}: users.{user}.{}",
+                                self.path.display(),
+                                c.provider.as_str()
+                            ),
+                            e,
+                            &self.cipher,
+                        )
                     })?;
+                tally(&c.refresh_token_sealed);
                 list.push(Connection {
                     provider: c.provider,
                     calendar_id: c.calendar_id,
@@ -140,10 +185,13 @@ impl StateFile {
                 },
             );
         }
+        out.current = current;
+        out.stale = stale;
         Ok(out)
     }
 
-    /// Writes the snapshot `take` returns, atomically.
+    /// Writes the snapshot `take` returns, atomically, everything sealed
+    /// under the sealing key.
     pub(super) async fn save(&self, take: impl FnOnce() -> Snapshot) -> Result<(), StoreError> {
         let _one_writer = self.writing.lock().await;
         let snapshot = take();
@@ -177,10 +225,11 @@ impl StateFile {
             .collect();
         let doc = Doc {
             version: VERSION,
+            key_check: Some(self.cipher.seal_key_check()),
             users,
             bookings: snapshot.bookings.into_iter().collect(),
         };
-        let json = serde_json::to_vec_pretty(&doc).map_err(unavailable)?;
+        let json = serde_json::to_vec_pretty(&doc).map_err(|e| self.corrupt(e))?;
         let path = self.path.clone();
         #[cfg(test)]
         let fail = self
@@ -188,12 +237,23 @@ impl StateFile {
             .swap(false, std::sync::atomic::Ordering::SeqCst);
         #[cfg(not(test))]
         let fail = false;
-        let failed =
-            |e: &dyn std::fmt::Display| unavailable(format!("{}: {e}", self.path.display()));
         tokio::task::spawn_blocking(move || write_atomically(&path, &json, fail))
             .await
-            .map_err(|e| failed(&e))?
-            .map_err(|e| failed(&e))
+            .map_err(|e| self.unavailable(e))?
+            .map_err(|e| self.unavailable(e))
+    }
+
+    /// Re-seals everything in the file under the sealing key. Run it with
+    /// no `callbook serve` using the file (a running one would write its
+    /// own state over it).
+    pub async fn rekey(&self) -> Result<RekeyReport, StoreError> {
+        let snapshot = self.load().await?;
+        let report = RekeyReport {
+            resealed: snapshot.stale,
+            current: snapshot.current,
+        };
+        self.save(|| snapshot).await?;
+        Ok(report)
     }
 
     #[cfg(test)]
@@ -252,7 +312,7 @@ mod tests {
 
     fn cipher() -> TokenCipher {
         let key = SecretString::from(base64::engine::general_purpose::STANDARD.encode([9u8; 32]));
-        TokenCipher::from_base64("k1", &key).unwrap()
+        TokenCipher::from_base64(&key).unwrap()
     }
 
     fn temp_path(name: &str) -> PathBuf {
@@ -346,13 +406,111 @@ mod tests {
             .await
             .unwrap();
         let other = SecretString::from(base64::engine::general_purpose::STANDARD.encode([1u8; 32]));
-        let other = TokenCipher::from_base64("k1", &other).unwrap();
+        let other = TokenCipher::from_base64(&other).unwrap();
         let err = MemoryStore::new()
             .with_state_file(StateFile::new(path, other))
             .await
             .err()
             .unwrap();
+        assert_eq!(err.kind(), crate::store::StoreErrorKind::WrongKey);
+        // The key check is read first; both name the key setting.
+        assert!(err.to_string().contains("key_check"), "{err}");
+        assert!(err.to_string().contains("CALLBOOK_TOKEN_KEY"), "{err}");
+    }
+
+    fn keys(bytes: &[u8]) -> TokenCipher {
+        let list: Vec<SecretString> = bytes
+            .iter()
+            .map(|b| SecretString::from(base64::engine::general_purpose::STANDARD.encode([*b; 32])))
+            .collect();
+        TokenCipher::from_base64_list(&list).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_new_state_file_is_bound_to_its_key_before_any_connection() {
+        let path = temp_path("state.json");
+        MemoryStore::new()
+            .with_state_file(StateFile::new(path.clone(), keys(&[1])))
+            .await
+            .unwrap();
+        assert!(path.exists(), "the key check is written at first start");
+        let err = MemoryStore::new()
+            .with_state_file(StateFile::new(path.clone(), keys(&[2])))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), crate::store::StoreErrorKind::WrongKey);
+    }
+
+    #[tokio::test]
+    async fn a_token_under_a_dropped_key_is_refused_even_when_the_check_opens() {
+        let path = temp_path("state.json");
+        let store = MemoryStore::new()
+            .with_state_file(StateFile::new(path.clone(), keys(&[1])))
+            .await
+            .unwrap();
+        store
+            .put_connection(
+                "alex",
+                Connection::new(Provider::Google, SecretString::from("g")),
+            )
+            .await
+            .unwrap();
+        // The key check alone re-sealed under key 2, as if an old key had
+        // been dropped before everything was re-sealed.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        doc["key_check"] = serde_json::json!(keys(&[2]).seal_key_check());
+        std::fs::write(&path, doc.to_string()).unwrap();
+        let err = MemoryStore::new()
+            .with_state_file(StateFile::new(path.clone(), keys(&[2])))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), crate::store::StoreErrorKind::WrongKey);
         assert!(err.to_string().contains("users.alex.google"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn rekey_moves_everything_to_the_first_key_so_the_old_one_can_go() {
+        let path = temp_path("state.json");
+        let store = MemoryStore::new()
+            .with_state_file(StateFile::new(path.clone(), keys(&[1])))
+            .await
+            .unwrap();
+        store
+            .put_connection(
+                "alex",
+                Connection::new(Provider::Google, SecretString::from("g-1")),
+            )
+            .await
+            .unwrap();
+        let report = StateFile::new(path.clone(), keys(&[2, 1]))
+            .rekey()
+            .await
+            .unwrap();
+        assert_eq!(
+            report,
+            RekeyReport {
+                resealed: 2,
+                current: 0
+            }
+        );
+        let again = StateFile::new(path.clone(), keys(&[2, 1]))
+            .rekey()
+            .await
+            .unwrap();
+        assert_eq!(again.resealed, 0);
+        let only_new = MemoryStore::new()
+            .with_state_file(StateFile::new(path.clone(), keys(&[2])))
+            .await
+            .unwrap();
+        let c = only_new.connection("alex").await.unwrap().unwrap();
+        assert_eq!(c.refresh_token.expose_secret(), "g-1");
+        assert!(MemoryStore::new()
+            .with_state_file(StateFile::new(path, keys(&[1])))
+            .await
+            .is_err());
     }
 
     #[cfg(unix)]
@@ -375,6 +533,14 @@ mod tests {
             .await
             .unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+        // A fresh file too.
+        let fresh = temp_path("fresh.json");
+        MemoryStore::new()
+            .with_state_file(StateFile::new(fresh.clone(), cipher()))
+            .await
+            .unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{mode:o}");
     }
 
