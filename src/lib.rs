@@ -29,9 +29,10 @@
 //!   (`RedisLedger`: one atomic Lua script per operation and calendar).
 //! - [`calendar`]: the `CalendarProvider` trait; the Google Calendar and
 //!   Microsoft Graph clients; one retry policy for both (`calendar::retry`);
-//!   OAuth (consent with PKCE, code exchange, refresh, revoke); Windows zone
-//!   names; invite templates; and local provider [`calendar::emulator`]s with
-//!   fault injection.
+//!   OAuth (consent with PKCE, code exchange, refresh, revoke); which account
+//!   may finish a connect ([`calendar::binding`]: the one it was started
+//!   for); Windows zone names; invite templates; and local provider
+//!   [`calendar::emulator`]s with fault injection.
 //! - [`store`]: users, their connections (one per provider, one active),
 //!   consent flows and campaigns behind a trait; loaded from the
 //!   provisioning file, with connections kept in process (optionally

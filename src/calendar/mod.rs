@@ -5,6 +5,7 @@
 //! providers' real HTTP APIs; [`emulator`] serves the same APIs locally for
 //! tests, replays and the demo.
 
+pub mod binding;
 pub mod emulator;
 pub mod google;
 pub mod microsoft;

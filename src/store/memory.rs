@@ -9,6 +9,10 @@ use secrecy::SecretString;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+/// What a pending consent flow keeps besides its verifier: user, provider,
+/// redirect URI and the expected account.
+type FlowMeta = (String, Provider, String, super::ExpectedAccount);
+
 /// A user's calendar connections, at most one per provider.
 #[derive(Clone, Default)]
 pub(super) struct UserConnections {
@@ -34,7 +38,7 @@ pub struct MemoryStore {
     /// Booking settings set through the admin API, over the campaigns'.
     bookings: RwLock<HashMap<String, BookingSettings>>,
     state: Option<StateFile>,
-    flows: PendingFlows<(String, Provider, String)>,
+    flows: PendingFlows<FlowMeta>,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -257,7 +261,7 @@ impl Store for MemoryStore {
         self.flows.put_state(
             state,
             flow.verifier,
-            (flow.user_id, flow.provider, flow.redirect_uri),
+            (flow.user_id, flow.provider, flow.redirect_uri, flow.expect),
         );
         Ok(())
     }
@@ -267,11 +271,12 @@ impl Store for MemoryStore {
             .flows
             .take(state)
             .map(
-                |(verifier, (user_id, provider, redirect_uri))| PendingFlow {
+                |(verifier, (user_id, provider, redirect_uri, expect))| PendingFlow {
                     user_id,
                     provider,
                     verifier,
                     redirect_uri,
+                    expect,
                 },
             ))
     }

@@ -14,6 +14,7 @@ pub mod state_file;
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
+pub use crate::calendar::binding::ExpectedAccount;
 use crate::dialog::MeetingKind;
 use crate::schedule::BookingRules;
 use async_trait::async_trait;
@@ -80,6 +81,10 @@ pub struct Connection {
     pub tenant: Option<String>,
     /// The account's address as the provider reported it at connect time.
     pub account_email: Option<String>,
+    /// The connect was started with `allow_other_account` and finished by
+    /// an account other than the one expected (or one that could not be
+    /// checked): accepted on the administrator's word, and shown as such.
+    pub other_account: bool,
 }
 
 impl Connection {
@@ -92,6 +97,7 @@ impl Connection {
             status: ConnectionStatus::Active,
             tenant: None,
             account_email: None,
+            other_account: false,
         }
     }
 }
@@ -100,6 +106,9 @@ impl Connection {
 pub struct User {
     pub id: String,
     pub name: String,
+    /// The address the provisioning file gives: the account a connect
+    /// expects when nothing more specific is known.
+    pub email: Option<String>,
 }
 
 /// Booking settings for a campaign: as the provisioning file and the admin
@@ -186,6 +195,8 @@ pub struct PendingFlow {
     /// The redirect URI the consent was asked with; the code exchange must
     /// send the same one.
     pub redirect_uri: String,
+    /// The account the connect is for; the callback refuses another.
+    pub expect: ExpectedAccount,
 }
 
 /// A store failure. The text is for logs (it may name a file, a Redis

@@ -160,6 +160,7 @@ impl Provisioning {
             store.put_user(User {
                 id: u.id,
                 name: u.name,
+                email: Some(u.email).filter(|e| !e.trim().is_empty()),
             });
         }
         for c in self.campaigns {

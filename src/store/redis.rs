@@ -8,7 +8,8 @@
 //!
 //! One hash per user, `{prefix}conn:{user}`: `active`, and per provider
 //! `<p>:token` (sealed), `<p>:calendar`, `<p>:status` (JSON), `<p>:tenant`,
-//! `<p>:email`. Each change writes only its own fields, in a script that
+//! `<p>:email`, `<p>:other` (`1` when another account was allowed). Each
+//! change writes only its own fields, in a script that
 //! first checks the connection exists, so concurrent changes from two
 //! instances never undo each other or bring back a removed connection.
 //! Flows are `{prefix}flow:{state}`, expiring with the flow and taken with
@@ -25,8 +26,8 @@ use super::memory::UserConnections;
 use super::provisioning::sealed_owner;
 use super::secrets::TokenCipher;
 use super::{
-    sealed_error, BookingSettings, Campaign, Connection, ConnectionStatus, MemoryStore,
-    PendingFlow, Provider, RekeyReport, Store, StoreError, User,
+    sealed_error, BookingSettings, Campaign, Connection, ConnectionStatus, ExpectedAccount,
+    MemoryStore, PendingFlow, Provider, RekeyReport, Store, StoreError, User,
 };
 use crate::calendar::oauth::FLOW_TTL;
 use async_trait::async_trait;
@@ -38,14 +39,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// KEYS: conn. ARGV: provider, token, calendar, status, tenant, email,
-/// only_if_absent ("1" when seeding). Makes the provider active when none is.
+/// other, only_if_absent ("1" when seeding). Makes the provider active when
+/// none is.
 const PUT: &str = r#"
 local k, p = KEYS[1], ARGV[1]
-if ARGV[7] == '1' and redis.call('HEXISTS', k, p .. ':token') == 1 then
+if ARGV[8] == '1' and redis.call('HEXISTS', k, p .. ':token') == 1 then
   return 0
 end
 redis.call('HSET', k, p .. ':token', ARGV[2], p .. ':calendar', ARGV[3], p .. ':status', ARGV[4])
-for i, f in ipairs({'tenant', 'email'}) do
+for i, f in ipairs({'tenant', 'email', 'other'}) do
   local v = ARGV[4 + i]
   if v == '' then redis.call('HDEL', k, p .. ':' .. f) else redis.call('HSET', k, p .. ':' .. f, v) end
 end
@@ -54,14 +56,14 @@ return 1
 "#;
 
 /// KEYS: conn. ARGV: provider, the other provider. Returns the removed
-/// fields (token, calendar, status, tenant, email) or an empty list.
+/// fields (token, calendar, status, tenant, email, other) or an empty list.
 const REMOVE: &str = r#"
 local k, p, other = KEYS[1], ARGV[1], ARGV[2]
-local got = redis.call('HMGET', k, p .. ':token', p .. ':calendar', p .. ':status', p .. ':tenant', p .. ':email')
+local got = redis.call('HMGET', k, p .. ':token', p .. ':calendar', p .. ':status', p .. ':tenant', p .. ':email', p .. ':other')
 if not got[1] then
   return {}
 end
-redis.call('HDEL', k, p .. ':token', p .. ':calendar', p .. ':status', p .. ':tenant', p .. ':email')
+redis.call('HDEL', k, p .. ':token', p .. ':calendar', p .. ':status', p .. ':tenant', p .. ':email', p .. ':other')
 if redis.call('HGET', k, 'active') == p then
   if redis.call('HEXISTS', k, other .. ':token') == 1 then
     redis.call('HSET', k, 'active', other)
@@ -69,7 +71,7 @@ if redis.call('HGET', k, 'active') == p then
     redis.call('HDEL', k, 'active')
   end
 end
-for i = 1, 5 do
+for i = 1, 6 do
   if not got[i] then got[i] = '' end
 end
 return got
@@ -125,6 +127,10 @@ struct FlowDoc {
     provider: Provider,
     verifier_sealed: String,
     redirect_uri: String,
+    /// Flows begun before connects were bound have none: their callback is
+    /// refused (see `calendar::binding`).
+    #[serde(default)]
+    expect: ExpectedAccount,
 }
 
 /// Shared connections; users and campaigns from provisioning.
@@ -450,6 +456,7 @@ impl RedisStore {
             .arg(Self::status_json(&c.status)?)
             .arg(c.tenant.as_deref().unwrap_or(""))
             .arg(c.account_email.as_deref().unwrap_or(""))
+            .arg(if c.other_account { "1" } else { "" })
             .arg(if only_if_absent { "1" } else { "0" })
             .invoke_async(&mut conn)
             .await
@@ -484,6 +491,7 @@ impl RedisStore {
             status,
             tenant: nonempty("tenant"),
             account_email: nonempty("email"),
+            other_account: nonempty("other").is_some(),
         }))
     }
 
@@ -588,7 +596,7 @@ impl Store for RedisStore {
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        let names = ["token", "calendar", "status", "tenant", "email"];
+        let names = ["token", "calendar", "status", "tenant", "email", "other"];
         let field = |f: &str| {
             names
                 .iter()
@@ -628,6 +636,7 @@ impl Store for RedisStore {
             provider: flow.provider,
             verifier_sealed: self.cipher.seal(&flow.verifier, &format!("flow|{state}")),
             redirect_uri: flow.redirect_uri,
+            expect: flow.expect,
         };
         let json = serde_json::to_string(&doc).map_err(corrupt)?;
         let mut conn = self.conn.clone();
@@ -662,6 +671,7 @@ impl Store for RedisStore {
             provider: doc.provider,
             verifier,
             redirect_uri: doc.redirect_uri,
+            expect: doc.expect,
         }))
     }
 

@@ -82,6 +82,8 @@ struct ConnectionDoc {
     tenant: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     account_email: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    other_account: bool,
 }
 
 const VERSION: u32 = 1;
@@ -175,6 +177,7 @@ impl StateFile {
                     status: c.status,
                     tenant: c.tenant,
                     account_email: c.account_email,
+                    other_account: c.other_account,
                 });
             }
             out.connections.insert(
@@ -212,6 +215,7 @@ impl StateFile {
                         status: c.status,
                         tenant: c.tenant.clone(),
                         account_email: c.account_email.clone(),
+                        other_account: c.other_account,
                     })
                     .collect();
                 (

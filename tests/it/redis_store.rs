@@ -12,8 +12,8 @@ use callbook::ledger::{Ledger, RedisLedger};
 use callbook::store::provisioning::{Provisioning, DEFAULT};
 use callbook::store::secrets::TokenCipher;
 use callbook::store::{
-    Connection, ConnectionStatus, MemoryStore, PendingFlow, Provider, RedisStore, Store,
-    StoreError, StoreErrorKind,
+    Connection, ConnectionStatus, ExpectedAccount, MemoryStore, PendingFlow, Provider, RedisStore,
+    Store, StoreError, StoreErrorKind,
 };
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
@@ -50,6 +50,7 @@ async fn contract(s: &dyn Store) {
     let mut ms = conn(Provider::Microsoft, "m1");
     ms.tenant = Some("t-9".into());
     ms.account_email = Some(OUTLOOK.into());
+    ms.other_account = true;
     s.put_connection("alex", ms).await.unwrap();
     // Google stays active until the owner switches.
     assert_eq!(
@@ -61,6 +62,7 @@ async fn contract(s: &dyn Store) {
     assert_eq!(active.provider, Provider::Microsoft);
     assert_eq!(active.tenant.as_deref(), Some("t-9"));
     assert_eq!(active.account_email.as_deref(), Some(OUTLOOK));
+    assert!(active.other_account);
 
     s.update_refresh_token("alex", Provider::Microsoft, SecretString::from("m2"))
         .await
@@ -115,6 +117,11 @@ async fn contract(s: &dyn Store) {
         provider: Provider::Microsoft,
         verifier: SecretString::from("v-123"),
         redirect_uri: "https://callbook.example/v1/oauth/callback".into(),
+        expect: ExpectedAccount {
+            account: Some(OUTLOOK.into()),
+            tenant: Some("t-9".into()),
+            allow_other: false,
+        },
     };
     s.begin_flow("state-1", flow).await.unwrap();
     let got = s.finish_flow("state-1").await.unwrap().unwrap();
@@ -123,6 +130,8 @@ async fn contract(s: &dyn Store) {
         ("alex", Provider::Microsoft)
     );
     assert_eq!(got.verifier.expose_secret(), "v-123");
+    assert_eq!(got.expect.account.as_deref(), Some(OUTLOOK));
+    assert_eq!(got.expect.tenant.as_deref(), Some("t-9"));
     assert_eq!(
         got.redirect_uri,
         "https://callbook.example/v1/oauth/callback"
@@ -280,6 +289,7 @@ async fn rekey_moves_redis_to_the_new_key_so_the_old_one_can_be_dropped() {
         provider: Provider::Google,
         verifier: SecretString::from("v-9"),
         redirect_uri: "https://callbook.example/v1/oauth/callback".into(),
+        expect: ExpectedAccount::default(),
     };
     a.begin_flow("state-r", flow).await.unwrap();
     // New key first, old one still there: everything opens.
@@ -392,7 +402,13 @@ async fn a_consent_started_on_one_server_finishes_on_the_other() {
     let server = RedisServer::start().await.unwrap();
     let (apps, _emulators) = two_servers(&server).await;
     // The load balancer sends the browser back to the other server.
-    let (status, page) = connect_via(&apps[0], "microsoft", &apps[1]).await;
+    let (status, page) = connect_via(
+        &apps[0],
+        "microsoft",
+        &apps[1],
+        Some(json!({"login_hint": OUTLOOK})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let (_, list) = admin(
         &apps[0],
@@ -419,7 +435,13 @@ async fn a_token_rotated_by_one_server_is_picked_up_by_the_other() {
     let server = RedisServer::start().await.unwrap();
     let (apps, emulators) = two_servers(&server).await;
     // Connect Outlook and make it active (through server 0).
-    connect_via(&apps[0], "microsoft", &apps[0]).await;
+    connect_via(
+        &apps[0],
+        "microsoft",
+        &apps[0],
+        Some(json!({"login_hint": OUTLOOK})),
+    )
+    .await;
     admin(
         &apps[0],
         reqwest::Method::PUT,
