@@ -29,13 +29,18 @@
 //!   (`RedisLedger`: one atomic Lua script per operation and calendar).
 //! - [`calendar`]: the `CalendarProvider` trait; the Google Calendar and
 //!   Microsoft Graph clients; one retry policy for both (`calendar::retry`);
-//!   OAuth (consent with PKCE, code exchange, refresh, revoke); Windows zone
-//!   names; invite templates; and (with the `testkit` feature) local
-//!   provider emulators with fault injection (`calendar::emulator`).
+//!   OAuth (consent with PKCE, code exchange, refresh, revoke); which account
+//!   may finish a connect ([`calendar::binding`]: the one it was started
+//!   for); Windows zone names; invite templates; and (with the `testkit`
+//!   feature) local provider emulators with fault injection
+//!   (`calendar::emulator`).
 //! - [`store`]: users, their connections (one per provider, one active),
 //!   consent flows and campaigns behind a trait; loaded from the
 //!   provisioning file, with connections kept in process (optionally
-//!   written through to a sealed state file) or shared in Redis.
+//!   written through to a sealed state file) or shared in Redis. Tokens
+//!   are sealed under keys named by their fingerprints
+//!   ([`store::secrets`]); a store refuses keys that do not open what it
+//!   holds, and `rekey` moves it to a new key.
 //! - [`protocol`]: wire frames, mirroring `protocol/` exactly.
 //! - [`server`]: the axum router: `/v1/calls`, the admin API
 //!   (`server::admin`: OAuth connect and callback, calendar choice, active

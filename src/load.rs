@@ -52,7 +52,7 @@ pub async fn run(calls: usize, instances: usize, redis_url: Option<&str>) -> any
         let prov = Provisioning::parse(DEFAULT)?;
         let (ledger, store): (Arc<dyn Ledger>, Arc<dyn Store>) = match redis_url {
             Some(url) => {
-                let cipher = TokenCipher::from_base64("load", &key)?;
+                let cipher = TokenCipher::from_base64(&key)?;
                 let store = RedisStore::connect(url, &prefix, cipher, prov.into_store())
                     .await
                     .context("connecting to Redis")?;

@@ -13,7 +13,7 @@ use callbook::outcomes::{MemoryOutcomes, OutcomeStore, RedisOutcomes, WebhookCon
 use callbook::store::provisioning::{self, Provisioning};
 use callbook::store::secrets::TokenCipher;
 use callbook::store::state_file::StateFile;
-use callbook::store::{Provider, RedisStore, Store};
+use callbook::store::{MemoryStore, Provider, RedisStore, Store, StoreError, StoreErrorKind};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
@@ -75,6 +75,10 @@ enum Command {
         #[command(subcommand)]
         what: ParseWhat,
     },
+    /// Re-seal everything a store holds (Redis, or a state file) under the
+    /// first of the token keys, so the others can be dropped. Prints what
+    /// it did as JSON.
+    Rekey(RekeyArgs),
     /// Seal a refresh token (read from standard input) for the provisioning
     /// file's `refresh_token_sealed`, under `CALLBOOK_TOKEN_KEY`.
     Seal {
@@ -123,23 +127,66 @@ enum ParseWhat {
     Phone { number: String },
 }
 
-/// The key that seals refresh tokens at rest: 32 bytes, base64.
+/// The keys that seal refresh tokens at rest: 32 bytes each, base64. The
+/// first seals; every one opens (for rotation: `new,old`).
 #[derive(clap::Args)]
 struct TokenKeyArgs {
-    #[arg(long, env = "CALLBOOK_TOKEN_KEY", hide_env_values = true)]
-    token_key: Option<String>,
-    #[arg(long, env = "CALLBOOK_TOKEN_KEY_ID", default_value = "k1")]
-    token_key_id: String,
+    /// A token key; repeat the flag, or separate keys with commas in
+    /// CALLBOOK_TOKEN_KEY. The first seals, every one opens.
+    #[arg(
+        long,
+        env = "CALLBOOK_TOKEN_KEY",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    token_key: Vec<String>,
+    /// Deprecated and ignored: a key's id is now its fingerprint.
+    #[arg(long, env = "CALLBOOK_TOKEN_KEY_ID", hide = true)]
+    token_key_id: Option<String>,
 }
 
+/// Said when CALLBOOK_TOKEN_KEY_ID is still set.
+const KEY_ID_DEPRECATED: &str = "CALLBOOK_TOKEN_KEY_ID is ignored: a token key's id is now its fingerprint, and values sealed under the old label still open";
+
 impl TokenKeyArgs {
+    /// The configured keys, or `None` when none is.
     fn cipher(&self) -> anyhow::Result<Option<TokenCipher>> {
-        self.token_key
-            .as_ref()
-            .map(|k| TokenCipher::from_base64(&self.token_key_id, &SecretString::from(k.clone())))
-            .transpose()
-            .map_err(Into::into)
+        let keys: Vec<SecretString> = self
+            .token_key
+            .iter()
+            .map(|k| k.trim())
+            .filter(|k| !k.is_empty())
+            .map(|k| SecretString::from(k.to_string()))
+            .collect();
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        TokenCipher::from_base64_list(&keys)
+            .map(Some)
+            .context("CALLBOOK_TOKEN_KEY")
     }
+
+    /// The keys, required.
+    fn required(&self, what: &str) -> anyhow::Result<TokenCipher> {
+        self.cipher()?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{what} needs CALLBOOK_TOKEN_KEY (32 bytes, base64; new,old while rotating)"
+            )
+        })
+    }
+}
+
+#[derive(clap::Args)]
+struct RekeyArgs {
+    #[command(flatten)]
+    key: TokenKeyArgs,
+    /// The Redis `callbook serve --redis-url` uses.
+    #[arg(long, env = "CALLBOOK_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// The state file `callbook serve --state-file` uses (stop the service
+    /// first: a running one writes its own state over it).
+    #[arg(long, env = "CALLBOOK_STATE_FILE")]
+    state_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -293,6 +340,7 @@ async fn main() -> ExitCode {
             provider,
             key,
         } => seal(&user, &provider, &key).map(|_| true),
+        Command::Rekey(args) => rekey(args).await.map(|_| true),
         Command::Slots {
             rules,
             busy,
@@ -353,6 +401,9 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             provisioning::EMPTY.to_string()
         }
     };
+    if args.key.token_key_id.is_some() {
+        tracing::warn!("{KEY_ID_DEPRECATED}");
+    }
     let mut prov = Provisioning::parse(&text)?;
     prov.open_sealed(args.key.cipher()?.as_ref())?;
     let emulator_stop = CancellationToken::new();
@@ -381,21 +432,15 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         (google, microsoft)
     };
     let store = prov.into_store();
-    let need_key = |what: &str| {
-        args.key.cipher().and_then(|c| {
-            c.ok_or_else(|| {
-                anyhow::anyhow!("{what} needs CALLBOOK_TOKEN_KEY to seal the tokens it keeps")
-            })
-        })
-    };
+    let need_key = |what: &str| args.key.required(what);
     let (store, ledger): (Arc<dyn Store>, Arc<dyn Ledger>) = match (&args.redis_url, &args.state_file) {
         (Some(_), Some(_)) => anyhow::bail!(
             "--redis-url keeps connections in Redis; --state-file is for a single instance: give one"
         ),
         (Some(url), None) => {
-            let store = RedisStore::connect(url, "callbook:", need_key("--redis-url")?, store)
+            let store = RedisStore::connect(url, REDIS_PREFIX, need_key("--redis-url")?, store)
                 .await
-                .context("connecting to Redis (CALLBOOK_REDIS_URL)")?;
+                .map_err(store_refused("connecting to Redis (CALLBOOK_REDIS_URL)"))?;
             let ledger = RedisLedger::connect(url, "callbook:ledger:")
                 .await
                 .context("connecting to Redis (CALLBOOK_REDIS_URL)")?;
@@ -405,7 +450,8 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             let cipher = need_key("--state-file")?;
             let store = store
                 .with_state_file(StateFile::new(path.clone(), cipher))
-                .await?;
+                .await
+                .map_err(store_refused("reading the state file (CALLBOOK_STATE_FILE)"))?;
             (Arc::new(store), Arc::new(MemoryLedger::new()))
         }
         (None, None) => (Arc::new(store), Arc::new(MemoryLedger::new())),
@@ -478,10 +524,58 @@ async fn start_emulators(
     anyhow::bail!("--emulator: this build has no provider emulators (it was built without the `testkit` feature)")
 }
 
+/// Where `serve` keeps connections in Redis.
+const REDIS_PREFIX: &str = "callbook:";
+
+/// A store that would not open, as the reason `serve` or `rekey` stops:
+/// wrong keys say so plainly (naming CALLBOOK_TOKEN_KEY); anything else
+/// says what was being done.
+fn store_refused(doing: &'static str) -> impl Fn(StoreError) -> anyhow::Error {
+    move |e| {
+        match e.kind() {
+        StoreErrorKind::WrongKey => anyhow::anyhow!(
+            "{e}. Start with the key(s) this store was sealed under (CALLBOOK_TOKEN_KEY=new,old while rotating)"
+        ),
+        _ => anyhow::Error::new(e).context(doing),
+    }
+    }
+}
+
+async fn rekey(args: RekeyArgs) -> anyhow::Result<()> {
+    if args.key.token_key_id.is_some() {
+        eprintln!("warning: {KEY_ID_DEPRECATED}");
+    }
+    let cipher = args.key.required("rekey")?;
+    let sealing = cipher.sealing_key_id().to_string();
+    let report = match (&args.redis_url, &args.state_file) {
+        (Some(url), None) => {
+            // Users and campaigns do not matter here: nothing is seeded.
+            let store = RedisStore::connect(url, REDIS_PREFIX, cipher, MemoryStore::new())
+                .await
+                .map_err(store_refused("connecting to Redis (CALLBOOK_REDIS_URL)"))?;
+            store
+                .rekey()
+                .await
+                .map_err(store_refused("re-sealing in Redis"))?
+        }
+        (None, Some(path)) => StateFile::new(path.clone(), cipher)
+            .rekey()
+            .await
+            .map_err(store_refused("re-sealing the state file"))?,
+        _ => anyhow::bail!("rekey: give exactly one of --redis-url and --state-file"),
+    };
+    println!(
+        "{}",
+        serde_json::json!({"key_id": sealing, "resealed": report.resealed, "current": report.current})
+    );
+    Ok(())
+}
+
 fn seal(user: &str, provider: &str, key: &TokenKeyArgs) -> anyhow::Result<()> {
-    let cipher = key
-        .cipher()?
-        .ok_or_else(|| anyhow::anyhow!("set CALLBOOK_TOKEN_KEY (32 bytes, base64)"))?;
+    if key.token_key_id.is_some() {
+        eprintln!("warning: {KEY_ID_DEPRECATED}");
+    }
+    let cipher = key.required("seal")?;
     let provider = match provider {
         "google" => Provider::Google,
         "microsoft" => Provider::Microsoft,

@@ -2,9 +2,10 @@
 //!
 //! Each connected calendar is one [`CalendarProvider`]; the call actor uses it
 //! for free/busy, creating and moving events. Implementations speak the
-//! providers' real HTTP APIs; [`emulator`] serves the same APIs locally for
-//! tests, replays and the demo.
+//! providers' real HTTP APIs; `emulator` (with the `testkit` feature) serves
+//! the same APIs locally for tests, replays and the demo.
 
+pub mod binding;
 #[cfg(feature = "testkit")]
 pub mod emulator;
 pub mod google;

@@ -77,15 +77,21 @@ type Client<HasAuthUrl, HasTokenUrl> = oauth2::Client<
 /// Who granted access, from the `id_token` of the token response.
 ///
 /// The token is read, not verified: it arrives straight from the provider's
-/// token endpoint over TLS, which OpenID Connect Core §3.1.3.7 accepts in
-/// place of checking its signature. It only informs display and the
-/// personal-account check, never an access decision.
+/// token endpoint over TLS (exchanged with callbook's client secret and the
+/// flow's PKCE verifier), which OpenID Connect Core §3.1.3.7 accepts in
+/// place of checking its signature. Besides display and the
+/// personal-account check, it decides whether a connect was finished by the
+/// account it was started for ([`super::binding`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identity {
     /// Microsoft's tenant (`tid`).
     pub tenant: Option<String>,
     /// The account's address (`email`, else `preferred_username`).
     pub email: Option<String>,
+    /// Microsoft's sign-in name (`preferred_username`).
+    pub username: Option<String>,
+    /// Google's `email_verified`: whether Google checked the address.
+    pub email_verified: Option<bool>,
 }
 
 /// The tenant every personal Microsoft account (outlook.com, hotmail.com)
@@ -105,11 +111,20 @@ impl Identity {
             tid: Option<String>,
             email: Option<String>,
             preferred_username: Option<String>,
+            email_verified: Option<serde_json::Value>,
         }
         let c: Claims = serde_json::from_slice(&bytes).ok()?;
+        // Google has sent `email_verified` both as a boolean and a string.
+        let email_verified = match c.email_verified {
+            Some(serde_json::Value::Bool(b)) => Some(b),
+            Some(serde_json::Value::String(s)) => Some(s == "true"),
+            _ => None,
+        };
         Some(Identity {
             tenant: c.tid,
-            email: c.email.or(c.preferred_username),
+            email: c.email.or(c.preferred_username.clone()),
+            username: c.preferred_username,
+            email_verified,
         })
     }
 
@@ -190,6 +205,16 @@ impl ConsentSpec {
                 ("include_granted_scopes".into(), "true".into()),
             ],
         }
+    }
+
+    /// Asks the provider to pre-select this account on its sign-in screen
+    /// (`login_hint`, which Google and Microsoft both read). The owner may
+    /// still pick another; the callback checks which one they did.
+    pub fn with_login_hint(mut self, account: Option<&str>) -> Self {
+        if let Some(a) = account {
+            self.extra.push(("login_hint".into(), a.to_string()));
+        }
+        self
     }
 
     pub fn microsoft(authorize_url: &str, redirect_uri: &str) -> Self {
@@ -710,6 +735,21 @@ mod tests {
         let id = Identity::from_id_token(&jwt).unwrap();
         assert!(id.is_microsoft_personal());
         assert_eq!(id.email.as_deref(), Some("a@outlook.com"));
+        assert_eq!(id.username.as_deref(), Some("a@outlook.com"));
+        assert_eq!(id.email_verified, None);
+        // Google's verified address, whether the flag is a boolean or text.
+        for verified in ["true", "\"true\""] {
+            let jwt = format!(
+                "{}.{}.sig",
+                enc(r#"{"alg":"RS256"}"#),
+                enc(&format!(
+                    r#"{{"email":"a@gmail.com","email_verified":{verified}}}"#
+                ))
+            );
+            let id = Identity::from_id_token(&jwt).unwrap();
+            assert_eq!(id.email_verified, Some(true), "{verified}");
+            assert_eq!(id.username, None);
+        }
         assert_eq!(Identity::from_id_token("not a jwt"), None);
         assert_eq!(Identity::from_id_token("a.!!!.c"), None);
     }

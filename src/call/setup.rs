@@ -10,8 +10,8 @@ use crate::calendar::CalendarProvider;
 use crate::dialog::{BookingContext, Recipient, Setup, SkipReason};
 use crate::phone::E164;
 use crate::protocol::Start;
-use crate::store::Store;
 use crate::store::{Connection, ConnectionStatus, Provider};
+use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -215,14 +215,20 @@ pub(super) async fn prepare(deps: &CallDeps, start: &Start) -> (Setup, Option<Bo
     }
 }
 
+/// A store that cannot be read at call start: booking is skipped as
+/// `calendar_unavailable`, never as if nothing were configured.
+fn store_failed(e: StoreError) -> SkipReason {
+    tracing::warn!(error = %e, kind = e.kind().code(), "store unreadable at call start; booking skipped");
+    SkipReason::CalendarUnavailable
+}
+
 async fn booking_env(deps: &CallDeps, start: &Start) -> Result<BookingEnv, SkipReason> {
     let campaign_id = param(start, "campaign_id").ok_or(SkipReason::CampaignUnknown)?;
     let campaign = deps
         .store
         .campaign(campaign_id)
         .await
-        .ok()
-        .flatten()
+        .map_err(store_failed)?
         .ok_or(SkipReason::CampaignUnknown)?;
     let settings = campaign
         .booking
@@ -234,8 +240,7 @@ async fn booking_env(deps: &CallDeps, start: &Start) -> Result<BookingEnv, SkipR
         .store
         .connection(&campaign.owner)
         .await
-        .ok()
-        .flatten()
+        .map_err(store_failed)?
         .ok_or(SkipReason::CalendarMissing)?;
     match conn.status {
         ConnectionStatus::Active => {}

@@ -52,6 +52,10 @@ pub enum SkipReason {
     CalendarMissing,
     CalendarExpired,
     AdminApprovalNeeded,
+    /// The connection store could not be read at call start (Redis down,
+    /// tokens that do not open): the owner may well be connected (since
+    /// protocol 1.3.0).
+    CalendarUnavailable,
 }
 
 /// Why a booking that started did not finish.

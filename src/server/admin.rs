@@ -6,9 +6,13 @@
 //! organisation that requires an administrator, the admin-consent link.
 
 use super::{authorized, unauthorized, AppState};
+use crate::calendar::binding::{self, ExpectedAccount, Mismatch, Verdict};
 use crate::calendar::oauth::{admin_consent_url, ConsentSpec, OAuthClient};
 use crate::calendar::{CalendarError, CalendarSummary};
-use crate::store::{BookingSettings, Connection, ConnectionStatus, PendingFlow, Provider};
+use crate::dialog::understand::email::Email;
+use crate::store::{
+    BookingSettings, Connection, ConnectionStatus, PendingFlow, Provider, StoreError, User,
+};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -91,20 +95,16 @@ pub(super) fn admin_only(state: &AppState, headers: &HeaderMap) -> Result<(), Ap
 }
 
 /// Checks the admin bearer token, then that the user exists.
-async fn guard(state: &AppState, headers: &HeaderMap, user: &str) -> Result<(), ApiError> {
+async fn guard(state: &AppState, headers: &HeaderMap, user: &str) -> Result<User, ApiError> {
     admin_only(state, headers)?;
     match state.deps.store.user(user).await {
-        Ok(Some(_)) => Ok(()),
+        Ok(Some(u)) => Ok(u),
         Ok(None) => Err(error(
             StatusCode::NOT_FOUND,
             "unknown_user",
             format!("no user {user:?}"),
         )),
-        Err(e) => Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            e.to_string(),
-        )),
+        Err(e) => Err(store_down(e)),
     }
 }
 
@@ -118,12 +118,13 @@ fn provider_of(s: &str) -> Result<Provider, ApiError> {
     })
 }
 
-fn store_down(e: impl std::fmt::Display) -> ApiError {
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "store_unavailable",
-        e.to_string(),
-    )
+/// A store failure as an answer: its kind's code and sentence, never the
+/// error's text (which may name a file, a Redis address or a user); that
+/// goes to the log.
+fn store_down(e: StoreError) -> ApiError {
+    let kind = e.kind();
+    tracing::error!(error = %e, kind = kind.code(), "store failed");
+    error(StatusCode::SERVICE_UNAVAILABLE, kind.code(), kind.message())
 }
 
 /// What the provider said, as an admin API answer.
@@ -206,6 +207,9 @@ fn view(state: &AppState, c: &Connection, active: bool) -> Value {
     if let Some(tenant) = &c.tenant {
         v["tenant"] = json!(tenant);
     }
+    if c.other_account {
+        v["other_account"] = json!(true);
+    }
     v
 }
 
@@ -231,22 +235,129 @@ pub(super) async fn list(
     ))
 }
 
+/// The optional body of a connect start: whom the connect is for.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConnectStart {
+    /// The account that must finish the consent, pre-selected on the
+    /// provider's sign-in screen.
+    login_hint: Option<String>,
+    /// The Microsoft tenant (`tid`) the account must be in.
+    tenant: Option<String>,
+    /// Accept whichever account finishes the consent; the connection is
+    /// flagged `other_account`.
+    #[serde(default)]
+    allow_other_account: bool,
+}
+
+/// Longest tenant id accepted (a GUID is 36 characters).
+const MAX_TENANT_LEN: usize = 64;
+
+fn bad_connect_start(message: &str) -> ApiError {
+    error(StatusCode::BAD_REQUEST, "bad_request", message)
+}
+
+/// Reads a connect start's body; an empty body asks for the defaults.
+fn connect_start(body: &[u8]) -> Result<ConnectStart, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ConnectStart::default());
+    }
+    let start: ConnectStart = serde_json::from_slice(body).map_err(|_| {
+        bad_connect_start(
+            "expected {\"login_hint\": \"…\", \"tenant\": \"…\", \"allow_other_account\": false}, each optional",
+        )
+    })?;
+    if start
+        .login_hint
+        .as_deref()
+        .is_some_and(|h| Email::parse(h).is_none())
+    {
+        return Err(bad_connect_start("login_hint: not an email address"));
+    }
+    if start.tenant.as_deref().is_some_and(|t| {
+        t.is_empty()
+            || t.len() > MAX_TENANT_LEN
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    }) {
+        return Err(bad_connect_start("tenant: not a tenant id"));
+    }
+    Ok(start)
+}
+
+/// Whom a connect is for: the `login_hint` given, else the account of the
+/// user's current connection to the provider (a reconnect), else the
+/// user's address from the provisioning file. For Microsoft, the tenant
+/// given, else the current connection's.
+fn expected_account(
+    start: ConnectStart,
+    user: &User,
+    provider: Provider,
+    current: Option<&Connection>,
+) -> ExpectedAccount {
+    let account = start
+        .login_hint
+        .or_else(|| current.and_then(|c| c.account_email.clone()))
+        .or_else(|| user.email.clone())
+        .map(|a| a.trim().to_string());
+    let tenant = match provider {
+        Provider::Microsoft => start
+            .tenant
+            .or_else(|| current.and_then(|c| c.tenant.clone())),
+        Provider::Google => None,
+    };
+    ExpectedAccount {
+        account,
+        tenant,
+        allow_other: start.allow_other_account,
+    }
+}
+
 /// `POST /v1/users/{user}/connections/{provider}`: starts a connect; the
-/// answer's `authorize_url` is where to send the owner's browser.
+/// answer's `authorize_url` is where to send the owner's browser. The
+/// connect is bound to an account (see [`expected_account`]): the callback
+/// refuses any other unless the body says `allow_other_account`.
 pub(super) async fn connect(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((user, provider)): Path<(String, String)>,
+    body: axum::body::Bytes,
 ) -> ApiResult {
-    guard(&state, &headers, &user).await?;
+    let known = guard(&state, &headers, &user).await?;
     let provider = provider_of(&provider)?;
+    let start = connect_start(&body)?;
+    let (list, _) = state
+        .deps
+        .store
+        .connections(&user)
+        .await
+        .map_err(store_down)?;
+    let current = list.iter().find(|c| c.provider == provider);
+    let expect = expected_account(start, &known, provider, current);
+    if expect.account.is_none() && !expect.allow_other {
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "account_unknown",
+            "no account is known for this user: give login_hint, or allow_other_account",
+        ));
+    }
     let (spec, oauth) = spec_for(&state, provider, &state.admin.redirect_uri());
+    let spec = spec.with_login_hint(expect.account.as_deref());
     let auth = oauth.authorize(&spec).map_err(provider_error)?;
+    let answer = json!({
+        "authorize_url": auth.url,
+        "redirect_uri": spec.redirect_uri,
+        "expected_account": expect.account,
+        "expected_tenant": expect.tenant,
+        "allow_other_account": expect.allow_other,
+    });
     let flow = PendingFlow {
         user_id: user,
         provider,
         verifier: auth.verifier,
         redirect_uri: spec.redirect_uri.clone(),
+        expect,
     };
     state
         .deps
@@ -254,9 +365,32 @@ pub(super) async fn connect(
         .begin_flow(&auth.state, flow)
         .await
         .map_err(store_down)?;
-    Ok(Json(
-        json!({"authorize_url": auth.url, "redirect_uri": spec.redirect_uri}),
-    ))
+    Ok(Json(answer))
+}
+
+/// For logs: an address redacted, or nothing.
+fn redacted(account: Option<&str>) -> String {
+    account
+        .and_then(Email::parse)
+        .map(|e| e.redacted())
+        .unwrap_or_default()
+}
+
+/// What the owner's browser is told when the account that finished the
+/// consent is not the one the connect was for. Names no account: whoever
+/// holds a leaked link learns nothing from it.
+fn mismatch_page(m: Mismatch) -> &'static str {
+    match m {
+        Mismatch::Account => {
+            "No calendar was connected: you signed in with another account than the one this connection was started for. Sign in with that account, or ask your administrator to start the connection again."
+        }
+        Mismatch::Tenant => {
+            "No calendar was connected: the account you signed in with belongs to another organisation than the one this connection was started for. Ask your administrator to start the connection again."
+        }
+        Mismatch::Unverifiable => {
+            "No calendar was connected: the provider did not confirm which account signed in. Ask your administrator to start the connection again."
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -307,6 +441,7 @@ pub(super) async fn callback(State(state): State<AppState>, Query(q): Query<Call
         provider,
         verifier,
         redirect_uri,
+        expect,
     } =
         match flow {
             Ok(Some(flow)) => flow,
@@ -358,9 +493,37 @@ pub(super) async fn callback(State(state): State<AppState>, Query(q): Query<Call
             "The provider gave no offline access. Remove the app's access in your account settings and connect again.",
         );
     };
+    let identity = grant.identity.unwrap_or_default();
+    let trusted = binding::trusted_account(provider, &identity).map(str::to_string);
+    let other_account = match binding::check(provider, &expect, &identity) {
+        Verdict::Matched => false,
+        Verdict::OtherAllowed(m) => {
+            tracing::warn!(
+                user = %user,
+                provider = provider.as_str(),
+                mismatch = m.as_str(),
+                expected = %redacted(expect.account.as_deref()),
+                signed_in = %redacted(trusted.as_deref()),
+                "connect finished by another account; allowed when it was started"
+            );
+            true
+        }
+        Verdict::Refused(m) => {
+            tracing::warn!(
+                user = %user,
+                provider = provider.as_str(),
+                mismatch = m.as_str(),
+                expected = %redacted(expect.account.as_deref()),
+                signed_in = %redacted(trusted.as_deref()),
+                "connect refused: finished by another account than the one it was started for"
+            );
+            refuse_grant(&state, provider, &refresh).await;
+            return page(StatusCode::FORBIDDEN, mismatch_page(m));
+        }
+    };
     let store = &state.deps.store;
     // Reconnecting keeps the calendar chosen before.
-    let unavailable = |e: crate::store::StoreError| {
+    let unavailable = |e: StoreError| {
         tracing::error!(error = %e, "could not save a connection");
         page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -371,11 +534,11 @@ pub(super) async fn callback(State(state): State<AppState>, Query(q): Query<Call
         Ok((list, _)) => list.into_iter().find(|c| c.provider == provider),
         Err(e) => return unavailable(e),
     };
-    let identity = grant.identity.unwrap_or_default();
     let conn = Connection {
         calendar_id: previous.map_or_else(|| "primary".to_string(), |p| p.calendar_id),
         tenant: identity.tenant,
-        account_email: identity.email,
+        account_email: trusted.or(identity.email),
+        other_account,
         ..Connection::new(provider, refresh)
     };
     if let Err(e) = store.put_connection(&user, conn).await {
@@ -387,6 +550,19 @@ pub(super) async fn callback(State(state): State<AppState>, Query(q): Query<Call
         StatusCode::OK,
         "Your calendar is connected. You can close this window.",
     )
+}
+
+/// Gives back a grant callbook will not keep (the wrong account finished
+/// the consent), where the provider can revoke one (Google); Microsoft's
+/// lapses unused.
+async fn refuse_grant(state: &AppState, provider: Provider, refresh: &SecretString) {
+    if provider != Provider::Google {
+        return;
+    }
+    let cal = &state.deps.calendars;
+    if let Err(e) = OAuthClient::revoke(cal.http(), &cal.google().revoke_url, refresh).await {
+        tracing::info!(error = %e, "could not revoke a refused grant");
+    }
 }
 
 /// `DELETE /v1/users/{user}/connections/{provider}`

@@ -9,6 +9,10 @@ use secrecy::SecretString;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+/// What a pending consent flow keeps besides its verifier: user, provider,
+/// redirect URI and the expected account.
+type FlowMeta = (String, Provider, String, super::ExpectedAccount);
+
 /// A user's calendar connections, at most one per provider.
 #[derive(Clone, Default)]
 pub(super) struct UserConnections {
@@ -34,7 +38,7 @@ pub struct MemoryStore {
     /// Booking settings set through the admin API, over the campaigns'.
     bookings: RwLock<HashMap<String, BookingSettings>>,
     state: Option<StateFile>,
-    flows: PendingFlows<(String, Provider, String)>,
+    flows: PendingFlows<FlowMeta>,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -52,11 +56,23 @@ impl MemoryStore {
 
     /// Writes connections through to `state`, after loading what it holds
     /// (which replaces the provisioning file's connections for its users).
+    /// Fails when the token keys do not open what the file holds; a file
+    /// without a key check (new, or from an older callbook) is written at
+    /// once, so the keys it was started with are the file's from now on.
     pub async fn with_state_file(mut self, state: StateFile) -> Result<Self, StoreError> {
         let saved = state.load().await?;
         write(&self.connections).extend(saved.connections);
         write(&self.bookings).extend(saved.bookings);
         self.state = Some(state);
+        if saved.stale > 0 {
+            tracing::warn!(
+                values = saved.stale,
+                "the state file holds values sealed under an older token key; they are re-sealed on the next write (or run callbook rekey)"
+            );
+        }
+        if saved.unchecked {
+            self.persist().await?;
+        }
         Ok(self)
     }
 
@@ -113,6 +129,7 @@ impl MemoryStore {
             .save(|| Snapshot {
                 connections: read(&self.connections).clone(),
                 bookings: read(&self.bookings).clone(),
+                ..Snapshot::default()
             })
             .await
     }
@@ -244,7 +261,7 @@ impl Store for MemoryStore {
         self.flows.put_state(
             state,
             flow.verifier,
-            (flow.user_id, flow.provider, flow.redirect_uri),
+            (flow.user_id, flow.provider, flow.redirect_uri, flow.expect),
         );
         Ok(())
     }
@@ -254,11 +271,12 @@ impl Store for MemoryStore {
             .flows
             .take(state)
             .map(
-                |(verifier, (user_id, provider, redirect_uri))| PendingFlow {
+                |(verifier, (user_id, provider, redirect_uri, expect))| PendingFlow {
                     user_id,
                     provider,
                     verifier,
                     redirect_uri,
+                    expect,
                 },
             ))
     }

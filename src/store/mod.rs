@@ -14,6 +14,7 @@ pub mod state_file;
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
+pub use crate::calendar::binding::ExpectedAccount;
 use crate::dialog::MeetingKind;
 use crate::schedule::BookingRules;
 use async_trait::async_trait;
@@ -80,6 +81,10 @@ pub struct Connection {
     pub tenant: Option<String>,
     /// The account's address as the provider reported it at connect time.
     pub account_email: Option<String>,
+    /// The connect was started with `allow_other_account` and finished by
+    /// an account other than the one expected (or one that could not be
+    /// checked): accepted on the administrator's word, and shown as such.
+    pub other_account: bool,
 }
 
 impl Connection {
@@ -92,6 +97,7 @@ impl Connection {
             status: ConnectionStatus::Active,
             tenant: None,
             account_email: None,
+            other_account: false,
         }
     }
 }
@@ -100,6 +106,9 @@ impl Connection {
 pub struct User {
     pub id: String,
     pub name: String,
+    /// The address the provisioning file gives: the account a connect
+    /// expects when nothing more specific is known.
+    pub email: Option<String>,
 }
 
 /// Booking settings for a campaign: as the provisioning file and the admin
@@ -186,12 +195,87 @@ pub struct PendingFlow {
     /// The redirect URI the consent was asked with; the code exchange must
     /// send the same one.
     pub redirect_uri: String,
+    /// The account the connect is for; the callback refuses another.
+    pub expect: ExpectedAccount,
 }
 
+/// A store failure. The text is for logs (it may name a file, a Redis
+/// error or a user); what a caller is told comes from [`StoreError::kind`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
+    /// The store could not be read or written: Redis down, a file that
+    /// cannot be read.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// What the store holds does not open with the configured token keys.
+    #[error("the token keys (CALLBOOK_TOKEN_KEY) do not open what the store holds: {0}")]
+    WrongKey(String),
+    /// The store holds something callbook did not write or cannot read.
+    #[error("the store holds data callbook cannot read: {0}")]
+    Corrupt(String),
+}
+
+/// What kind of store failure, stable for answers and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    Unavailable,
+    WrongKey,
+    Corrupt,
+}
+
+impl StoreErrorKind {
+    /// A stable code for API answers.
+    pub fn code(self) -> &'static str {
+        match self {
+            StoreErrorKind::Unavailable => "store_unavailable",
+            StoreErrorKind::WrongKey => "store_key_mismatch",
+            StoreErrorKind::Corrupt => "store_corrupt",
+        }
+    }
+
+    /// A sentence for API answers: no internals (addresses, paths, users).
+    pub fn message(self) -> &'static str {
+        match self {
+            StoreErrorKind::Unavailable => "the connection store cannot be reached; try again",
+            StoreErrorKind::WrongKey => {
+                "the connection store holds tokens the configured keys do not open"
+            }
+            StoreErrorKind::Corrupt => "the connection store holds data callbook cannot read",
+        }
+    }
+}
+
+impl StoreError {
+    pub fn kind(&self) -> StoreErrorKind {
+        match self {
+            StoreError::Unavailable(_) => StoreErrorKind::Unavailable,
+            StoreError::WrongKey(_) => StoreErrorKind::WrongKey,
+            StoreError::Corrupt(_) => StoreErrorKind::Corrupt,
+        }
+    }
+}
+
+/// A sealed value in a store that did not open: the wrong keys, or (when
+/// it is not even in the sealed format) data callbook did not write.
+pub(crate) fn sealed_error(
+    at: impl std::fmt::Display,
+    e: secrets::SecretsError,
+    keys: &secrets::TokenCipher,
+) -> StoreError {
+    match e {
+        secrets::SecretsError::Malformed => StoreError::Corrupt(format!("{at}: {e}")),
+        _ => StoreError::WrongKey(format!("{at}: {e}; configured keys: {}", keys.describe())),
+    }
+}
+
+/// What re-sealing a store under the sealing key did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RekeyReport {
+    /// Values that were under another key (or an old format) and are now
+    /// under the sealing key.
+    pub resealed: usize,
+    /// Values already under the sealing key.
+    pub current: usize,
 }
 
 #[async_trait]

@@ -74,7 +74,7 @@ pub enum ProvisioningError {
     Json(#[from] serde_json::Error),
     #[error("users[{0}].connection: give exactly one of refresh_token and refresh_token_sealed")]
     TokenForm(String),
-    #[error("users[{user}].connection.refresh_token_sealed: {error}")]
+    #[error("users[{user}].connection.refresh_token_sealed: {error} with CALLBOOK_TOKEN_KEY")]
     Sealed {
         user: String,
         error: super::secrets::SecretsError,
@@ -114,8 +114,8 @@ impl Provisioning {
         Ok(p)
     }
 
-    /// Opens every sealed refresh token with `cipher`. The owner each token
-    /// is bound to is `<user id>|<provider>`.
+    /// Opens every sealed refresh token with `cipher` (the token keys).
+    /// The owner each token is bound to is `<user id>|<provider>`.
     pub fn open_sealed(
         &mut self,
         cipher: Option<&super::secrets::TokenCipher>,
@@ -164,6 +164,7 @@ impl Provisioning {
             store.put_user(User {
                 id: u.id,
                 name: u.name,
+                email: Some(u.email).filter(|e| !e.trim().is_empty()),
             });
         }
         for c in self.campaigns {
@@ -193,7 +194,7 @@ mod tests {
         use base64::Engine;
         use secrecy::ExposeSecret;
         let key = SecretString::from(base64::engine::general_purpose::STANDARD.encode([3u8; 32]));
-        let cipher = TokenCipher::from_base64("k1", &key).unwrap();
+        let cipher = TokenCipher::from_base64(&key).unwrap();
         let sealed = cipher.seal(&SecretString::from("1//rt"), "alex|google");
         let doc = |user: &str| {
             format!(

@@ -8,18 +8,26 @@
 //!
 //! One hash per user, `{prefix}conn:{user}`: `active`, and per provider
 //! `<p>:token` (sealed), `<p>:calendar`, `<p>:status` (JSON), `<p>:tenant`,
-//! `<p>:email`. Each change writes only its own fields, in a script that
+//! `<p>:email`, `<p>:other` (`1` when another account was allowed). Each
+//! change writes only its own fields, in a script that
 //! first checks the connection exists, so concurrent changes from two
 //! instances never undo each other or bring back a removed connection.
 //! Flows are `{prefix}flow:{state}`, expiring with the flow and taken with
 //! `GETDEL`, so each works once.
+//!
+//! `{prefix}keycheck` holds a known value sealed under the token key the
+//! store was first used with. Connecting refuses keys that do not open it
+//! or any stored token, before anything is written, so an instance with a
+//! wrong `CALLBOOK_TOKEN_KEY` never starts (and never seals a reconnect
+//! under a key the others cannot open). [`RedisStore::rekey`] re-seals
+//! every token, pending flow and the key check under the sealing key.
 
 use super::memory::UserConnections;
 use super::provisioning::sealed_owner;
 use super::secrets::TokenCipher;
 use super::{
-    BookingSettings, Campaign, Connection, ConnectionStatus, MemoryStore, PendingFlow, Provider,
-    Store, StoreError, User,
+    sealed_error, BookingSettings, Campaign, Connection, ConnectionStatus, ExpectedAccount,
+    MemoryStore, PendingFlow, Provider, RekeyReport, Store, StoreError, User,
 };
 use crate::calendar::oauth::FLOW_TTL;
 use async_trait::async_trait;
@@ -31,14 +39,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// KEYS: conn. ARGV: provider, token, calendar, status, tenant, email,
-/// only_if_absent ("1" when seeding). Makes the provider active when none is.
+/// other, only_if_absent ("1" when seeding). Makes the provider active when
+/// none is.
 const PUT: &str = r#"
 local k, p = KEYS[1], ARGV[1]
-if ARGV[7] == '1' and redis.call('HEXISTS', k, p .. ':token') == 1 then
+if ARGV[8] == '1' and redis.call('HEXISTS', k, p .. ':token') == 1 then
   return 0
 end
 redis.call('HSET', k, p .. ':token', ARGV[2], p .. ':calendar', ARGV[3], p .. ':status', ARGV[4])
-for i, f in ipairs({'tenant', 'email'}) do
+for i, f in ipairs({'tenant', 'email', 'other'}) do
   local v = ARGV[4 + i]
   if v == '' then redis.call('HDEL', k, p .. ':' .. f) else redis.call('HSET', k, p .. ':' .. f, v) end
 end
@@ -47,14 +56,14 @@ return 1
 "#;
 
 /// KEYS: conn. ARGV: provider, the other provider. Returns the removed
-/// fields (token, calendar, status, tenant, email) or an empty list.
+/// fields (token, calendar, status, tenant, email, other) or an empty list.
 const REMOVE: &str = r#"
 local k, p, other = KEYS[1], ARGV[1], ARGV[2]
-local got = redis.call('HMGET', k, p .. ':token', p .. ':calendar', p .. ':status', p .. ':tenant', p .. ':email')
+local got = redis.call('HMGET', k, p .. ':token', p .. ':calendar', p .. ':status', p .. ':tenant', p .. ':email', p .. ':other')
 if not got[1] then
   return {}
 end
-redis.call('HDEL', k, p .. ':token', p .. ':calendar', p .. ':status', p .. ':tenant', p .. ':email')
+redis.call('HDEL', k, p .. ':token', p .. ':calendar', p .. ':status', p .. ':tenant', p .. ':email', p .. ':other')
 if redis.call('HGET', k, 'active') == p then
   if redis.call('HEXISTS', k, other .. ':token') == 1 then
     redis.call('HSET', k, 'active', other)
@@ -62,7 +71,7 @@ if redis.call('HGET', k, 'active') == p then
     redis.call('HDEL', k, 'active')
   end
 end
-for i = 1, 5 do
+for i = 1, 6 do
   if not got[i] then got[i] = '' end
 end
 return got
@@ -83,12 +92,45 @@ end
 return 1
 "#;
 
+/// KEYS: a key. ARGV: its value as read, the new value. Replaces the value
+/// only if it is still the one read, keeping its expiry. Returns 1 when
+/// replaced.
+const SWAP: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+else
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+return 1
+"#;
+
+/// KEYS: conn. ARGV: field, its value as read, the new value. Replaces the
+/// field only if it still holds the value read. Returns 1 when replaced.
+const HSWAP: &str = r#"
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"#;
+
+/// Keys walked per `SCAN` step when checking or re-sealing every token.
+const SCAN_BATCH: usize = 500;
+
 #[derive(Serialize, Deserialize)]
 struct FlowDoc {
     user: String,
     provider: Provider,
     verifier_sealed: String,
     redirect_uri: String,
+    /// Flows begun before connects were bound have none: their callback is
+    /// refused (see `calendar::binding`).
+    #[serde(default)]
+    expect: ExpectedAccount,
 }
 
 /// Shared connections; users and campaigns from provisioning.
@@ -107,6 +149,22 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// `prefix` as a literal inside a `SCAN MATCH` pattern.
+fn glob_escape(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len());
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn other(p: Provider) -> Provider {
     match p {
         Provider::Google => Provider::Microsoft,
@@ -115,8 +173,11 @@ fn other(p: Provider) -> Provider {
 }
 
 impl RedisStore {
-    /// Connects, and seeds Redis with the provisioning file's connections
-    /// for users it knows nothing about yet (what Redis holds wins).
+    /// Connects, proves the token keys against what Redis holds (its key
+    /// check, written at first use, and every stored token), and seeds Redis
+    /// with the provisioning file's connections for users it knows nothing
+    /// about yet (what Redis holds wins). Keys that do not open what Redis
+    /// holds are [`StoreError::WrongKey`], and nothing is written.
     pub async fn connect(
         url: &str,
         prefix: &str,
@@ -133,12 +194,234 @@ impl RedisStore {
             remove: Script::new(REMOVE),
             set: Script::new(SET),
         };
+        store.prove_keys().await?;
         for (user, uc) in store.base.all_connections() {
             for c in uc.list {
                 store.write(&user, &c, true).await?;
             }
         }
         Ok(store)
+    }
+
+    fn key_check_key(&self) -> String {
+        format!("{}keycheck", self.prefix)
+    }
+
+    /// Refuses keys that do not open the key check (written now if there is
+    /// none) or any stored token; warns when values are still sealed under
+    /// an older key.
+    async fn prove_keys(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.key_check_key();
+        let mut stale = 0;
+        let check: Option<String> = conn.get(&key).await.map_err(unavailable)?;
+        if let Some(check) = &check {
+            self.check_key_check(&key, check)?;
+            stale += usize::from(!self.cipher.is_current(check));
+        }
+        self.each_token(|user, p, sealed| {
+            self.cipher
+                .open(sealed, &sealed_owner(user, p))
+                .map_err(|e| {
+                    sealed_error(
+                        format!("{}: {user}.{}", self.key(user), p.as_str()),
+                        e,
+                        &self.cipher,
+                    )
+                })?;
+            stale += usize::from(!self.cipher.is_current(sealed));
+            Ok(())
+        })
+        .await?;
+        if check.is_none() {
+            // Only once every token opened, so the check is never written
+            // under a wrong key. Another instance may write one first.
+            let written: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(self.cipher.seal_key_check())
+                .arg("NX")
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if written.is_none() {
+                let check: Option<String> = conn.get(&key).await.map_err(unavailable)?;
+                if let Some(check) = check {
+                    self.check_key_check(&key, &check)?;
+                }
+            }
+        }
+        if stale > 0 {
+            tracing::warn!(
+                values = stale,
+                "Redis holds values sealed under an older token key; run callbook rekey before dropping it"
+            );
+        }
+        Ok(())
+    }
+
+    fn check_key_check(&self, key: &str, check: &str) -> Result<(), StoreError> {
+        self.cipher
+            .open_key_check(check)
+            .map_err(|e| sealed_error(key, e, &self.cipher))
+    }
+
+    /// Calls `f` with every stored token: user, provider, sealed value.
+    async fn each_token(
+        &self,
+        mut f: impl FnMut(&str, Provider, &str) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let conn_prefix = format!("{}conn:", self.prefix);
+        for key in self
+            .scan(&format!("{}*", glob_escape(&conn_prefix)))
+            .await?
+        {
+            let Some(user) = key.strip_prefix(&conn_prefix) else {
+                continue;
+            };
+            let mut conn = self.conn.clone();
+            let all: HashMap<String, String> = conn.hgetall(&key).await.map_err(unavailable)?;
+            for p in [Provider::Google, Provider::Microsoft] {
+                if let Some(sealed) = all.get(&format!("{}:token", p.as_str())) {
+                    f(user, p, sealed)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every key matching `pattern`.
+    async fn scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut cursor: u64 = 0;
+        let mut keys = Vec::new();
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(SCAN_BATCH)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    /// Re-seals every stored token, pending consent flow and the key check
+    /// under the sealing key, so older keys can be dropped. Safe while
+    /// instances run: each value is replaced only if it is still the one
+    /// read (a token rotated meanwhile is already under the running
+    /// instance's sealing key, and is read again).
+    pub async fn rekey(&self) -> Result<RekeyReport, StoreError> {
+        let mut report = RekeyReport::default();
+        let hswap = Script::new(HSWAP);
+        let swap = Script::new(SWAP);
+        let conn_prefix = format!("{}conn:", self.prefix);
+        for key in self
+            .scan(&format!("{}*", glob_escape(&conn_prefix)))
+            .await?
+        {
+            let Some(user) = key.strip_prefix(&conn_prefix) else {
+                continue;
+            };
+            for p in [Provider::Google, Provider::Microsoft] {
+                let field = format!("{}:token", p.as_str());
+                let owner = sealed_owner(user, p);
+                loop {
+                    let mut conn = self.conn.clone();
+                    let sealed: Option<String> =
+                        conn.hget(&key, &field).await.map_err(unavailable)?;
+                    let Some(sealed) = sealed.filter(|s| !s.is_empty()) else {
+                        break;
+                    };
+                    if self.cipher.is_current(&sealed) {
+                        report.current += 1;
+                        break;
+                    }
+                    let token = self.cipher.open(&sealed, &owner).map_err(|e| {
+                        sealed_error(format!("{key}: {user}.{}", p.as_str()), e, &self.cipher)
+                    })?;
+                    let done: i64 = hswap
+                        .key(&key)
+                        .arg(&field)
+                        .arg(&sealed)
+                        .arg(self.cipher.seal(&token, &owner))
+                        .invoke_async(&mut conn)
+                        .await
+                        .map_err(unavailable)?;
+                    if done == 1 {
+                        report.resealed += 1;
+                        break;
+                    }
+                }
+            }
+        }
+        let flow_prefix = format!("{}flow:", self.prefix);
+        for key in self
+            .scan(&format!("{}*", glob_escape(&flow_prefix)))
+            .await?
+        {
+            let state = key.strip_prefix(&flow_prefix).unwrap_or_default();
+            let mut conn = self.conn.clone();
+            let json: Option<String> = conn.get(&key).await.map_err(unavailable)?;
+            // Taken by its callback meanwhile.
+            let Some(json) = json else { continue };
+            let mut doc: FlowDoc = serde_json::from_str(&json).map_err(corrupt)?;
+            if self.cipher.is_current(&doc.verifier_sealed) {
+                report.current += 1;
+                continue;
+            }
+            let owner = format!("flow|{state}");
+            let verifier = self
+                .cipher
+                .open(&doc.verifier_sealed, &owner)
+                .map_err(|e| sealed_error(&key, e, &self.cipher))?;
+            doc.verifier_sealed = self.cipher.seal(&verifier, &owner);
+            let resealed = serde_json::to_string(&doc).map_err(corrupt)?;
+            // Not replaced: taken by its callback meanwhile, and a flow
+            // works once, so it must not come back.
+            let done: i64 = swap
+                .key(&key)
+                .arg(&json)
+                .arg(&resealed)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            report.resealed += usize::try_from(done).unwrap_or(0);
+        }
+        // The key check last: once it is under the new key, every value
+        // before it is too.
+        let key = self.key_check_key();
+        let mut conn = self.conn.clone();
+        let check: Option<String> = conn.get(&key).await.map_err(unavailable)?;
+        match check {
+            Some(check) if self.cipher.is_current(&check) => report.current += 1,
+            Some(check) => {
+                self.cipher
+                    .open_key_check(&check)
+                    .map_err(|e| sealed_error(&key, e, &self.cipher))?;
+                let _: () = conn
+                    .set(&key, self.cipher.seal_key_check())
+                    .await
+                    .map_err(unavailable)?;
+                report.resealed += 1;
+            }
+            None => {
+                let _: () = conn
+                    .set(&key, self.cipher.seal_key_check())
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        Ok(report)
     }
 
     fn key(&self, user: &str) -> String {
@@ -151,7 +434,7 @@ impl RedisStore {
     }
 
     fn status_json(status: &ConnectionStatus) -> Result<String, StoreError> {
-        serde_json::to_string(status).map_err(unavailable)
+        serde_json::to_string(status).map_err(corrupt)
     }
 
     async fn write(
@@ -173,6 +456,7 @@ impl RedisStore {
             .arg(Self::status_json(&c.status)?)
             .arg(c.tenant.as_deref().unwrap_or(""))
             .arg(c.account_email.as_deref().unwrap_or(""))
+            .arg(if c.other_account { "1" } else { "" })
             .arg(if only_if_absent { "1" } else { "0" })
             .invoke_async(&mut conn)
             .await
@@ -194,9 +478,9 @@ impl RedisStore {
         let token = self
             .cipher
             .open(&sealed, &sealed_owner(user, p))
-            .map_err(|e| unavailable(format!("{user}.{}: {e}", p.as_str())))?;
+            .map_err(|e| sealed_error(format!("{user}.{}", p.as_str()), e, &self.cipher))?;
         let status = match field("status") {
-            Some(s) if !s.is_empty() => serde_json::from_str(&s).map_err(unavailable)?,
+            Some(s) if !s.is_empty() => serde_json::from_str(&s).map_err(corrupt)?,
             _ => ConnectionStatus::Active,
         };
         let nonempty = |f: &str| field(f).filter(|v| !v.is_empty());
@@ -207,6 +491,7 @@ impl RedisStore {
             status,
             tenant: nonempty("tenant"),
             account_email: nonempty("email"),
+            other_account: nonempty("other").is_some(),
         }))
     }
 
@@ -255,7 +540,7 @@ impl Store for RedisStore {
         let mut conn = self.conn.clone();
         let set: Option<String> = conn.get(self.booking_key(id)).await.map_err(unavailable)?;
         if let Some(json) = set {
-            c.booking = Some(serde_json::from_str(&json).map_err(unavailable)?);
+            c.booking = Some(serde_json::from_str(&json).map_err(corrupt)?);
         }
         Ok(Some(c))
     }
@@ -264,7 +549,7 @@ impl Store for RedisStore {
         if self.base.campaign(id).await?.is_none() {
             return Ok(false);
         }
-        let json = serde_json::to_string(&booking).map_err(unavailable)?;
+        let json = serde_json::to_string(&booking).map_err(corrupt)?;
         let mut conn = self.conn.clone();
         let _: () = conn
             .set(self.booking_key(id), json)
@@ -311,7 +596,7 @@ impl Store for RedisStore {
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        let names = ["token", "calendar", "status", "tenant", "email"];
+        let names = ["token", "calendar", "status", "tenant", "email", "other"];
         let field = |f: &str| {
             names
                 .iter()
@@ -351,8 +636,9 @@ impl Store for RedisStore {
             provider: flow.provider,
             verifier_sealed: self.cipher.seal(&flow.verifier, &format!("flow|{state}")),
             redirect_uri: flow.redirect_uri,
+            expect: flow.expect,
         };
-        let json = serde_json::to_string(&doc).map_err(unavailable)?;
+        let json = serde_json::to_string(&doc).map_err(corrupt)?;
         let mut conn = self.conn.clone();
         let _: () = conn
             .set_ex(
@@ -375,16 +661,17 @@ impl Store for RedisStore {
         let Some(json) = json else {
             return Ok(None);
         };
-        let doc: FlowDoc = serde_json::from_str(&json).map_err(unavailable)?;
+        let doc: FlowDoc = serde_json::from_str(&json).map_err(corrupt)?;
         let verifier = self
             .cipher
             .open(&doc.verifier_sealed, &format!("flow|{state}"))
-            .map_err(unavailable)?;
+            .map_err(|e| sealed_error("a consent flow", e, &self.cipher))?;
         Ok(Some(PendingFlow {
             user_id: doc.user,
             provider: doc.provider,
             verifier,
             redirect_uri: doc.redirect_uri,
+            expect: doc.expect,
         }))
     }
 

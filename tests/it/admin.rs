@@ -1,11 +1,12 @@
 //! The admin API over real HTTP: connecting calendars through the
 //! providers' consent screens (the emulators'), choosing the calendar and
 //! the active provider, admin approval with the tenant's admin-consent
-//! link, and disconnecting.
+//! link, and disconnecting; a connect bound to the account it was started
+//! for.
 
-use crate::helpers::{admin, book, connect_via, http, start_call, tuesday_morning};
+use crate::helpers::{admin, book, connect_as, connect_via, http, start_call, tuesday_morning};
 use callbook::calendar::emulator::microsoft::WORK_TENANT;
-use callbook::calendar::emulator::{Endpoint, Fault, MsAccountSpec, TokenFault};
+use callbook::calendar::emulator::{AccountSpec, Endpoint, Fault, MsAccountSpec, TokenFault};
 use callbook::clock::Clock;
 use callbook::harness::{frames, Harness};
 use callbook::store::provisioning::{Provisioning, DEFAULT};
@@ -29,8 +30,10 @@ async fn app() -> Harness {
     .unwrap()
 }
 
+/// Connects the default user's Google account, or the Outlook account.
 async fn connect(app: &Harness, provider: &str) -> (StatusCode, String) {
-    connect_via(app, provider, app).await
+    let start = (provider == "microsoft").then(|| json!({"login_hint": OUTLOOK}));
+    connect_via(app, provider, app, start).await
 }
 
 async fn connections(app: &Harness) -> Value {
@@ -503,5 +506,167 @@ async fn invalid_booking_rules_are_refused_naming_the_field_and_change_nothing()
         (status, got["error"].clone()),
         (StatusCode::NOT_FOUND, json!("unknown_campaign"))
     );
+    app.stop().await.unwrap();
+}
+
+/// Someone else's accounts, signed in on whatever browser opens a leaked
+/// connect link.
+const MALLORY: &str = "mallory@evil.example";
+const MALLORY_MS: &str = "mallory@contoso.example";
+
+/// [`app`], with Mallory's Google and Outlook accounts at the providers.
+async fn app_with_mallory() -> Harness {
+    let prov = Provisioning::parse(DEFAULT).unwrap();
+    Harness::start(prov, Clock::manual(tuesday_morning()), |emu| {
+        emu.microsoft.add_account(MsAccountSpec {
+            email: OUTLOOK.into(),
+            refresh_token: "never-handed-out".into(),
+            windows_zone: "Eastern Standard Time".into(),
+            work: true,
+        });
+        emu.google.add_account(AccountSpec {
+            email: MALLORY.into(),
+            refresh_token: "mallory-google".into(),
+            time_zone: "America/New_York".into(),
+            meet: true,
+        });
+        emu.microsoft.add_account(MsAccountSpec {
+            email: MALLORY_MS.into(),
+            refresh_token: "mallory-ms".into(),
+            windows_zone: "Eastern Standard Time".into(),
+            work: true,
+        });
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_connect_finished_by_another_account_is_refused_and_the_users_calendar_stays() {
+    let app = app_with_mallory().await;
+    let before = connections(&app).await;
+    // Mallory opens alex's connect link, signed in as herself.
+    let (status, page, started) = connect_as(&app, "google", &app, None, Some(MALLORY)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains("another account"), "{page}");
+    // The page names no account: a leaked link tells its holder nothing.
+    assert!(!page.contains('@'), "{page}");
+    // The connect asked Google to pre-select alex's account.
+    assert_eq!(started["expected_account"], "alex@callbook.example");
+    let url = started["authorize_url"].as_str().unwrap();
+    assert!(url.contains("login_hint=alex%40callbook.example"), "{url}");
+    // Nothing stored: alex's connection is as it was, and calls book there.
+    assert_eq!(connections(&app).await, before);
+    let booked = book(&app, "CA000000000000000000000000bind0001").await;
+    assert_eq!(booked["booking"]["status"], "booked", "{booked}");
+    assert_eq!(
+        app.google
+            .events("alex@callbook.example")
+            .iter()
+            .filter(|e| e.booking_id.is_some())
+            .count(),
+        1
+    );
+    assert!(app.google.events(MALLORY).is_empty());
+    // The grant callbook will not keep is given back.
+    assert!(app.google.is_revoked(MALLORY));
+
+    // The expected account finishes the same kind of connect.
+    let (status, page, _) = connect_as(&app, "google", &app, None, None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let list = connections(&app).await;
+    let google = by_provider(&list, "google");
+    assert_eq!(google["account"], "alex@callbook.example");
+    assert!(google.get("other_account").is_none(), "{google}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_outlook_connect_is_bound_to_the_hinted_account_and_its_tenant() {
+    let app = app_with_mallory().await;
+    let hint = json!({"login_hint": OUTLOOK});
+    let (status, page, started) = connect_as(
+        &app,
+        "microsoft",
+        &app,
+        Some(hint.clone()),
+        Some(MALLORY_MS),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    let url = started["authorize_url"].as_str().unwrap();
+    assert!(url.contains("login_hint=alex%40contoso.example"), "{url}");
+    // The right account, in another organisation than the one expected.
+    let elsewhere =
+        json!({"login_hint": OUTLOOK, "tenant": "0b7c9e2a-1111-4f00-8000-000000000001"});
+    let (status, page, _) = connect_as(&app, "microsoft", &app, Some(elsewhere), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains("another organisation"), "{page}");
+    let list = connections(&app).await;
+    assert!(
+        list["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["provider"] != "microsoft"),
+        "{list}"
+    );
+    // The hinted account connects.
+    let (status, page, _) = connect_as(&app, "microsoft", &app, Some(hint), None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    // A reconnect without a body expects the connected account and tenant.
+    let (status, page, started) = connect_as(&app, "microsoft", &app, None, Some(MALLORY_MS)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert_eq!(started["expected_account"], OUTLOOK);
+    assert_eq!(started["expected_tenant"], WORK_TENANT);
+    let (status, page, _) = connect_as(&app, "microsoft", &app, None, None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let list = connections(&app).await;
+    assert_eq!(by_provider(&list, "microsoft")["account"], OUTLOOK);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn another_account_is_accepted_only_when_the_connect_allowed_it_and_is_flagged() {
+    let app = app_with_mallory().await;
+    let (status, page, started) = connect_as(
+        &app,
+        "google",
+        &app,
+        Some(json!({"allow_other_account": true})),
+        Some(MALLORY),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(started["allow_other_account"], true);
+    let list = connections(&app).await;
+    let google = by_provider(&list, "google");
+    assert_eq!(google["account"], MALLORY);
+    assert_eq!(google["other_account"], true);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_connect_start_with_a_bad_body_is_refused() {
+    let app = app().await;
+    for body in [
+        json!({"login_hint": "not an address"}),
+        json!({"tenant": "a tenant; DROP"}),
+        json!({"surprise": true}),
+        json!("alex@acme.example"),
+    ] {
+        let (status, got) = admin(
+            &app,
+            reqwest::Method::POST,
+            "/v1/users/alex/connections/google",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(
+            (status, got["error"].clone()),
+            (StatusCode::BAD_REQUEST, json!("bad_request")),
+            "{body}"
+        );
+    }
     app.stop().await.unwrap();
 }

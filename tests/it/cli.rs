@@ -148,8 +148,12 @@ fn seal_reads_the_token_from_stdin_and_binds_it_to_its_owner() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let sealed = String::from_utf8(out.stdout).unwrap();
-    assert!(sealed.starts_with("v1:k1:") && !sealed.contains("secret-refresh"));
-    let cipher = TokenCipher::from_base64("k1", &SecretString::from(key)).unwrap();
+    let cipher = TokenCipher::from_base64(&SecretString::from(key)).unwrap();
+    assert!(
+        sealed.starts_with(&format!("v2:{}:", cipher.sealing_key_id()))
+            && !sealed.contains("secret-refresh"),
+        "{sealed}"
+    );
     assert_eq!(
         cipher.open(&sealed, "alex|google").unwrap().expose_secret(),
         "1//secret-refresh"

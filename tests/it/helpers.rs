@@ -65,23 +65,42 @@ pub async fn admin(
 }
 
 /// Runs the whole consent dance like an owner's browser: starts it on
-/// `app`, follows the provider's consent screen, and lands on the callback
-/// of `callback_on` (another instance behind the same load balancer, or
-/// `app` itself).
+/// `app` with `start` as the connect's body (whom it is for), follows the
+/// provider's consent screen, and lands on the callback of `callback_on`
+/// (another instance behind the same load balancer, or `app` itself).
 pub async fn connect_via(
     app: &Harness,
     provider: &str,
     callback_on: &Harness,
+    start: Option<Value>,
 ) -> (StatusCode, String) {
+    let (status, page, _) = connect_as(app, provider, callback_on, start, None).await;
+    (status, page)
+}
+
+/// [`connect_via`], with the person at the browser picking `choose` on the
+/// provider's account chooser instead of the account the connect
+/// pre-selected. Also returns the connect's answer.
+pub async fn connect_as(
+    app: &Harness,
+    provider: &str,
+    callback_on: &Harness,
+    start: Option<Value>,
+    choose: Option<&str>,
+) -> (StatusCode, String, Value) {
     let (status, started) = admin(
         app,
         reqwest::Method::POST,
         &format!("/v1/users/alex/connections/{provider}"),
-        None,
+        start,
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{started}");
-    let url = started["authorize_url"].as_str().unwrap();
+    let mut url = reqwest::Url::parse(started["authorize_url"].as_str().unwrap()).unwrap();
+    if let Some(account) = choose {
+        url.query_pairs_mut()
+            .append_pair(callbook::calendar::emulator::CHOOSE_ACCOUNT, account);
+    }
     let consent = http().get(url).send().await.unwrap();
     assert_eq!(consent.status(), StatusCode::FOUND);
     let back = consent.headers()["location"].to_str().unwrap().to_string();
@@ -91,7 +110,7 @@ pub async fn connect_via(
     );
     let back = back.replace(&app.addr.to_string(), &callback_on.addr.to_string());
     let done = http().get(&back).send().await.unwrap();
-    (done.status(), done.text().await.unwrap())
+    (done.status(), done.text().await.unwrap(), started)
 }
 
 /// Books a meeting on a fresh call and returns the booking frame.

@@ -204,7 +204,7 @@ async fn a_rotated_refresh_token_survives_a_restart_through_the_state_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("state.json");
     let open_store = || async {
-        let cipher = TokenCipher::from_base64("k1", &key).unwrap();
+        let cipher = TokenCipher::from_base64(&key).unwrap();
         Arc::new(
             MemoryStore::new()
                 .with_state_file(StateFile::new(path.clone(), cipher))

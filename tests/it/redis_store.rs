@@ -3,16 +3,17 @@
 //! servers: a consent started on one finishes on the other, and a
 //! Microsoft token rotated by one is picked up by the other.
 
-use crate::helpers::{admin, book, connect_via, tuesday_morning};
+use crate::helpers::{admin, book, connect_via, start_call, tuesday_morning};
 use base64::Engine;
 use callbook::calendar::emulator::MsAccountSpec;
 use callbook::clock::Clock;
-use callbook::harness::{Emulators, Harness, RedisServer};
+use callbook::harness::{frames, Emulators, Harness, RedisServer};
 use callbook::ledger::{Ledger, RedisLedger};
 use callbook::store::provisioning::{Provisioning, DEFAULT};
 use callbook::store::secrets::TokenCipher;
 use callbook::store::{
-    Connection, ConnectionStatus, MemoryStore, PendingFlow, Provider, RedisStore, Store,
+    Connection, ConnectionStatus, ExpectedAccount, MemoryStore, PendingFlow, Provider, RedisStore,
+    Store, StoreError, StoreErrorKind,
 };
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
@@ -23,7 +24,7 @@ const OUTLOOK: &str = "alex@contoso.example";
 
 fn cipher() -> TokenCipher {
     let key = SecretString::from(base64::engine::general_purpose::STANDARD.encode([5u8; 32]));
-    TokenCipher::from_base64("k1", &key).unwrap()
+    TokenCipher::from_base64(&key).unwrap()
 }
 
 async fn redis_store(server: &RedisServer, prefix: &str) -> RedisStore {
@@ -49,6 +50,7 @@ async fn contract(s: &dyn Store) {
     let mut ms = conn(Provider::Microsoft, "m1");
     ms.tenant = Some("t-9".into());
     ms.account_email = Some(OUTLOOK.into());
+    ms.other_account = true;
     s.put_connection("alex", ms).await.unwrap();
     // Google stays active until the owner switches.
     assert_eq!(
@@ -60,6 +62,7 @@ async fn contract(s: &dyn Store) {
     assert_eq!(active.provider, Provider::Microsoft);
     assert_eq!(active.tenant.as_deref(), Some("t-9"));
     assert_eq!(active.account_email.as_deref(), Some(OUTLOOK));
+    assert!(active.other_account);
 
     s.update_refresh_token("alex", Provider::Microsoft, SecretString::from("m2"))
         .await
@@ -114,6 +117,11 @@ async fn contract(s: &dyn Store) {
         provider: Provider::Microsoft,
         verifier: SecretString::from("v-123"),
         redirect_uri: "https://callbook.example/v1/oauth/callback".into(),
+        expect: ExpectedAccount {
+            account: Some(OUTLOOK.into()),
+            tenant: Some("t-9".into()),
+            allow_other: false,
+        },
     };
     s.begin_flow("state-1", flow).await.unwrap();
     let got = s.finish_flow("state-1").await.unwrap().unwrap();
@@ -122,6 +130,8 @@ async fn contract(s: &dyn Store) {
         ("alex", Provider::Microsoft)
     );
     assert_eq!(got.verifier.expose_secret(), "v-123");
+    assert_eq!(got.expect.account.as_deref(), Some(OUTLOOK));
+    assert_eq!(got.expect.tenant.as_deref(), Some("t-9"));
     assert_eq!(
         got.redirect_uri,
         "https://callbook.example/v1/oauth/callback"
@@ -149,7 +159,7 @@ async fn the_redis_store_keeps_the_contract_with_tokens_sealed() {
         .await
         .unwrap();
     let token = all["google:token"].clone();
-    assert!(token.starts_with("v1:"), "{token}");
+    assert!(token.starts_with("v2:"), "{token}");
     assert!(!all.values().any(|v| v.contains("demo-refresh")));
 }
 
@@ -188,17 +198,175 @@ async fn booking_settings_set_on_one_instance_are_what_every_instance_uses() {
     assert_eq!(seen.name, "Acme outreach");
 }
 
+/// Keys from these bytes, the sealing one first.
+fn keys(bytes: &[u8]) -> TokenCipher {
+    let list: Vec<SecretString> = bytes
+        .iter()
+        .map(|b| SecretString::from(base64::engine::general_purpose::STANDARD.encode([*b; 32])))
+        .collect();
+    TokenCipher::from_base64_list(&list).unwrap()
+}
+
+async fn connect_with(
+    server: &RedisServer,
+    prefix: &str,
+    cipher: TokenCipher,
+) -> Result<RedisStore, StoreError> {
+    let base = Provisioning::parse(DEFAULT).unwrap().into_store();
+    RedisStore::connect(&server.url, prefix, cipher, base).await
+}
+
+async fn hash(server: &RedisServer, key: &str) -> std::collections::HashMap<String, String> {
+    let client = redis::Client::open(server.url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("HGETALL")
+        .arg(key)
+        .query_async(&mut c)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
-async fn a_token_sealed_under_another_key_is_an_error_not_a_missing_connection() {
+async fn keys_that_do_not_open_what_redis_holds_are_refused_before_anything_is_written() {
     let server = RedisServer::start().await.unwrap();
     redis_store(&server, "cb:key:").await;
-    let other = SecretString::from(base64::engine::general_purpose::STANDARD.encode([6u8; 32]));
-    let other = TokenCipher::from_base64("k1", &other).unwrap();
-    let base = Provisioning::parse(DEFAULT).unwrap().into_store();
-    let store = RedisStore::connect(&server.url, "cb:key:", other, base)
+    let before = hash(&server, "cb:key:conn:alex").await;
+    let err = connect_with(&server, "cb:key:", keys(&[6]))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), StoreErrorKind::WrongKey);
+    assert!(err.to_string().contains("CALLBOOK_TOKEN_KEY"), "{err}");
+    assert_eq!(hash(&server, "cb:key:conn:alex").await, before);
+    // A store with no token yet is bound to its first key by the key check.
+    connect_with(&server, "cb:empty:", keys(&[5]))
         .await
         .unwrap();
-    assert!(store.connection("alex").await.is_err());
+    let client = redis::Client::open(server.url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg("cb:empty:conn:alex")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let err = connect_with(&server, "cb:empty:", keys(&[6]))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), StoreErrorKind::WrongKey);
+}
+
+#[tokio::test]
+async fn a_token_written_under_another_key_while_running_is_an_error_not_a_missing_connection() {
+    let server = RedisServer::start().await.unwrap();
+    let store = redis_store(&server, "cb:later:").await;
+    let foreign = keys(&[6]).seal(&SecretString::from("x"), "alex|google");
+    let client = redis::Client::open(server.url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg("cb:later:conn:alex")
+        .arg("google:token")
+        .arg(foreign)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let err = store.connection("alex").await.err().unwrap();
+    assert_eq!(err.kind(), StoreErrorKind::WrongKey);
+}
+
+#[tokio::test]
+async fn rekey_moves_redis_to_the_new_key_so_the_old_one_can_be_dropped() {
+    let server = RedisServer::start().await.unwrap();
+    let prefix = "cb:rotate:";
+    // Everything under key A: the provisioning file's Google connection, an
+    // Outlook one, and a consent flow in progress.
+    let a = connect_with(&server, prefix, keys(&[1])).await.unwrap();
+    a.put_connection("alex", conn(Provider::Microsoft, "m-1"))
+        .await
+        .unwrap();
+    let flow = PendingFlow {
+        user_id: "alex".into(),
+        provider: Provider::Google,
+        verifier: SecretString::from("v-9"),
+        redirect_uri: "https://callbook.example/v1/oauth/callback".into(),
+        expect: ExpectedAccount::default(),
+    };
+    a.begin_flow("state-r", flow).await.unwrap();
+    // New key first, old one still there: everything opens.
+    let both = connect_with(&server, prefix, keys(&[2, 1])).await.unwrap();
+    assert_eq!(both.connections("alex").await.unwrap().0.len(), 2);
+    let report = both.rekey().await.unwrap();
+    // Two tokens, the flow and the key check.
+    assert_eq!((report.resealed, report.current), (4, 0));
+    assert_eq!(both.rekey().await.unwrap().resealed, 0);
+    // The flow kept its expiry.
+    let client = redis::Client::open(server.url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("{prefix}flow:state-r"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(ttl > 0, "{ttl}");
+    // Only the new key now: it opens everything; the old one alone opens
+    // nothing.
+    let b = connect_with(&server, prefix, keys(&[2])).await.unwrap();
+    let (list, _) = b.connections("alex").await.unwrap();
+    let ms = list
+        .iter()
+        .find(|c| c.provider == Provider::Microsoft)
+        .unwrap();
+    assert_eq!(ms.refresh_token.expose_secret(), "m-1");
+    let got = b.finish_flow("state-r").await.unwrap().unwrap();
+    assert_eq!(got.verifier.expose_secret(), "v-9");
+    let err = connect_with(&server, prefix, keys(&[1]))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), StoreErrorKind::WrongKey);
+}
+
+#[tokio::test]
+async fn with_redis_down_a_call_skips_booking_as_unavailable_not_missing() {
+    let mut server = RedisServer::start().await.unwrap();
+    let emulators = Emulators::new();
+    emulators.seed(&Provisioning::parse(DEFAULT).unwrap());
+    let store: Arc<dyn Store> = Arc::new(redis_store(&server, "cb:down:").await);
+    let app = Harness::start_with(
+        Clock::manual(tuesday_morning()),
+        emulators,
+        Arc::new(callbook::ledger::MemoryLedger::new()),
+        store,
+    )
+    .await
+    .unwrap();
+    server.kill();
+    let mut c = start_call(&app, "CA000000000000000000000000down0001").await;
+    c.send(&frames::offer()).await.unwrap();
+    let got = c.settle().await.unwrap();
+    assert!(
+        got.iter().any(|f| f["booking"]
+            == json!({"status": "skipped", "reason": "calendar_unavailable"})),
+        "{got:?}"
+    );
+    // The admin API says the store is down, in its own words only.
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::GET,
+        "/v1/users/alex/connections",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"], "store_unavailable");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        !message.contains("refused")
+            && !message.contains("os error")
+            && !message.contains("127.0.0.1"),
+        "{message}"
+    );
+    app.stop().await.unwrap();
 }
 
 /// Two servers on one Redis (store and ledger) and the same emulators.
@@ -234,7 +402,13 @@ async fn a_consent_started_on_one_server_finishes_on_the_other() {
     let server = RedisServer::start().await.unwrap();
     let (apps, _emulators) = two_servers(&server).await;
     // The load balancer sends the browser back to the other server.
-    let (status, page) = connect_via(&apps[0], "microsoft", &apps[1]).await;
+    let (status, page) = connect_via(
+        &apps[0],
+        "microsoft",
+        &apps[1],
+        Some(json!({"login_hint": OUTLOOK})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let (_, list) = admin(
         &apps[0],
@@ -261,7 +435,13 @@ async fn a_token_rotated_by_one_server_is_picked_up_by_the_other() {
     let server = RedisServer::start().await.unwrap();
     let (apps, emulators) = two_servers(&server).await;
     // Connect Outlook and make it active (through server 0).
-    connect_via(&apps[0], "microsoft", &apps[0]).await;
+    connect_via(
+        &apps[0],
+        "microsoft",
+        &apps[0],
+        Some(json!({"login_hint": OUTLOOK})),
+    )
+    .await;
     admin(
         &apps[0],
         reqwest::Method::PUT,

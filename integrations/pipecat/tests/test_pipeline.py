@@ -162,7 +162,7 @@ async def test_seed_call_books_and_the_llm_never_sees_callbooks_turns(
 ) -> None:
     call = Call(callbook_server.ws_url, callbook_server.token)
     async with call:
-        assert call.callbook.server_version == "1.2.0"
+        assert call.callbook.server_version == "1.3.0"
 
         # Before any booking the agent owns the conversation.
         await call.stt.hear_interim("what's the")

@@ -1,6 +1,9 @@
 //! A local Google Calendar: the token endpoint and the Calendar v3 calls
 //! callbook uses, with Google's paths, JSON, error bodies and quirks.
 //!
+//! - `GET  /o/oauth2/v2/auth`: the consent screen, approving at once as the
+//!   account `login_hint` pre-selects, or the one the person picks instead
+//!   ([`super::CHOOSE_ACCOUNT`])
 //! - `POST /token` (refresh grant; `invalid_grant` once a grant is revoked)
 //! - `GET  /calendar/v3/users/me/calendarList`
 //! - `POST /calendar/v3/freeBusy` (calendars keyed by id; unknown ids get a
@@ -493,7 +496,8 @@ fn oauth_error(error: &str, description: &str) -> Response {
         .into_response()
 }
 
-/// The consent screen, approving at once: redirects back with a code.
+/// The consent screen, approving at once as the account
+/// [`super::pick_account`] picks: redirects back with a code.
 async fn authorize(
     State(emu): State<GoogleEmulator>,
     Query(q): Query<HashMap<String, String>>,
@@ -518,11 +522,8 @@ async fn authorize(
             "Missing required parameter: redirect_uri",
         );
     };
-    let hint = get("login_hint");
-    let Some(account) = inner
-        .accounts
-        .iter()
-        .position(|a| hint.is_empty() || a.spec.email == hint)
+    let Some(account) =
+        super::pick_account(&q, inner.accounts.iter().map(|a| a.spec.email.as_str()))
     else {
         return oauth_error("access_denied", "No such account.");
     };

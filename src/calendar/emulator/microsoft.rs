@@ -2,7 +2,8 @@
 //! with Graph's paths, JSON and error shapes.
 //!
 //! - `GET /common/oauth2/v2.0/authorize`: the consent screen, approving at
-//!   once (PKCE S256 required).
+//!   once (PKCE S256 required) as the account `login_hint` pre-selects, or
+//!   the one the person picks instead ([`super::CHOOSE_ACCOUNT`]).
 //! - `POST /common/oauth2/v2.0/token`: code and refresh grants; refresh
 //!   tokens rotate on every use and the old one stops working; a revoked
 //!   grant answers `invalid_grant` with AADSTS70008 in `error_codes`; the
@@ -452,7 +453,8 @@ fn view(raw: &Value, invites: u32) -> StoredEvent {
     }
 }
 
-/// The consent screen, approving at once: redirects back with a code.
+/// The consent screen, approving at once as the account
+/// [`super::pick_account`] picks: redirects back with a code.
 async fn authorize(
     State(emu): State<MicrosoftEmulator>,
     Query(q): Query<HashMap<String, String>>,
@@ -479,11 +481,8 @@ async fn authorize(
     let Ok(back) = reqwest::Url::parse(&get("redirect_uri")) else {
         return aad_error("invalid_request", 900_971, "No reply address provided.");
     };
-    let hint = get("login_hint");
-    let Some(account) = inner
-        .accounts
-        .iter()
-        .position(|a| hint.is_empty() || a.spec.email == hint)
+    let Some(account) =
+        super::pick_account(&q, inner.accounts.iter().map(|a| a.spec.email.as_str()))
     else {
         return aad_error("invalid_grant", 50_034, "The user account does not exist.");
     };

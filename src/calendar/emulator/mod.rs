@@ -57,6 +57,27 @@ pub(crate) fn unsigned_jwt(claims: &serde_json::Value) -> String {
     format!("{}.{}.emulated-signature", enc(&header), enc(claims))
 }
 
+/// The consent screens' account chooser. Like Google's and Microsoft's,
+/// they pre-select the account `login_hint` names (or the first account),
+/// and the person at the browser may pick another: a test adds
+/// `choose_account=<address>` to the authorize URL to sign in as that
+/// account instead, as someone signed in to another account would.
+pub const CHOOSE_ACCOUNT: &str = "choose_account";
+
+/// The account a consent screen signs in as: the one chosen
+/// ([`CHOOSE_ACCOUNT`]), else the one `login_hint` names, else the first.
+/// `None` when the chosen or hinted account does not exist.
+pub(super) fn pick_account<'a>(
+    q: &std::collections::HashMap<String, String>,
+    emails: impl Iterator<Item = &'a str>,
+) -> Option<usize> {
+    let get = |k: &str| q.get(k).map(String::as_str).unwrap_or_default();
+    let (chosen, hint) = (get(CHOOSE_ACCOUNT), get("login_hint"));
+    let want = if chosen.is_empty() { hint } else { chosen };
+    let mut emails = emails;
+    emails.position(|e| want.is_empty() || e.eq_ignore_ascii_case(want))
+}
+
 /// An authorization code waiting for its exchange.
 #[derive(Debug)]
 pub(super) struct PendingCode {
