@@ -100,11 +100,7 @@ async fn guard(state: &AppState, headers: &HeaderMap, user: &str) -> Result<(), 
             "unknown_user",
             format!("no user {user:?}"),
         )),
-        Err(e) => Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            e.to_string(),
-        )),
+        Err(e) => Err(store_down(e)),
     }
 }
 
@@ -118,11 +114,14 @@ fn provider_of(s: &str) -> Result<Provider, ApiError> {
     })
 }
 
+/// The store failed: the detail goes to the log, the answer says only
+/// that it is unavailable (no driver or OS text).
 fn store_down(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "admin API: the store failed");
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         "store_unavailable",
-        e.to_string(),
+        "the store cannot be reached just now; try again",
     )
 }
 
@@ -147,11 +146,14 @@ fn provider_error(e: CalendarError) -> ApiError {
                 missing.join(", ")
             ),
         ),
-        other => error(
-            StatusCode::BAD_GATEWAY,
-            "provider_unavailable",
-            other.to_string(),
-        ),
+        other => {
+            tracing::warn!(error = %other, "admin API: the calendar provider failed");
+            error(
+                StatusCode::BAD_GATEWAY,
+                "provider_unavailable",
+                "the calendar provider could not be reached or refused the request; try again",
+            )
+        }
     }
 }
 
