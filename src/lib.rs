@@ -39,12 +39,15 @@
 //! - [`protocol`]: wire frames, mirroring `protocol/` exactly.
 //! - [`server`]: the axum router: `/v1/calls`, the admin API
 //!   (`server::admin`: OAuth connect and callback, calendar choice, active
-//!   provider, disconnect, campaigns' booking settings, bookings), `/healthz`
-//!   and `/readyz`.
+//!   provider, disconnect, campaigns' booking settings, bookings),
+//!   `/healthz`, `/readyz` (draining, or a shared ledger or store not
+//!   answering) and `/metrics`.
 //! - [`outcomes`]: what became of each call's booking (booked, moved,
 //!   cancelled, failed, skipped), recorded off the call's path so it
 //!   survives a dropped socket; kept in process or in Redis, read through
 //!   the admin API and POSTed to a signed webhook with retries.
+//! - [`observe`]: Prometheus metrics (rendered by the server's own
+//!   `/metrics`) and each call's booking progress and where it stopped.
 //! - [`redis_conn`]: how the Redis ledger and store connect.
 //! - [`app`]: wiring, serving and draining; [`clock`]: where "now" comes
 //!   from (system or a virtual clock for replays).
@@ -59,6 +62,7 @@ pub mod dialog;
 pub mod harness;
 pub mod ledger;
 pub mod load;
+pub mod observe;
 pub mod outcomes;
 pub mod phone;
 pub mod protocol;

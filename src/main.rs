@@ -222,6 +222,10 @@ struct ServeArgs {
     /// The webhook signing secret (at least 16 bytes).
     #[arg(long, env = "CALLBOOK_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
+    /// Ask for the admin token on `/metrics` (open by default: no metric
+    /// carries a caller's data).
+    #[arg(long, env = "CALLBOOK_METRICS_AUTH")]
+    metrics_auth: bool,
 }
 
 fn init_tracing() {
@@ -438,6 +442,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         settle_wait: callbook::call::resume::SETTLE_WAIT,
         outcomes,
         webhook,
+        metrics_auth: args.metrics_auth,
     };
     tracing::info!(addr = %local, "callbook serving /v1/calls");
     callbook::run(settings, listener, shutdown_signal()).await?;

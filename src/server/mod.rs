@@ -1,8 +1,9 @@
-//! HTTP surface: the call WebSocket, the admin API (bookings included) and
-//! health.
+//! HTTP surface: the call WebSocket, the admin API (bookings included),
+//! health, readiness and `/metrics`.
 
 pub mod admin;
 mod bookings;
+mod health;
 mod ws;
 
 use crate::call::CallDeps;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub calls_cancel: CancellationToken,
     /// Fired when shutdown starts: readiness fails, new calls are refused.
     pub draining: CancellationToken,
+    /// `/metrics` asks for the admin token (`--metrics-auth`).
+    pub metrics_auth: bool,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -34,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/calls", get(ws::upgrade))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(health::metrics))
         .route("/v1/users/{user}/connections", get(admin::list))
         .route(
             "/v1/users/{user}/connections/{provider}",
@@ -67,12 +71,22 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({"status": status, "protocol": crate::protocol::VERSION}))
 }
 
-/// Readiness: whether a load balancer should send new calls here.
+/// Readiness: whether a load balancer should send new calls here. Not
+/// while draining, nor while a shared ledger or store does not answer
+/// (the body names which).
 async fn readyz(State(state): State<AppState>) -> Response {
     if state.draining.is_cancelled() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "draining"})),
+        )
+            .into_response();
+    }
+    let not_ready = health::not_ready(&state).await;
+    if !not_ready.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "not_ready": not_ready})),
         )
             .into_response();
     }
