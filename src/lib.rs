@@ -39,9 +39,10 @@
 //! - [`protocol`]: wire frames, mirroring `protocol/` exactly.
 //! - [`server`]: the axum router: `/v1/calls`, the admin API
 //!   (`server::admin`: OAuth connect and callback, calendar choice, active
-//!   provider, disconnect, campaigns' booking settings, bookings),
-//!   `/healthz`, `/readyz` (draining, or a shared ledger or store not
-//!   answering) and `/metrics`.
+//!   provider, disconnect, campaigns' booking settings, bookings;
+//!   described by the OpenAPI document at `/v1/openapi.json`, generated
+//!   from the handlers with `utoipa`), `/healthz`, `/readyz` (draining, or
+//!   a shared ledger or store not answering) and `/metrics`.
 //! - [`outcomes`]: what became of each call's booking (booked, moved,
 //!   cancelled, failed, skipped), recorded off the call's path so it
 //!   survives a dropped socket; kept in process or in Redis, read through

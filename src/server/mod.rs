@@ -1,9 +1,11 @@
-//! HTTP surface: the call WebSocket, the admin API (bookings included),
-//! health, readiness and `/metrics`.
+//! HTTP surface: the call WebSocket, the admin API (bookings included,
+//! described at `/v1/openapi.json`), health, readiness and `/metrics`.
 
 pub mod admin;
 mod bookings;
 mod health;
+pub mod openapi;
+mod routes;
 mod ws;
 
 use crate::call::CallDeps;
@@ -33,11 +35,21 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    routes().into_router().with_state(state)
+}
+
+/// Every path the router serves, in the order they are routed.
+pub fn paths() -> Vec<&'static str> {
+    routes().paths().to_vec()
+}
+
+fn routes() -> routes::Routes {
+    routes::Routes::new()
         .route("/v1/calls", get(ws::upgrade))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(health::metrics))
+        .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/users/{user}/connections", get(admin::list))
         .route(
             "/v1/users/{user}/connections/{provider}",
@@ -57,7 +69,6 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/campaigns/{id}/booking", put(admin::set_booking))
         .route("/v1/bookings", get(bookings::by_call))
         .route("/v1/campaigns/{id}/bookings", get(bookings::by_campaign))
-        .with_state(state)
 }
 
 /// Liveness: the process answers. Says "draining" during shutdown, still

@@ -10,6 +10,7 @@ mod metrics;
 mod microsoft;
 mod microsoft_faults;
 mod oauth;
+mod openapi;
 mod outcomes;
 mod pipeline;
 mod protocol;
