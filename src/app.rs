@@ -93,6 +93,7 @@ pub async fn run(
         resume_window: settings.resume_window,
         settle_wait: settings.settle_wait,
         outcomes: outcomes.clone(),
+        trail: Arc::new(crate::observe::CallTrail::new()),
     });
     let draining = CancellationToken::new();
     let stop_serving = CancellationToken::new();

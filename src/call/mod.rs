@@ -53,6 +53,9 @@ pub struct CallDeps {
     pub settle_wait: Duration,
     /// Records the calls' booking outcomes, whatever becomes of the socket.
     pub outcomes: Arc<Recorder>,
+    /// Where each call's ending (how far its booking got) is kept for the
+    /// diagnostics.
+    pub trail: Arc<crate::observe::CallTrail>,
 }
 
 enum Msg {
@@ -173,7 +176,8 @@ pub fn spawn(
             } else {
                 Ending::Shutdown
             };
-            actor.progress.finish(ending, actor.deps.clock.now());
+            let end = actor.progress.finish(ending, actor.deps.clock.now());
+            actor.deps.trail.record(end);
         }
         .instrument(span),
     );

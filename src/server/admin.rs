@@ -33,7 +33,7 @@ impl Admin {
         Self { token, public_url }
     }
 
-    fn redirect_uri(&self) -> String {
+    pub(super) fn redirect_uri(&self) -> String {
         format!(
             "{}/v1/oauth/callback",
             self.public_url.trim_end_matches('/')

@@ -1,8 +1,10 @@
-//! HTTP surface: the call WebSocket, the admin API (bookings included,
-//! described at `/v1/openapi.json`), health, readiness and `/metrics`.
+//! HTTP surface: the call WebSocket, the admin API (bookings and
+//! diagnostics included, described at `/v1/openapi.json`), health,
+//! readiness and `/metrics`.
 
 pub mod admin;
 mod bookings;
+mod diagnostics;
 mod health;
 pub mod openapi;
 mod routes;
@@ -69,6 +71,10 @@ fn routes() -> routes::Routes {
         .route("/v1/campaigns/{id}/booking", put(admin::set_booking))
         .route("/v1/bookings", get(bookings::by_call))
         .route("/v1/campaigns/{id}/bookings", get(bookings::by_campaign))
+        .route(
+            "/v1/campaigns/{id}/diagnostics",
+            get(diagnostics::diagnostics),
+        )
 }
 
 /// Liveness: the process answers. Says "draining" during shutdown, still

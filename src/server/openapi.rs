@@ -19,7 +19,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 #[openapi(
     info(
         title = "callbook admin API",
-        description = "Calendar connections, campaigns' booking settings and booking outcomes. Every request but the OAuth callback carries `Authorization: Bearer $CALLBOOK_ADMIN_TOKEN`. Errors are `{\"error\": code, \"message\": sentence}`."
+        description = "Calendar connections, campaigns' booking settings, booking outcomes and diagnostics. Every request but the OAuth callback carries `Authorization: Bearer $CALLBOOK_ADMIN_TOKEN`. Errors are `{\"error\": code, \"message\": sentence}`."
     ),
     paths(
         super::admin::list,
@@ -33,6 +33,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         super::admin::set_booking,
         super::bookings::by_call,
         super::bookings::by_campaign,
+        super::diagnostics::diagnostics,
         document,
     ),
     components(schemas(
@@ -54,11 +55,16 @@ use utoipa::{Modify, OpenApi, ToSchema};
         Meeting,
         Bookings,
         BookingRecord,
+        super::diagnostics::Diagnostics,
+        super::diagnostics::Check,
+        super::diagnostics::ConnectLink,
+        super::diagnostics::Slot,
+        super::diagnostics::RecentCall,
     )),
     modifiers(&AdminToken),
     tags(
         (name = "connections", description = "Owners' calendar connections"),
-        (name = "campaigns", description = "Campaigns and their booking settings"),
+        (name = "campaigns", description = "Campaigns, their booking settings and diagnostics"),
         (name = "bookings", description = "What became of each call's booking"),
         (name = "meta", description = "This document"),
     )

@@ -3,6 +3,7 @@
 mod admin;
 mod calls;
 mod cli;
+mod diagnostics;
 mod fixtures;
 mod google_faults;
 mod helpers;

@@ -320,6 +320,20 @@ async fn real_answers_match_the_schemas_they_are_documented_with() {
             ok,
         ),
         (
+            "get",
+            "/v1/campaigns/{id}/diagnostics",
+            "/v1/campaigns/demo/diagnostics".into(),
+            None,
+            ok,
+        ),
+        (
+            "get",
+            "/v1/campaigns/{id}/diagnostics",
+            "/v1/campaigns/nope/diagnostics".into(),
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
             "post",
             "/v1/users/{user}/connections/{provider}",
             "/v1/users/alex/connections/microsoft".into(),
