@@ -46,6 +46,9 @@ pub struct Settings {
     pub outcomes: Arc<dyn OutcomeStore>,
     /// Where booking outcomes are POSTed, signed; `None` sends none.
     pub webhook: Option<WebhookConfig>,
+    /// `/metrics` asks for the admin token (`--metrics-auth`); open when
+    /// false.
+    pub metrics_auth: bool,
 }
 
 /// Default for [`Settings::resume_window`].
@@ -72,6 +75,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
     let calls_cancel = CancellationToken::new();
+    crate::observe::metrics::install();
     let calendars = Calendars::new(
         http_client(),
         settings.google,
@@ -81,7 +85,7 @@ pub async fn run(
     let outcomes = Recorder::start(settings.outcomes, settings.webhook, settings.clock.clone());
     let deps = Arc::new(CallDeps {
         store: settings.store,
-        ledger: settings.ledger,
+        ledger: crate::observe::MeteredLedger::wrap(settings.ledger),
         calendars,
         clock: settings.clock,
         tracker: tracker.clone(),
@@ -89,6 +93,7 @@ pub async fn run(
         resume_window: settings.resume_window,
         settle_wait: settings.settle_wait,
         outcomes: outcomes.clone(),
+        trail: Arc::new(crate::observe::CallTrail::new()),
     });
     let draining = CancellationToken::new();
     let stop_serving = CancellationToken::new();
@@ -101,6 +106,7 @@ pub async fn run(
         )),
         calls_cancel: calls_cancel.clone(),
         draining: draining.clone(),
+        metrics_auth: settings.metrics_auth,
     };
     let drain = settings.drain;
     let drainer = {
@@ -123,10 +129,18 @@ pub async fn run(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    let upkeep = tokio::spawn(async {
+        let mut every = tokio::time::interval(crate::observe::metrics::UPKEEP_EVERY);
+        loop {
+            every.tick().await;
+            crate::observe::metrics::upkeep();
+        }
+    });
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(stop_serving.cancelled_owned())
         .await;
     drainer.abort();
+    upkeep.abort();
     served?;
     // Serving can only stop early on an error; end what is left.
     calls_cancel.cancel();

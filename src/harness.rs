@@ -74,6 +74,8 @@ pub struct Options {
     pub states: Option<Arc<dyn crate::call::resume::CallStates>>,
     /// How long a resume waits for a dropped call's work to settle.
     pub settle_wait: Option<Duration>,
+    /// `/metrics` asks for the admin token.
+    pub metrics_auth: bool,
 }
 
 /// Endpoints for a Google emulator listening at `addr`.
@@ -244,6 +246,7 @@ impl Harness {
                 .unwrap_or(crate::call::resume::SETTLE_WAIT),
             outcomes: outcomes.clone(),
             webhook: options.webhook,
+            metrics_auth: options.metrics_auth,
         };
         let stop = shutdown.clone();
         let server = tokio::spawn(crate::run(settings, listener, async move {

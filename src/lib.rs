@@ -44,12 +44,18 @@
 //! - [`protocol`]: wire frames, mirroring `protocol/` exactly.
 //! - [`server`]: the axum router: `/v1/calls`, the admin API
 //!   (`server::admin`: OAuth connect and callback, calendar choice, active
-//!   provider, disconnect, campaigns' booking settings, bookings), `/healthz`
-//!   and `/readyz`.
+//!   provider, disconnect, campaigns' booking settings, bookings,
+//!   diagnostics; described by the OpenAPI document at `/v1/openapi.json`,
+//!   generated from the handlers with `utoipa`), `/healthz`, `/readyz`
+//!   (draining, or a shared ledger or store not answering) and `/metrics`.
 //! - [`outcomes`]: what became of each call's booking (booked, moved,
 //!   cancelled, failed, skipped), recorded off the call's path so it
 //!   survives a dropped socket; kept in process or in Redis, read through
 //!   the admin API and POSTed to a signed webhook with retries.
+//! - [`observe`]: Prometheus metrics (rendered by the server's own
+//!   `/metrics`), each call's booking progress and where it stopped, the
+//!   recent calls per campaign that `GET /v1/campaigns/{id}/diagnostics`
+//!   reads, and that checklist printed for a person (`callbook diagnose`).
 //! - [`redis_conn`]: how the Redis ledger and store connect.
 //! - [`app`]: wiring, serving and draining; [`clock`]: where "now" comes
 //!   from (system or a virtual clock for replays).
@@ -70,6 +76,7 @@ pub mod harness;
 pub mod ledger;
 #[cfg(feature = "testkit")]
 pub mod load;
+pub mod observe;
 pub mod outcomes;
 pub mod phone;
 pub mod protocol;

@@ -91,6 +91,22 @@ enum Command {
         #[command(flatten)]
         key: TokenKeyArgs,
     },
+    /// Why a campaign does or does not offer booking: the diagnostics
+    /// checklist of a running callbook, printed. Exit 0 when every check
+    /// passes, 1 when one fails.
+    Diagnose {
+        /// The campaign id.
+        campaign: String,
+        /// Where callbook serves.
+        #[arg(long, env = "CALLBOOK_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The admin API's bearer token.
+        #[arg(long, env = "CALLBOOK_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
+        /// Print the JSON answer instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// List free slots for booking rules and busy time.
     Slots {
         #[arg(long)]
@@ -273,6 +289,10 @@ struct ServeArgs {
     /// The webhook signing secret (at least 16 bytes).
     #[arg(long, env = "CALLBOOK_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
+    /// Ask for the admin token on `/metrics` (open by default: no metric
+    /// carries a caller's data).
+    #[arg(long, env = "CALLBOOK_METRICS_AUTH")]
+    metrics_auth: bool,
 }
 
 fn init_tracing() {
@@ -341,6 +361,12 @@ async fn main() -> ExitCode {
             key,
         } => seal(&user, &provider, &key).map(|_| true),
         Command::Rekey(args) => rekey(args).await.map(|_| true),
+        Command::Diagnose {
+            campaign,
+            url,
+            admin_token,
+            json,
+        } => diagnose(&campaign, &url, &admin_token, json).await,
         Command::Slots {
             rules,
             busy,
@@ -489,6 +515,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         settle_wait: callbook::call::resume::SETTLE_WAIT,
         outcomes,
         webhook,
+        metrics_auth: args.metrics_auth,
     };
     tracing::info!(addr = %local, "callbook serving /v1/calls");
     callbook::run(settings, listener, shutdown_signal()).await?;
@@ -691,6 +718,41 @@ async fn demo() -> anyhow::Result<()> {
     }
     harness.stop().await?;
     Ok(())
+}
+
+/// Asks a running callbook for a campaign's diagnostics and prints them.
+async fn diagnose(campaign: &str, url: &str, token: &str, json: bool) -> anyhow::Result<bool> {
+    let mut endpoint = reqwest::Url::parse(url).context("--url")?;
+    endpoint
+        .path_segments_mut()
+        .map_err(|_| anyhow::anyhow!("--url cannot take a path"))?
+        .pop_if_empty()
+        .extend(["v1", "campaigns", campaign, "diagnostics"]);
+    let resp = callbook::app::http_client()
+        .get(endpoint)
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await
+        .with_context(|| format!("reaching callbook at {url}"))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp
+        .json()
+        .await
+        .with_context(|| format!("callbook answered {status} without JSON"))?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "callbook answered {status}: {} ({})",
+            body["message"].as_str().unwrap_or_default(),
+            body["error"].as_str().unwrap_or_default()
+        );
+    }
+    if json {
+        println!("{body:#}");
+    } else {
+        print!("{}", callbook::observe::diagnose::render(&body));
+    }
+    Ok(body["ok"].as_bool() == Some(true))
 }
 
 fn slots(

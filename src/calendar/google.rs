@@ -106,7 +106,8 @@ impl GoogleCalendar {
         refresh_token: SecretString,
     ) -> Self {
         Self {
-            client: AuthorizedClient::new(http, endpoints.oauth.clone(), refresh_token, None),
+            client: AuthorizedClient::new(http, endpoints.oauth.clone(), refresh_token, None)
+                .for_provider("google"),
             endpoints,
             calendar_id,
             zone: Mutex::new(None),
@@ -136,7 +137,23 @@ impl GoogleCalendar {
     }
 
     /// Sends one API request; a 401 gets one token refresh and one retry.
+    /// Timed and counted by endpoint and outcome.
     async fn call_once(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, CalendarError> {
+        let started = Instant::now();
+        let endpoint = endpoint(&method, path);
+        let answer = self.request(method, path, query, body).await;
+        let outcome = crate::observe::metrics::calendar_outcome(&answer);
+        crate::observe::metrics::provider_request("google", endpoint, outcome, started.elapsed());
+        answer
+    }
+
+    async fn request(
         &self,
         method: Method,
         path: &[&str],
@@ -288,6 +305,22 @@ impl GoogleCalendar {
     async fn get_event(&self, event_id: &str) -> Result<Value, CalendarError> {
         let path = ["calendars", self.calendar_id.as_str(), "events", event_id];
         self.call(Method::GET, &path, &[], None).await
+    }
+}
+
+/// The API a request calls, as the metrics name it (never an id).
+fn endpoint(method: &Method, path: &[&str]) -> &'static str {
+    match path {
+        ["users", "me", "calendarList"] => "calendar_list",
+        ["freeBusy"] => "free_busy",
+        ["calendars", _, "events"] => "events_insert",
+        ["calendars", _, "events", _] => match *method {
+            Method::GET => "events_get",
+            Method::PATCH => "events_patch",
+            Method::DELETE => "events_delete",
+            _ => "events_other",
+        },
+        _ => "other",
     }
 }
 

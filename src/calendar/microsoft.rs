@@ -84,6 +84,27 @@ fn read_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
         .map(|n| n.and_utc())
 }
 
+/// The Graph API a request calls, as the metrics name it (never an id).
+fn endpoint(method: &Method, url: &Url) -> &'static str {
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    match segments.as_slice() {
+        [.., "me", "calendars"] => "calendars",
+        [.., "mailboxSettings", "timeZone"] => "mailbox_settings",
+        [.., "calendarView"] => "calendar_view",
+        [.., "calendars", _, "events"] if *method == Method::POST => "events_create",
+        [.., "calendars", _, "events"] => "events_find",
+        [.., "me", "events", _] => match *method {
+            Method::PATCH => "events_update",
+            Method::DELETE => "events_delete",
+            _ => "events_other",
+        },
+        _ => "other",
+    }
+}
+
 fn classify(
     status: StatusCode,
     body: &str,
@@ -143,7 +164,8 @@ impl MicrosoftCalendar {
         on_rotate: Option<OnRotate>,
     ) -> Self {
         Self {
-            client: AuthorizedClient::new(http, endpoints.oauth.clone(), refresh_token, on_rotate),
+            client: AuthorizedClient::new(http, endpoints.oauth.clone(), refresh_token, on_rotate)
+                .for_provider("microsoft"),
             endpoints,
             calendar_id,
             resolved: Mutex::new(None),
@@ -170,8 +192,28 @@ impl MicrosoftCalendar {
         Ok(url)
     }
 
-    /// One request; a 401 gets one token refresh and one retry.
+    /// One request; a 401 gets one token refresh and one retry. Timed and
+    /// counted by endpoint and outcome.
     async fn send_once(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<Value, CalendarError> {
+        let started = tokio::time::Instant::now();
+        let endpoint = endpoint(&method, &url);
+        let answer = self.request(method, url, body).await;
+        let outcome = crate::observe::metrics::calendar_outcome(&answer);
+        crate::observe::metrics::provider_request(
+            "microsoft",
+            endpoint,
+            outcome,
+            started.elapsed(),
+        );
+        answer
+    }
+
+    async fn request(
         &self,
         method: Method,
         url: Url,

@@ -528,6 +528,8 @@ pub struct AuthorizedClient {
     tokens: tokio::sync::Mutex<Tokens>,
     on_rotate: Option<OnRotate>,
     reload: Option<ReloadToken>,
+    /// The provider's name for the refresh metrics.
+    provider: &'static str,
 }
 
 impl AuthorizedClient {
@@ -546,7 +548,25 @@ impl AuthorizedClient {
             }),
             on_rotate,
             reload: None,
+            provider: "unknown",
         }
+    }
+
+    /// Names the provider in the token-refresh metrics.
+    pub fn for_provider(mut self, provider: &'static str) -> Self {
+        self.provider = provider;
+        self
+    }
+
+    /// One refresh, counted (and its failure's class).
+    async fn refresh(&self, token: &SecretString) -> Result<Grant, CalendarError> {
+        let r = self.oauth.refresh(&self.http, token).await;
+        let failure = r
+            .as_ref()
+            .err()
+            .map(crate::observe::metrics::calendar_fault);
+        crate::observe::metrics::token_refresh(self.provider, failure);
+        r
     }
 
     /// Before each refresh, and once more when a refresh is refused, takes
@@ -567,7 +587,7 @@ impl AuthorizedClient {
         if let Some(stored) = self.stored().await {
             tokens.refresh = stored;
         }
-        let grant = match self.oauth.refresh(&self.http, &tokens.refresh).await {
+        let grant = match self.refresh(&tokens.refresh).await {
             Err(CalendarError::Expired) => {
                 // Refused: unless the stored token moved on meanwhile (a
                 // rotation elsewhere), the grant is really gone.
@@ -575,7 +595,7 @@ impl AuthorizedClient {
                 match self.stored().await {
                     Some(stored) if stored.expose_secret() != used => {
                         tokens.refresh = stored;
-                        self.oauth.refresh(&self.http, &tokens.refresh).await?
+                        self.refresh(&tokens.refresh).await?
                     }
                     _ => return Err(CalendarError::Expired),
                 }

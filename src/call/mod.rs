@@ -14,8 +14,9 @@ mod setup;
 pub use setup::Calendars;
 
 use crate::clock::Clock;
-use crate::dialog::{Dialog, Effect, EndReason, Input};
+use crate::dialog::{Dialog, Effect, EndReason, Input, SkipReason};
 use crate::ledger::Ledger;
+use crate::observe::{CallProgress, Ending};
 use crate::outcomes::{CallMeta, Recorder};
 use crate::protocol::{Clear, Outbound, Owner, Resumed, Say, Start, SyncReply, TurnReply};
 use crate::store::Store;
@@ -52,6 +53,9 @@ pub struct CallDeps {
     pub settle_wait: Duration,
     /// Records the calls' booking outcomes, whatever becomes of the socket.
     pub outcomes: Arc<Recorder>,
+    /// Where each call's ending (how far its booking got) is kept for the
+    /// diagnostics.
+    pub trail: Arc<crate::observe::CallTrail>,
 }
 
 enum Msg {
@@ -117,13 +121,17 @@ pub fn spawn(
     let span = tracing::info_span!("call", call_sid = %start.call_sid);
     tracker.spawn(
         async move {
+            let _live = crate::observe::metrics::LiveCall::start();
             let saved =
                 resume::take_up(deps.states.as_ref(), &start.call_sid, deps.settle_wait).await;
             let (setup, env) = setup::prepare(&deps, &start).await;
+            let known = !matches!(setup.booking, Err(SkipReason::CampaignUnknown));
+            let campaign = start.param("campaign_id").filter(|_| known);
             let (done_tx, done_rx) = mpsc::unbounded_channel();
             let mut actor = CallActor {
                 dialog: Dialog::new(),
                 outcome: CallMeta::from_start(&start, env.as_ref().map(|e| e.provider_kind)),
+                progress: CallProgress::start(&start.call_sid, campaign),
                 call_sid: start.call_sid.clone(),
                 stream_sid: start.stream_sid.clone(),
                 generation: saved.as_ref().map_or(1, |s| s.generation + 1),
@@ -161,6 +169,15 @@ pub fn spawn(
                 });
             }
             actor.run(cancel).await;
+            let ending = if actor.hung_up {
+                Ending::Hangup
+            } else if actor.detached {
+                Ending::SocketDropped
+            } else {
+                Ending::Shutdown
+            };
+            let end = actor.progress.finish(ending, actor.deps.clock.now());
+            actor.deps.trail.record(end);
         }
         .instrument(span),
     );
@@ -172,6 +189,8 @@ struct CallActor {
     call_sid: String,
     /// What the call's booking outcomes need to know about the call.
     outcome: CallMeta,
+    /// How far the call's booking got (metrics, diagnostics).
+    progress: CallProgress,
     stream_sid: String,
     /// This socket's turn at the call (see [`resume`]).
     generation: u64,
@@ -303,9 +322,16 @@ impl CallActor {
         if !playback {
             self.dirty = true;
         }
-        for effect in self.dialog.step(input, now) {
+        let resumed = matches!(input, Input::Resume(_));
+        if matches!(input, Input::Offer(_)) {
+            self.progress.offer_asked();
+        }
+        let effects = self.dialog.step(input, now);
+        self.progress.stage(self.dialog.stage_name(), resumed);
+        for effect in effects {
             if let Effect::Status(status) = &effect {
                 self.deps.outcomes.observe(&mut self.outcome, status, now);
+                self.progress.status(status);
             }
             match effect {
                 Effect::Turn { callbook, floor } => {

@@ -269,6 +269,33 @@ impl Dialog {
         }
     }
 
+    /// Where the conversation is, by name (`listening`, `confirming_email`,
+    /// …): for metrics and diagnostics, so it never carries what the caller
+    /// said (no address, no time).
+    pub fn stage_name(&self) -> &'static str {
+        match self.stage {
+            Stage::NotStarted => "not_started",
+            Stage::Listening => "listening",
+            Stage::Offered => "offered",
+            Stage::AskingEmail => "asking_email",
+            Stage::AskingLocal => "asking_local",
+            Stage::AskingDomain(_) => "asking_domain",
+            Stage::ConfirmingEmail(_) => "confirming_email",
+            Stage::AskingZone(_) => "asking_zone",
+            Stage::WaitingForSlots(_) => "waiting_for_slots",
+            Stage::Proposing(_) => "proposing",
+            Stage::Booking(_) => "booking",
+            Stage::Booked => "booked",
+            Stage::AskingMoveWhen => "asking_move_when",
+            Stage::ProposingMove(_) => "proposing_move",
+            Stage::Moving(_) => "moving",
+            Stage::ConfirmingCancel => "confirming_cancel",
+            Stage::Cancelling => "cancelling",
+            Stage::Ended => "ended",
+            Stage::Skipped(_) => "skipped",
+        }
+    }
+
     /// The zone the caller is believed to be in.
     pub fn caller_tz(&self) -> Tz {
         self.caller_tz

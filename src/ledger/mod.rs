@@ -75,4 +75,10 @@ pub trait Ledger: Send + Sync {
         window: Interval,
         now: DateTime<Utc>,
     ) -> Result<Vec<Claim>, LedgerError>;
+
+    /// Whether the ledger answers now (readiness). In process it always
+    /// does; a shared ledger asks its server, once, without retrying.
+    async fn ping(&self) -> Result<(), LedgerError> {
+        Ok(())
+    }
 }

@@ -282,4 +282,13 @@ impl Ledger for RedisLedger {
             })
             .collect()
     }
+
+    async fn ping(&self) -> Result<(), LedgerError> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
 }

@@ -21,6 +21,7 @@ use axum::Json;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
 /// Admin settings.
 pub struct Admin {
@@ -36,7 +37,7 @@ impl Admin {
         Self { token, public_url }
     }
 
-    fn redirect_uri(&self) -> String {
+    pub(super) fn redirect_uri(&self) -> String {
         format!(
             "{}/v1/oauth/callback",
             self.public_url.trim_end_matches('/')
@@ -148,11 +149,14 @@ fn provider_error(e: CalendarError) -> ApiError {
                 missing.join(", ")
             ),
         ),
-        other => error(
-            StatusCode::BAD_GATEWAY,
-            "provider_unavailable",
-            other.to_string(),
-        ),
+        other => {
+            tracing::warn!(error = %other, "admin API: the calendar provider failed");
+            error(
+                StatusCode::BAD_GATEWAY,
+                "provider_unavailable",
+                "the calendar provider could not be reached or refused the request; try again",
+            )
+        }
     }
 }
 
@@ -214,6 +218,22 @@ fn view(state: &AppState, c: &Connection, active: bool) -> Value {
 }
 
 /// `GET /v1/users/{user}/connections`
+#[utoipa::path(
+    get,
+    path = "/v1/users/{user}/connections",
+    tag = "connections",
+    params(
+        ("user" = String, Path, description = "The calendar owner's user id"),
+    ),
+    responses(
+        (status = 200, description = "The owner's connections and which one calls book on", body = super::openapi::ConnectionList),
+        (status = 401, description = "No or wrong admin token", body = super::openapi::ErrorBody, example = json!({"error": "unauthorized", "message": "…"})),
+        (status = 403, description = "The admin API is off (no admin token configured)", body = super::openapi::ErrorBody, example = json!({"error": "admin_disabled", "message": "…"})),
+        (status = 404, description = "No such user", body = super::openapi::ErrorBody, example = json!({"error": "unknown_user", "message": "…"})),
+        (status = 503, description = "The store cannot be reached", body = super::openapi::ErrorBody, example = json!({"error": "store_unavailable", "message": "…"})),
+    ),
+    security(("admin_token" = []))
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -318,6 +338,26 @@ fn expected_account(
 /// answer's `authorize_url` is where to send the owner's browser. The
 /// connect is bound to an account (see [`expected_account`]): the callback
 /// refuses any other unless the body says `allow_other_account`.
+#[utoipa::path(
+    post,
+    path = "/v1/users/{user}/connections/{provider}",
+    tag = "connections",
+    params(
+        ("user" = String, Path, description = "The calendar owner's user id"),
+        ("provider" = String, Path, description = "`google` or `microsoft`"),
+    ),
+    request_body(content = Option<super::openapi::ConnectRequest>, description = "Whom the connect is for (optional)"),
+    responses(
+        (status = 200, description = "A consent flow started: send the owner's browser to `authorize_url` (valid 10 minutes, once)", body = super::openapi::ConnectStarted),
+        (status = 400, description = "The body is not a connect request", body = super::openapi::ErrorBody, example = json!({"error": "bad_request", "message": "…"})),
+        (status = 401, description = "No or wrong admin token", body = super::openapi::ErrorBody, example = json!({"error": "unauthorized", "message": "…"})),
+        (status = 403, description = "The admin API is off (no admin token configured)", body = super::openapi::ErrorBody, example = json!({"error": "admin_disabled", "message": "…"})),
+        (status = 404, description = "No such user or provider", body = super::openapi::ErrorBody, example = json!({"error": "unknown_provider", "message": "…"})),
+        (status = 502, description = "The provider's consent endpoint is misconfigured", body = super::openapi::ErrorBody, example = json!({"error": "provider_unavailable", "message": "…"})),
+        (status = 503, description = "The store cannot be reached", body = super::openapi::ErrorBody, example = json!({"error": "store_unavailable", "message": "…"})),
+    ),
+    security(("admin_token" = []))
+)]
 pub(super) async fn connect(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -393,20 +433,39 @@ fn mismatch_page(m: Mismatch) -> &'static str {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct Callback {
+    /// The authorization code.
     code: Option<String>,
+    /// The single-use state the consent started with.
     state: Option<String>,
+    /// The provider's error code when consent was not given.
     error: Option<String>,
     /// Microsoft's answer to the admin-consent link: `True` once an
     /// administrator approved callbook for `tenant`.
     admin_consent: Option<String>,
+    /// The tenant an administrator answered for.
     tenant: Option<String>,
 }
 
 /// `GET /v1/oauth/callback`: the provider sends the owner's browser back
 /// here. The single-use `state` is the credential. An administrator who
 /// followed the admin-consent link lands here too, with no state.
+#[utoipa::path(
+    get,
+    path = "/v1/oauth/callback",
+    tag = "connections",
+    params(Callback),
+    responses(
+        (status = 200, description = "Connected (or an administrator approved callbook): a page for the owner", body = String, content_type = "text/plain"),
+        (status = 400, description = "Unknown, used or expired `state`, or no code", body = String, content_type = "text/plain"),
+        (status = 403, description = "Consent refused", body = String, content_type = "text/plain"),
+        (status = 502, description = "The code exchange failed or gave no offline access", body = String, content_type = "text/plain"),
+        (status = 503, description = "The store cannot be reached", body = String, content_type = "text/plain"),
+    ),
+    security(())
+)]
 pub(super) async fn callback(State(state): State<AppState>, Query(q): Query<Callback>) -> Response {
     let page = |status: StatusCode, text: &str| (status, text.to_string()).into_response();
     if q.state.is_none() && (q.admin_consent.is_some() || q.tenant.is_some()) {
@@ -566,6 +625,23 @@ async fn refuse_grant(state: &AppState, provider: Provider, refresh: &SecretStri
 }
 
 /// `DELETE /v1/users/{user}/connections/{provider}`
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{user}/connections/{provider}",
+    tag = "connections",
+    params(
+        ("user" = String, Path, description = "The calendar owner's user id"),
+        ("provider" = String, Path, description = "`google` or `microsoft`"),
+    ),
+    responses(
+        (status = 200, description = "The connection is deleted (and Google's grant revoked)", body = super::openapi::Disconnected),
+        (status = 401, description = "No or wrong admin token", body = super::openapi::ErrorBody, example = json!({"error": "unauthorized", "message": "…"})),
+        (status = 403, description = "The admin API is off (no admin token configured)", body = super::openapi::ErrorBody, example = json!({"error": "admin_disabled", "message": "…"})),
+        (status = 404, description = "No such user or provider, or not connected", body = super::openapi::ErrorBody, example = json!({"error": "not_connected", "message": "…"})),
+        (status = 503, description = "The store cannot be reached", body = super::openapi::ErrorBody, example = json!({"error": "store_unavailable", "message": "…"})),
+    ),
+    security(("admin_token" = []))
+)]
 pub(super) async fn disconnect(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -601,6 +677,26 @@ pub(super) async fn disconnect(
 }
 
 /// `GET /v1/users/{user}/connections/{provider}/calendars`
+#[utoipa::path(
+    get,
+    path = "/v1/users/{user}/connections/{provider}/calendars",
+    tag = "connections",
+    params(
+        ("user" = String, Path, description = "The calendar owner's user id"),
+        ("provider" = String, Path, description = "`google` or `microsoft`"),
+    ),
+    responses(
+        (status = 200, description = "The calendars the owner can write to, as the provider lists them now", body = super::openapi::CalendarList),
+        (status = 400, description = "The owner did not grant every permission", body = super::openapi::ErrorBody, example = json!({"error": "permissions_missing", "message": "…"})),
+        (status = 401, description = "No or wrong admin token", body = super::openapi::ErrorBody, example = json!({"error": "unauthorized", "message": "…"})),
+        (status = 403, description = "The admin API is off (no admin token configured)", body = super::openapi::ErrorBody, example = json!({"error": "admin_disabled", "message": "…"})),
+        (status = 404, description = "No such user or provider, or not connected", body = super::openapi::ErrorBody, example = json!({"error": "not_connected", "message": "…"})),
+        (status = 409, description = "The grant expired or needs an administrator's approval", body = super::openapi::ErrorBody, example = json!({"error": "calendar_expired", "message": "…"})),
+        (status = 502, description = "The provider could not be reached", body = super::openapi::ErrorBody, example = json!({"error": "provider_unavailable", "message": "…"})),
+        (status = 503, description = "The store cannot be reached", body = super::openapi::ErrorBody, example = json!({"error": "store_unavailable", "message": "…"})),
+    ),
+    security(("admin_token" = []))
+)]
 pub(super) async fn calendars(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -654,14 +750,38 @@ fn not_connected(user: &str, provider: Provider) -> ApiError {
     )
 }
 
-#[derive(Deserialize)]
+/// The calendar to book on: an id from the calendars list, or `primary`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"calendar_id": "primary"})))]
 pub(super) struct ChooseCalendar {
     calendar_id: String,
 }
 
 /// `PUT /v1/users/{user}/connections/{provider}/calendar`: bookings go on
 /// this calendar from the next call. It must be one the owner can write to.
+#[utoipa::path(
+    put,
+    path = "/v1/users/{user}/connections/{provider}/calendar",
+    tag = "connections",
+    params(
+        ("user" = String, Path, description = "The calendar owner's user id"),
+        ("provider" = String, Path, description = "`google` or `microsoft`"),
+    ),
+    request_body = ChooseCalendar,
+    responses(
+        (status = 200, description = "Bookings go on this calendar from the next call", body = super::openapi::CalendarChosen),
+        (status = 400, description = "The body is not a calendar choice", body = super::openapi::ErrorBody, example = json!({"error": "bad_request", "message": "…"})),
+        (status = 401, description = "No or wrong admin token", body = super::openapi::ErrorBody, example = json!({"error": "unauthorized", "message": "…"})),
+        (status = 403, description = "The admin API is off (no admin token configured)", body = super::openapi::ErrorBody, example = json!({"error": "admin_disabled", "message": "…"})),
+        (status = 404, description = "No such user or provider, or not connected", body = super::openapi::ErrorBody, example = json!({"error": "not_connected", "message": "…"})),
+        (status = 409, description = "The grant expired or needs an administrator's approval", body = super::openapi::ErrorBody, example = json!({"error": "calendar_expired", "message": "…"})),
+        (status = 422, description = "No writable calendar with that id", body = super::openapi::ErrorBody, example = json!({"error": "unknown_calendar", "message": "…"})),
+        (status = 502, description = "The provider could not be reached", body = super::openapi::ErrorBody, example = json!({"error": "provider_unavailable", "message": "…"})),
+        (status = 503, description = "The store cannot be reached", body = super::openapi::ErrorBody, example = json!({"error": "store_unavailable", "message": "…"})),
+    ),
+    security(("admin_token" = []))
+)]
 pub(super) async fn choose_calendar(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -707,13 +827,33 @@ pub(super) async fn choose_calendar(
     ))
 }
 
-#[derive(Deserialize)]
+/// The provider calls book on: `google` or `microsoft`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"provider": "microsoft"})))]
 pub(super) struct ChooseProvider {
     provider: String,
 }
 
 /// `PUT /v1/users/{user}/active_provider` with `{"provider": "…"}`.
+#[utoipa::path(
+    put,
+    path = "/v1/users/{user}/active_provider",
+    tag = "connections",
+    params(
+        ("user" = String, Path, description = "The calendar owner's user id"),
+    ),
+    request_body = ChooseProvider,
+    responses(
+        (status = 200, description = "Calls book on this provider's connection from the next call", body = super::openapi::ActiveProvider),
+        (status = 400, description = "The body is not a provider choice", body = super::openapi::ErrorBody, example = json!({"error": "bad_request", "message": "…"})),
+        (status = 401, description = "No or wrong admin token", body = super::openapi::ErrorBody, example = json!({"error": "unauthorized", "message": "…"})),
+        (status = 403, description = "The admin API is off (no admin token configured)", body = super::openapi::ErrorBody, example = json!({"error": "admin_disabled", "message": "…"})),
+        (status = 404, description = "No such user or provider, or not connected", body = super::openapi::ErrorBody, example = json!({"error": "not_connected", "message": "…"})),
+        (status = 503, description = "The store cannot be reached", body = super::openapi::ErrorBody, example = json!({"error": "store_unavailable", "message": "…"})),
+    ),
+    security(("admin_token" = []))
+)]
 pub(super) async fn set_active(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -765,6 +905,22 @@ fn unknown_campaign(id: &str) -> ApiError {
 }
 
 /// `GET /v1/campaigns/{id}`: the campaign and its booking settings.
+#[utoipa::path(
+    get,
+    path = "/v1/campaigns/{id}",
+    tag = "campaigns",
+    params(
+        ("id" = String, Path, description = "The campaign id"),
+    ),
+    responses(
+        (status = 200, description = "The campaign and its booking settings", body = super::openapi::CampaignView),
+        (status = 401, description = "No or wrong admin token", body = super::openapi::ErrorBody, example = json!({"error": "unauthorized", "message": "…"})),
+        (status = 403, description = "The admin API is off (no admin token configured)", body = super::openapi::ErrorBody, example = json!({"error": "admin_disabled", "message": "…"})),
+        (status = 404, description = "No such campaign", body = super::openapi::ErrorBody, example = json!({"error": "unknown_campaign", "message": "…"})),
+        (status = 503, description = "The store cannot be reached", body = super::openapi::ErrorBody, example = json!({"error": "store_unavailable", "message": "…"})),
+    ),
+    security(("admin_token" = []))
+)]
 pub(super) async fn campaign(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -777,6 +933,24 @@ pub(super) async fn campaign(
 /// `PUT /v1/campaigns/{id}/booking`: replaces the booking settings (rules,
 /// meeting type, invite templates) from the next call on. Invalid settings
 /// are refused with the field at fault; nothing changes then.
+#[utoipa::path(
+    put,
+    path = "/v1/campaigns/{id}/booking",
+    tag = "campaigns",
+    params(
+        ("id" = String, Path, description = "The campaign id"),
+    ),
+    request_body = super::openapi::BookingSettings,
+    responses(
+        (status = 200, description = "The settings are replaced from the next call on", body = super::openapi::CampaignView),
+        (status = 401, description = "No or wrong admin token", body = super::openapi::ErrorBody, example = json!({"error": "unauthorized", "message": "…"})),
+        (status = 403, description = "The admin API is off (no admin token configured)", body = super::openapi::ErrorBody, example = json!({"error": "admin_disabled", "message": "…"})),
+        (status = 404, description = "No such campaign", body = super::openapi::ErrorBody, example = json!({"error": "unknown_campaign", "message": "…"})),
+        (status = 422, description = "Invalid settings; the message names the field", body = super::openapi::ErrorBody, example = json!({"error": "invalid_booking", "message": "…"})),
+        (status = 503, description = "The store cannot be reached", body = super::openapi::ErrorBody, example = json!({"error": "store_unavailable", "message": "…"})),
+    ),
+    security(("admin_token" = []))
+)]
 pub(super) async fn set_booking(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::IntoParams;
 
 /// Records answered when the request names no `limit`.
 const DEFAULT_LIMIT: usize = 50;
@@ -18,14 +19,21 @@ const DEFAULT_LIMIT: usize = 50;
 /// The largest `limit`: no store keeps more per campaign.
 const MAX_LIMIT: usize = PER_CAMPAIGN;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ByCall {
+    /// The call's SID (required).
     call_sid: Option<String>,
+    /// How many outcomes, newest first: 1 to 500, 50 by default.
+    #[param(value_type = Option<u32>)]
     limit: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct Page {
+    /// How many outcomes, newest first: 1 to 500, 50 by default.
+    #[param(value_type = Option<u32>)]
     limit: Option<String>,
 }
 
@@ -75,6 +83,20 @@ fn answer(
 
 /// `GET /v1/bookings?call_sid=CA…[&limit=N]`: the call's outcomes, newest
 /// first.
+#[utoipa::path(
+    get,
+    path = "/v1/bookings",
+    tag = "bookings",
+    params(ByCall),
+    responses(
+        (status = 200, description = "The call's outcomes, newest first", body = super::openapi::Bookings),
+        (status = 400, description = "A bad query string or `limit`", body = super::openapi::ErrorBody, example = json!({"error": "invalid_limit", "message": "…"})),
+        (status = 401, description = "No or wrong admin token", body = super::openapi::ErrorBody, example = json!({"error": "unauthorized", "message": "…"})),
+        (status = 403, description = "The admin API is off (no admin token configured)", body = super::openapi::ErrorBody, example = json!({"error": "admin_disabled", "message": "…"})),
+        (status = 503, description = "The outcome store cannot be read", body = super::openapi::ErrorBody, example = json!({"error": "store_unavailable", "message": "…"})),
+    ),
+    security(("admin_token" = []))
+)]
 pub(super) async fn by_call(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -104,6 +126,20 @@ pub(super) async fn by_call(
 /// `GET /v1/campaigns/{id}/bookings[?limit=N]`: the campaign's outcomes,
 /// newest first. A campaign with none (or one the store does not know,
 /// such as the unknown id a skipped call named) answers an empty list.
+#[utoipa::path(
+    get,
+    path = "/v1/campaigns/{id}/bookings",
+    tag = "bookings",
+    params(("id" = String, Path, description = "The campaign id"), Page),
+    responses(
+        (status = 200, description = "The campaign's outcomes, newest first (none for an id with none)", body = super::openapi::Bookings),
+        (status = 400, description = "A bad query string or `limit`", body = super::openapi::ErrorBody, example = json!({"error": "invalid_limit", "message": "…"})),
+        (status = 401, description = "No or wrong admin token", body = super::openapi::ErrorBody, example = json!({"error": "unauthorized", "message": "…"})),
+        (status = 403, description = "The admin API is off (no admin token configured)", body = super::openapi::ErrorBody, example = json!({"error": "admin_disabled", "message": "…"})),
+        (status = 503, description = "The outcome store cannot be read", body = super::openapi::ErrorBody, example = json!({"error": "store_unavailable", "message": "…"})),
+    ),
+    security(("admin_token" = []))
+)]
 pub(super) async fn by_campaign(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -1,8 +1,13 @@
-//! HTTP surface: the call WebSocket, the admin API (bookings included) and
-//! health.
+//! HTTP surface: the call WebSocket, the admin API (bookings and
+//! diagnostics included, described at `/v1/openapi.json`), health,
+//! readiness and `/metrics`.
 
 pub mod admin;
 mod bookings;
+mod diagnostics;
+mod health;
+pub mod openapi;
+mod routes;
 mod ws;
 
 use crate::call::CallDeps;
@@ -27,13 +32,26 @@ pub struct AppState {
     pub calls_cancel: CancellationToken,
     /// Fired when shutdown starts: readiness fails, new calls are refused.
     pub draining: CancellationToken,
+    /// `/metrics` asks for the admin token (`--metrics-auth`).
+    pub metrics_auth: bool,
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    routes().into_router().with_state(state)
+}
+
+/// Every path the router serves, in the order they are routed.
+pub fn paths() -> Vec<&'static str> {
+    routes().paths().to_vec()
+}
+
+fn routes() -> routes::Routes {
+    routes::Routes::new()
         .route("/v1/calls", get(ws::upgrade))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/users/{user}/connections", get(admin::list))
         .route(
             "/v1/users/{user}/connections/{provider}",
@@ -53,7 +71,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/campaigns/{id}/booking", put(admin::set_booking))
         .route("/v1/bookings", get(bookings::by_call))
         .route("/v1/campaigns/{id}/bookings", get(bookings::by_campaign))
-        .with_state(state)
+        .route(
+            "/v1/campaigns/{id}/diagnostics",
+            get(diagnostics::diagnostics),
+        )
 }
 
 /// Liveness: the process answers. Says "draining" during shutdown, still
@@ -67,12 +88,22 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({"status": status, "protocol": crate::protocol::VERSION}))
 }
 
-/// Readiness: whether a load balancer should send new calls here.
+/// Readiness: whether a load balancer should send new calls here. Not
+/// while draining, nor while a shared ledger or store does not answer
+/// (the body names which).
 async fn readyz(State(state): State<AppState>) -> Response {
     if state.draining.is_cancelled() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "draining"})),
+        )
+            .into_response();
+    }
+    let not_ready = health::not_ready(&state).await;
+    if !not_ready.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "not_ready": not_ready})),
         )
             .into_response();
     }

@@ -6,6 +6,7 @@
 use super::{authorized, unauthorized, AppState};
 use crate::call::{self, line_number, CallHandle};
 use crate::dialog::{EndReason, Input, Offer};
+use crate::observe::metrics;
 use crate::protocol::{
     self, BookingAction, Inbound, Outbound, ProtocolError, SyncReply, TRANSPORT_MAX_BYTES,
 };
@@ -94,6 +95,7 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
     let (out, mut out_rx) = mpsc::channel::<Outbound>(OUTBOUND_QUEUE);
     let writer = tokio::spawn(async move {
         while let Some(frame) = out_rx.recv().await {
+            metrics::frame_sent(metrics::outbound_event(&frame));
             if sink
                 .send(Message::Text(frame.to_json().into()))
                 .await
@@ -180,6 +182,7 @@ struct Session<'a> {
 
 impl Session<'_> {
     async fn reject(&self, e: &ProtocolError) {
+        metrics::protocol_error(e.code());
         let _ = self
             .out
             .send(Outbound::error(self.stream_sid.clone(), e))
@@ -207,8 +210,12 @@ impl Session<'_> {
     async fn frame(&mut self, text: &str) {
         let frame = match protocol::parse(text) {
             Ok(f) => f,
-            Err(e) => return self.reject(&e).await,
+            Err(e) => {
+                metrics::frame_received("invalid");
+                return self.reject(&e).await;
+            }
         };
+        metrics::frame_received(metrics::inbound_event(&frame));
         match frame {
             Inbound::Media => self.media_frames += 1,
             Inbound::Connected | Inbound::Dtmf { .. } => {}

@@ -331,4 +331,10 @@ pub trait Store: Send + Sync {
         provider: Provider,
         token: SecretString,
     ) -> Result<(), StoreError>;
+
+    /// Whether the store answers now (readiness). In process it always
+    /// does; a shared store asks its server, once.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

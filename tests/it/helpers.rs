@@ -123,3 +123,67 @@ pub async fn book(app: &Harness, sid: &str) -> Value {
         .find(|f| f["event"] == "booking")
         .expect("a booking frame")
 }
+
+/// The default config with its campaign renamed `campaign`, so a test's
+/// metrics and diagnostics are its own even with other tests running in
+/// the same process.
+pub async fn spawn_campaign(campaign: &str) -> Harness {
+    spawn_campaign_with(campaign, |_| {}).await
+}
+
+/// As [`spawn_campaign`], seeding the emulators first.
+pub async fn spawn_campaign_with(
+    campaign: &str,
+    seed: impl FnOnce(&callbook::harness::Emulators),
+) -> Harness {
+    let prov = Provisioning::parse(&campaign_config(campaign)).unwrap();
+    Harness::start(prov, Clock::manual(tuesday_morning()), seed)
+        .await
+        .unwrap()
+}
+
+/// The default provisioning file with its campaign renamed.
+pub fn campaign_config(campaign: &str) -> String {
+    DEFAULT.replace("\"id\": \"demo\"", &format!("\"id\": \"{campaign}\""))
+}
+
+/// Starts a call on `campaign`, from `phone`, and returns after the start
+/// settled.
+pub async fn start_call_on(app: &Harness, sid: &str, campaign: &str) -> CallClient {
+    let mut c = app.connect().await.unwrap();
+    c.send(&frames::connected()).await.unwrap();
+    let params = json!({"campaign_id": campaign, "recipient_phone": "+14155550123", "recipient_first_name": "Jane"});
+    c.send(&frames::start(sid, params)).await.unwrap();
+    c.settle().await.unwrap();
+    c
+}
+
+/// The server's `/metrics` page.
+pub async fn scrape(app: &Harness) -> String {
+    http()
+        .get(format!("http://{}/metrics", app.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the sample `name` whose labels include every pair of
+/// `labels` (summed when several match; 0 when none does).
+pub fn sample(scrape: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum()
+}

@@ -3,13 +3,16 @@
 mod admin;
 mod calls;
 mod cli;
+mod diagnostics;
 mod fixtures;
 mod google_faults;
 mod helpers;
 mod keys;
+mod metrics;
 mod microsoft;
 mod microsoft_faults;
 mod oauth;
+mod openapi;
 mod outcomes;
 mod pipeline;
 mod protocol;
