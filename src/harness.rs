@@ -58,7 +58,7 @@ pub struct Harness {
     /// Where this server keeps booking outcomes.
     pub outcomes: Arc<dyn OutcomeStore>,
     shutdown: CancellationToken,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: tokio::task::JoinHandle<Result<(), crate::app::ServeError>>,
 }
 
 /// What a harness may have beyond the defaults: a webhook to send outcomes
@@ -74,6 +74,8 @@ pub struct Options {
     pub states: Option<Arc<dyn crate::call::resume::CallStates>>,
     /// How long a resume waits for a dropped call's work to settle.
     pub settle_wait: Option<Duration>,
+    /// Connection caps and timeouts; the defaults when `None`.
+    pub limits: Option<crate::server::limits::Limits>,
 }
 
 /// Endpoints for a Google emulator listening at `addr`.
@@ -244,6 +246,7 @@ impl Harness {
                 .unwrap_or(crate::call::resume::SETTLE_WAIT),
             outcomes: outcomes.clone(),
             webhook: options.webhook,
+            limits: options.limits.unwrap_or_default(),
         };
         let stop = shutdown.clone();
         let server = tokio::spawn(crate::run(settings, listener, async move {

@@ -40,7 +40,10 @@
 //! - [`server`]: the axum router: `/v1/calls`, the admin API
 //!   (`server::admin`: OAuth connect and callback, calendar choice, active
 //!   provider, disconnect, campaigns' booking settings, bookings), `/healthz`
-//!   and `/readyz`.
+//!   and `/readyz`; and the accept loop in front of it, which holds every
+//!   client to [`server::limits`] (connection caps, header, body, start and
+//!   idle timeouts) before a token is seen. `axum::serve` has no header
+//!   timeout or caps, so the loop is our own, on hyper-util's builder.
 //! - [`outcomes`]: what became of each call's booking (booked, moved,
 //!   cancelled, failed, skipped), recorded off the call's path so it
 //!   survives a dropped socket; kept in process or in Redis, read through
