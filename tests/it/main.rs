@@ -6,6 +6,7 @@ mod cli;
 mod fixtures;
 mod google_faults;
 mod helpers;
+mod limits;
 mod microsoft;
 mod microsoft_faults;
 mod oauth;
