@@ -7,9 +7,10 @@ use crate::call::{Calendars, CallDeps};
 use crate::clock::Clock;
 use crate::ledger::Ledger;
 use crate::outcomes::{OutcomeStore, Recorder, WebhookConfig};
+use crate::server::limits::Limits;
 use crate::server::{router, AppState};
 use crate::store::Store;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,55 @@ use tokio_util::task::TaskTracker;
 
 /// Per-request timeout for provider calls; a live caller is waiting.
 pub const PROVIDER_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Shortest bearer token accepted at start. Tokens guard the call socket
+/// and the admin API from anyone who can reach the port; 16 random
+/// characters are out of reach of guessing over the network.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// Why `run` could not start or go on serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{flag} ({env}) must be at least {min} characters; it has {len}")]
+    TokenTooShort {
+        flag: &'static str,
+        env: &'static str,
+        min: usize,
+        len: usize,
+    },
+    #[error("--admin-token (CALLBOOK_ADMIN_TOKEN) must differ from --auth-token (CALLBOOK_AUTH_TOKEN): a pipeline must not be able to change calendars")]
+    SharedToken,
+    /// Without it, provider calls would run with no timeout at all.
+    #[error("could not build the HTTP client for calendar providers: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Refuses tokens that are too short to guard anything, and an admin
+/// token that is the pipeline's.
+pub fn check_tokens(auth: &SecretString, admin: Option<&SecretString>) -> Result<(), ServeError> {
+    let long_enough = |token: &SecretString, flag, env| {
+        let len = token.expose_secret().chars().count();
+        if len < MIN_TOKEN_CHARS {
+            return Err(ServeError::TokenTooShort {
+                flag,
+                env,
+                min: MIN_TOKEN_CHARS,
+                len,
+            });
+        }
+        Ok(())
+    };
+    long_enough(auth, "--auth-token", "CALLBOOK_AUTH_TOKEN")?;
+    if let Some(admin) = admin {
+        long_enough(admin, "--admin-token", "CALLBOOK_ADMIN_TOKEN")?;
+        if admin.expose_secret() == auth.expose_secret() {
+            return Err(ServeError::SharedToken);
+        }
+    }
+    Ok(())
+}
 
 /// Everything `run` needs, built by `main` or by a test.
 pub struct Settings {
@@ -49,35 +99,44 @@ pub struct Settings {
     /// `/metrics` asks for the admin token (`--metrics-auth`); open when
     /// false.
     pub metrics_auth: bool,
+    /// Connection caps and timeouts ([`Limits::default`] is safe).
+    pub limits: Limits,
 }
 
 /// Default for [`Settings::resume_window`].
 pub const RESUME_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// The HTTP client for provider calls: rustls, no redirects (OAuth token
-/// endpoints must not be redirected), bounded per request.
-pub fn http_client() -> reqwest::Client {
+/// endpoints must not be redirected), bounded per request. An error here
+/// stops the start: a default client would have neither bound.
+pub fn http_client() -> Result<reqwest::Client, ServeError> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(PROVIDER_REQUEST_TIMEOUT)
         .build()
-        .unwrap_or_default()
+        .map_err(ServeError::HttpClient)
 }
 
 /// Serves until `shutdown` resolves, then drains: readiness turns to
 /// "draining" and new calls are refused while live calls run on for up to
 /// `settings.drain`; then the remaining calls are told (`done`, close 1001)
 /// and their effects awaited before the server stops.
+///
+/// Refuses to start with tokens [`check_tokens`] refuses, or without an
+/// HTTP client for the providers.
 pub async fn run(
     settings: Settings,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> Result<(), ServeError> {
+    check_tokens(&settings.auth_token, settings.admin_token.as_ref())?;
+    let http = http_client()?;
+    let limits = Arc::new(settings.limits);
     let tracker = TaskTracker::new();
     let calls_cancel = CancellationToken::new();
     crate::observe::metrics::install();
     let calendars = Calendars::new(
-        http_client(),
+        http,
         settings.google,
         settings.microsoft,
         settings.store.clone(),
@@ -107,6 +166,7 @@ pub async fn run(
         calls_cancel: calls_cancel.clone(),
         draining: draining.clone(),
         metrics_auth: settings.metrics_auth,
+        limits: limits.clone(),
     };
     let drain = settings.drain;
     let drainer = {
@@ -125,10 +185,6 @@ pub async fn run(
             stop_serving.cancel();
         })
     };
-    // Replies are small frames a caller is waiting on: no Nagle delay.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let upkeep = tokio::spawn(async {
         let mut every = tokio::time::interval(crate::observe::metrics::UPKEEP_EVERY);
         loop {
@@ -136,13 +192,10 @@ pub async fn run(
             crate::observe::metrics::upkeep();
         }
     });
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(stop_serving.cancelled_owned())
-        .await;
+    crate::server::listen::serve(listener, router(state), limits, stop_serving).await;
     drainer.abort();
     upkeep.abort();
-    served?;
-    // Serving can only stop early on an error; end what is left.
+    // Serving stops after the drain; end whatever is left.
     calls_cancel.cancel();
     tracker.close();
     tracker.wait().await;

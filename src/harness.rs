@@ -58,7 +58,7 @@ pub struct Harness {
     /// Where this server keeps booking outcomes.
     pub outcomes: Arc<dyn OutcomeStore>,
     shutdown: CancellationToken,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: tokio::task::JoinHandle<Result<(), crate::app::ServeError>>,
 }
 
 /// What a harness may have beyond the defaults: a webhook to send outcomes
@@ -76,6 +76,8 @@ pub struct Options {
     pub settle_wait: Option<Duration>,
     /// `/metrics` asks for the admin token.
     pub metrics_auth: bool,
+    /// Connection caps and timeouts; the defaults when `None`.
+    pub limits: Option<crate::server::limits::Limits>,
 }
 
 /// Endpoints for a Google emulator listening at `addr`.
@@ -247,6 +249,7 @@ impl Harness {
             outcomes: outcomes.clone(),
             webhook: options.webhook,
             metrics_auth: options.metrics_auth,
+            limits: options.limits.unwrap_or_default(),
         };
         let stop = shutdown.clone();
         let server = tokio::spawn(crate::run(settings, listener, async move {

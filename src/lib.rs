@@ -47,7 +47,11 @@
 //!   provider, disconnect, campaigns' booking settings, bookings,
 //!   diagnostics; described by the OpenAPI document at `/v1/openapi.json`,
 //!   generated from the handlers with `utoipa`), `/healthz`, `/readyz`
-//!   (draining, or a shared ledger or store not answering) and `/metrics`.
+//!   (draining, or a shared ledger or store not answering) and `/metrics`;
+//!   and the accept loop in front of it, which holds every client to
+//!   [`server::limits`] (connection caps, header, body, start and idle
+//!   timeouts) before a token is seen. `axum::serve` has no header timeout
+//!   or caps, so the loop is our own, on hyper-util's builder.
 //! - [`outcomes`]: what became of each call's booking (booked, moved,
 //!   cancelled, failed, skipped), recorded off the call's path so it
 //!   survives a dropped socket; kept in process or in Redis, read through

@@ -10,6 +10,7 @@ use callbook::clock::Clock;
 use callbook::harness::{self, frames, Harness};
 use callbook::ledger::{Ledger, MemoryLedger, RedisLedger};
 use callbook::outcomes::{MemoryOutcomes, OutcomeStore, RedisOutcomes, WebhookConfig};
+use callbook::server::limits;
 use callbook::store::provisioning::{self, Provisioning};
 use callbook::store::secrets::TokenCipher;
 use callbook::store::state_file::StateFile;
@@ -143,6 +144,64 @@ enum ParseWhat {
     Phone { number: String },
 }
 
+/// Connection caps and timeouts (see `callbook::server::limits`).
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Seconds a client has to send a request's headers (and a new
+    /// connection its first request); slower connections are closed.
+    #[arg(long, env = "CALLBOOK_HEADER_TIMEOUT_SECONDS", default_value_t = limits::HEADER_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_seconds: u64,
+    /// Seconds from a call socket's upgrade to its `start` frame.
+    #[arg(long, env = "CALLBOOK_START_TIMEOUT_SECONDS", default_value_t = limits::START_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    start_timeout_seconds: u64,
+    /// Seconds a started call's socket may send no frame at all (pings
+    /// count); the call is then kept for a resume.
+    #[arg(long, env = "CALLBOOK_IDLE_TIMEOUT_SECONDS", default_value_t = limits::IDLE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout_seconds: u64,
+    /// Open connections at most, call sockets included; more get 503.
+    #[arg(long, env = "CALLBOOK_MAX_CONNECTIONS", default_value_t = limits::MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections: usize,
+    /// Open connections at most from one client that are not an
+    /// authenticated call socket; more get 429.
+    #[arg(long, env = "CALLBOOK_MAX_CONNECTIONS_PER_CLIENT", default_value_t = limits::MAX_CONNECTIONS_PER_CLIENT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections_per_client: usize,
+    /// Largest request body accepted (bytes); larger get 413.
+    #[arg(long, env = "CALLBOOK_MAX_BODY_BYTES", default_value_t = limits::MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+    /// Seconds a client has to send a request's body; slower get 408.
+    #[arg(long, env = "CALLBOOK_BODY_TIMEOUT_SECONDS", default_value_t = limits::BODY_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout_seconds: u64,
+    /// Load balancers or proxies (addresses or blocks like 10.0.0.0/8)
+    /// whose client header names the client; repeat or separate with
+    /// commas. Without any, the header is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "CALLBOOK_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<limits::Cidr>,
+    /// The header a trusted proxy names the client in; its right-most
+    /// address that is not a trusted proxy is the client.
+    #[arg(long, env = "CALLBOOK_CLIENT_IP_HEADER", default_value = limits::CLIENT_IP_HEADER)]
+    client_ip_header: axum::http::HeaderName,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> limits::Limits {
+        limits::Limits {
+            header_timeout: Duration::from_secs(self.header_timeout_seconds),
+            start_timeout: Duration::from_secs(self.start_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
+            max_body_bytes: self.max_body_bytes,
+            body_timeout: Duration::from_secs(self.body_timeout_seconds),
+            trusted_proxies: self.trusted_proxies.clone(),
+            client_ip_header: self.client_ip_header.clone(),
+        }
+    }
+}
+
 /// The keys that seal refresh tokens at rest: 32 bytes each, base64. The
 /// first seals; every one opens (for rotation: `new,old`).
 #[derive(clap::Args)]
@@ -209,13 +268,16 @@ struct RekeyArgs {
 struct ServeArgs {
     #[command(flatten)]
     key: TokenKeyArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
     #[arg(long, env = "CALLBOOK_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
-    /// Bearer token the pipeline must present on `/v1/calls`.
+    /// Bearer token the pipeline must present on `/v1/calls` (at least 16
+    /// characters).
     #[arg(long, env = "CALLBOOK_AUTH_TOKEN", hide_env_values = true)]
     auth_token: String,
     /// Bearer token for the admin API (connections); without it the admin
-    /// API is off.
+    /// API is off. At least 16 characters, and not the pipeline's.
     #[arg(long, env = "CALLBOOK_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
     /// Where owners' browsers reach callbook; OAuth redirects go to
@@ -402,6 +464,9 @@ async fn shutdown_signal() {
 }
 
 async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
+    let auth_token = SecretString::from(std::mem::take(&mut args.auth_token));
+    let admin_token = args.admin_token.take().map(SecretString::from);
+    callbook::app::check_tokens(&auth_token, admin_token.as_ref())?;
     let webhook = match (args.webhook_url.take(), args.webhook_secret.take()) {
         (Some(url), Some(secret)) => Some(
             WebhookConfig::new(&url, SecretString::from(secret))
@@ -501,8 +566,8 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     let local = listener.local_addr()?;
     let settings = callbook::Settings {
-        auth_token: SecretString::from(args.auth_token),
-        admin_token: args.admin_token.map(SecretString::from),
+        auth_token,
+        admin_token,
         public_url: args.public_url.unwrap_or_else(|| format!("http://{local}")),
         store,
         ledger,
@@ -516,6 +581,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         outcomes,
         webhook,
         metrics_auth: args.metrics_auth,
+        limits: args.limits.limits(),
     };
     tracing::info!(addr = %local, "callbook serving /v1/calls");
     callbook::run(settings, listener, shutdown_signal()).await?;
@@ -728,7 +794,7 @@ async fn diagnose(campaign: &str, url: &str, token: &str, json: bool) -> anyhow:
         .map_err(|_| anyhow::anyhow!("--url cannot take a path"))?
         .pop_if_empty()
         .extend(["v1", "campaigns", campaign, "diagnostics"]);
-    let resp = callbook::app::http_client()
+    let resp = callbook::app::http_client()?
         .get(endpoint)
         .bearer_auth(token)
         .timeout(Duration::from_secs(15))

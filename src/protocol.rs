@@ -157,6 +157,8 @@ pub enum ProtocolError {
     NotStarted(&'static str),
     #[error("start was already received")]
     AlreadyStarted,
+    #[error("no start within {0} seconds of the upgrade")]
+    StartTimeout(u64),
 }
 
 impl ProtocolError {
@@ -171,6 +173,7 @@ impl ProtocolError {
             ProtocolError::Binary => "binary_frame",
             ProtocolError::NotStarted(_) => "not_started",
             ProtocolError::AlreadyStarted => "already_started",
+            ProtocolError::StartTimeout(_) => "start_timeout",
         }
     }
 }

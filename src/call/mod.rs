@@ -8,9 +8,11 @@
 //! deterministic.
 
 mod effects;
+mod outlet;
 pub mod resume;
 mod setup;
 
+pub use outlet::Outlet;
 pub use setup::Calendars;
 
 use crate::clock::Clock;
@@ -113,7 +115,7 @@ pub fn spawn(
     deps: Arc<CallDeps>,
     start: Start,
     playback: bool,
-    out: mpsc::Sender<Outbound>,
+    out: Outlet,
     cancel: CancellationToken,
 ) -> CallHandle {
     let (tx, rx) = mpsc::channel(MAILBOX);
@@ -196,8 +198,9 @@ struct CallActor {
     generation: u64,
     deps: Arc<CallDeps>,
     env: Option<Arc<BookingEnv>>,
-    /// The socket's outbound queue; gone once the socket is.
-    out: Option<mpsc::Sender<Outbound>>,
+    /// The socket's outbound queue; gone once the socket is (or was
+    /// found too slow).
+    out: Option<Outlet>,
     rx: mpsc::Receiver<Msg>,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
@@ -369,12 +372,13 @@ impl CallActor {
         }
     }
 
-    /// Sends a frame without waiting; a socket too slow to take it is a
-    /// socket whose caller has gone.
-    fn emit(&self, frame: Outbound) {
+    /// Sends a frame without waiting. A socket too slow to take it is
+    /// closed rather than fed a story with a hole ([`Outlet`]); the call
+    /// then goes on as for a dropped socket, kept for a resume.
+    fn emit(&mut self, frame: Outbound) {
         let Some(out) = &self.out else { return };
-        if out.try_send(frame).is_err() {
-            tracing::warn!("outbound queue full or closed; frame dropped");
+        if !out.push(frame) {
+            self.out = None;
         }
     }
 

@@ -5,7 +5,10 @@
 pub mod admin;
 mod bookings;
 mod diagnostics;
+mod headers;
 mod health;
+pub mod limits;
+pub(crate) mod listen;
 pub mod openapi;
 mod routes;
 mod ws;
@@ -34,6 +37,8 @@ pub struct AppState {
     pub draining: CancellationToken,
     /// `/metrics` asks for the admin token (`--metrics-auth`).
     pub metrics_auth: bool,
+    /// How long a call socket may wait for `start` and go silent.
+    pub limits: Arc<limits::Limits>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -110,12 +115,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
     Json(json!({"status": "ready"})).into_response()
 }
 
-/// Checks `Authorization: Bearer <token>` in constant time.
+/// Checks `Authorization: Bearer <token>` in constant time. The scheme is
+/// case-insensitive (RFC 7235), so `bearer` and `BEARER` do too.
 fn authorized(headers: &HeaderMap, expected: &SecretString) -> bool {
     let Some(given) = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(bearer)
     else {
         return false;
     };
@@ -125,6 +131,15 @@ fn authorized(headers: &HeaderMap, expected: &SecretString) -> bool {
         .into()
 }
 
+/// The credentials of a `Bearer` authorization value, whatever the case of
+/// the scheme.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
 fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
@@ -132,4 +147,19 @@ fn unauthorized() -> Response {
         Json(json!({"error": "unauthorized", "message": "a valid bearer token is required"})),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        for value in ["Bearer abc", "bearer abc", "BEARER abc", "bEaReR  abc"] {
+            assert_eq!(bearer(value), Some("abc"), "{value}");
+        }
+        for value in ["Basic abc", "Bearerabc", "Bearer", "Token abc"] {
+            assert_eq!(bearer(value), None, "{value}");
+        }
+    }
 }

@@ -2,9 +2,16 @@
 //! out. The socket task parses frames and feeds the call actor; a separate
 //! writer task drains the actor's outbound queue, and the socket closes with
 //! a code and reason that say why (see `protocol/README.md`, "Endings").
+//!
+//! A socket holds a file descriptor and a call's memory, so none is kept
+//! for nothing: `start` must come within the start timeout, a started call
+//! must send some frame (a ping will do) within the idle timeout, and a
+//! client that does not read its frames is closed as too slow rather than
+//! have frames dropped ([`Outlet`]).
 
+use super::limits::Peer;
 use super::{authorized, unauthorized, AppState};
-use crate::call::{self, line_number, CallHandle};
+use crate::call::{self, line_number, CallHandle, Outlet};
 use crate::dialog::{EndReason, Input, Offer};
 use crate::observe::metrics;
 use crate::protocol::{
@@ -14,9 +21,13 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// Frames queued for one socket's writer.
@@ -25,6 +36,14 @@ const OUTBOUND_QUEUE: usize = 256;
 /// tungstenite's default read buffer is 128 KiB per connection and is zeroed
 /// on every read; Twilio frames are ~330 bytes.
 const READ_BUFFER: usize = 4096;
+
+/// How long one frame may wait to go out before the client counts as too
+/// slow: its receive window has stayed shut that long.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the close frame may take to go out; a client that does not
+/// take it is disconnected all the same.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why a socket closes: the code and reason of its close frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +54,13 @@ enum Ending {
     Shutdown,
     /// A frame over the transport's limit.
     TooLarge,
+    /// No `start` within the start timeout.
+    NoStart,
+    /// A started call's socket sent nothing within the idle timeout.
+    Idle,
+    /// The client did not take its frames: the outbound queue filled, or
+    /// a frame could not be written for [`WRITE_TIMEOUT`].
+    TooSlow,
     /// The socket failed; nothing to say on it.
     Broken,
 }
@@ -45,6 +71,9 @@ impl Ending {
             Ending::Normal => (1000, "call ended"),
             Ending::Shutdown => (1001, "server shutting down"),
             Ending::TooLarge => (1009, "frame too large"),
+            Ending::NoStart => (1008, "no start"),
+            Ending::Idle => (1008, "idle"),
+            Ending::TooSlow => (1008, "too slow"),
             Ending::Broken => return None,
         };
         Some(CloseFrame {
@@ -56,6 +85,7 @@ impl Ending {
 
 pub(super) async fn upgrade(
     State(state): State<AppState>,
+    peer: Option<Extension<Peer>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -69,6 +99,10 @@ pub(super) async fn upgrade(
             Json(serde_json::json!({"error": "draining", "message": "this instance is shutting down; connect to another"})),
         )
             .into_response();
+    }
+    // A call socket from here on: its client's cap no longer counts it.
+    if let Some(Extension(peer)) = peer {
+        peer.authenticated();
     }
     let tracker = state.deps.tracker.clone();
     ws.read_buffer_size(READ_BUFFER)
@@ -90,23 +124,57 @@ fn too_large(e: &axum::Error) -> bool {
     false
 }
 
-async fn serve_socket(socket: WebSocket, state: AppState) {
-    let (mut sink, mut stream) = socket.split();
-    let (out, mut out_rx) = mpsc::channel::<Outbound>(OUTBOUND_QUEUE);
-    let writer = tokio::spawn(async move {
-        while let Some(frame) = out_rx.recv().await {
-            metrics::frame_sent(metrics::outbound_event(&frame));
-            if sink
-                .send(Message::Text(frame.to_json().into()))
-                .await
-                .is_err()
-            {
-                return None;
+type Sink = SplitSink<WebSocket, Message>;
+
+/// Writes the queued frames to the socket. Gives the sink back once the
+/// queue is closed, for the close frame; `None` when the socket broke or
+/// was too slow (then it has sent the close itself, if the client took it).
+async fn write_frames(
+    mut sink: Sink,
+    mut frames: mpsc::Receiver<Outbound>,
+    stalled: CancellationToken,
+) -> Option<Sink> {
+    loop {
+        let frame = tokio::select! {
+            biased;
+            _ = stalled.cancelled() => break,
+            frame = frames.recv() => match frame {
+                Some(frame) => frame,
+                None => return Some(sink),
+            },
+        };
+        metrics::frame_sent(metrics::outbound_event(&frame));
+        let message = Message::Text(frame.to_json().into());
+        let sent = tokio::select! {
+            biased;
+            _ = stalled.cancelled() => break,
+            sent = tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)) => sent,
+        };
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return None,
+            Err(_) => {
+                stalled.cancel();
+                break;
             }
         }
-        Some(sink)
-    });
-    let _ = out.send(Outbound::hello()).await;
+    }
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        let _ = sink
+            .send(Message::Close(Ending::TooSlow.close_frame()))
+            .await;
+        let _ = sink.close().await;
+    })
+    .await;
+    None
+}
+
+async fn serve_socket(socket: WebSocket, state: AppState) {
+    let (sink, mut stream) = socket.split();
+    let (out, out_rx) = Outlet::channel(OUTBOUND_QUEUE);
+    let stalled = out.stalled();
+    let writer = tokio::spawn(write_frames(sink, out_rx, stalled.clone()));
+    out.push(Outbound::hello());
     let mut session = Session {
         state: &state,
         out: out.clone(),
@@ -119,11 +187,31 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
     };
     let cancelled = state.calls_cancel.cancelled();
     tokio::pin!(cancelled);
+    let (start_timeout, idle_timeout) = (state.limits.start_timeout, state.limits.idle_timeout);
+    // One timer, moved on only when it fires: no timer work per frame.
+    let timer = tokio::time::sleep(start_timeout);
+    tokio::pin!(timer);
+    let mut last_frame = Instant::now();
     let ending = loop {
         let msg = tokio::select! {
             m = stream.next() => m,
             _ = &mut cancelled => break Ending::Shutdown,
+            _ = stalled.cancelled() => break Ending::TooSlow,
+            () = &mut timer => {
+                if session.call.is_none() {
+                    session.reject(&ProtocolError::StartTimeout(start_timeout.as_secs())).await;
+                    break Ending::NoStart;
+                }
+                let due = last_frame + idle_timeout;
+                if due <= Instant::now() {
+                    break Ending::Idle;
+                }
+                timer.as_mut().reset(due);
+                continue;
+            }
         };
+        last_frame = Instant::now();
+        let started = session.call.is_some();
         match msg {
             Some(Ok(Message::Text(text))) => {
                 let span = session.span.clone();
@@ -146,7 +234,27 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
                 break Ending::Broken;
             }
         }
+        if !started && session.call.is_some() {
+            timer.as_mut().reset(last_frame + idle_timeout);
+        }
     };
+    let span = session.span.clone();
+    match ending {
+        Ending::NoStart => tracing::info!(
+            seconds = start_timeout.as_secs(),
+            "no start in time: socket closed (1008)"
+        ),
+        Ending::Idle => tracing::info!(
+            parent: &span,
+            seconds = idle_timeout.as_secs(),
+            "no frame in time: socket closed (1008); call kept for a resume"
+        ),
+        Ending::TooSlow => tracing::warn!(
+            parent: &span,
+            "client not taking its frames: socket closed as too slow (1008); call kept for a resume"
+        ),
+        _ => {}
+    }
     // A socket that ends without `stop` (or a shutdown, which the call
     // handles itself) leaves its call waiting for a resume.
     if !session.hung_up && ending != Ending::Shutdown {
@@ -154,22 +262,26 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
             call.detach().await;
         }
     }
-    let span = session.span.clone();
     tracing::debug!(parent: &span, media_frames = session.media_frames, ?ending, "socket closed");
     drop(session);
     drop(out);
+    // The writer takes at most WRITE_TIMEOUT a frame, and the call's last
+    // frames come once its work is done.
     if let Ok(Some(mut sink)) = writer.await {
-        if let Some(frame) = ending.close_frame() {
-            let _ = sink.send(Message::Close(Some(frame))).await;
-        }
-        let _ = sink.close().await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            if let Some(frame) = ending.close_frame() {
+                let _ = sink.send(Message::Close(Some(frame))).await;
+            }
+            let _ = sink.close().await;
+        })
+        .await;
     }
 }
 
 /// One socket's state between frames.
 struct Session<'a> {
     state: &'a AppState,
-    out: mpsc::Sender<Outbound>,
+    out: Outlet,
     call: Option<CallHandle>,
     stream_sid: Option<String>,
     media_frames: u64,
@@ -183,10 +295,7 @@ struct Session<'a> {
 impl Session<'_> {
     async fn reject(&self, e: &ProtocolError) {
         metrics::protocol_error(e.code());
-        let _ = self
-            .out
-            .send(Outbound::error(self.stream_sid.clone(), e))
-            .await;
+        self.out.push(Outbound::error(self.stream_sid.clone(), e));
     }
 
     /// The live call, or an error frame naming what came too early.
@@ -284,12 +393,9 @@ impl Session<'_> {
             Inbound::Sync { id } => match &self.call {
                 Some(call) if !self.hung_up && call.sync(id.clone()).await => {}
                 _ => {
-                    let _ = self
-                        .out
-                        .send(Outbound::Sync {
-                            sync: SyncReply { id },
-                        })
-                        .await;
+                    self.out.push(Outbound::Sync {
+                        sync: SyncReply { id },
+                    });
                 }
             },
         }

@@ -166,7 +166,12 @@ fn serve_refuses_shared_or_saved_connections_it_cannot_seal() {
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_callbook"))
             .arg("serve")
-            .args(["--auth-token", "t", "--listen", "127.0.0.1:0"])
+            .args([
+                "--auth-token",
+                "pipeline-token-0123456789",
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .args(args)
             .env_remove("CALLBOOK_TOKEN_KEY")
             .env_remove("CALLBOOK_REDIS_URL")

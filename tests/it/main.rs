@@ -8,6 +8,7 @@ mod fixtures;
 mod google_faults;
 mod helpers;
 mod keys;
+mod limits;
 mod metrics;
 mod microsoft;
 mod microsoft_faults;

@@ -41,7 +41,7 @@ pub(crate) async fn setup(work: bool, zone: &str) -> Setup {
         Box::pin(async {})
     });
     let client = MicrosoftCalendar::new(
-        callbook::app::http_client(),
+        callbook::app::http_client().unwrap(),
         ms_emulator_endpoints(addr),
         "primary".into(),
         SecretString::from("ms-rt"),
@@ -214,7 +214,7 @@ async fn a_rotated_refresh_token_survives_a_restart_through_the_state_file() {
     };
     let calendars_over = |store: Arc<MemoryStore>| {
         Calendars::new(
-            callbook::app::http_client(),
+            callbook::app::http_client().unwrap(),
             // Google is not used here.
             emulator_endpoints(addr),
             ms_emulator_endpoints(addr),
@@ -264,7 +264,7 @@ async fn a_personal_tenant_never_gets_teams_even_if_the_calendar_lists_it() {
     let s = setup(true, "Eastern Standard Time").await;
     let endpoints = ms_emulator_endpoints(s.addr);
     let client = MicrosoftCalendar::new(
-        callbook::app::http_client(),
+        callbook::app::http_client().unwrap(),
         endpoints,
         "primary".into(),
         SecretString::from("ms-rt"),

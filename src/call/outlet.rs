@@ -1,0 +1,87 @@
+//! A socket's outbound queue, as the call and the socket task see it.
+//!
+//! Nothing waits to put a frame on it: a call never stalls behind a slow
+//! socket. And nothing is silently left out of it either: a pipeline that
+//! missed one `booking` status would act on a story with a hole in it. So
+//! when the queue is full, the socket is marked stalled, takes no frame
+//! from then on, and is closed as too slow; its call is kept for a resume
+//! like any dropped socket's, and the resume tells the pipeline where the
+//! call stands.
+
+use crate::protocol::Outbound;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// The sending side of one socket's outbound queue.
+#[derive(Clone)]
+pub struct Outlet {
+    tx: mpsc::Sender<Outbound>,
+    stalled: CancellationToken,
+}
+
+impl Outlet {
+    /// A queue of `capacity` frames and its receiving end.
+    pub fn channel(capacity: usize) -> (Outlet, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let outlet = Outlet {
+            tx,
+            stalled: CancellationToken::new(),
+        };
+        (outlet, rx)
+    }
+
+    /// Queues `frame` without waiting. False when it was not queued: the
+    /// socket is gone, or too slow (the queue was full, now or before),
+    /// and will be closed.
+    pub fn push(&self, frame: Outbound) -> bool {
+        if self.stalled.is_cancelled() {
+            return false;
+        }
+        match self.tx.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!("outbound queue full: the socket is closed as too slow");
+                self.stall();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Marks the socket too slow: nothing more is queued, and the socket
+    /// task closes it.
+    pub fn stall(&self) {
+        self.stalled.cancel();
+    }
+
+    /// Fires when the socket has been found too slow.
+    pub fn stalled(&self) -> CancellationToken {
+        self.stalled.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_stalls_the_socket_and_nothing_after_is_queued() {
+        let (out, mut rx) = Outlet::channel(2);
+        assert!(out.push(Outbound::hello()));
+        assert!(out.push(Outbound::hello()));
+        assert!(!out.stalled().is_cancelled());
+        assert!(!out.push(Outbound::hello()));
+        assert!(out.stalled().is_cancelled());
+        // Room again, but the story has a hole: no more frames.
+        assert!(rx.try_recv().is_ok());
+        assert!(!out.push(Outbound::hello()));
+    }
+
+    #[test]
+    fn a_closed_queue_refuses_frames_without_stalling() {
+        let (out, rx) = Outlet::channel(2);
+        drop(rx);
+        assert!(!out.push(Outbound::hello()));
+        assert!(!out.stalled().is_cancelled());
+    }
+}
