@@ -443,6 +443,7 @@ pub(crate) async fn limit_body(State(edge): State<Edge>, req: Request, next: Nex
             );
         }
         Err(_) => {
+            crate::observe::metrics::limit_rejected("body_timeout");
             return refusal(
                 StatusCode::REQUEST_TIMEOUT,
                 "body_timeout",
@@ -456,6 +457,7 @@ pub(crate) async fn limit_body(State(edge): State<Edge>, req: Request, next: Nex
 
 /// The 413 answer, saying the limit in bytes.
 fn too_large(limit: usize) -> Response {
+    crate::observe::metrics::limit_rejected("body_too_large");
     (
         StatusCode::PAYLOAD_TOO_LARGE,
         Json(json!({

@@ -362,6 +362,10 @@ fn refuse(
     refusals: &Arc<Builder<TokioExecutor>>,
     refusing: &Arc<AtomicUsize>,
 ) {
+    crate::observe::metrics::limit_rejected(match why {
+        Refusal::Busy => "connections",
+        Refusal::Crowded => "connections_per_client",
+    });
     if refusing.fetch_add(1, Ordering::AcqRel) >= MAX_REFUSING {
         refusing.fetch_sub(1, Ordering::AcqRel);
         // The answer fits in a fresh socket's send buffer. Closing on

@@ -240,6 +240,13 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
     };
     let span = session.span.clone();
     match ending {
+        Ending::NoStart => metrics::limit_rejected("start_timeout"),
+        Ending::Idle => metrics::limit_rejected("idle_timeout"),
+        Ending::TooSlow => metrics::limit_rejected("slow_socket"),
+        Ending::TooLarge => metrics::limit_rejected("frame_too_large"),
+        _ => {}
+    }
+    match ending {
         Ending::NoStart => tracing::info!(
             seconds = start_timeout.as_secs(),
             "no start in time: socket closed (1008)"

@@ -469,6 +469,16 @@ async fn a_socket_that_never_sends_start_gets_an_error_and_1008_and_a_call_still
         longest = longest.max(lived);
     }
     eprintln!("10 sockets without start: the last closed after {longest:?} (timeout {timeout:?})");
+    // Operators see the refusals counted by the limit that made them.
+    let page = crate::helpers::scrape(&app).await;
+    assert!(
+        crate::helpers::sample(
+            &page,
+            "callbook_limit_rejections_total",
+            &[("kind", "start_timeout")]
+        ) >= 10.0,
+        "{page}"
+    );
     app.stop().await.unwrap();
 }
 
