@@ -89,6 +89,14 @@ impl fmt::Debug for E164 {
     }
 }
 
+/// Whether `code` is an ISO 3166 alpha-2 country the numbering plans know
+/// (`US`, `GB`), for reading national numbers.
+pub fn is_country(code: &str) -> bool {
+    code.len() == 2
+        && code.chars().all(|c| c.is_ascii_uppercase())
+        && code.parse::<phonenumber::country::Id>().is_ok()
+}
+
 /// The zone a phone number suggests, and whether that guess is worth trusting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ZoneHint {
@@ -279,5 +287,29 @@ mod tests {
         let n = E164::parse("+12125550123").unwrap();
         assert_eq!(n.redacted(), "+1******0123");
         assert!(!format!("{n:?}").contains("555"));
+    }
+
+    #[test]
+    fn national_numbers_are_read_in_the_campaigns_country() {
+        for raw in [
+            "(415) 555-0123",
+            "415.555.0123",
+            "4155550123",
+            "+1 415 555 0123",
+        ] {
+            assert_eq!(
+                E164::parse_in(raw, "US").unwrap().as_str(),
+                "+14155550123",
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            E164::parse_in("020 7946 0018", "GB").unwrap().as_str(),
+            "+442079460018"
+        );
+        assert!(E164::parse_in("not a number", "US").is_err());
+        assert!(E164::parse_in("555", "US").is_err());
+        assert!(is_country("US") && is_country("GB"));
+        assert!(!is_country("us") && !is_country("XX") && !is_country("USA"));
     }
 }

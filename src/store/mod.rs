@@ -173,6 +173,13 @@ impl BookingSettings {
                 return Err(format!("{field}: unknown template token {{{token}}}"));
             }
         }
+        if let Some(country) = &self.default_country {
+            if !crate::phone::is_country(country) {
+                return Err(format!(
+                    "default_country: {country:?} is not an ISO 3166 two-letter country code"
+                ));
+            }
+        }
         Ok(())
     }
 }
