@@ -831,3 +831,56 @@ async fn an_instance_killed_mid_booking_leaves_one_booking_that_the_resume_finds
         b.stop().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_offer_is_said_while_the_calendar_is_still_loading() {
+    use callbook::calendar::emulator::{Endpoint, Fault};
+    let app = spawn_app().await;
+    // Free/busy answers only after the client has long given up.
+    app.google.inject(
+        OWNER,
+        Endpoint::FreeBusy,
+        Fault::Latency(std::time::Duration::from_secs(60)),
+        u32::MAX,
+    );
+    let mut c = app.connect().await.unwrap();
+    c.send(&frames::start(
+        "CA000000000000000000000000loading1",
+        json!({"campaign_id": "demo", "recipient_phone": "+14155550123", "recipient_first_name": "Jane"}),
+    ))
+    .await
+    .unwrap();
+    c.send(&frames::offer()).await.unwrap();
+    // The question needs no calendar: it comes while the load is pending
+    // (the client's 15 s read limit is far below the load's minute).
+    let mut seen = Vec::new();
+    let say = loop {
+        let f = c.recv().await.unwrap().expect("the socket stayed open");
+        if f["event"] == "say" {
+            break f;
+        }
+        seen.push(f);
+    };
+    assert_eq!(
+        say["say"]["text"],
+        "Would you like to book a 30-minute meeting with Alex Morgan?"
+    );
+    assert!(seen.iter().any(|f| f["booking"]["status"] == "offered"));
+    // The email is taken and confirmed meanwhile; only the proposal waits,
+    // and the caller hears why.
+    for text in ["yes", "jane at example dot com", "yes"] {
+        c.send(&frames::transcript(text)).await.unwrap();
+    }
+    let waiting = loop {
+        let f = c.recv().await.unwrap().expect("the socket stayed open");
+        if f["event"] == "say" && f["say"]["text"].as_str().unwrap().contains("calendar") {
+            break f;
+        }
+    };
+    assert_eq!(
+        waiting["say"]["text"],
+        "Great. One moment while I check the calendar."
+    );
+    c.cut();
+    app.stop().await.unwrap();
+}
