@@ -44,6 +44,111 @@ pub struct Fixture {
     /// before turns existed leave them out and still replay.
     #[serde(default)]
     pub turns: bool,
+    /// Checks on the calendar as a whole, after the script.
+    #[serde(default)]
+    pub calendar_checks: Option<CalendarChecks>,
+    /// Set while recording a run to author expectations: steps may then
+    /// lack `expect`.
+    #[serde(skip)]
+    pub recording: bool,
+}
+
+/// Invariants of the owner's calendar after the calls, checked on the
+/// emulator's own events (what the provider holds), not on callbook's view.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarChecks {
+    /// How many live events callbook created.
+    #[serde(default)]
+    pub events: Option<usize>,
+    /// No two live events overlap once the campaign's buffers are added.
+    #[serde(default)]
+    pub no_overlap: bool,
+    /// Every live event starts within this many days of `now`.
+    #[serde(default)]
+    pub within_days: Option<i64>,
+}
+
+/// What a step expects: the frames exactly, in order (a list), or only
+/// that some frames are among them and others are not (`includes`,
+/// `excludes`). Inside either, a value may be a matcher (see `matches`).
+#[derive(Debug)]
+pub enum Expect {
+    Exactly(Vec<Value>),
+    Some {
+        includes: Vec<Value>,
+        excludes: Vec<Value>,
+    },
+}
+
+impl<'de> Deserialize<'de> for Expect {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Some {
+            #[serde(default)]
+            includes: Vec<Value>,
+            #[serde(default)]
+            excludes: Vec<Value>,
+        }
+        match Value::deserialize(d)? {
+            Value::Array(frames) => Ok(Expect::Exactly(frames)),
+            v @ Value::Object(_) => {
+                let some: Some = serde_json::from_value(v).map_err(serde::de::Error::custom)?;
+                Ok(Expect::Some {
+                    includes: some.includes,
+                    excludes: some.excludes,
+                })
+            }
+            other => Err(serde::de::Error::custom(format!(
+                "expect: a list of frames or {{\"includes\", \"excludes\"}}, not {other}"
+            ))),
+        }
+    }
+}
+
+impl Expect {
+    /// How many exact frames the step lists (0 for includes/excludes).
+    pub fn len(&self) -> usize {
+        match self {
+            Expect::Exactly(frames) => frames.len(),
+            Expect::Some { .. } => 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The exact frames, when the step lists them.
+    pub fn frames_mut(&mut self) -> Option<&mut Vec<Value>> {
+        match self {
+            Expect::Exactly(frames) => Some(frames),
+            Expect::Some { .. } => None,
+        }
+    }
+}
+
+/// A provider fault that starts mid-call, on the owner's account.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultStep {
+    /// `token`, `calendar_list`, `mailbox_settings`, `free_busy`, `insert`,
+    /// `get`, `patch` or `delete`.
+    pub endpoint: String,
+    /// An HTTP status to answer with (a 429 or 5xx is retried by callbook).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Or answer this late, in milliseconds.
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
+    /// How many requests it hits.
+    #[serde(default = "one")]
+    pub times: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,7 +219,8 @@ pub struct Callee {
 }
 
 /// One step. A call step does exactly one of `start`, `say`, `offer`,
-/// `cancel`, `send`, `stop`; a time step only `advance`.
+/// `cancel`, `send`, `stop`, and says what it expects; a time step only
+/// `advance`; a fault step only `fault`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -137,7 +243,9 @@ pub struct Step {
     #[serde(default)]
     pub advance: Option<String>,
     #[serde(default)]
-    pub expect: Option<Vec<Value>>,
+    pub fault: Option<FaultStep>,
+    #[serde(default)]
+    pub expect: Option<Expect>,
 }
 
 /// The outcome of one fixture.
@@ -149,7 +257,12 @@ pub struct Report {
     pub frames: Vec<Vec<Value>>,
     /// Events callbook created, as stored by the emulator.
     pub created: Vec<Value>,
+    /// Values captured by `{"$capture": name}` matchers.
+    pub captures: Captures,
 }
+
+/// Values a fixture captured in one step to compare in a later one.
+pub type Captures = HashMap<String, Value>;
 
 impl Report {
     pub fn passed(&self) -> bool {
@@ -233,6 +346,7 @@ impl Fixture {
             failures: Vec::new(),
             frames: Vec::new(),
             created: Vec::new(),
+            captures: Captures::new(),
         };
         let result = self.run_script(&harness, &clock, &mut report).await;
         let events: Vec<StoredEvent> = if microsoft {
@@ -248,11 +362,64 @@ impl Fixture {
             .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
             .collect();
         if let Some(expected) = &self.calendar {
-            if let Some(diff) = compare_list("calendar", expected, &report.created) {
+            if let Some(diff) =
+                compare_list("calendar", expected, &report.created, &mut report.captures)
+            {
                 report.failures.push(diff);
             }
         }
+        if let Some(checks) = &self.calendar_checks {
+            report.failures.extend(self.check_calendar(checks, &events));
+        }
         Ok(report)
+    }
+
+    /// The calendar-wide checks, on the emulator's live events.
+    fn check_calendar(&self, checks: &CalendarChecks, events: &[StoredEvent]) -> Vec<String> {
+        let live: Vec<&StoredEvent> = events
+            .iter()
+            .filter(|e| e.booking_id.is_some() && e.status != "cancelled")
+            .collect();
+        let mut problems = Vec::new();
+        if let Some(n) = checks.events {
+            if live.len() != n {
+                problems.push(format!(
+                    "calendar: expected {n} live events, found {}",
+                    live.len()
+                ));
+            }
+        }
+        if checks.no_overlap {
+            let rules = self.campaign.booking.as_ref().map(|b| &b["rules"]);
+            let minutes =
+                |k: &str| Duration::minutes(rules.and_then(|r| r[k].as_i64()).unwrap_or(0));
+            let (before, after) = (
+                minutes("buffer_before_minutes"),
+                minutes("buffer_after_minutes"),
+            );
+            for (i, a) in live.iter().enumerate() {
+                for b in &live[i + 1..] {
+                    if a.start - before < b.end + after && b.start - before < a.end + after {
+                        problems.push(format!(
+                            "calendar: events {} and {} overlap with their buffers",
+                            a.start, b.start
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(days) = checks.within_days {
+            let limit = self.now + Duration::days(days);
+            for e in &live {
+                if e.start < self.now || e.start > limit {
+                    problems.push(format!(
+                        "calendar: event at {} is not within {days} days of now",
+                        e.start
+                    ));
+                }
+            }
+        }
+        problems
     }
 
     async fn run_script(
@@ -270,6 +437,16 @@ impl Fixture {
                     report.transcript,
                     "      … {d} later ({})",
                     clock.now().format("%a %Y-%m-%d %H:%M UTC")
+                );
+                continue;
+            }
+            if let Some(fault) = &step.fault {
+                self.inject(harness, fault)?;
+                report.frames.push(Vec::new());
+                let _ = writeln!(
+                    report.transcript,
+                    "      ✕ the provider's {} starts failing",
+                    fault.endpoint
                 );
                 continue;
             }
@@ -339,15 +516,64 @@ impl Fixture {
             for frame in &got {
                 let _ = writeln!(report.transcript, "[{name}] {}", describe(frame));
             }
-            if let Some(expected) = &step.expect {
-                if let Some(diff) =
-                    compare_list(&format!("step {} (call {name})", i + 1), expected, &got)
-                {
-                    report.failures.push(diff);
+            let what = format!("step {} (call {name})", i + 1);
+            match &step.expect {
+                Some(Expect::Exactly(expected)) => {
+                    if let Some(diff) = compare_list(&what, expected, &got, &mut report.captures) {
+                        report.failures.push(diff);
+                    }
                 }
+                Some(Expect::Some { includes, excludes }) => {
+                    if let Some(diff) = compare_some(&what, includes, excludes, &got, &mut report.captures)
+                    {
+                        report.failures.push(diff);
+                    }
+                }
+                None if self.recording => {}
+                None => report.failures.push(format!(
+                    "{what}: no \"expect\": every call step must say what it expects ([] for nothing)"
+                )),
             }
             report.frames.push(got);
         }
+        Ok(())
+    }
+}
+
+impl Fixture {
+    /// Starts a provider fault on the owner's account, on both providers
+    /// (only the one in use sees requests).
+    fn inject(&self, harness: &Harness, fault: &FaultStep) -> anyhow::Result<()> {
+        use crate::calendar::emulator::{Endpoint, Fault};
+        let endpoint = match fault.endpoint.as_str() {
+            "token" => Endpoint::Token,
+            "calendar_list" => Endpoint::CalendarList,
+            "mailbox_settings" => Endpoint::MailboxSettings,
+            "free_busy" => Endpoint::FreeBusy,
+            "insert" => Endpoint::Insert,
+            "get" => Endpoint::Get,
+            "patch" => Endpoint::Patch,
+            "delete" => Endpoint::Delete,
+            other => bail!("fault: unknown endpoint {other:?}"),
+        };
+        let what = match (fault.status, fault.latency_ms) {
+            (Some(code), None) => Fault::Status {
+                code,
+                reason: if code == 429 {
+                    "rateLimitExceeded"
+                } else {
+                    "backendError"
+                },
+                retry_after: None,
+            },
+            (None, Some(ms)) => Fault::Latency(std::time::Duration::from_millis(ms)),
+            _ => bail!("fault: give exactly one of status and latency_ms"),
+        };
+        let email = &self.owner.email;
+        harness
+            .google
+            .inject(email, endpoint, what.clone(), fault.times);
+        harness.microsoft.inject(email, endpoint, what, fault.times);
         Ok(())
     }
 }
@@ -390,13 +616,30 @@ fn describe(frame: &Value) -> String {
 }
 
 /// Whether `expected` is a subset of `actual`; on mismatch, the JSON path.
-fn subset(expected: &Value, actual: &Value, path: &str) -> Result<(), String> {
+/// Whether `actual` holds everything in `expected`. Objects match on the
+/// keys expected; arrays item by item; `"*"` is any value present and not
+/// null. An object with a single `$` key is a matcher:
+///
+/// - `{"$contains": "text"}`, `{"$not_contains": "text"}`, `{"$regex": "…"}`
+///   on strings;
+/// - `{"$min_items": n}`, `{"$max_items": n}` on arrays;
+/// - `{"$capture": "name"}` keeps the value (any, not null) and
+///   `{"$same_as": "name"}` compares with a value kept earlier.
+fn subset(
+    expected: &Value,
+    actual: &Value,
+    path: &str,
+    captures: &mut Captures,
+) -> Result<(), String> {
+    if let Some((op, arg)) = matcher(expected) {
+        return check_matcher(op, arg, actual, path, captures);
+    }
     match (expected, actual) {
         (Value::Object(e), Value::Object(a)) => {
             for (k, v) in e {
                 let p = format!("{path}/{k}");
                 match a.get(k) {
-                    Some(av) => subset(v, av, &p)?,
+                    Some(av) => subset(v, av, &p, captures)?,
                     None => return Err(format!("{p}: missing (expected {v})")),
                 }
             }
@@ -411,7 +654,7 @@ fn subset(expected: &Value, actual: &Value, path: &str) -> Result<(), String> {
                 ));
             }
             for (i, (ev, av)) in e.iter().zip(a).enumerate() {
-                subset(ev, av, &format!("{path}/{i}"))?;
+                subset(ev, av, &format!("{path}/{i}"), captures)?;
             }
             Ok(())
         }
@@ -423,8 +666,146 @@ fn subset(expected: &Value, actual: &Value, path: &str) -> Result<(), String> {
     }
 }
 
+/// A matcher's operator and argument, when `v` is one.
+fn matcher(v: &Value) -> Option<(&str, &Value)> {
+    let obj = v.as_object()?;
+    if obj.len() != 1 {
+        return None;
+    }
+    let (k, arg) = obj.iter().next()?;
+    k.starts_with('$').then_some((k.as_str(), arg))
+}
+
+fn check_matcher(
+    op: &str,
+    arg: &Value,
+    actual: &Value,
+    path: &str,
+    captures: &mut Captures,
+) -> Result<(), String> {
+    let text = || {
+        actual
+            .as_str()
+            .ok_or_else(|| format!("{path}: expected a string for {op}, got {actual}"))
+    };
+    let want_str = || {
+        arg.as_str()
+            .ok_or_else(|| format!("{path}: {op} takes a string"))
+    };
+    let count = || {
+        actual
+            .as_array()
+            .map(Vec::len)
+            .ok_or_else(|| format!("{path}: expected a list for {op}, got {actual}"))
+    };
+    let n = || {
+        arg.as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| format!("{path}: {op} takes a number"))
+    };
+    match op {
+        "$contains" => {
+            let (t, w) = (text()?, want_str()?);
+            t.contains(w)
+                .then_some(())
+                .ok_or_else(|| format!("{path}: {t:?} does not contain {w:?}"))
+        }
+        "$not_contains" => {
+            let (t, w) = (text()?, want_str()?);
+            (!t.contains(w))
+                .then_some(())
+                .ok_or_else(|| format!("{path}: {t:?} contains {w:?}"))
+        }
+        "$regex" => {
+            let (t, w) = (text()?, want_str()?);
+            let re = regex::Regex::new(w).map_err(|e| format!("{path}: bad $regex: {e}"))?;
+            re.is_match(t)
+                .then_some(())
+                .ok_or_else(|| format!("{path}: {t:?} does not match /{w}/"))
+        }
+        "$min_items" => {
+            let (c, m) = (count()?, n()?);
+            (c >= m)
+                .then_some(())
+                .ok_or_else(|| format!("{path}: expected at least {m} items, got {c}"))
+        }
+        "$max_items" => {
+            let (c, m) = (count()?, n()?);
+            (c <= m)
+                .then_some(())
+                .ok_or_else(|| format!("{path}: expected at most {m} items, got {c}"))
+        }
+        "$capture" => {
+            let name = want_str()?;
+            if actual.is_null() {
+                return Err(format!("{path}: nothing to capture as {name:?}"));
+            }
+            captures.insert(name.to_string(), actual.clone());
+            Ok(())
+        }
+        "$same_as" => {
+            let name = want_str()?;
+            match captures.get(name) {
+                Some(v) if v == actual => Ok(()),
+                Some(v) => Err(format!("{path}: expected {v} (as {name:?}), got {actual}")),
+                None => Err(format!("{path}: nothing was captured as {name:?}")),
+            }
+        }
+        other => Err(format!("{path}: unknown matcher {other}")),
+    }
+}
+
+/// `includes`: each must match some frame; `excludes`: none may match any.
+fn compare_some(
+    what: &str,
+    includes: &[Value],
+    excludes: &[Value],
+    actual: &[Value],
+    captures: &mut Captures,
+) -> Option<String> {
+    let mut problems = Vec::new();
+    for inc in includes {
+        let found = actual.iter().find(|a| {
+            let mut scratch = captures.clone();
+            subset(inc, a, "", &mut scratch).is_ok()
+        });
+        match found {
+            // Match again for real, so its captures are kept.
+            Some(a) => {
+                let _ = subset(inc, a, "", captures);
+            }
+            None => problems.push(format!("no frame matches {inc}")),
+        }
+    }
+    for exc in excludes {
+        for a in actual {
+            let mut scratch = captures.clone();
+            if subset(exc, a, "", &mut scratch).is_ok() {
+                problems.push(format!("a frame matches what it must not ({exc}): {a}"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        return None;
+    }
+    let mut out = format!("{what}:\n");
+    for p in &problems {
+        let _ = writeln!(out, "    {p}");
+    }
+    let _ = writeln!(out, "  actual:");
+    for a in actual {
+        let _ = writeln!(out, "    + {a}");
+    }
+    Some(out)
+}
+
 /// Compares an expected list with the actual one; `None` when they match.
-fn compare_list(what: &str, expected: &[Value], actual: &[Value]) -> Option<String> {
+fn compare_list(
+    what: &str,
+    expected: &[Value],
+    actual: &[Value],
+    captures: &mut Captures,
+) -> Option<String> {
     let mut problems = Vec::new();
     if expected.len() != actual.len() {
         problems.push(format!(
@@ -436,7 +817,7 @@ fn compare_list(what: &str, expected: &[Value], actual: &[Value]) -> Option<Stri
     for (i, e) in expected.iter().enumerate() {
         match actual.get(i) {
             Some(a) => {
-                if let Err(p) = subset(e, a, "") {
+                if let Err(p) = subset(e, a, "", captures) {
                     problems.push(format!("item {}: {p}", i + 1));
                 }
             }
@@ -473,7 +854,8 @@ pub async fn replay_files(
     let mut passed = 0usize;
     let mut failed = 0usize;
     for path in paths {
-        let fixture = Fixture::load(path)?;
+        let mut fixture = Fixture::load(path)?;
+        fixture.recording = record;
         let report = fixture
             .run()
             .await
@@ -511,17 +893,100 @@ mod tests {
 
     #[test]
     fn subset_matching_names_the_path() {
+        let mut c = Captures::new();
         let actual = json!({"event": "say", "say": {"id": "s1", "text": "hello"}});
-        assert!(subset(&json!({"event": "say"}), &actual, "").is_ok());
-        let err = subset(&json!({"say": {"text": "bye"}}), &actual, "").unwrap_err();
+        assert!(subset(&json!({"event": "say"}), &actual, "", &mut c).is_ok());
+        let err = subset(&json!({"say": {"text": "bye"}}), &actual, "", &mut c).unwrap_err();
         assert_eq!(err, "/say/text: expected \"bye\", got \"hello\"");
     }
 
     #[test]
     fn a_missing_expected_frame_is_a_mismatch() {
+        let mut c = Captures::new();
         let actual = vec![json!({"event": "say"}), json!({"event": "booking"})];
-        assert!(compare_list("x", &[json!({"event": "say"})], &actual).is_some());
-        assert!(compare_list("x", &[json!({"event": "say"}), json!({})], &actual).is_none());
+        assert!(compare_list("x", &[json!({"event": "say"})], &actual, &mut c).is_some());
+        assert!(
+            compare_list("x", &[json!({"event": "say"}), json!({})], &actual, &mut c).is_none()
+        );
+    }
+
+    #[test]
+    fn matchers_say_what_failed() {
+        let mut c = Captures::new();
+        let say = json!({"say": {"text": "I have Wednesday at 10 or 2:30. Which works best?"}});
+        let ok = |e: Value, c: &mut Captures| subset(&e, &say, "", c);
+        assert!(ok(
+            json!({"say": {"text": {"$contains": "Which works"}}}),
+            &mut c
+        )
+        .is_ok());
+        assert!(ok(
+            json!({"say": {"text": {"$not_contains": "closest"}}}),
+            &mut c
+        )
+        .is_ok());
+        assert!(ok(
+            json!({"say": {"text": {"$regex": "^I have .* or \\d"}}}),
+            &mut c
+        )
+        .is_ok());
+        let err = ok(json!({"say": {"text": {"$contains": "Thursday"}}}), &mut c).unwrap_err();
+        assert!(
+            err.starts_with("/say/text: ") && err.contains("does not contain"),
+            "{err}"
+        );
+        let options = json!({"options": [1, 2, 3]});
+        assert!(subset(&json!({"options": {"$min_items": 2}}), &options, "", &mut c).is_ok());
+        assert!(subset(&json!({"options": {"$max_items": 2}}), &options, "", &mut c).is_err());
+        // A value captured in one frame is compared in a later one.
+        let booked = json!({"event_id": "ev-1"});
+        subset(
+            &json!({"event_id": {"$capture": "ev"}}),
+            &booked,
+            "",
+            &mut c,
+        )
+        .unwrap();
+        assert!(subset(
+            &json!({"id": {"$same_as": "ev"}}),
+            &json!({"id": "ev-1"}),
+            "",
+            &mut c
+        )
+        .is_ok());
+        assert!(subset(
+            &json!({"id": {"$same_as": "ev"}}),
+            &json!({"id": "ev-2"}),
+            "",
+            &mut c
+        )
+        .is_err());
+        assert!(subset(
+            &json!({"id": {"$same_as": "nope"}}),
+            &json!({"id": "ev-1"}),
+            "",
+            &mut c
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn includes_and_excludes() {
+        let mut c = Captures::new();
+        let frames = vec![
+            json!({"event": "turn"}),
+            json!({"event": "say", "say": {"text": "hi"}}),
+        ];
+        assert!(compare_some(
+            "x",
+            &[json!({"event": "say"})],
+            &[json!({"event": "booking"})],
+            &frames,
+            &mut c
+        )
+        .is_none());
+        assert!(compare_some("x", &[json!({"event": "booking"})], &[], &frames, &mut c).is_some());
+        assert!(compare_some("x", &[], &[json!({"event": "turn"})], &frames, &mut c).is_some());
     }
 
     #[test]

@@ -40,7 +40,11 @@ async fn deleting_an_expected_frame_fails_with_a_readable_diff() {
         .iter_mut()
         .find(|s| s.expect.as_ref().is_some_and(|e| e.len() >= 2))
         .unwrap();
-    step.expect.as_mut().unwrap().remove(0);
+    step.expect
+        .as_mut()
+        .and_then(|e| e.frames_mut())
+        .unwrap()
+        .remove(0);
     let report = fixture.run().await.unwrap();
     assert!(!report.passed());
     let diff = &report.failures[0];
@@ -58,7 +62,8 @@ async fn a_changed_word_fails_naming_the_field() {
     let frame = fixture
         .script
         .iter_mut()
-        .flat_map(|s| s.expect.iter_mut().flatten())
+        .filter_map(|s| s.expect.as_mut().and_then(|e| e.frames_mut()))
+        .flatten()
         .find(|f| f["event"] == "say")
         .unwrap();
     frame["say"]["text"] = "Would you like a demo?".into();
@@ -67,5 +72,37 @@ async fn a_changed_word_fails_naming_the_field() {
         report.failures[0].contains("/say/text: expected \"Would you like a demo?\""),
         "{}",
         report.failures[0]
+    );
+}
+
+#[tokio::test]
+async fn a_step_without_expect_fails_the_replay_saying_so() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/04-decline.json");
+    let mut fixture = Fixture::load(&path).unwrap();
+    fixture.script[2].expect = None;
+    let report = fixture.run().await.unwrap();
+    assert!(!report.passed());
+    assert!(
+        report.failures.iter().any(|f| f.contains("step 3")
+            && f.contains("no \"expect\": every call step must say what it expects")),
+        "{:?}",
+        report.failures
+    );
+}
+
+#[tokio::test]
+async fn a_broken_calendar_check_fails_the_replay() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/24-fault-mid-call-and-matchers.json");
+    let mut fixture = Fixture::load(&path).unwrap();
+    fixture.calendar_checks.as_mut().unwrap().events = Some(2);
+    let report = fixture.run().await.unwrap();
+    assert!(
+        report
+            .failures
+            .iter()
+            .any(|f| f.contains("expected 2 live events, found 1")),
+        "{:?}",
+        report.failures
     );
 }
