@@ -755,6 +755,15 @@ async fn demo() -> anyhow::Result<()> {
                     took.as_secs_f64() * 1000.0
                 ),
                 Some("booking") => println!("        [booking] {}", f["booking"]),
+                Some("turn") => println!(
+                    "        [turn] {}{}",
+                    f["turn"]["owner"].as_str().unwrap_or("?"),
+                    if f["turn"]["floor"] == true {
+                        " answers; it holds the floor"
+                    } else {
+                        " answers"
+                    }
+                ),
                 _ => println!("        {f}"),
             }
         }

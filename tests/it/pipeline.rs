@@ -553,8 +553,15 @@ impl Served {
             .unwrap()
             .port();
         let listen = format!("127.0.0.1:{port}");
+        let emulator = !extra.contains(&"--no-emulator");
+        let extra: Vec<&str> = extra
+            .iter()
+            .copied()
+            .filter(|a| *a != "--no-emulator")
+            .collect();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_callbook"))
-            .args(["serve", "--emulator", "--listen", &listen])
+            .args(["serve", "--listen", &listen])
+            .args(emulator.then_some("--emulator"))
             .args(["--auth-token", "pipeline-token-0123456789"])
             .args(extra)
             .env("RUST_LOG", "callbook=debug")
@@ -883,4 +890,30 @@ async fn the_offer_is_said_while_the_calendar_is_still_loading() {
     );
     c.cut();
     app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn serve_without_configuration_books_nothing_anywhere() {
+    // No provisioning file and no --emulator: no users, no campaigns, no
+    // fake calendar. A call is told booking cannot run.
+    let served = Served::start(&["--no-emulator"]).await;
+    let mut c = CallClient::connect(served.addr, Some("pipeline-token-0123456789"))
+        .await
+        .unwrap();
+    c.send(&frames::start(
+        "CA00000000000000000000000noconfig1",
+        json!({"campaign_id": "demo", "recipient_phone": "+14155550123", "recipient_first_name": "Jane"}),
+    ))
+    .await
+    .unwrap();
+    let got = c.settle().await.unwrap();
+    assert_eq!(
+        got[0]["booking"],
+        json!({"status": "skipped", "reason": "campaign_unknown"})
+    );
+    let got = tell(&mut c, "can we set up a meeting?").await;
+    assert!(
+        !got.iter().any(|f| f["booking"]["status"] == "offered"),
+        "{got:?}"
+    );
 }
