@@ -30,13 +30,17 @@ impl E164 {
             return Err(PhoneError);
         }
         let number = phonenumber::parse(None, trimmed).map_err(|_| PhoneError)?;
+        Ok(Self::from_number(&number))
+    }
+
+    fn from_number(number: &phonenumber::PhoneNumber) -> Self {
         let country_code = number.code().value();
         let national = number.national().to_string();
-        Ok(Self {
+        Self {
             text: format!("+{country_code}{national}"),
             country_code,
             national,
-        })
+        }
     }
 
     /// Parses a number as a TwiML author may have written it: E.164, or
@@ -56,13 +60,7 @@ impl E164 {
         if !phonenumber::is_valid(&number) {
             return Err(PhoneError);
         }
-        let country_code = number.code().value();
-        let national = number.national().to_string();
-        Ok(Self {
-            text: format!("+{country_code}{national}"),
-            country_code,
-            national,
-        })
+        Ok(Self::from_number(&number))
     }
 
     pub fn as_str(&self) -> &str {

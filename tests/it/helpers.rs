@@ -187,3 +187,14 @@ pub fn sample(scrape: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .filter_map(|(_, v)| v.parse::<f64>().ok())
         .sum()
 }
+
+/// A loopback address with a port nothing listens on now, for a process
+/// the test starts.
+pub fn free_listen_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}

@@ -41,12 +41,7 @@ enum Start {
 /// CALLBOOK_TOKEN_KEY and `store` (`--state-file …` or `--redis-url …`),
 /// until it listens or exits.
 async fn serve(keys: &str, store: &[&str]) -> Start {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = crate::helpers::free_listen_addr();
     let mut child = Command::new(env!("CARGO_BIN_EXE_callbook"))
         .args(["serve", "--emulator", "--listen", &listen])
         .args(["--auth-token", "pipeline-token-0123456789"])

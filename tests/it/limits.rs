@@ -39,12 +39,7 @@ struct Served {
 
 impl Served {
     async fn start(open_files: u32, extra: &[&str]) -> Served {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let listen = format!("127.0.0.1:{port}");
+        let listen = crate::helpers::free_listen_addr();
         let log =
             std::env::temp_dir().join(format!("callbook-limits-{}.jsonl", uuid::Uuid::new_v4()));
         let child = std::process::Command::new("sh")

@@ -547,12 +547,7 @@ impl Served {
     }
 
     async fn start_logging(extra: &[&str], log: std::process::Stdio) -> Served {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let listen = format!("127.0.0.1:{port}");
+        let listen = crate::helpers::free_listen_addr();
         let emulator = !extra.contains(&"--no-emulator");
         let extra: Vec<&str> = extra
             .iter()

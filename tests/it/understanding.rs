@@ -28,6 +28,17 @@ fn corpus(name: &str) -> Vec<Case> {
         .collect()
 }
 
+/// A time-phrase line's answer: `start end`, or `-`.
+fn when_answer(f: &[String]) -> String {
+    let now: DateTime<Utc> = f[2].parse().unwrap();
+    let v = cli::when(&f[0], now, f[3].parse().unwrap());
+    match (v["start"].as_str(), v["end"].as_str()) {
+        (Some(s), Some(e)) => format!("{s} {e}"),
+        (Some(s), None) => s.to_string(),
+        _ => "-".to_string(),
+    }
+}
+
 fn text_or_dash(v: &Value) -> String {
     v.as_str().map_or_else(|| "-".to_string(), str::to_string)
 }
@@ -69,15 +80,7 @@ fn understanding_corpora_are_understood() {
         score("timezone", "timezone.tsv", |f| {
             text_or_dash(&cli::timezone(&f[0])["timezone"])
         }),
-        score("time phrases", "when.tsv", |f| {
-            let now: DateTime<Utc> = f[2].parse().unwrap();
-            let v = cli::when(&f[0], now, f[3].parse().unwrap());
-            match (v["start"].as_str(), v["end"].as_str()) {
-                (Some(s), Some(e)) => format!("{s} {e}"),
-                (Some(s), None) => s.to_string(),
-                _ => "-".to_string(),
-            }
-        }),
+        score("time phrases", "when.tsv", when_answer),
     ];
     println!(
         "\n{:<14} {:>8} {:>8} {:>9}",
@@ -123,18 +126,7 @@ fn held_out(file: &str, answer: impl Fn(&[String]) -> String) -> Vec<(String, us
 #[test]
 fn held_out_corpora_are_measured_per_family() {
     let sets = [
-        (
-            "time phrases",
-            held_out("when.tsv", |f| {
-                let now: DateTime<Utc> = f[2].parse().unwrap();
-                let v = cli::when(&f[0], now, f[3].parse().unwrap());
-                match (v["start"].as_str(), v["end"].as_str()) {
-                    (Some(s), Some(e)) => format!("{s} {e}"),
-                    (Some(s), None) => s.to_string(),
-                    _ => "-".to_string(),
-                }
-            }),
-        ),
+        ("time phrases", held_out("when.tsv", when_answer)),
         (
             "email",
             held_out("email.tsv", |f| text_or_dash(&cli::email(&f[0])["email"])),
