@@ -73,10 +73,20 @@ pub async fn take_up(states: &dyn CallStates, call_sid: &str, wait: Duration) ->
     }
 }
 
+/// How often the in-process states drop the expired ones: a sweep is a
+/// pass over all of them, so it runs at most this often, not per save.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// In process: one instance.
 #[derive(Default)]
 pub struct MemoryCallStates {
-    inner: Mutex<HashMap<String, (Instant, Saved)>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    states: HashMap<String, (Instant, Saved)>,
+    swept: Option<Instant>,
 }
 
 impl MemoryCallStates {
@@ -89,12 +99,20 @@ impl MemoryCallStates {
 impl CallStates for MemoryCallStates {
     async fn save(&self, call_sid: &str, saved: &Saved, ttl: Duration) -> Result<(), ResumeError> {
         let now = Instant::now();
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (until, _)| *until > now);
-        match map.get(call_sid) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner
+            .swept
+            .is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY)
+        {
+            inner.states.retain(|_, (until, _)| *until > now);
+            inner.swept = Some(now);
+        }
+        match inner.states.get(call_sid) {
             Some((_, old)) if old.generation > saved.generation => {}
             _ => {
-                map.insert(call_sid.to_string(), (now + ttl, saved.clone()));
+                inner
+                    .states
+                    .insert(call_sid.to_string(), (now + ttl, saved.clone()));
             }
         }
         Ok(())
@@ -102,8 +120,9 @@ impl CallStates for MemoryCallStates {
 
     async fn load(&self, call_sid: &str) -> Result<Option<Saved>, ResumeError> {
         let now = Instant::now();
-        let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(map
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(inner
+            .states
             .get(call_sid)
             .filter(|(until, _)| *until > now)
             .map(|(_, s)| s.clone()))
@@ -171,5 +190,36 @@ impl CallStates for RedisCallStates {
             .await
             .map_err(|e| ResumeError::Unavailable(e.to_string()))?;
         Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialog::Dialog;
+
+    fn saved(generation: u64) -> Saved {
+        Saved {
+            generation,
+            settled: true,
+            memo: Dialog::new().memo(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_older_generation_never_overwrites_a_newer_one_and_states_expire() {
+        let states = MemoryCallStates::new();
+        let ttl = Duration::from_secs(600);
+        states.save("CA1", &saved(2), ttl).await.unwrap();
+        states.save("CA1", &saved(1), ttl).await.unwrap();
+        assert_eq!(states.load("CA1").await.unwrap().unwrap().generation, 2);
+        states.save("CA1", &saved(3), ttl).await.unwrap();
+        assert_eq!(states.load("CA1").await.unwrap().unwrap().generation, 3);
+        tokio::time::advance(ttl + Duration::from_secs(1)).await;
+        assert!(states.load("CA1").await.unwrap().is_none());
+        // A later save sweeps what expired.
+        states.save("CA2", &saved(1), ttl).await.unwrap();
+        let inner = states.inner.lock().unwrap();
+        assert_eq!(inner.states.len(), 1);
     }
 }
