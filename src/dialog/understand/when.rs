@@ -345,6 +345,72 @@ mod tests {
         assert_eq!(parse("my email is john at gmail dot com", now()), None);
     }
 
+    /// What the rules leave of an utterance, words dropped.
+    fn constituents(text: &str) -> Vec<Node> {
+        let ctx = Ctx {
+            now: now(),
+            today: now().date(),
+        };
+        rules::reduce(&ctx, lexicon::lex(&words(text), &ctx))
+            .into_iter()
+            .filter(|n| !matches!(n, Node::Word(_)))
+            .collect()
+    }
+
+    #[test]
+    fn the_rules_build_typed_constituents() {
+        let c = |h, m, pm| Clock { h, m, pm };
+        let clock = |h, m, pm| Node::Clock(c(h, m, pm));
+        assert_eq!(
+            constituents("um can we do a quarter past 4 p m"),
+            vec![clock(4, 15, Some(true))]
+        );
+        assert_eq!(
+            constituents("ten to noon"),
+            vec![clock(11, 50, Some(false))]
+        );
+        assert_eq!(
+            constituents("between 10:30 and noon on wednesday"),
+            vec![
+                Node::Range(c(10, 30, None), c(12, 0, Some(true))),
+                Node::Date(d(12, 2)),
+            ]
+        );
+        assert_eq!(
+            constituents("tuesday after next"),
+            vec![Node::Date(d(12, 15))]
+        );
+        assert_eq!(
+            constituents("until 3pm"),
+            vec![Node::Open {
+                before: true,
+                at: c(3, 0, Some(true))
+            }]
+        );
+        assert_eq!(constituents("I'm busy then"), vec![]);
+    }
+
+    #[test]
+    fn rule_names_are_unique() {
+        let mut names: Vec<&str> = rules::RULES.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), rules::RULES.len());
+    }
+
+    #[test]
+    fn ranges_carry_am_pm_and_drop_when_reversed() {
+        assert_eq!(
+            parse("2-3pm", now()).unwrap().range,
+            Some((t(14, 0), t(15, 0)))
+        );
+        assert_eq!(
+            parse("11 to 1 pm", now()).unwrap().range,
+            Some((t(11, 0), t(13, 0)))
+        );
+        assert_eq!(parse("twenty - two", now()).and_then(|p| p.range), None);
+    }
+
     #[test]
     fn a_past_time_rolls_to_tomorrow() {
         let tz = chrono_tz::UTC;
