@@ -143,8 +143,8 @@ fn number_word(word: &str) -> Option<(u32, bool)> {
         .map(|(_, n)| (*n, true))
 }
 
-/// Splits "2-3pm", "mid-morning", "4pm", "4:15pm" into the pieces the
-/// lexicon knows.
+/// Splits "2-3pm", "mid-morning", "4pm", "4:15pm", "3ish" into the pieces
+/// the lexicon knows.
 fn pieces(word: &str, out: &mut Vec<String>) {
     if word.len() > 1 && word.contains('-') && !word.starts_with('-') && !word.ends_with('-') {
         for (i, part) in word.split('-').enumerate() {
@@ -154,6 +154,17 @@ fn pieces(word: &str, out: &mut Vec<String>) {
             pieces(part, out);
         }
         return;
+    }
+    // "3ish", "noonish": about that time; a number so marked is an hour.
+    if let Some(stem) = word.strip_suffix("ish").filter(|x| !x.is_empty()) {
+        let hour = stem.parse::<u32>().is_ok() || number_word(stem).is_some();
+        if hour || matches!(stem, "noon" | "midday") {
+            out.push(stem.to_string());
+            if hour {
+                out.push("o'clock".to_string());
+            }
+            return;
+        }
     }
     let digits = word
         .chars()

@@ -578,7 +578,7 @@ fn phrase(n: &[Node], phrase: &str) -> Option<usize> {
 
 /// Weeks: "this week" is today to Saturday; "next week" Monday to Saturday
 /// of the next calendar week ("early" Monday–Wednesday, "later"
-/// Wednesday–Friday); "the week after next" the one after; "end of the
+/// Wednesday–Friday, "end of next week" Thursday and Friday); "the week after next" the one after; "end of the
 /// week" Thursday and Friday (from today if later); "rest of the week"
 /// today to Friday; "this weekend" the coming Saturday and Sunday, "next
 /// weekend" the one after.
@@ -599,7 +599,8 @@ fn week_spans(ctx: &Ctx, _: Option<&Node>, n: &[Node]) -> Option<(usize, Node)> 
     } else {
         monday + Duration::days(5)
     };
-    let table: [(&str, Node); 10] = [
+    let table: [(&str, Node); 11] = [
+        ("end of next week", span(next_monday + Duration::days(3), 2)),
         (
             "late|later next week",
             span(next_monday + Duration::days(2), 3),
