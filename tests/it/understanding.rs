@@ -10,22 +10,30 @@ use std::path::Path;
 struct Case {
     line: usize,
     fields: Vec<String>,
+    /// The `# family: NAME` heading the line is under, if any.
+    family: Option<String>,
 }
 
 fn corpus(name: &str) -> Vec<Case> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/corpora")
         .join(name);
-    std::fs::read_to_string(&path)
-        .unwrap()
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
-        .map(|(i, l)| Case {
+    let mut family = None;
+    let mut cases = Vec::new();
+    for (i, l) in std::fs::read_to_string(&path).unwrap().lines().enumerate() {
+        if let Some(f) = l.strip_prefix("# family:") {
+            family = Some(f.trim().to_string());
+        }
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        cases.push(Case {
             line: i + 1,
             fields: l.split('\t').map(str::to_string).collect(),
-        })
-        .collect()
+            family: family.clone(),
+        });
+    }
+    cases
 }
 
 /// A time-phrase line's answer: `start end`, or `-`.
@@ -43,7 +51,8 @@ fn text_or_dash(v: &Value) -> String {
     v.as_str().map_or_else(|| "-".to_string(), str::to_string)
 }
 
-/// Runs one corpus; returns (module, passed, total, misses).
+/// Runs one corpus; returns (module, passed, total, misses), and prints
+/// accuracy per family where the corpus has `# family:` headings.
 fn score(
     module: &str,
     file: &str,
@@ -51,13 +60,33 @@ fn score(
 ) -> (String, usize, usize, Vec<String>) {
     let cases = corpus(file);
     let mut misses = Vec::new();
+    let mut families: Vec<(String, usize, usize)> = Vec::new();
     for c in &cases {
         let got = answer(&c.fields);
-        if got != c.fields[1] {
+        let ok = got == c.fields[1];
+        if !ok {
             misses.push(format!(
                 "{file}:{} {:?}: got {got}, expected {}",
                 c.line, c.fields[0], c.fields[1]
             ));
+        }
+        if let Some(family) = &c.family {
+            match families.iter_mut().find(|f| &f.0 == family) {
+                Some(f) => {
+                    f.1 += usize::from(ok);
+                    f.2 += 1;
+                }
+                None => families.push((family.clone(), usize::from(ok), 1)),
+            }
+        }
+    }
+    if !families.is_empty() {
+        println!("\n{module} ({file}) per family:");
+        for (family, ok, n) in &families {
+            println!(
+                "  {family:<24} {ok:>4}/{n:<4} {:>6.1}%",
+                100.0 * *ok as f64 / *n as f64
+            );
         }
     }
     (
@@ -100,6 +129,15 @@ fn understanding_corpora_are_understood() {
         "corpora too small: {sizes:?}"
     );
     assert!(all_misses.is_empty(), "misses:\n{}", all_misses.join("\n"));
+    let unfiled: Vec<usize> = corpus("when.tsv")
+        .iter()
+        .filter(|c| c.family.is_none())
+        .map(|c| c.line)
+        .collect();
+    assert!(
+        unfiled.is_empty(),
+        "when.tsv lines without a family: {unfiled:?}"
+    );
 }
 
 /// Per-family accuracy on a held-out corpus: `(family, passed, total)`.

@@ -17,11 +17,22 @@
 //!   to Saturday of the next calendar week, "early next week" Monday to
 //!   Wednesday, "later next week" Wednesday to Friday; "end of the week" is
 //!   Thursday and Friday of this week (from today, if that is later).
+//!   "the week after next" is Monday to Friday of the week after; "rest of
+//!   the week" today to Friday; "this weekend" the coming Saturday and
+//!   Sunday; "end of the month" its last seven days, "rest of the month"
+//!   today to its end.
 //! - "two weeks from monday", "a week from friday": that day, then the weeks.
+//!   "tuesday after next" is "next tuesday" a week on.
+//! - Ranges: "2-3pm", "between 10:30 and noon": the end's am/pm carries to
+//!   the start when that keeps it first. "until 3pm", "by 11", "before 10"
+//!   run from the start of the day (from now, today); "after 2", "after
+//!   lunch" to its end.
+//!
+//! The grammar itself (tokens, constituents, rules) is in [`rules`].
 
 use super::words;
 use crate::schedule::{resolve_local, Interval};
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc, Weekday};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 
 /// Earlier or later than what is on offer.
@@ -66,6 +77,11 @@ pub enum Target {
     After(DateTime<Utc>),
 }
 
+mod lexicon;
+pub mod rules;
+
+use rules::{Clock, Ctx, Node};
+
 fn t(h: u32, m: u32) -> NaiveTime {
     NaiveTime::from_hms_opt(h, m, 0).unwrap_or_default()
 }
@@ -74,430 +90,88 @@ fn end_of_day() -> NaiveTime {
     NaiveTime::from_hms_opt(23, 59, 59).unwrap_or_default()
 }
 
-const WEEKDAYS: &[(&str, Weekday)] = &[
-    ("monday", Weekday::Mon),
-    ("tuesday", Weekday::Tue),
-    ("wednesday", Weekday::Wed),
-    ("thursday", Weekday::Thu),
-    ("friday", Weekday::Fri),
-    ("saturday", Weekday::Sat),
-    ("sunday", Weekday::Sun),
-    ("mon", Weekday::Mon),
-    ("tue", Weekday::Tue),
-    ("tues", Weekday::Tue),
-    ("wed", Weekday::Wed),
-    ("thu", Weekday::Thu),
-    ("thur", Weekday::Thu),
-    ("thurs", Weekday::Thu),
-    ("fri", Weekday::Fri),
-    ("sat", Weekday::Sat),
-    ("sun", Weekday::Sun),
-];
-
-const MONTHS: &[&str] = &[
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
-
-const SMALL_NUMBERS: &[&str] = &[
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    "eleven", "twelve",
-];
-
-/// Parses a number said as digits or words up to 59 ("forty five" uses two
-/// words); returns the value and how many words it took.
-fn number_at(w: &[String], i: usize) -> Option<(u32, usize)> {
-    let word = w.get(i)?.as_str();
-    if let Ok(n) = word.parse::<u32>() {
-        return Some((n, 1));
-    }
-    if let Some(n) = SMALL_NUMBERS.iter().position(|x| *x == word) {
-        return Some((n as u32, 1));
-    }
-    let teens = [
-        ("thirteen", 13),
-        ("fourteen", 14),
-        ("fifteen", 15),
-        ("sixteen", 16),
-        ("seventeen", 17),
-        ("eighteen", 18),
-        ("nineteen", 19),
-    ];
-    if let Some((_, n)) = teens.iter().find(|(x, _)| *x == word) {
-        return Some((*n, 1));
-    }
-    let tens = [("twenty", 20), ("thirty", 30), ("forty", 40), ("fifty", 50)];
-    if let Some((_, n)) = tens.iter().find(|(x, _)| *x == word) {
-        if let Some(unit) = w
-            .get(i + 1)
-            .and_then(|u| SMALL_NUMBERS[1..10].iter().position(|x| x == u))
-        {
-            return Some((n + unit as u32 + 1, 2));
-        }
-        return Some((*n, 1));
-    }
-    None
-}
-
-fn ordinal_day(word: &str) -> Option<u32> {
-    let digits: String = word.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let suffix = &word[digits.len()..];
-    if !digits.is_empty() && matches!(suffix, "st" | "nd" | "rd" | "th") {
-        return digits.parse().ok().filter(|d| (1..=31).contains(d));
-    }
-    let words = [
-        ("first", 1),
-        ("second", 2),
-        ("third", 3),
-        ("fourth", 4),
-        ("fifth", 5),
-        ("sixth", 6),
-        ("seventh", 7),
-        ("eighth", 8),
-        ("ninth", 9),
-        ("tenth", 10),
-        ("eleventh", 11),
-        ("twelfth", 12),
-        ("thirteenth", 13),
-        ("fourteenth", 14),
-        ("fifteenth", 15),
-        ("sixteenth", 16),
-        ("seventeenth", 17),
-        ("eighteenth", 18),
-        ("nineteenth", 19),
-        ("twentieth", 20),
-        ("thirtieth", 30),
-    ];
-    words.iter().find(|(w, _)| *w == word).map(|(_, d)| *d)
-}
-
-fn is_meridiem(w: &str) -> Option<bool> {
-    match w {
-        "am" | "a.m" | "a.m." => Some(false),
-        "pm" | "p.m" | "p.m." => Some(true),
-        _ => None,
-    }
-}
-
-/// Applies am/pm, or the business-hours rule when neither was said.
-fn to_24h(hour: u32, minute: u32, pm: Option<bool>) -> Option<NaiveTime> {
-    if hour > 23 || minute > 59 {
-        return None;
-    }
-    let h = match pm {
-        Some(true) if hour < 12 => hour + 12,
-        Some(false) if hour == 12 => 0,
-        Some(_) => hour,
-        None if (1..=7).contains(&hour) => hour + 12,
-        None => hour,
-    };
-    NaiveTime::from_hms_opt(h, minute, 0)
-}
-
-/// The next date after `today` that falls on `day` (1–7 days ahead).
-fn next_weekday(today: NaiveDate, day: Weekday) -> NaiveDate {
-    let ahead =
-        (7 + day.num_days_from_monday() as i64 - today.weekday().num_days_from_monday() as i64) % 7;
-    today + Duration::days(if ahead == 0 { 7 } else { ahead })
-}
-
-/// `day` in the calendar week after the one holding `today`.
-fn weekday_next_week(today: NaiveDate, day: Weekday) -> NaiveDate {
-    let monday = today - Duration::days(today.weekday().num_days_from_monday() as i64);
-    monday + Duration::days(7 + day.num_days_from_monday() as i64)
-}
-
-/// The next occurrence of month/day on or after `today`.
-fn next_date(today: NaiveDate, month: u32, day: u32) -> Option<NaiveDate> {
-    let this_year = NaiveDate::from_ymd_opt(today.year(), month, day);
-    match this_year {
-        Some(d) if d >= today => Some(d),
-        _ => NaiveDate::from_ymd_opt(today.year() + 1, month, day),
-    }
-}
-
 /// Reads a time phrase. `now` is the caller's local time. `None` means the
 /// utterance says nothing about when.
+///
+/// Words are lexed into tokens ([`lexicon`]), reduced by the grammar's
+/// rules into constituents ([`rules::RULES`]), and the constituents are
+/// intersected here into one preference.
 pub fn parse(text: &str, now: NaiveDateTime) -> Option<TimePref> {
     let w = words(text);
-    let today = now.date();
-    let mut p = TimePref::default();
-    let has = |x: &str| w.iter().any(|y| y == x);
-    let mut pm_hint: Option<bool> = None;
+    let ctx = Ctx {
+        now,
+        today: now.date(),
+    };
+    let nodes = rules::reduce(&ctx, lexicon::lex(&w, &ctx));
+    let mut p = combine(&nodes);
 
-    // Dates.
-    if has("today") || has("tonight") {
-        p.date = Some(today);
-    }
-    if has("tomorrow") {
-        p.date = Some(today + Duration::days(1));
-        if super::has_phrase(&w, "day after tomorrow") {
-            p.date = Some(today + Duration::days(2));
-        }
-    }
-    for (i, word) in w.iter().enumerate() {
-        if let Some((_, day)) = WEEKDAYS.iter().find(|(n, _)| n == word) {
-            let next = i > 0 && w[i - 1] == "next"
-                || w.get(i + 1).is_some_and(|x| x == "next")
-                    && w.get(i + 2).is_some_and(|x| x == "week");
-            p.date = Some(if next {
-                weekday_next_week(today, *day)
-            } else {
-                next_weekday(today, *day)
-            });
-        }
-        if let Some(m) = MONTHS.iter().position(|x| x == word) {
-            let month = m as u32 + 1;
-            let day = w
-                .get(i + 1)
-                .and_then(|d| ordinal_day(d).or_else(|| d.parse().ok()))
-                .or_else(|| i.checked_sub(1).and_then(|j| ordinal_day(&w[j])));
-            if let Some(d) = day.and_then(|d| next_date(today, month, d)) {
-                p.date = Some(d);
-            }
-        }
-        if let Some((m, d)) = word.split_once('/') {
-            if let (Ok(m), Ok(d)) = (m.parse::<u32>(), d.parse::<u32>()) {
-                if let Some(date) = next_date(today, m, d) {
-                    p.date = Some(date);
-                }
-            }
-        }
-        let prev = i.checked_sub(1).map(|j| w[j].as_str());
-        let prev_is_month = prev.is_some_and(|x| MONTHS.contains(&x));
-        let spelled_ordinal = matches!(prev, Some("the") | Some("on"));
-        let numeric_ordinal = word.starts_with(|c: char| c.is_ascii_digit());
-        if !prev_is_month && (spelled_ordinal || numeric_ordinal) {
-            if let Some(d) = ordinal_day(word) {
-                let this_month =
-                    NaiveDate::from_ymd_opt(today.year(), today.month(), d).filter(|x| *x >= today);
-                let following = today
-                    .checked_add_months(chrono::Months::new(1))
-                    .and_then(|n| NaiveDate::from_ymd_opt(n.year(), n.month(), d));
-                if let Some(date) = this_month.or(following) {
-                    p.date = Some(date);
-                }
-            }
-        }
-        // "in three days", "in an hour", "in 2 weeks"
-        if word == "in" {
-            let (n, used) = match w.get(i + 1).map(String::as_str) {
-                Some("a") | Some("an") | Some("one") => (1, 1),
-                _ => match number_at(&w, i + 1) {
-                    Some(x) => x,
-                    None => continue,
-                },
-            };
-            match w.get(i + 1 + used).map(String::as_str) {
-                Some("day") | Some("days") => p.date = Some(today + Duration::days(n as i64)),
-                Some("week") | Some("weeks") => p.date = Some(today + Duration::days(7 * n as i64)),
-                Some("hour") | Some("hours") => p.instant = Some(now + Duration::hours(n as i64)),
-                Some("minute") | Some("minutes") => {
-                    p.instant = Some(now + Duration::minutes(n as i64))
-                }
-                _ => {}
-            }
-        }
-    }
-
-    // Spans of days.
-    let monday = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
-    let next_monday = monday + Duration::days(7);
-    let span = |from: NaiveDate, days: i64| Some((from, from + Duration::days(days)));
-    if p.date.is_none() {
-        if super::has_phrase(&w, "later next week") || super::has_phrase(&w, "late next week") {
-            p.days = span(next_monday + Duration::days(2), 3);
-        } else if super::has_phrase(&w, "early next week") {
-            p.days = span(next_monday, 3);
-        } else if super::has_phrase(&w, "next week") {
-            p.days = span(next_monday, 5);
-        } else if super::has_phrase(&w, "end of the week")
-            || super::has_phrase(&w, "end of this week")
-        {
-            let thursday = (monday + Duration::days(3)).max(today);
-            p.days = Some((
-                thursday,
-                (monday + Duration::days(5)).max(today + Duration::days(1)),
-            ));
-        } else if super::has_phrase(&w, "this week") {
-            p.days = Some((
-                today,
-                (monday + Duration::days(5)).max(today + Duration::days(1)),
-            ));
-        }
-    }
-    // "two weeks from monday", "a week from friday"
-    if let Some(i) = super::find_phrase(&w, "from") {
-        let weeks = match i.checked_sub(2).map(|j| (w[j].as_str(), w[j + 1].as_str())) {
-            Some(("a" | "one", "week")) => Some(1),
-            Some((n, "weeks")) => {
-                number_at(&w, i - 2)
-                    .map(|(n, _)| n)
-                    .or(if n == "couple" { Some(2) } else { None })
-            }
-            _ => None,
-        };
-        if let (Some(weeks), Some(base)) = (weeks, p.date) {
-            p.date = Some(base + Duration::days(7 * i64::from(weeks)));
-        }
-    }
-
-    // Parts of day.
-    let parts: [(&str, NaiveTime, NaiveTime, bool); 6] = [
-        ("morning", t(8, 0), t(12, 0), false),
-        ("mornings", t(8, 0), t(12, 0), false),
-        ("lunch", t(12, 0), t(14, 0), true),
-        ("afternoon", t(12, 0), t(17, 0), true),
-        ("afternoons", t(12, 0), t(17, 0), true),
-        ("evening", t(17, 0), t(21, 0), true),
-    ];
-    for (name, start, end, pm) in parts {
-        if has(name) {
-            p.range = Some((start, end));
-            pm_hint = Some(pm);
-        }
-    }
-    // "early afternoon", "late morning", "mid morning": the first or last
-    // two hours of the part; "first thing" is the start of the morning.
-    if let Some((start, end)) = p.range {
-        let two_hours = Duration::hours(2);
-        if has("early") {
-            p.range = Some((start, (start + two_hours).min(end)));
-        } else if has("late") && !super::has_phrase(&w, "late next week") {
-            p.range = Some(((end - two_hours).max(start), end));
-        } else if has("mid") {
-            p.range = Some(((start + two_hours).min(end), end));
-        }
-    }
-    if super::has_phrase(&w, "first thing") {
-        p.range = Some((t(8, 0), t(10, 0)));
-        pm_hint = Some(false);
-    }
-    if has("tonight") || has("evenings") {
-        p.range = Some((t(17, 0), t(21, 0)));
-        pm_hint = Some(true);
-    }
-
-    // Clock times.
-    for i in 0..w.len() {
-        let word = w[i].as_str();
-        if matches!(word, "noon" | "midday") {
-            p.time = Some(t(12, 0));
-            continue;
-        }
-        if word == "midnight" {
-            p.time = Some(t(0, 0));
-            continue;
-        }
-        // "half past nine", "quarter past two", "quarter to three"
-        if matches!(word, "half" | "quarter")
-            && matches!(
-                w.get(i + 1).map(String::as_str),
-                Some("past") | Some("after") | Some("to")
-            )
-        {
-            if let Some((h, _)) = number_at(&w, i + 2) {
-                let mins = if word == "half" { 30 } else { 15 };
-                let before = w[i + 1] == "to";
-                let (h, m) = if before {
-                    (h.saturating_sub(1), 60 - mins)
-                } else {
-                    (h, mins)
-                };
-                p.time = to_24h(h, m, pm_hint);
-            }
-            continue;
-        }
-        // "4:15", "4:15pm"
-        if let Some((hh, rest)) = word.split_once(':') {
-            let mm: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-            let suffix = &rest[mm.len()..];
-            if let (Ok(h), Ok(m)) = (hh.parse::<u32>(), mm.parse::<u32>()) {
-                let pm = is_meridiem(suffix)
-                    .or_else(|| w.get(i + 1).and_then(|x| is_meridiem(x)))
-                    .or(pm_hint);
-                p.time = to_24h(h, m, pm);
-            }
-            continue;
-        }
-        // "4pm"
-        if let Some(num) = word.strip_suffix("pm").or_else(|| word.strip_suffix("am")) {
-            if let Ok(h) = num.parse::<u32>() {
-                p.time = to_24h(h, 0, Some(word.ends_with("pm")));
-                continue;
-            }
-        }
-        let prev = i.checked_sub(1).map(|j| w[j].as_str());
-        let cue = matches!(
-            prev,
-            Some("at")
-                | Some("around")
-                | Some("about")
-                | Some("by")
-                | Some("after")
-                | Some("before")
-                | Some("say")
-                | Some("maybe")
-                | Some("how")
-                | Some("till")
-                | Some("until")
-                | Some("like")
-        );
-        let Some((h, used)) = number_at(&w, i) else {
-            continue;
-        };
-        if used == 1
-            && w[i].parse::<u32>().is_err()
-            && SMALL_NUMBERS.iter().position(|x| *x == w[i]).is_none()
-        {
-            continue;
-        }
-        if !(1..=12).contains(&h) {
-            continue;
-        }
-        let after = w.get(i + used).map(String::as_str);
-        let meridiem = after.and_then(is_meridiem);
-        let oclock = matches!(after, Some("o'clock") | Some("oclock"));
-        // "eleven fifteen", "two thirty"
-        let minutes = if meridiem.is_none() && !oclock {
-            number_at(&w, i + used).filter(|(m, _)| (10..60).contains(m))
-        } else {
-            None
-        };
-        if !(cue || meridiem.is_some() || oclock || minutes.is_some()) {
-            continue;
-        }
-        let (m, extra) = minutes.unwrap_or((0, 0));
-        let pm = meridiem
-            .or_else(|| w.get(i + used + extra).and_then(|x| is_meridiem(x)))
-            .or(pm_hint);
-        let time = to_24h(h, m, pm);
-        match prev {
-            Some("after") => p.range = time.map(|x| (x, end_of_day())),
-            Some("before") | Some("till") | Some("until") => p.range = time.map(|x| (t(0, 0), x)),
-            _ => p.time = time,
-        }
-    }
-
-    if has("earlier") || has("sooner") || super::has_phrase(&w, "before that") {
+    if w.iter().any(|x| x == "earlier" || x == "sooner") || super::has_phrase(&w, "before that") {
         p.shift = Some(Shift::Earlier);
     }
-    if has("later") || super::has_phrase(&w, "after that") {
+    if w.iter().any(|x| x == "later") || super::has_phrase(&w, "after that") {
         p.shift = Some(Shift::Later);
     }
     p.same_time = super::has_phrase(&w, "same time");
 
     (p != TimePref::default()).then_some(p)
+}
+
+/// Intersects the constituents: a date (or span of days) with a time, a
+/// range, an open range or a part of day. A part of day also settles am/pm
+/// of the hours said with it ("tonight at 8"); the last of each kind wins.
+fn combine(nodes: &[Node]) -> TimePref {
+    let mut p = TimePref::default();
+    let mut clock = None;
+    let mut part = None;
+    let mut span: Option<(Clock, Clock)> = None;
+    let mut open: Option<(bool, Clock)> = None;
+    for node in nodes {
+        match node {
+            Node::Date(d) => p.date = Some(*d),
+            Node::Days(a, b) => p.days = Some((*a, *b)),
+            Node::Part(x) => part = Some(*x),
+            Node::Clock(c) => clock = Some(*c),
+            Node::Range(a, b) => span = Some((*a, *b)),
+            Node::Open { before, at } => open = Some((*before, *at)),
+            Node::Instant(x) => p.instant = Some(*x),
+            _ => {}
+        }
+    }
+    if p.date.is_some() {
+        p.days = None;
+    }
+    let hint = part.map(|x| x.pm);
+    p.time = clock.and_then(|c| c.resolve(hint));
+    p.range = if let Some((a, b)) = span {
+        range(a, b, hint)
+    } else if let Some((before, at)) = open {
+        at.resolve(hint).map(|x| {
+            if before {
+                (t(0, 0), x)
+            } else {
+                (x, end_of_day())
+            }
+        })
+    } else {
+        part.map(|x| (x.start, x.end))
+    };
+    // A range that ends before it starts ("twenty - two") says nothing.
+    p.range = p.range.filter(|(s, e)| s < e);
+    p
+}
+
+/// A range between two clocks: the end's am/pm carries to the start when
+/// that keeps it first ("2-3pm", but "11 to 1 pm" is 11 am).
+fn range(a: Clock, b: Clock, hint: Option<bool>) -> Option<(NaiveTime, NaiveTime)> {
+    let end = b.resolve(hint)?;
+    let start = match (a.pm, b.pm) {
+        (None, Some(pm)) if hint.is_none() => a
+            .resolve(Some(pm))
+            .filter(|s| *s < end)
+            .or_else(|| a.resolve(None))?,
+        _ => a.resolve(hint)?,
+    };
+    Some((start, end))
 }
 
 impl TimePref {
@@ -549,7 +223,9 @@ impl TimePref {
                 } else {
                     day_start(d, e)
                 };
-                Some(Target::Window(Interval::new(day_start(d, s), end)))
+                // "until 3pm today" runs from now.
+                let start = day_start(d, s).max(now.min(end));
+                Some(Target::Window(Interval::new(start, end)))
             }
             (Some(d), None, None) => {
                 let whole = Interval::new(
@@ -667,6 +343,72 @@ mod tests {
         );
         assert_eq!(parse("yes that works", now()), None);
         assert_eq!(parse("my email is john at gmail dot com", now()), None);
+    }
+
+    /// What the rules leave of an utterance, words dropped.
+    fn constituents(text: &str) -> Vec<Node> {
+        let ctx = Ctx {
+            now: now(),
+            today: now().date(),
+        };
+        rules::reduce(&ctx, lexicon::lex(&words(text), &ctx))
+            .into_iter()
+            .filter(|n| !matches!(n, Node::Word(_)))
+            .collect()
+    }
+
+    #[test]
+    fn the_rules_build_typed_constituents() {
+        let c = |h, m, pm| Clock { h, m, pm };
+        let clock = |h, m, pm| Node::Clock(c(h, m, pm));
+        assert_eq!(
+            constituents("um can we do a quarter past 4 p m"),
+            vec![clock(4, 15, Some(true))]
+        );
+        assert_eq!(
+            constituents("ten to noon"),
+            vec![clock(11, 50, Some(false))]
+        );
+        assert_eq!(
+            constituents("between 10:30 and noon on wednesday"),
+            vec![
+                Node::Range(c(10, 30, None), c(12, 0, Some(true))),
+                Node::Date(d(12, 2)),
+            ]
+        );
+        assert_eq!(
+            constituents("tuesday after next"),
+            vec![Node::Date(d(12, 15))]
+        );
+        assert_eq!(
+            constituents("until 3pm"),
+            vec![Node::Open {
+                before: true,
+                at: c(3, 0, Some(true))
+            }]
+        );
+        assert_eq!(constituents("I'm busy then"), vec![]);
+    }
+
+    #[test]
+    fn rule_names_are_unique() {
+        let mut names: Vec<&str> = rules::RULES.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), rules::RULES.len());
+    }
+
+    #[test]
+    fn ranges_carry_am_pm_and_drop_when_reversed() {
+        assert_eq!(
+            parse("2-3pm", now()).unwrap().range,
+            Some((t(14, 0), t(15, 0)))
+        );
+        assert_eq!(
+            parse("11 to 1 pm", now()).unwrap().range,
+            Some((t(11, 0), t(13, 0)))
+        );
+        assert_eq!(parse("twenty - two", now()).and_then(|p| p.range), None);
     }
 
     #[test]
