@@ -1112,6 +1112,19 @@ impl Dialog {
                 .into_iter()
                 .filter(|s| w.contains(s.start))
                 .collect(),
+            // "Afternoons next week": the same part of each day, for a week.
+            (Some(Target::Daily { from, start, end }), Some((first, true))) if !moving => {
+                let last = *from + Duration::days(7);
+                finder
+                    .alternatives(first.start, tz, None, &exclude, ALTERNATIVES)
+                    .into_iter()
+                    .filter(|s| {
+                        let local = s.start.with_timezone(&tz);
+                        let day = local.date_naive();
+                        day >= *from && day < last && local.time() >= *start && local.time() < *end
+                    })
+                    .collect()
+            }
             _ if self.taken_lead || unmatched => {
                 let at = match target {
                     Some(Target::Instant(t) | Target::Before(t) | Target::After(t)) => t,

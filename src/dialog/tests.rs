@@ -500,3 +500,28 @@ fn a_zone_guessed_without_confidence_is_confirmed_once() {
     let fx = to_proposal(&mut d);
     assert!(says(&fx)[0].starts_with("I have"));
 }
+
+#[test]
+fn a_window_over_several_days_gets_choices_inside_it() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    to_proposal(&mut d);
+    let fx = d.step(
+        Input::Heard("no, sometime next week in the afternoon".into()),
+        now(),
+    );
+    let line = says(&fx)[0].to_string();
+    assert!(line.ends_with("Which works best?"), "{line}");
+    match statuses(&fx).first() {
+        Some(Status::Proposed { options, .. }) => {
+            assert!(options.len() >= 2, "{options:?}");
+            for o in options {
+                let local = o.start.with_timezone(&chrono_tz::America::New_York);
+                assert!(
+                    local.date_naive() >= chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap()
+                );
+                assert!(local.time() >= chrono::NaiveTime::from_hms_opt(12, 0, 0).unwrap());
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+}
