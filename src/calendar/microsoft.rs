@@ -55,8 +55,17 @@ impl MicrosoftEndpoints {
 #[derive(Clone)]
 struct Resolved {
     calendar_id: String,
-    zone: Tz,
+    /// `None` when the mailbox names a zone callbook cannot resolve.
+    zone: Option<Tz>,
+    /// The mailbox's zone as sent, when it did not resolve.
+    zone_unresolved: Option<String>,
     teams: bool,
+}
+
+/// The zone a mailbox setting names: Graph returns a Windows name or, for
+/// mailboxes set up that way, an IANA name.
+pub fn mailbox_zone(name: &str) -> Option<Tz> {
+    windows_zones::to_iana(name).or_else(|| name.trim().parse::<Tz>().ok())
 }
 
 /// One connected Outlook calendar.
@@ -326,13 +335,19 @@ impl MicrosoftCalendar {
                 None,
             )
             .await?;
-        let windows = zone_name
+        let name = zone_name
             .get("value")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let zone = windows_zones::to_iana(windows).ok_or_else(|| {
-            CalendarError::Rejected(format!("unknown Windows time zone {windows:?}"))
-        })?;
+        let zone = mailbox_zone(name);
+        if zone.is_none() {
+            // Every call still books, in the campaign's rules zone; the
+            // connection says why (diagnostics shows it).
+            tracing::warn!(
+                mailbox_zone = name,
+                "the mailbox's time zone is neither a Windows nor an IANA name; using the campaign's zone"
+            );
+        }
         let r = Resolved {
             calendar_id: cal
                 .get("id")
@@ -340,6 +355,7 @@ impl MicrosoftCalendar {
                 .unwrap_or_default()
                 .to_string(),
             zone,
+            zone_unresolved: zone.is_none().then(|| name.to_string()),
             teams,
         };
         *self.resolved.lock().unwrap_or_else(|p| p.into_inner()) = Some(r.clone());
@@ -353,7 +369,8 @@ impl CalendarProvider for MicrosoftCalendar {
         let r = self.resolve().await?;
         Ok(CalendarInfo {
             calendar_id: r.calendar_id,
-            timezone: Some(r.zone),
+            timezone: r.zone,
+            zone_unresolved: r.zone_unresolved,
             video: if r.teams {
                 Video::Available("Microsoft Teams".into())
             } else {

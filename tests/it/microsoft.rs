@@ -165,12 +165,31 @@ async fn a_move_keeps_the_event_and_its_link() {
 }
 
 #[tokio::test]
-async fn an_unknown_windows_zone_is_an_error_not_a_guess() {
+async fn a_mailbox_set_to_an_iana_zone_is_read_as_that_zone() {
+    let s = setup(true, "Australia/Sydney").await;
+    let info = s.client.calendar_info().await.unwrap();
+    assert_eq!(info.timezone, Some(chrono_tz::Australia::Sydney));
+    assert_eq!(info.zone_unresolved, None);
+    s.client.free_busy(day_of("2026-12-01")).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unresolvable_mailbox_zone_is_no_zone_and_says_so_but_calls_still_work() {
     let s = setup(true, "Customized Time Zone").await;
-    assert!(matches!(
-        s.client.calendar_info().await,
-        Err(CalendarError::Rejected(_))
-    ));
+    let info = s.client.calendar_info().await.unwrap();
+    assert_eq!(info.timezone, None, "never a guess");
+    assert_eq!(
+        info.zone_unresolved.as_deref(),
+        Some("Customized Time Zone")
+    );
+    s.client.free_busy(day_of("2026-12-01")).await.unwrap();
+    let made = s.client.create_event(&event("b-zone")).await.unwrap();
+    assert!(made.join_link.is_some());
+}
+
+fn day_of(d: &str) -> Interval {
+    let start = t(&format!("{d}T00:00:00Z"));
+    Interval::new(start, start + chrono::Duration::days(1))
 }
 
 #[tokio::test]

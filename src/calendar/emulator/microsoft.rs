@@ -12,7 +12,8 @@
 //! - `GET /v1.0/me/calendars`: the default calendar, `canEdit`, and
 //!   `allowedOnlineMeetingProviders` (`teamsForBusiness` for work or school
 //!   accounts only).
-//! - `GET /v1.0/me/mailboxSettings/timeZone`: a Windows zone name.
+//! - `GET /v1.0/me/mailboxSettings/timeZone`: the zone name as configured
+//!   (a Windows name, an IANA name, or one neither).
 //! - `GET /v1.0/me/calendars/{id}/calendarView`: expanded events, times in
 //!   UTC without a `Z`, paged through `@odata.nextLink`.
 //! - `POST /v1.0/me/calendars/{id}/events` (201; `transactionId` makes a
@@ -51,7 +52,9 @@ pub const WORK_TENANT: &str = "4f1c2e8a-0b7d-4d5e-9a3c-6e2f8b1d7c90";
 pub struct MsAccountSpec {
     pub email: String,
     pub refresh_token: String,
-    /// As Outlook reports it, e.g. "Eastern Standard Time".
+    /// As Outlook reports it: usually a Windows name ("Eastern Standard
+    /// Time"), sometimes an IANA one ("Australia/Sydney"), or one neither
+    /// (e.g. "Customized Time Zone").
     pub windows_zone: String,
     /// Work or school (Teams) rather than personal (outlook.com).
     pub work: bool,
