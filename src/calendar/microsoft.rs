@@ -13,7 +13,7 @@ use super::{
 use crate::dialog::{MeetingKind, Video};
 use crate::schedule::{merge_busy, Interval};
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
 use reqwest::{Method, StatusCode, Url};
 use secrecy::SecretString;
@@ -86,11 +86,59 @@ fn utc_time(t: DateTime<Utc>) -> Value {
 }
 
 /// Graph returns UTC times without a `Z` (with `Prefer: outlook.timezone`).
+/// A time labelled with another zone is not read as UTC.
 fn read_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    let v = v?;
+    if v.get("timeZone")
+        .and_then(Value::as_str)
+        .is_some_and(|z| z != "UTC")
+    {
+        return None;
+    }
+    read_naive(Some(v)).map(|n| n.and_utc())
+}
+
+/// The wall time of a `dateTimeTimeZone`, whatever its label.
+fn read_naive(v: Option<&Value>) -> Option<NaiveDateTime> {
     let text = v?.get("dateTime")?.as_str()?;
-    NaiveDateTime::parse_from_str(text.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|n| n.and_utc())
+    NaiveDateTime::parse_from_str(text.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f").ok()
+}
+
+/// Midnight starting `day` in `tz` (the first existing hour where a zone
+/// skips midnight).
+pub(crate) fn local_midnight(tz: Tz, day: NaiveDate) -> DateTime<Utc> {
+    (0..24)
+        .find_map(|h| {
+            tz.from_local_datetime(&day.and_hms_opt(h, 0, 0)?)
+                .earliest()
+        })
+        .map_or_else(
+            || day.and_time(NaiveTime::MIN).and_utc(),
+            |t| t.with_timezone(&Utc),
+        )
+}
+
+/// An all-day event's busy time. Graph returns one as midnight to midnight
+/// of its dates, not shifted into the owner's zone (by design): those
+/// dates are the owner's local days. In the mailbox's zone; else the zone
+/// the event was made in; else (neither known) every instant any zone
+/// counts as those dates, so a day off is never offered.
+fn all_day_span(ev: &Value, mailbox: Option<Tz>) -> Option<Interval> {
+    let first = read_naive(ev.get("start"))?.date();
+    let last = read_naive(ev.get("end"))?.date();
+    let zone = mailbox.or_else(|| {
+        ev.get("originalStartTimeZone")
+            .and_then(Value::as_str)
+            .and_then(mailbox_zone)
+    });
+    let (start, end) = match zone {
+        Some(tz) => (local_midnight(tz, first), local_midnight(tz, last)),
+        None => (
+            first.and_time(NaiveTime::MIN).and_utc() - chrono::Duration::hours(14),
+            last.and_time(NaiveTime::MIN).and_utc() + chrono::Duration::hours(12),
+        ),
+    };
+    (start < end).then(|| Interval::new(start, end))
 }
 
 /// The Graph API a request calls, as the metrics name it (never an id).
@@ -415,7 +463,10 @@ impl CalendarProvider for MicrosoftCalendar {
                 "endDateTime",
                 &window.end.to_rfc3339_opts(SecondsFormat::Secs, true),
             )
-            .append_pair("$select", "start,end,showAs,isCancelled")
+            .append_pair(
+                "$select",
+                "start,end,showAs,isCancelled,isAllDay,originalStartTimeZone",
+            )
             .append_pair("$top", "1000");
         let mut busy = Vec::new();
         let mut next = Some(url);
@@ -435,9 +486,18 @@ impl CalendarProvider for MicrosoftCalendar {
                 if cancelled || matches!(show_as, "free" | "workingElsewhere") {
                     continue;
                 }
-                match (read_time(ev.get("start")), read_time(ev.get("end"))) {
-                    (Some(s), Some(e)) if s < e => busy.push(Interval::new(s, e)),
-                    _ => {
+                let all_day = ev.get("isAllDay").and_then(Value::as_bool).unwrap_or(false);
+                let span = if all_day {
+                    all_day_span(ev, r.zone)
+                } else {
+                    match (read_time(ev.get("start")), read_time(ev.get("end"))) {
+                        (Some(s), Some(e)) if s < e => Some(Interval::new(s, e)),
+                        _ => None,
+                    }
+                };
+                match span {
+                    Some(span) => busy.push(span),
+                    None => {
                         return Err(CalendarError::Transient(
                             "calendarView returned an unreadable event".into(),
                         ))

@@ -297,3 +297,68 @@ async fn a_personal_tenant_never_gets_teams_even_if_the_calendar_lists_it() {
     let made = client.create_event(&event("bk-tenant")).await.unwrap();
     assert_eq!(made.join_link, None);
 }
+
+fn date(d: &str) -> chrono::NaiveDate {
+    d.parse().unwrap()
+}
+
+/// Busy time over 30 November to 5 December (UTC) with one all-day event
+/// on 2 December in a mailbox set to `zone`.
+async fn all_day_busy(zone: &str) -> Vec<Interval> {
+    let s = setup(true, zone).await;
+    s.emu
+        .add_all_day_event(OWNER, "Day off", date("2026-12-02"), 1, "oof");
+    let window = Interval::new(t("2026-11-30T00:00:00Z"), t("2026-12-05T00:00:00Z"));
+    s.client.free_busy(window).await.unwrap()
+}
+
+#[tokio::test]
+async fn an_all_day_event_is_the_owners_local_day_in_los_angeles() {
+    let busy = all_day_busy("Pacific Standard Time").await;
+    assert_eq!(
+        busy,
+        vec![Interval::new(
+            t("2026-12-02T08:00:00Z"),
+            t("2026-12-03T08:00:00Z")
+        )]
+    );
+}
+
+#[tokio::test]
+async fn an_all_day_event_is_the_owners_local_day_in_sydney_from_an_iana_mailbox() {
+    let busy = all_day_busy("Australia/Sydney").await;
+    assert_eq!(
+        busy,
+        vec![Interval::new(
+            t("2026-12-01T13:00:00Z"),
+            t("2026-12-02T13:00:00Z")
+        )]
+    );
+}
+
+#[tokio::test]
+async fn an_all_day_event_in_an_unknown_zone_covers_every_zones_reading_of_the_day() {
+    let busy = all_day_busy("Customized Time Zone").await;
+    assert_eq!(
+        busy,
+        vec![Interval::new(
+            t("2026-12-01T10:00:00Z"),
+            t("2026-12-03T12:00:00Z")
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_two_day_all_day_event_covers_both_local_days() {
+    let s = setup(true, "Pacific Standard Time").await;
+    s.emu
+        .add_all_day_event(OWNER, "Conference", date("2026-12-02"), 2, "busy");
+    let window = Interval::new(t("2026-12-03T12:00:00Z"), t("2026-12-03T13:00:00Z"));
+    assert_eq!(
+        s.client.free_busy(window).await.unwrap(),
+        vec![Interval::new(
+            t("2026-12-02T08:00:00Z"),
+            t("2026-12-04T08:00:00Z")
+        )]
+    );
+}

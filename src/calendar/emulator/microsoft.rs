@@ -15,12 +15,17 @@
 //! - `GET /v1.0/me/mailboxSettings/timeZone`: the zone name as configured
 //!   (a Windows name, an IANA name, or one neither).
 //! - `GET /v1.0/me/calendars/{id}/calendarView`: expanded events, times in
-//!   UTC without a `Z`, paged through `@odata.nextLink`.
+//!   UTC without a `Z` (or the zone `Prefer: outlook.timezone` names),
+//!   paged through `@odata.nextLink` (`$top` a page at most); only the
+//!   `$select`ed fields (a client that forgets `showAs` sees none).
+//!   All-day events come as Graph sends them: `isAllDay`, midnight to
+//!   midnight of their dates, not of the owner's zone.
 //! - `POST /v1.0/me/calendars/{id}/events` (201; `transactionId` makes a
 //!   retry return the first event; personal accounts silently drop
 //!   `isOnlineMeeting`), `PATCH` and `DELETE /v1.0/me/events/{id}`.
 //! - `GET /v1.0/me/calendars/{id}/events?$filter=singleValueExtendedProperties/Any(…)`:
-//!   finds an event by the booking id callbook stored on it.
+//!   finds an event by the booking id callbook stored on it. Extended
+//!   properties are returned only when `$expand`ed, as Graph does.
 //! - `POST /v1.0/me/calendar/getSchedule`: refused for personal accounts.
 //!
 //! Faults are injected per account and endpoint ([`MicrosoftEmulator::inject`]).
@@ -36,7 +41,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Form, Json, Router};
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -214,6 +219,79 @@ fn read_graph_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
         .map(|n| n.and_utc())
 }
 
+/// When an event really is: its times, or for an all-day event (stored,
+/// as Graph returns it, as midnight to midnight of its dates labelled with
+/// the requested zone) those dates in the mailbox's zone.
+fn span(raw: &Value, mailbox_zone: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let (start, end) = (
+        read_graph_time(raw.get("start"))?,
+        read_graph_time(raw.get("end"))?,
+    );
+    let all_day = raw
+        .get("isAllDay")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    match crate::calendar::microsoft::mailbox_zone(mailbox_zone) {
+        Some(tz) if all_day => Some((
+            crate::calendar::microsoft::local_midnight(tz, start.date_naive()),
+            crate::calendar::microsoft::local_midnight(tz, end.date_naive()),
+        )),
+        _ => Some((start, end)),
+    }
+}
+
+/// The fields of an event Graph returns: the `$select`ed ones (and `id`),
+/// or all; extended properties only when `$expand`ed.
+fn project(raw: &Value, q: &HashMap<String, String>) -> Value {
+    let expand = q
+        .get("$expand")
+        .is_some_and(|e| e.contains("singleValueExtendedProperties"));
+    let Some(obj) = raw.as_object() else {
+        return raw.clone();
+    };
+    let selected: Option<Vec<&str>> = q
+        .get("$select")
+        .map(|s| s.split(',').map(str::trim).collect());
+    let mut out = serde_json::Map::new();
+    out.insert("@odata.etag".into(), json!("W/\"DwAAABYAAAA=\""));
+    for (k, v) in obj {
+        let wanted = k == "id"
+            || (k == "singleValueExtendedProperties" && expand)
+            || (k != "singleValueExtendedProperties"
+                && selected.as_ref().is_none_or(|s| s.contains(&k.as_str())));
+        if wanted {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+/// The zone `Prefer: outlook.timezone="…"` asks for; UTC without one.
+fn preferred_zone(headers: &HeaderMap) -> Option<String> {
+    let prefer = headers.get("prefer")?.to_str().ok()?;
+    let rest = &prefer[prefer.find("outlook.timezone=")? + "outlook.timezone=".len()..];
+    let rest = rest.strip_prefix('"')?;
+    Some(rest[..rest.find('"')?].to_string())
+}
+
+/// An event's times as Graph answers under a preferred zone: converted
+/// (all-day events keep their dates and take the label).
+fn in_zone(mut ev: Value, zone: &str) -> Value {
+    let tz = crate::calendar::microsoft::mailbox_zone(zone);
+    let all_day = ev.get("isAllDay").and_then(Value::as_bool).unwrap_or(false);
+    for key in ["start", "end"] {
+        let Some(t) = read_graph_time(ev.get(key)) else {
+            continue;
+        };
+        let local = match tz {
+            Some(tz) if !all_day => t.with_timezone(&tz).naive_local(),
+            _ => t.naive_utc(),
+        };
+        ev[key] = json!({"dateTime": local.format("%Y-%m-%dT%H:%M:%S.0000000").to_string(), "timeZone": zone});
+    }
+    ev
+}
+
 impl MicrosoftEmulator {
     pub fn new(client_id: &str, client_secret: &str) -> Self {
         let inner = Inner {
@@ -313,8 +391,39 @@ impl MicrosoftEmulator {
         };
         let id = format!("AAMkSeed{:04}", acct.events.len());
         let raw = json!({"id": id, "subject": subject, "start": graph_time(slot.start), "end": graph_time(slot.end),
-                         "showAs": show_as, "isCancelled": false});
+                         "showAs": show_as, "isCancelled": false, "isAllDay": false});
         acct.events.push((view(&raw, 0), raw));
+    }
+
+    /// Adds an all-day event of `days` days from `first`, stored exactly as
+    /// Graph returns one (by design): `isAllDay`, and midnight to midnight
+    /// of its dates labelled UTC, not shifted into the mailbox's zone,
+    /// though the owner's day is midnight to midnight in that zone.
+    pub fn add_all_day_event(
+        &self,
+        email: &str,
+        subject: &str,
+        first: NaiveDate,
+        days: u32,
+        show_as: &str,
+    ) {
+        let mut inner = self.lock();
+        let Some(acct) = inner.accounts.iter_mut().find(|a| a.spec.email == email) else {
+            return;
+        };
+        let id = format!("AAMkSeed{:04}", acct.events.len());
+        let midnight = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
+        let last = first + chrono::Duration::days(i64::from(days.max(1)));
+        let raw = json!({"id": id, "subject": subject, "start": graph_time(midnight(first)),
+                         "end": graph_time(midnight(last)), "isAllDay": true,
+                         "originalStartTimeZone": acct.spec.windows_zone,
+                         "originalEndTimeZone": acct.spec.windows_zone,
+                         "showAs": show_as, "isCancelled": false});
+        let mut stored = view(&raw, 0);
+        if let Some((start, end)) = span(&raw, &acct.spec.windows_zone) {
+            (stored.start, stored.end) = (start, end);
+        }
+        acct.events.push((stored, raw));
     }
 
     /// Makes the account a personal one (outlook.com): no Teams.
@@ -686,20 +795,21 @@ async fn calendar_view_inner(
             .get(id)
             .is_none_or(|at| at.elapsed() >= acct.view_lag)
     };
+    let zone = &acct.spec.windows_zone;
     let hits: Vec<&Value> = acct
         .events
         .iter()
-        .filter(|(e, _)| e.start < to && from < e.end && settled(&e.id))
+        .filter(|(e, raw)| {
+            span(raw, zone).is_some_and(|(start, end)| start < to && from < end) && settled(&e.id)
+        })
         .map(|(_, raw)| raw)
         .collect();
+    let prefer = preferred_zone(&headers).unwrap_or_else(|| "UTC".into());
     let value: Vec<Value> = hits
         .iter()
         .skip(skip)
         .take(page)
-        .map(|raw| {
-            json!({"id": raw["id"], "start": raw["start"], "end": raw["end"], "showAs": raw["showAs"],
-                   "isCancelled": raw["isCancelled"]})
-        })
+        .map(|raw| project(&in_zone((*raw).clone(), &prefer), &q))
         .collect();
     let mut body = json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#events", "value": value});
     if skip + page < hits.len() {
@@ -849,7 +959,7 @@ async fn list_events_inner(
                     })
                 })
         })
-        .map(|(_, raw)| raw.clone())
+        .map(|(_, raw)| project(raw, &q))
         .collect();
     Json(json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('me')/events", "value": value}))
         .into_response()
