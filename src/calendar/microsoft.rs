@@ -20,6 +20,10 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::sync::Mutex;
 
+/// How long after a create answered without its Teams link the event is
+/// read again for it: a few short waits, a caller is on the line.
+const LATE_LINK_WAITS_MS: [u64; 3] = [250, 500, 750];
+
 /// Where the booking id is kept on the event, so it can be found again.
 const BOOKING_PROPERTY: &str =
     "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name callbookBookingId";
@@ -154,6 +158,7 @@ fn endpoint(method: &Method, url: &Url) -> &'static str {
         [.., "calendars", _, "events"] if *method == Method::POST => "events_create",
         [.., "calendars", _, "events"] => "events_find",
         [.., "me", "events", _] => match *method {
+            Method::GET => "events_get",
             Method::PATCH => "events_update",
             Method::DELETE => "events_delete",
             _ => "events_other",
@@ -335,6 +340,30 @@ impl MicrosoftCalendar {
                 })
             })
             .cloned())
+    }
+
+    /// A Teams link Graph did not have ready when the event was created
+    /// (`isOnlineMeeting: false` or a null `joinUrl`): the event read back
+    /// a few times over about a second and a half, then given up on (the
+    /// booking stands, reported without a link).
+    async fn late_join_link(&self, event_id: &str) -> Option<String> {
+        let mut url = self.url(&["me", "events", event_id]).ok()?;
+        url.query_pairs_mut()
+            .append_pair("$select", "isOnlineMeeting,onlineMeeting");
+        for wait in LATE_LINK_WAITS_MS {
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            match self.send_once(Method::GET, url.clone(), None).await {
+                Ok(ev) => {
+                    if let Some(link) = ev.pointer("/onlineMeeting/joinUrl").and_then(Value::as_str)
+                    {
+                        return Some(link.to_string());
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "reading the event back for its Teams link"),
+            }
+        }
+        tracing::warn!("Graph created the Teams meeting without a join link; booked without one");
+        None
     }
 
     /// The calendar to use, its owner's zone and whether Teams is allowed.
@@ -540,6 +569,7 @@ impl CalendarProvider for MicrosoftCalendar {
             }
             MeetingKind::InPerson { address } => body["location"] = json!({"displayName": address}),
         }
+        let wants_teams = body["isOnlineMeeting"] == json!(true);
         let url = self.url(&["me", "calendars", &r.calendar_id, "events"])?;
         let event = retry(self.policy, |attempt| {
             let (url, body, cal) = (&url, &body, &r.calendar_id);
@@ -551,11 +581,27 @@ impl CalendarProvider for MicrosoftCalendar {
                         return Ok(existing);
                     }
                 }
-                self.send_once(Method::POST, url.clone(), Some(body)).await
+                match self.send_once(Method::POST, url.clone(), Some(body)).await {
+                    // A repeated transactionId may be refused rather than
+                    // answered with the first event: it exists, find it.
+                    Err(CalendarError::Duplicate) => self
+                        .find_booking_in(cal, &ev.booking_id)
+                        .await?
+                        .ok_or_else(|| {
+                            CalendarError::Transient(
+                                "duplicate transactionId but no event carries the booking".into(),
+                            )
+                        }),
+                    other => other,
+                }
             }
         })
         .await?;
-        created(&event)
+        let mut made = created(&event)?;
+        if wants_teams && made.join_link.is_none() {
+            made.join_link = self.late_join_link(&made.event_id).await;
+        }
+        Ok(made)
     }
 
     async fn find_booking(&self, booking_id: &str) -> Result<Option<CreatedEvent>, CalendarError> {

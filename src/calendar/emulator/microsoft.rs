@@ -22,7 +22,10 @@
 //!   midnight of their dates, not of the owner's zone.
 //! - `POST /v1.0/me/calendars/{id}/events` (201; `transactionId` makes a
 //!   retry return the first event; personal accounts silently drop
-//!   `isOnlineMeeting`), `PATCH` and `DELETE /v1.0/me/events/{id}`.
+//!   `isOnlineMeeting`; a repeated `transactionId` answers either way
+//!   Graph does: the first event, or a 409), `GET` (a Teams link may
+//!   arrive only after some reads), `PATCH` and `DELETE
+//!   /v1.0/me/events/{id}`.
 //! - `GET /v1.0/me/calendars/{id}/events?$filter=singleValueExtendedProperties/Any(…)`:
 //!   finds an event by the booking id callbook stored on it. Extended
 //!   properties are returned only when `$expand`ed, as Graph does.
@@ -39,7 +42,7 @@ use crate::schedule::Interval;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use serde_json::{json, Value};
@@ -82,6 +85,15 @@ struct Account {
     /// Creates no longer match earlier `transactionId`s (the window in
     /// which Graph deduplicates is undocumented).
     forget_transaction_ids: bool,
+    /// Teams meetings are created without their link
+    /// (`isOnlineMeeting: false`, `onlineMeeting: null`), which appears
+    /// once the event has been read this many times.
+    late_join_url: Option<u32>,
+    /// Reads left before each created event's Teams link appears.
+    pending_links: HashMap<String, u32>,
+    /// A create repeating an earlier `transactionId` answers 409 rather
+    /// than with the first event (Graph does either; undocumented).
+    duplicate_transaction_conflicts: bool,
 }
 
 impl Account {
@@ -331,6 +343,9 @@ impl MicrosoftEmulator {
             view_lag: std::time::Duration::ZERO,
             withhold_join_url: false,
             forget_transaction_ids: false,
+            late_join_url: None,
+            pending_links: HashMap::new(),
+            duplicate_transaction_conflicts: false,
         });
     }
 
@@ -354,6 +369,21 @@ impl MicrosoftEmulator {
     /// a tenant's Teams provisioning fails.
     pub fn withhold_join_url(&self, email: &str) {
         self.with_account(email, |a| a.withhold_join_url = true);
+    }
+
+    /// Teams meetings come back from the create without their link
+    /// (`isOnlineMeeting: false`, `onlineMeeting: null`), and the link
+    /// appears once the event has been read `reads` times
+    /// (`GET /me/events/{id}`); `u32::MAX` for never.
+    pub fn teams_link_after_reads(&self, email: &str, reads: u32) {
+        self.with_account(email, |a| a.late_join_url = Some(reads));
+    }
+
+    /// A create repeating an earlier `transactionId` answers 409
+    /// `ErrorDuplicateTransactionId` instead of the first event: Graph's
+    /// answer to a repeat is undocumented, and both are seen.
+    pub fn conflict_on_repeated_transaction_id(&self, email: &str) {
+        self.with_account(email, |a| a.duplicate_transaction_conflicts = true);
     }
 
     /// Creates stop matching earlier `transactionId`s, as once Graph's
@@ -473,7 +503,7 @@ impl MicrosoftEmulator {
             )
             .route(
                 "/v1.0/me/events/{eid}",
-                patch(patch_event).delete(delete_event),
+                get(get_event).patch(patch_event).delete(delete_event),
             )
             .route("/v1.0/me/calendar/getSchedule", post(get_schedule))
             .with_state(self.clone())
@@ -504,6 +534,10 @@ fn unauthenticated() -> Response {
         "InvalidAuthenticationToken",
         "Access token is empty or invalid.",
     )
+}
+
+fn join_url(id: &str) -> String {
+    format!("https://teams.microsoft.com/l/meetup-join/19%3ameeting_{id}%40thread.v2/0")
 }
 
 fn calendar_id(idx: usize) -> String {
@@ -863,6 +897,13 @@ async fn create_inner(
             .iter()
             .find(|(_, e)| e.get("transactionId").and_then(Value::as_str) == Some(tx))
         {
+            if acct.duplicate_transaction_conflicts {
+                return graph_error(
+                    StatusCode::CONFLICT,
+                    "ErrorDuplicateTransactionId",
+                    "A request with the same transaction id was already processed.",
+                );
+            }
             return (StatusCode::CREATED, Json(existing.clone())).into_response();
         }
     }
@@ -899,8 +940,12 @@ async fn create_inner(
         && raw.get("onlineMeetingProvider").and_then(Value::as_str) == Some("teamsForBusiness");
     if wants_teams && acct.spec.work && acct.withhold_join_url {
         raw["onlineMeeting"] = Value::Null;
+    } else if let Some(reads) = acct.late_join_url.filter(|_| wants_teams && acct.spec.work) {
+        raw["isOnlineMeeting"] = json!(false);
+        raw["onlineMeeting"] = Value::Null;
+        acct.pending_links.insert(id.clone(), reads);
     } else if wants_teams && acct.spec.work {
-        raw["onlineMeeting"] = json!({"joinUrl": format!("https://teams.microsoft.com/l/meetup-join/19%3ameeting_{id}%40thread.v2/0")});
+        raw["onlineMeeting"] = json!({"joinUrl": join_url(&id)});
         raw["onlineMeetingUrl"] = Value::Null;
     } else {
         // Personal accounts silently drop the online meeting.
@@ -963,6 +1008,38 @@ async fn list_events_inner(
         .collect();
     Json(json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('me')/events", "value": value}))
         .into_response()
+}
+
+/// `GET /me/events/{id}`: the event (its `$select`ed fields), with a late
+/// Teams link once enough reads have passed.
+async fn get_event_inner(
+    State(emu): State<MicrosoftEmulator>,
+    headers: HeaderMap,
+    Path(eid): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(idx) = emu.account_for(&headers) else {
+        return unauthenticated();
+    };
+    let mut inner = emu.lock();
+    let acct = &mut inner.accounts[idx];
+    if let Some(left) = acct.pending_links.get_mut(&eid) {
+        if *left != u32::MAX {
+            *left = left.saturating_sub(1);
+        }
+        if *left == 0 {
+            acct.pending_links.remove(&eid);
+            if let Some((stored, raw)) = acct.events.iter_mut().find(|(e, _)| e.id == eid) {
+                raw["isOnlineMeeting"] = json!(true);
+                raw["onlineMeeting"] = json!({"joinUrl": join_url(&eid)});
+                stored.join_link = Some(join_url(&eid));
+            }
+        }
+    }
+    match acct.events.iter().find(|(e, _)| e.id == eid) {
+        Some((_, raw)) => Json(project(raw, &q)).into_response(),
+        None => item_not_found(),
+    }
 }
 
 async fn patch_event_inner(
@@ -1075,5 +1152,6 @@ faulty!(
 faulty!(calendar_view, calendar_view_inner, Endpoint::FreeBusy, (cid: Path<String>, q: Query<HashMap<String, String>>, raw: RawQuery));
 faulty!(create, create_inner, Endpoint::Insert, (cid: Path<String>, body: Option<Json<Value>>));
 faulty!(list_events, list_events_inner, Endpoint::Get, (cid: Path<String>, q: Query<HashMap<String, String>>));
+faulty!(get_event, get_event_inner, Endpoint::Get, (eid: Path<String>, q: Query<HashMap<String, String>>));
 faulty!(patch_event, patch_event_inner, Endpoint::Patch, (eid: Path<String>, body: Option<Json<Value>>));
 faulty!(delete_event, delete_event_inner, Endpoint::Delete, (eid: Path<String>));
