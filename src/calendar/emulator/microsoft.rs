@@ -371,6 +371,12 @@ impl MicrosoftEmulator {
         self.with_account(email, |a| a.withhold_join_url = true);
     }
 
+    /// Sets the zone the mailbox settings report (any string: a Windows
+    /// name, an IANA name, or one neither).
+    pub fn set_mailbox_zone(&self, email: &str, zone: &str) {
+        self.with_account(email, |a| a.spec.windows_zone = zone.to_string());
+    }
+
     /// Teams meetings come back from the create without their link
     /// (`isOnlineMeeting: false`, `onlineMeeting: null`), and the link
     /// appears once the event has been read `reads` times
