@@ -603,24 +603,30 @@ impl Fixture {
             "delete" => Endpoint::Delete,
             other => bail!("fault: unknown endpoint {other:?}"),
         };
-        let what = match (fault.status, fault.latency_ms) {
-            (Some(code), None) => Fault::Status {
-                code,
-                reason: if code == 429 {
-                    "rateLimitExceeded"
-                } else {
-                    "backendError"
-                },
-                retry_after: None,
-            },
-            (None, Some(ms)) => Fault::Latency(std::time::Duration::from_millis(ms)),
+        // Each provider's own reason (Google) or code (Graph).
+        let (google, graph) = match (fault.status, fault.latency_ms) {
+            (Some(code), None) => {
+                let status = |reason| Fault::Status {
+                    code,
+                    reason,
+                    retry_after: None,
+                };
+                match code {
+                    429 => (status("rateLimitExceeded"), status("TooManyRequests")),
+                    _ => (status("backendError"), status("ServiceNotAvailable")),
+                }
+            }
+            (None, Some(ms)) => {
+                let late = Fault::Latency(std::time::Duration::from_millis(ms));
+                (late.clone(), late)
+            }
             _ => bail!("fault: give exactly one of status and latency_ms"),
         };
         let email = &self.owner.email;
+        harness.google.inject(email, endpoint, google, fault.times);
         harness
-            .google
-            .inject(email, endpoint, what.clone(), fault.times);
-        harness.microsoft.inject(email, endpoint, what, fault.times);
+            .microsoft
+            .inject(email, endpoint, graph, fault.times);
         Ok(())
     }
 }

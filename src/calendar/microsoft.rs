@@ -183,7 +183,9 @@ fn classify(
     match status.as_u16() {
         401 => CalendarError::Expired,
         404 | 410 => CalendarError::NotFound,
-        409 if code == "ErrorDuplicateTransactionId" => CalendarError::Duplicate,
+        // Graph's answer to a repeated transactionId is undocumented: any
+        // conflict is looked up by the booking id before anything else.
+        409 => CalendarError::Duplicate,
         429 | 503 | 504 if retry_after.is_some() => CalendarError::RateLimited { retry_after },
         429 => CalendarError::RateLimited { retry_after: None },
         500..=599 => CalendarError::Transient(format!("Graph {status}: {code}")),

@@ -362,3 +362,82 @@ async fn a_two_day_all_day_event_covers_both_local_days() {
         )]
     );
 }
+
+#[tokio::test]
+async fn the_graph_emulator_honours_select_top_prefer_and_expand() {
+    let s = setup(true, "Pacific Standard Time").await;
+    let made = s.client.create_event(&event("b-raw")).await.unwrap();
+    s.emu.add_event(
+        OWNER,
+        "Later",
+        Interval::new(t("2026-12-01T21:00:00Z"), t("2026-12-01T22:00:00Z")),
+        "free",
+    );
+    let base = format!("http://{}", s.addr);
+    let token: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/common/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                s.emu.current_refresh_token(OWNER).unwrap().as_str(),
+            ),
+            ("client_id", EMULATOR_CLIENT_ID),
+            ("client_secret", EMULATOR_CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().unwrap();
+    let cal = s.client.calendar_info().await.unwrap().calendar_id;
+    let view: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/v1.0/me/calendars/{cal}/calendarView"))
+        .query(&[
+            ("startDateTime", "2026-12-01T00:00:00Z"),
+            ("endDateTime", "2026-12-02T00:00:00Z"),
+            ("$select", "start,end"),
+            ("$top", "1"),
+        ])
+        .header("Prefer", "outlook.timezone=\"Pacific Standard Time\"")
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let value = view["value"].as_array().unwrap();
+    assert_eq!(value.len(), 1, "$top");
+    assert!(view["@odata.nextLink"].is_string());
+    let ev = &value[0];
+    assert_eq!(ev["id"], made.event_id.as_str());
+    assert!(ev.get("showAs").is_none(), "not selected: {ev}");
+    assert!(ev.get("subject").is_none(), "not selected: {ev}");
+    assert_eq!(ev["start"]["timeZone"], "Pacific Standard Time");
+    assert_eq!(ev["start"]["dateTime"], "2026-12-01T11:00:00.0000000");
+    // Extended properties only with $expand.
+    let filter = format!(
+        "singleValueExtendedProperties/Any(ep: ep/id eq '{}' and ep/value eq 'b-raw')",
+        "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name callbookBookingId"
+    );
+    let list = |expand: bool| {
+        let mut q = vec![("$filter", filter.clone())];
+        if expand {
+            q.push(("$expand", "singleValueExtendedProperties".to_string()));
+        }
+        reqwest::Client::new()
+            .get(format!("{base}/v1.0/me/calendars/{cal}/events"))
+            .query(&q)
+            .bearer_auth(access)
+            .send()
+    };
+    let plain: serde_json::Value = list(false).await.unwrap().json().await.unwrap();
+    assert!(plain["value"][0]
+        .get("singleValueExtendedProperties")
+        .is_none());
+    let expanded: serde_json::Value = list(true).await.unwrap().json().await.unwrap();
+    assert!(expanded["value"][0]["singleValueExtendedProperties"].is_array());
+}

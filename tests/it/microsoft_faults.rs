@@ -235,6 +235,23 @@ async fn a_repeated_transaction_id_answered_409_is_looked_up_not_failed() {
 }
 
 #[tokio::test]
+async fn graph_throttling_always_says_when_to_come_back() {
+    // Graph's 429 is TooManyRequests with a Retry-After even when the fault
+    // names no wait: the client waits it out rather than hammering.
+    let s = setup(Kind::Work).await;
+    s.client.calendar_info().await.unwrap();
+    s.emu.inject(
+        OWNER,
+        Endpoint::FreeBusy,
+        status(429, "TooManyRequests", None),
+        1,
+    );
+    let started = Instant::now();
+    s.client.free_busy(day()).await.unwrap();
+    assert!(started.elapsed() >= StdDuration::from_secs(1));
+}
+
+#[tokio::test]
 async fn throttling_honours_retry_after() {
     for kind in KINDS {
         let s = setup(kind).await;

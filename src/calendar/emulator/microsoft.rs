@@ -166,6 +166,20 @@ struct Shape;
 
 impl ErrorShape for Shape {
     fn api_error(status: StatusCode, code: &str) -> Response {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // Graph always says when to come back (an injected fault's own
+            // Retry-After replaces this one).
+            let mut resp = graph_error(
+                status,
+                "TooManyRequests",
+                "Too many requests. Please try again later.",
+            );
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(1u64),
+            );
+            return resp;
+        }
         graph_error(status, code, code)
     }
 
