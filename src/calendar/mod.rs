@@ -6,6 +6,7 @@
 //! the same APIs locally for tests, replays and the demo.
 
 pub mod binding;
+pub mod check;
 #[cfg(feature = "testkit")]
 pub mod emulator;
 pub mod google;
