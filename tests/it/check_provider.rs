@@ -82,3 +82,76 @@ async fn a_revoked_grant_fails_the_steps_that_need_it() {
     assert_eq!(names(&steps), ["list_calendars", "calendar_info"]);
     assert!(steps.iter().all(|s| !s.ok), "{steps:?}");
 }
+
+/// `callbook check-provider` against a Google emulator: read-only, JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_checks_a_connection_read_only() {
+    use callbook::calendar::emulator::{serve_local, AccountSpec, GoogleEmulator};
+    use callbook::harness::{EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET};
+    let emu = GoogleEmulator::new(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET);
+    emu.add_account(AccountSpec {
+        email: "owner@acme.example".into(),
+        refresh_token: "rt-cli".into(),
+        time_zone: "America/Chicago".into(),
+        meet: true,
+    });
+    let stop = tokio_util::sync::CancellationToken::new();
+    let addr = serve_local(emu.router(), stop.clone()).await.unwrap();
+    let _stop = stop.drop_guard();
+    let dir = std::env::temp_dir().join(format!("callbook-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prov = dir.join("provisioning.json");
+    std::fs::write(
+        &prov,
+        r#"{"users":[{"id":"owner","name":"Owner","email":"owner@acme.example",
+            "connection":{"provider":"google","refresh_token":"rt-cli"}}],"campaigns":[]}"#,
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_callbook"));
+        cmd.args([
+            "check-provider",
+            "--user",
+            "owner",
+            "--day",
+            "2026-12-01",
+            "--json",
+        ])
+        .arg("--provisioning")
+        .arg(&prov)
+        .args(["--google-api-base", &format!("http://{addr}/calendar/v3")])
+        .args(["--google-token-url", &format!("http://{addr}/token")])
+        .args(["--google-client-id", EMULATOR_CLIENT_ID])
+        .args(["--google-client-secret", EMULATOR_CLIENT_SECRET])
+        .args(extra)
+        .env_remove("CALLBOOK_TOKEN_KEY")
+        .env_remove("CALLBOOK_REDIS_URL")
+        .env_remove("CALLBOOK_STATE_FILE");
+        tokio::task::spawn_blocking(move || cmd.output())
+    };
+    let out = run(&[]).await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["ok"], true);
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["list_calendars", "calendar_info", "free_busy"]);
+    assert!(emu.events("owner@acme.example").is_empty(), "read-only");
+    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_callbook"))
+        .args(["check-provider", "--user", "nobody"])
+        .arg("--provisioning")
+        .arg(&prov)
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no active calendar connection"));
+}
