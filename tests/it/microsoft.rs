@@ -441,3 +441,24 @@ async fn the_graph_emulator_honours_select_top_prefer_and_expand() {
     let expanded: serde_json::Value = list(true).await.unwrap().json().await.unwrap();
     assert!(expanded["value"][0]["singleValueExtendedProperties"].is_array());
 }
+
+#[tokio::test]
+async fn a_weekly_all_day_series_is_each_occurrences_local_day() {
+    let s = setup(true, "Pacific Standard Time").await;
+    // Fridays off, four weeks; calendarView expands the series.
+    s.emu
+        .add_weekly_all_day_series(OWNER, "Fridays off", date("2026-12-04"), 1, 4, "oof");
+    let window = Interval::new(t("2026-12-01T00:00:00Z"), t("2026-12-22T00:00:00Z"));
+    let busy = s.client.free_busy(window).await.unwrap();
+    let fridays = ["2026-12-04", "2026-12-11", "2026-12-18"];
+    assert_eq!(
+        busy,
+        fridays
+            .iter()
+            .map(|d| {
+                let start = t(&format!("{d}T08:00:00Z"));
+                Interval::new(start, start + chrono::Duration::days(1))
+            })
+            .collect::<Vec<_>>()
+    );
+}

@@ -20,6 +20,7 @@
 //!   `$select`ed fields (a client that forgets `showAs` sees none).
 //!   All-day events come as Graph sends them: `isAllDay`, midnight to
 //!   midnight of their dates, not of the owner's zone.
+//!   Recurring series come expanded into occurrences.
 //! - `POST /v1.0/me/calendars/{id}/events` (201; `transactionId` makes a
 //!   retry return the first event; personal accounts silently drop
 //!   `isOnlineMeeting`; a repeated `transactionId` answers either way
@@ -474,6 +475,44 @@ impl MicrosoftEmulator {
             (stored.start, stored.end) = (start, end);
         }
         acct.events.push((stored, raw));
+    }
+
+    /// Adds a weekly series of `count` all-day occurrences from `first`
+    /// (each `days` long), as `calendarView` returns a series: expanded
+    /// into occurrences (`type: occurrence`, `seriesMasterId`), each an
+    /// all-day event as Graph returns one; the master itself is not in the
+    /// view.
+    pub fn add_weekly_all_day_series(
+        &self,
+        email: &str,
+        subject: &str,
+        first: NaiveDate,
+        days: u32,
+        count: u32,
+        show_as: &str,
+    ) {
+        let mut inner = self.lock();
+        let Some(acct) = inner.accounts.iter_mut().find(|a| a.spec.email == email) else {
+            return;
+        };
+        let master = format!("AAMkSeries{:04}", acct.events.len());
+        let midnight = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
+        for n in 0..count {
+            let day = first + chrono::Duration::weeks(i64::from(n));
+            let last = day + chrono::Duration::days(i64::from(days.max(1)));
+            let raw = json!({"id": format!("{master}-{n:03}"), "subject": subject,
+                             "type": "occurrence", "seriesMasterId": master,
+                             "start": graph_time(midnight(day)), "end": graph_time(midnight(last)),
+                             "isAllDay": true,
+                             "originalStartTimeZone": acct.spec.windows_zone,
+                             "originalEndTimeZone": acct.spec.windows_zone,
+                             "showAs": show_as, "isCancelled": false});
+            let mut stored = view(&raw, 0);
+            if let Some((start, end)) = span(&raw, &acct.spec.windows_zone) {
+                (stored.start, stored.end) = (start, end);
+            }
+            acct.events.push((stored, raw));
+        }
     }
 
     /// Makes the account a personal one (outlook.com): no Teams.
