@@ -24,6 +24,9 @@ use std::sync::Mutex;
 /// read again for it: a few short waits, a caller is on the line.
 const LATE_LINK_WAITS_MS: [u64; 3] = [250, 500, 750];
 
+/// All the reading back may take, however slowly Graph answers.
+const LATE_LINK_BUDGET: std::time::Duration = std::time::Duration::from_millis(2500);
+
 /// Where the booking id is kept on the event, so it can be found again.
 const BOOKING_PROPERTY: &str =
     "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name callbookBookingId";
@@ -601,7 +604,15 @@ impl CalendarProvider for MicrosoftCalendar {
         .await?;
         let mut made = created(&event)?;
         if wants_teams && made.join_link.is_none() {
-            made.join_link = self.late_join_link(&made.event_id).await;
+            made.join_link =
+                tokio::time::timeout(LATE_LINK_BUDGET, self.late_join_link(&made.event_id))
+                    .await
+                    .unwrap_or_else(|_| {
+                        tracing::warn!(
+                            "no Teams link within the read-back budget; booked without one"
+                        );
+                        None
+                    });
         }
         Ok(made)
     }

@@ -383,3 +383,16 @@ async fn a_personal_accounts_busy_time_comes_from_calendar_view() {
     let busy = s.client.free_busy(day()).await.unwrap();
     assert_eq!(busy.len(), 1);
 }
+
+#[tokio::test]
+async fn reading_back_a_teams_link_never_outlasts_its_budget() {
+    let s = setup(Kind::Work).await;
+    s.emu.teams_link_after_reads(OWNER, 2);
+    let slow = Fault::Latency(StdDuration::from_secs(3));
+    s.emu.inject(OWNER, Endpoint::Get, slow, 5);
+    let started = Instant::now();
+    let made = s.client.create_event(&event("bk-slow-link")).await.unwrap();
+    assert_eq!(made.join_link, None);
+    assert!(started.elapsed() < StdDuration::from_secs(3));
+    assert_eq!(ours(&s), 1);
+}
