@@ -108,6 +108,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Try a user's active calendar connection against the provider, step
+    /// by step: list the calendars, read the one in use (zone, video), read
+    /// free/busy for a day. Read-only unless --write, which also creates a
+    /// labelled test event and deletes it. Exit 0 when every step passes.
+    CheckProvider(Box<CheckProviderArgs>),
     /// List free slots for booking rules and busy time.
     Slots {
         #[arg(long)]
@@ -252,6 +257,40 @@ impl TokenKeyArgs {
 }
 
 #[derive(clap::Args)]
+struct CheckProviderArgs {
+    /// The user whose active connection is checked.
+    #[arg(long)]
+    user: String,
+    /// Also create a test event (titled as such, the owner its only
+    /// attendee) and delete it at once.
+    #[arg(long)]
+    write: bool,
+    /// The day (UTC) read for free/busy and, with --write, whose first half
+    /// hour takes the test event; tomorrow by default.
+    #[arg(long)]
+    day: Option<chrono::NaiveDate>,
+    /// Print the steps as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    key: TokenKeyArgs,
+    /// The provisioning file `callbook serve` uses.
+    #[arg(long, env = "CALLBOOK_PROVISIONING")]
+    provisioning: Option<PathBuf>,
+    /// The Redis `callbook serve --redis-url` uses (where connections made
+    /// through the admin API are, and where a rotated Microsoft refresh
+    /// token is written back).
+    #[arg(long, env = "CALLBOOK_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// The state file `callbook serve --state-file` uses (stop the service
+    /// first: a running one writes its own state over it).
+    #[arg(long, env = "CALLBOOK_STATE_FILE")]
+    state_file: Option<PathBuf>,
+    #[command(flatten)]
+    providers: ProviderArgs,
+}
+
+#[derive(clap::Args)]
 struct RekeyArgs {
     #[command(flatten)]
     key: TokenKeyArgs,
@@ -262,6 +301,68 @@ struct RekeyArgs {
     /// first: a running one writes its own state over it).
     #[arg(long, env = "CALLBOOK_STATE_FILE")]
     state_file: Option<PathBuf>,
+}
+
+/// Where the providers are, and callbook's OAuth client at each.
+#[derive(clap::Args)]
+struct ProviderArgs {
+    #[arg(long, env = "CALLBOOK_GOOGLE_CLIENT_ID", default_value = "")]
+    google_client_id: String,
+    #[arg(
+        long,
+        env = "CALLBOOK_GOOGLE_CLIENT_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    google_client_secret: String,
+    #[arg(long, env = "CALLBOOK_GOOGLE_API_BASE", default_value = GoogleEndpoints::API_BASE)]
+    google_api_base: String,
+    #[arg(long, env = "CALLBOOK_GOOGLE_TOKEN_URL", default_value = GoogleEndpoints::TOKEN_URL)]
+    google_token_url: String,
+    #[arg(long, env = "CALLBOOK_GOOGLE_AUTHORIZE_URL", default_value = GoogleEndpoints::AUTHORIZE_URL)]
+    google_authorize_url: String,
+    #[arg(long, env = "CALLBOOK_GOOGLE_REVOKE_URL", default_value = GoogleEndpoints::REVOKE_URL)]
+    google_revoke_url: String,
+    #[arg(long, env = "CALLBOOK_MICROSOFT_CLIENT_ID", default_value = "")]
+    microsoft_client_id: String,
+    #[arg(
+        long,
+        env = "CALLBOOK_MICROSOFT_CLIENT_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    microsoft_client_secret: String,
+    #[arg(long, env = "CALLBOOK_MICROSOFT_GRAPH_BASE", default_value = MicrosoftEndpoints::GRAPH_BASE)]
+    microsoft_graph_base: String,
+    #[arg(long, env = "CALLBOOK_MICROSOFT_TOKEN_URL", default_value = MicrosoftEndpoints::TOKEN_URL)]
+    microsoft_token_url: String,
+    #[arg(long, env = "CALLBOOK_MICROSOFT_AUTHORITY", default_value = MicrosoftEndpoints::AUTHORITY)]
+    microsoft_authority: String,
+}
+
+impl ProviderArgs {
+    fn endpoints(self) -> (GoogleEndpoints, MicrosoftEndpoints) {
+        let google = GoogleEndpoints {
+            api_base: self.google_api_base,
+            oauth: OAuthClient {
+                token_url: self.google_token_url,
+                client_id: self.google_client_id,
+                client_secret: SecretString::from(self.google_client_secret),
+            },
+            authorize_url: self.google_authorize_url,
+            revoke_url: self.google_revoke_url,
+        };
+        let microsoft = MicrosoftEndpoints {
+            graph_base: self.microsoft_graph_base,
+            oauth: OAuthClient {
+                token_url: self.microsoft_token_url,
+                client_id: self.microsoft_client_id,
+                client_secret: SecretString::from(self.microsoft_client_secret),
+            },
+            authority: self.microsoft_authority,
+        };
+        (google, microsoft)
+    }
 }
 
 #[derive(clap::Args)]
@@ -305,38 +406,8 @@ struct ServeArgs {
     /// `testkit` feature.
     #[arg(long, env = "CALLBOOK_EMULATOR")]
     emulator: bool,
-    #[arg(long, env = "CALLBOOK_GOOGLE_CLIENT_ID", default_value = "")]
-    google_client_id: String,
-    #[arg(
-        long,
-        env = "CALLBOOK_GOOGLE_CLIENT_SECRET",
-        default_value = "",
-        hide_env_values = true
-    )]
-    google_client_secret: String,
-    #[arg(long, env = "CALLBOOK_GOOGLE_API_BASE", default_value = GoogleEndpoints::API_BASE)]
-    google_api_base: String,
-    #[arg(long, env = "CALLBOOK_GOOGLE_TOKEN_URL", default_value = GoogleEndpoints::TOKEN_URL)]
-    google_token_url: String,
-    #[arg(long, env = "CALLBOOK_GOOGLE_AUTHORIZE_URL", default_value = GoogleEndpoints::AUTHORIZE_URL)]
-    google_authorize_url: String,
-    #[arg(long, env = "CALLBOOK_GOOGLE_REVOKE_URL", default_value = GoogleEndpoints::REVOKE_URL)]
-    google_revoke_url: String,
-    #[arg(long, env = "CALLBOOK_MICROSOFT_CLIENT_ID", default_value = "")]
-    microsoft_client_id: String,
-    #[arg(
-        long,
-        env = "CALLBOOK_MICROSOFT_CLIENT_SECRET",
-        default_value = "",
-        hide_env_values = true
-    )]
-    microsoft_client_secret: String,
-    #[arg(long, env = "CALLBOOK_MICROSOFT_GRAPH_BASE", default_value = MicrosoftEndpoints::GRAPH_BASE)]
-    microsoft_graph_base: String,
-    #[arg(long, env = "CALLBOOK_MICROSOFT_TOKEN_URL", default_value = MicrosoftEndpoints::TOKEN_URL)]
-    microsoft_token_url: String,
-    #[arg(long, env = "CALLBOOK_MICROSOFT_AUTHORITY", default_value = MicrosoftEndpoints::AUTHORITY)]
-    microsoft_authority: String,
+    #[command(flatten)]
+    providers: ProviderArgs,
     /// Seconds live calls may continue after a shutdown signal (and then
     /// webhook deliveries still retrying).
     #[arg(long, env = "CALLBOOK_DRAIN_SECONDS", default_value_t = 30)]
@@ -429,6 +500,7 @@ async fn main() -> ExitCode {
             admin_token,
             json,
         } => diagnose(&campaign, &url, &admin_token, json).await,
+        Command::CheckProvider(args) => check_provider(*args).await,
         Command::Slots {
             rules,
             busy,
@@ -501,26 +573,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     let (google, microsoft) = if args.emulator {
         start_emulators(&prov, emulator_stop.clone()).await?
     } else {
-        let google = GoogleEndpoints {
-            api_base: args.google_api_base,
-            oauth: OAuthClient {
-                token_url: args.google_token_url,
-                client_id: args.google_client_id,
-                client_secret: SecretString::from(args.google_client_secret),
-            },
-            authorize_url: args.google_authorize_url,
-            revoke_url: args.google_revoke_url,
-        };
-        let microsoft = MicrosoftEndpoints {
-            graph_base: args.microsoft_graph_base,
-            oauth: OAuthClient {
-                token_url: args.microsoft_token_url,
-                client_id: args.microsoft_client_id,
-                client_secret: SecretString::from(args.microsoft_client_secret),
-            },
-            authority: args.microsoft_authority,
-        };
-        (google, microsoft)
+        args.providers.endpoints()
     };
     let store = prov.into_store();
     let need_key = |what: &str| args.key.required(what);
@@ -632,6 +685,98 @@ fn store_refused(doing: &'static str) -> impl Fn(StoreError) -> anyhow::Error {
         _ => anyhow::Error::new(e).context(doing),
     }
     }
+}
+
+async fn check_provider(args: CheckProviderArgs) -> anyhow::Result<bool> {
+    let text = match &args.provisioning {
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
+        None => provisioning::EMPTY.to_string(),
+    };
+    let mut prov = Provisioning::parse(&text)?;
+    prov.open_sealed(args.key.cipher()?.as_ref())?;
+    let store = prov.into_store();
+    let store: Arc<dyn Store> = match (&args.redis_url, &args.state_file) {
+        (Some(_), Some(_)) => anyhow::bail!("give one of --redis-url and --state-file"),
+        (Some(url), None) => Arc::new(
+            RedisStore::connect(url, REDIS_PREFIX, args.key.required("--redis-url")?, store)
+                .await
+                .map_err(store_refused("connecting to Redis (CALLBOOK_REDIS_URL)"))?,
+        ),
+        (None, Some(path)) => Arc::new(
+            store
+                .with_state_file(StateFile::new(
+                    path.clone(),
+                    args.key.required("--state-file")?,
+                ))
+                .await
+                .map_err(store_refused(
+                    "reading the state file (CALLBOOK_STATE_FILE)",
+                ))?,
+        ),
+        (None, None) => Arc::new(store),
+    };
+    let Some(conn) = store
+        .connection(&args.user)
+        .await
+        .map_err(store_refused("reading the user's connection"))?
+    else {
+        anyhow::bail!("user {:?} has no active calendar connection", args.user);
+    };
+    if conn.provider == Provider::Microsoft && args.redis_url.is_none() && args.state_file.is_none()
+    {
+        // Microsoft hands out a new refresh token on every use; with
+        // nowhere to keep it the stored one would be spent.
+        anyhow::bail!(
+            "a Microsoft connection rotates its refresh token on use: give the --redis-url or --state-file the service uses"
+        );
+    }
+    let email = store
+        .user(&args.user)
+        .await
+        .map_err(store_refused("reading the user"))?
+        .and_then(|u| u.email)
+        .unwrap_or_default();
+    let (google, microsoft) = args.providers.endpoints();
+    let http = callbook::app::http_client()?;
+    let calendars = callbook::call::Calendars::new(http, google, microsoft, store);
+    let provider = calendars.build(&args.user, &conn);
+    let now = Clock::System.now();
+    let day = args
+        .day
+        .unwrap_or_else(|| (now + chrono::Duration::days(1)).date_naive());
+    let start = day.and_time(chrono::NaiveTime::MIN).and_utc();
+    let window = callbook::schedule::Interval::new(start, start + chrono::Duration::days(1));
+    let steps = callbook::calendar::check::check_provider(
+        provider.as_ref(),
+        &email,
+        window,
+        args.write,
+        now,
+    )
+    .await;
+    let ok = steps.iter().all(|s| s.ok);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"user": args.user, "provider": conn.provider.as_str(), "ok": ok, "steps": steps})
+        );
+    } else {
+        println!("{} connection of {}:", conn.provider.as_str(), args.user);
+        for s in &steps {
+            println!(
+                "  [{}] {}: {}",
+                if s.ok { "ok" } else { "FAIL" },
+                s.step,
+                s.detail
+            );
+        }
+        if !args.write {
+            println!("  (read-only; --write also creates and deletes a test event)");
+        }
+    }
+    Ok(ok)
 }
 
 async fn rekey(args: RekeyArgs) -> anyhow::Result<()> {

@@ -172,6 +172,14 @@ pub struct Owner {
     /// Events already on the calendar.
     #[serde(default)]
     pub events: Vec<SeedEvent>,
+    /// Microsoft: the mailbox's zone as Graph reports it (a Windows or an
+    /// IANA name, or one neither); the campaign's zone by default.
+    #[serde(default)]
+    pub mailbox_zone: Option<String>,
+    /// Microsoft: Teams links come back from the create without the link,
+    /// which appears after this many reads of the event.
+    #[serde(default)]
+    pub teams_link_after_reads: Option<u32>,
 }
 
 fn google() -> String {
@@ -193,8 +201,19 @@ fn yes() -> bool {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedEvent {
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
+    #[serde(default)]
+    pub start: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub end: Option<DateTime<Utc>>,
+    /// Instead of `start` and `end` (Microsoft only): an all-day event from
+    /// this date for `days` days (1 by default), as Graph returns one.
+    #[serde(default)]
+    pub all_day: Option<chrono::NaiveDate>,
+    #[serde(default)]
+    pub days: Option<u32>,
+    /// Microsoft's `showAs` (`busy` by default; `oof` for a day off).
+    #[serde(default)]
+    pub show_as: Option<String>,
     #[serde(default)]
     pub summary: String,
 }
@@ -314,14 +333,42 @@ impl Fixture {
         let clock = Clock::manual(self.now);
         let owner = &self.owner;
         let microsoft = owner.provider == "microsoft";
+        for e in &owner.events {
+            match (e.start, e.end, e.all_day) {
+                (Some(_), Some(_), None) => {}
+                (None, None, Some(_)) if microsoft => {}
+                (None, None, Some(_)) => bail!("owner.events: all_day is for microsoft owners"),
+                _ => bail!("owner.events: give start and end, or all_day"),
+            }
+        }
         let harness = Harness::start(self.provisioning()?, clock.clone(), |emu| {
+            if let (true, Some(zone)) = (microsoft, &owner.mailbox_zone) {
+                emu.microsoft.set_mailbox_zone(&owner.email, zone);
+            }
+            if let (true, Some(reads)) = (microsoft, owner.teams_link_after_reads) {
+                emu.microsoft.teams_link_after_reads(&owner.email, reads);
+            }
             for e in &owner.events {
-                let slot = Interval::new(e.start, e.end);
-                if microsoft {
-                    emu.microsoft
-                        .add_event(&owner.email, &e.summary, slot, "busy");
-                } else {
-                    emu.google.add_event(&owner.email, &e.summary, slot);
+                let show_as = e.show_as.as_deref().unwrap_or("busy");
+                match (e.start, e.end, e.all_day) {
+                    (_, _, Some(day)) => emu.microsoft.add_all_day_event(
+                        &owner.email,
+                        &e.summary,
+                        day,
+                        e.days.unwrap_or(1),
+                        show_as,
+                    ),
+                    (Some(start), Some(end), None) if microsoft => emu.microsoft.add_event(
+                        &owner.email,
+                        &e.summary,
+                        Interval::new(start, end),
+                        show_as,
+                    ),
+                    (Some(start), Some(end), None) => {
+                        emu.google
+                            .add_event(&owner.email, &e.summary, Interval::new(start, end))
+                    }
+                    _ => {}
                 }
             }
             if microsoft && owner.account == "personal" {
@@ -556,24 +603,30 @@ impl Fixture {
             "delete" => Endpoint::Delete,
             other => bail!("fault: unknown endpoint {other:?}"),
         };
-        let what = match (fault.status, fault.latency_ms) {
-            (Some(code), None) => Fault::Status {
-                code,
-                reason: if code == 429 {
-                    "rateLimitExceeded"
-                } else {
-                    "backendError"
-                },
-                retry_after: None,
-            },
-            (None, Some(ms)) => Fault::Latency(std::time::Duration::from_millis(ms)),
+        // Each provider's own reason (Google) or code (Graph).
+        let (google, graph) = match (fault.status, fault.latency_ms) {
+            (Some(code), None) => {
+                let status = |reason| Fault::Status {
+                    code,
+                    reason,
+                    retry_after: None,
+                };
+                match code {
+                    429 => (status("rateLimitExceeded"), status("TooManyRequests")),
+                    _ => (status("backendError"), status("ServiceNotAvailable")),
+                }
+            }
+            (None, Some(ms)) => {
+                let late = Fault::Latency(std::time::Duration::from_millis(ms));
+                (late.clone(), late)
+            }
             _ => bail!("fault: give exactly one of status and latency_ms"),
         };
         let email = &self.owner.email;
+        harness.google.inject(email, endpoint, google, fault.times);
         harness
-            .google
-            .inject(email, endpoint, what.clone(), fault.times);
-        harness.microsoft.inject(email, endpoint, what, fault.times);
+            .microsoft
+            .inject(email, endpoint, graph, fault.times);
         Ok(())
     }
 }

@@ -461,6 +461,7 @@ impl CalendarProvider for GoogleCalendar {
             } else {
                 Video::Unavailable
             },
+            zone_unresolved: None,
         })
     }
 

@@ -13,12 +13,19 @@ use super::{
 use crate::dialog::{MeetingKind, Video};
 use crate::schedule::{merge_busy, Interval};
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
 use reqwest::{Method, StatusCode, Url};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::sync::Mutex;
+
+/// How long after a create answered without its Teams link the event is
+/// read again for it: a few short waits, a caller is on the line.
+const LATE_LINK_WAITS_MS: [u64; 3] = [250, 500, 750];
+
+/// All the reading back may take, however slowly Graph answers.
+const LATE_LINK_BUDGET: std::time::Duration = std::time::Duration::from_millis(2500);
 
 /// Where the booking id is kept on the event, so it can be found again.
 const BOOKING_PROPERTY: &str =
@@ -55,8 +62,17 @@ impl MicrosoftEndpoints {
 #[derive(Clone)]
 struct Resolved {
     calendar_id: String,
-    zone: Tz,
+    /// `None` when the mailbox names a zone callbook cannot resolve.
+    zone: Option<Tz>,
+    /// The mailbox's zone as sent, when it did not resolve.
+    zone_unresolved: Option<String>,
     teams: bool,
+}
+
+/// The zone a mailbox setting names: Graph returns a Windows name or, for
+/// mailboxes set up that way, an IANA name.
+pub fn mailbox_zone(name: &str) -> Option<Tz> {
+    windows_zones::to_iana(name).or_else(|| name.trim().parse::<Tz>().ok())
 }
 
 /// One connected Outlook calendar.
@@ -77,11 +93,59 @@ fn utc_time(t: DateTime<Utc>) -> Value {
 }
 
 /// Graph returns UTC times without a `Z` (with `Prefer: outlook.timezone`).
+/// A time labelled with another zone is not read as UTC.
 fn read_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    let v = v?;
+    if v.get("timeZone")
+        .and_then(Value::as_str)
+        .is_some_and(|z| z != "UTC")
+    {
+        return None;
+    }
+    read_naive(Some(v)).map(|n| n.and_utc())
+}
+
+/// The wall time of a `dateTimeTimeZone`, whatever its label.
+fn read_naive(v: Option<&Value>) -> Option<NaiveDateTime> {
     let text = v?.get("dateTime")?.as_str()?;
-    NaiveDateTime::parse_from_str(text.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|n| n.and_utc())
+    NaiveDateTime::parse_from_str(text.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f").ok()
+}
+
+/// Midnight starting `day` in `tz` (the first existing hour where a zone
+/// skips midnight).
+pub(crate) fn local_midnight(tz: Tz, day: NaiveDate) -> DateTime<Utc> {
+    (0..24)
+        .find_map(|h| {
+            tz.from_local_datetime(&day.and_hms_opt(h, 0, 0)?)
+                .earliest()
+        })
+        .map_or_else(
+            || day.and_time(NaiveTime::MIN).and_utc(),
+            |t| t.with_timezone(&Utc),
+        )
+}
+
+/// An all-day event's busy time. Graph returns one as midnight to midnight
+/// of its dates, not shifted into the owner's zone (by design): those
+/// dates are the owner's local days. In the mailbox's zone; else the zone
+/// the event was made in; else (neither known) every instant any zone
+/// counts as those dates, so a day off is never offered.
+fn all_day_span(ev: &Value, mailbox: Option<Tz>) -> Option<Interval> {
+    let first = read_naive(ev.get("start"))?.date();
+    let last = read_naive(ev.get("end"))?.date();
+    let zone = mailbox.or_else(|| {
+        ev.get("originalStartTimeZone")
+            .and_then(Value::as_str)
+            .and_then(mailbox_zone)
+    });
+    let (start, end) = match zone {
+        Some(tz) => (local_midnight(tz, first), local_midnight(tz, last)),
+        None => (
+            first.and_time(NaiveTime::MIN).and_utc() - chrono::Duration::hours(14),
+            last.and_time(NaiveTime::MIN).and_utc() + chrono::Duration::hours(12),
+        ),
+    };
+    (start < end).then(|| Interval::new(start, end))
 }
 
 /// The Graph API a request calls, as the metrics name it (never an id).
@@ -97,6 +161,7 @@ fn endpoint(method: &Method, url: &Url) -> &'static str {
         [.., "calendars", _, "events"] if *method == Method::POST => "events_create",
         [.., "calendars", _, "events"] => "events_find",
         [.., "me", "events", _] => match *method {
+            Method::GET => "events_get",
             Method::PATCH => "events_update",
             Method::DELETE => "events_delete",
             _ => "events_other",
@@ -121,7 +186,9 @@ fn classify(
     match status.as_u16() {
         401 => CalendarError::Expired,
         404 | 410 => CalendarError::NotFound,
-        409 if code == "ErrorDuplicateTransactionId" => CalendarError::Duplicate,
+        // Graph's answer to a repeated transactionId is undocumented: any
+        // conflict is looked up by the booking id before anything else.
+        409 => CalendarError::Duplicate,
         429 | 503 | 504 if retry_after.is_some() => CalendarError::RateLimited { retry_after },
         429 => CalendarError::RateLimited { retry_after: None },
         500..=599 => CalendarError::Transient(format!("Graph {status}: {code}")),
@@ -280,6 +347,30 @@ impl MicrosoftCalendar {
             .cloned())
     }
 
+    /// A Teams link Graph did not have ready when the event was created
+    /// (`isOnlineMeeting: false` or a null `joinUrl`): the event read back
+    /// a few times over about a second and a half, then given up on (the
+    /// booking stands, reported without a link).
+    async fn late_join_link(&self, event_id: &str) -> Option<String> {
+        let mut url = self.url(&["me", "events", event_id]).ok()?;
+        url.query_pairs_mut()
+            .append_pair("$select", "isOnlineMeeting,onlineMeeting");
+        for wait in LATE_LINK_WAITS_MS {
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            match self.send_once(Method::GET, url.clone(), None).await {
+                Ok(ev) => {
+                    if let Some(link) = ev.pointer("/onlineMeeting/joinUrl").and_then(Value::as_str)
+                    {
+                        return Some(link.to_string());
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "reading the event back for its Teams link"),
+            }
+        }
+        tracing::warn!("Graph created the Teams meeting without a join link; booked without one");
+        None
+    }
+
     /// The calendar to use, its owner's zone and whether Teams is allowed.
     async fn resolve(&self) -> Result<Resolved, CalendarError> {
         if let Some(r) = self
@@ -326,13 +417,19 @@ impl MicrosoftCalendar {
                 None,
             )
             .await?;
-        let windows = zone_name
+        let name = zone_name
             .get("value")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let zone = windows_zones::to_iana(windows).ok_or_else(|| {
-            CalendarError::Rejected(format!("unknown Windows time zone {windows:?}"))
-        })?;
+        let zone = mailbox_zone(name);
+        if zone.is_none() {
+            // Every call still books, in the campaign's rules zone; the
+            // connection says why (diagnostics shows it).
+            tracing::warn!(
+                mailbox_zone = name,
+                "the mailbox's time zone is neither a Windows nor an IANA name; using the campaign's zone"
+            );
+        }
         let r = Resolved {
             calendar_id: cal
                 .get("id")
@@ -340,6 +437,7 @@ impl MicrosoftCalendar {
                 .unwrap_or_default()
                 .to_string(),
             zone,
+            zone_unresolved: zone.is_none().then(|| name.to_string()),
             teams,
         };
         *self.resolved.lock().unwrap_or_else(|p| p.into_inner()) = Some(r.clone());
@@ -353,7 +451,8 @@ impl CalendarProvider for MicrosoftCalendar {
         let r = self.resolve().await?;
         Ok(CalendarInfo {
             calendar_id: r.calendar_id,
-            timezone: Some(r.zone),
+            timezone: r.zone,
+            zone_unresolved: r.zone_unresolved,
             video: if r.teams {
                 Video::Available("Microsoft Teams".into())
             } else {
@@ -398,7 +497,10 @@ impl CalendarProvider for MicrosoftCalendar {
                 "endDateTime",
                 &window.end.to_rfc3339_opts(SecondsFormat::Secs, true),
             )
-            .append_pair("$select", "start,end,showAs,isCancelled")
+            .append_pair(
+                "$select",
+                "start,end,showAs,isCancelled,isAllDay,originalStartTimeZone",
+            )
             .append_pair("$top", "1000");
         let mut busy = Vec::new();
         let mut next = Some(url);
@@ -418,9 +520,18 @@ impl CalendarProvider for MicrosoftCalendar {
                 if cancelled || matches!(show_as, "free" | "workingElsewhere") {
                     continue;
                 }
-                match (read_time(ev.get("start")), read_time(ev.get("end"))) {
-                    (Some(s), Some(e)) if s < e => busy.push(Interval::new(s, e)),
-                    _ => {
+                let all_day = ev.get("isAllDay").and_then(Value::as_bool).unwrap_or(false);
+                let span = if all_day {
+                    all_day_span(ev, r.zone)
+                } else {
+                    match (read_time(ev.get("start")), read_time(ev.get("end"))) {
+                        (Some(s), Some(e)) if s < e => Some(Interval::new(s, e)),
+                        _ => None,
+                    }
+                };
+                match span {
+                    Some(span) => busy.push(span),
+                    None => {
                         return Err(CalendarError::Transient(
                             "calendarView returned an unreadable event".into(),
                         ))
@@ -463,6 +574,7 @@ impl CalendarProvider for MicrosoftCalendar {
             }
             MeetingKind::InPerson { address } => body["location"] = json!({"displayName": address}),
         }
+        let wants_teams = body["isOnlineMeeting"] == json!(true);
         let url = self.url(&["me", "calendars", &r.calendar_id, "events"])?;
         let event = retry(self.policy, |attempt| {
             let (url, body, cal) = (&url, &body, &r.calendar_id);
@@ -474,11 +586,35 @@ impl CalendarProvider for MicrosoftCalendar {
                         return Ok(existing);
                     }
                 }
-                self.send_once(Method::POST, url.clone(), Some(body)).await
+                match self.send_once(Method::POST, url.clone(), Some(body)).await {
+                    // A repeated transactionId may be refused rather than
+                    // answered with the first event: it exists, find it.
+                    Err(CalendarError::Duplicate) => self
+                        .find_booking_in(cal, &ev.booking_id)
+                        .await?
+                        .ok_or_else(|| {
+                            CalendarError::Transient(
+                                "duplicate transactionId but no event carries the booking".into(),
+                            )
+                        }),
+                    other => other,
+                }
             }
         })
         .await?;
-        created(&event)
+        let mut made = created(&event)?;
+        if wants_teams && made.join_link.is_none() {
+            made.join_link =
+                tokio::time::timeout(LATE_LINK_BUDGET, self.late_join_link(&made.event_id))
+                    .await
+                    .unwrap_or_else(|_| {
+                        tracing::warn!(
+                            "no Teams link within the read-back budget; booked without one"
+                        );
+                        None
+                    });
+        }
+        Ok(made)
     }
 
     async fn find_booking(&self, booking_id: &str) -> Result<Option<CreatedEvent>, CalendarError> {

@@ -6,6 +6,7 @@
 //! the same APIs locally for tests, replays and the demo.
 
 pub mod binding;
+pub mod check;
 #[cfg(feature = "testkit")]
 pub mod emulator;
 pub mod google;
@@ -28,6 +29,10 @@ pub struct CalendarInfo {
     /// The calendar's own zone, where the provider has one.
     pub timezone: Option<Tz>,
     pub video: Video,
+    /// The zone the provider reported when it names no zone callbook knows
+    /// (Outlook's "Customized Time Zone", a misspelt name): `timezone` is
+    /// then `None` and the campaign's rules zone is used instead.
+    pub zone_unresolved: Option<String>,
 }
 
 /// A calendar the owner may choose to book on (one they can write to).

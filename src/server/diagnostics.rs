@@ -107,6 +107,11 @@ pub struct Check {
     /// The owner's zone, the rules' zone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    /// The zone the provider reported but callbook could not resolve
+    /// (Outlook's "Customized Time Zone"): calls use the campaign's rules
+    /// zone instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone_unresolved: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calls: Option<Vec<RecentCall>>,
 }
@@ -127,6 +132,7 @@ impl Check {
             count: None,
             next: None,
             timezone: None,
+            zone_unresolved: None,
             calls: None,
         }
     }
@@ -400,6 +406,13 @@ async fn provider_reachable(
                 format!("{name} answered for calendar {}", conn.calendar_id),
             );
             ok.timezone = info.timezone.map(|z| z.name().to_string());
+            if let Some(raw) = info.zone_unresolved {
+                ok.detail = format!(
+                    "{}; its time zone {raw:?} is not one callbook knows, so the campaign's zone is used",
+                    ok.detail
+                );
+                ok.zone_unresolved = Some(raw);
+            }
             ok
         }
         Ok(Err(e)) => {

@@ -457,3 +457,31 @@ async fn callbook_diagnose_prints_the_checklist_and_exits_1_when_a_check_fails()
     );
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_outlook_zone_callbook_cannot_resolve_is_shown_and_slots_still_come() {
+    let app = spawn_campaign_with("diag-zone", |emu| {
+        emu.microsoft
+            .add_account(callbook::calendar::emulator::MsAccountSpec {
+                email: OWNER.into(),
+                refresh_token: "ms-diag".into(),
+                windows_zone: "Customized Time Zone".into(),
+                work: true,
+            });
+    })
+    .await;
+    let conn = Connection::new(Provider::Microsoft, SecretString::from("ms-diag"));
+    app.store.put_connection("alex", conn).await.unwrap();
+    assert!(app
+        .store
+        .set_active("alex", Provider::Microsoft)
+        .await
+        .unwrap());
+    let d = diagnostics(&app, "diag-zone").await;
+    let reach = check(&d, "provider_reachable");
+    assert_eq!(reach["ok"], true, "{reach}");
+    assert_eq!(reach["zone_unresolved"], "Customized Time Zone", "{reach}");
+    assert!(reach.get("timezone").is_none(), "{reach}");
+    assert!(ok(&d, "free_slots"), "{d}");
+    app.stop().await.unwrap();
+}

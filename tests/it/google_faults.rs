@@ -356,3 +356,105 @@ async fn a_401_from_the_api_gets_one_refresh_and_one_retry() {
     s.client.free_busy(day).await.unwrap();
     assert_eq!(s.emu.tokens_issued(), 2);
 }
+
+/// The Google emulator served bare, with an access token for the owner,
+/// for requests the client never sends.
+async fn raw_google() -> (GoogleEmulator, String, String, tokio_util::sync::DropGuard) {
+    let emu = GoogleEmulator::new(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET);
+    emu.add_account(AccountSpec {
+        email: OWNER.into(),
+        refresh_token: "rt-1".into(),
+        time_zone: "America/New_York".into(),
+        meet: true,
+    });
+    let stop = CancellationToken::new();
+    let addr = serve_local(emu.router(), stop.clone()).await.unwrap();
+    let base = format!("http://{addr}");
+    let token: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "rt-1"),
+            ("client_id", EMULATOR_CLIENT_ID),
+            ("client_secret", EMULATOR_CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().unwrap().to_string();
+    (emu, base, access, stop.drop_guard())
+}
+
+#[tokio::test]
+async fn the_emulator_refuses_values_outside_google_s_parameter_enums() {
+    let (emu, base, access, _stop) = raw_google().await;
+    let body = serde_json::json!({
+        "start": {"dateTime": "2026-12-01T19:00:00Z"}, "end": {"dateTime": "2026-12-01T19:30:00Z"}});
+    for query in [
+        "conferenceDataVersion=2",
+        "conferenceDataVersion=yes",
+        "sendUpdates=everyone",
+        "sendUpdates=ALL",
+    ] {
+        let resp = reqwest::Client::new()
+            .post(format!(
+                "{base}/calendar/v3/calendars/primary/events?{query}"
+            ))
+            .bearer_auth(&access)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{query}");
+        let err: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(err["error"]["code"], 400, "{query}");
+    }
+    assert!(emu.events(OWNER).is_empty());
+    let ok = reqwest::Client::new()
+        .post(format!(
+            "{base}/calendar/v3/calendars/primary/events?conferenceDataVersion=1&sendUpdates=externalOnly"
+        ))
+        .bearer_auth(&access)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(ok.status().is_success(), "{}", ok.status());
+}
+
+#[tokio::test]
+async fn rate_limits_come_in_google_s_two_shapes() {
+    let (emu, base, access, _stop) = raw_google().await;
+    let cases = [
+        (403, "rateLimitExceeded", "usageLimits"),
+        (403, "userRateLimitExceeded", "usageLimits"),
+        (429, "rateLimitExceeded", "global"),
+    ];
+    for (code, reason, domain) in cases {
+        let fault = Fault::Status {
+            code,
+            reason,
+            retry_after: None,
+        };
+        emu.inject(OWNER, Endpoint::FreeBusy, fault, 1);
+        let resp = reqwest::Client::new()
+            .post(format!("{base}/calendar/v3/freeBusy"))
+            .bearer_auth(&access)
+            .json(&serde_json::json!({"timeMin": "2026-12-01T00:00:00Z",
+                "timeMax": "2026-12-02T00:00:00Z", "items": [{"id": "primary"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), code);
+        let err: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(err["error"]["code"], code);
+        assert_eq!(err["error"]["errors"][0]["reason"], reason);
+        assert_eq!(
+            err["error"]["errors"][0]["domain"], domain,
+            "{code} {reason}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 mod admin;
 mod calls;
+mod check_provider;
 mod cli;
 mod diagnostics;
 mod fixtures;

@@ -165,12 +165,31 @@ async fn a_move_keeps_the_event_and_its_link() {
 }
 
 #[tokio::test]
-async fn an_unknown_windows_zone_is_an_error_not_a_guess() {
+async fn a_mailbox_set_to_an_iana_zone_is_read_as_that_zone() {
+    let s = setup(true, "Australia/Sydney").await;
+    let info = s.client.calendar_info().await.unwrap();
+    assert_eq!(info.timezone, Some(chrono_tz::Australia::Sydney));
+    assert_eq!(info.zone_unresolved, None);
+    s.client.free_busy(day_of("2026-12-01")).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unresolvable_mailbox_zone_is_no_zone_and_says_so_but_calls_still_work() {
     let s = setup(true, "Customized Time Zone").await;
-    assert!(matches!(
-        s.client.calendar_info().await,
-        Err(CalendarError::Rejected(_))
-    ));
+    let info = s.client.calendar_info().await.unwrap();
+    assert_eq!(info.timezone, None, "never a guess");
+    assert_eq!(
+        info.zone_unresolved.as_deref(),
+        Some("Customized Time Zone")
+    );
+    s.client.free_busy(day_of("2026-12-01")).await.unwrap();
+    let made = s.client.create_event(&event("b-zone")).await.unwrap();
+    assert!(made.join_link.is_some());
+}
+
+fn day_of(d: &str) -> Interval {
+    let start = t(&format!("{d}T00:00:00Z"));
+    Interval::new(start, start + chrono::Duration::days(1))
 }
 
 #[tokio::test]
@@ -277,4 +296,169 @@ async fn a_personal_tenant_never_gets_teams_even_if_the_calendar_lists_it() {
     );
     let made = client.create_event(&event("bk-tenant")).await.unwrap();
     assert_eq!(made.join_link, None);
+}
+
+fn date(d: &str) -> chrono::NaiveDate {
+    d.parse().unwrap()
+}
+
+/// Busy time over 30 November to 5 December (UTC) with one all-day event
+/// on 2 December in a mailbox set to `zone`.
+async fn all_day_busy(zone: &str) -> Vec<Interval> {
+    let s = setup(true, zone).await;
+    s.emu
+        .add_all_day_event(OWNER, "Day off", date("2026-12-02"), 1, "oof");
+    let window = Interval::new(t("2026-11-30T00:00:00Z"), t("2026-12-05T00:00:00Z"));
+    s.client.free_busy(window).await.unwrap()
+}
+
+#[tokio::test]
+async fn an_all_day_event_is_the_owners_local_day_in_los_angeles() {
+    let busy = all_day_busy("Pacific Standard Time").await;
+    assert_eq!(
+        busy,
+        vec![Interval::new(
+            t("2026-12-02T08:00:00Z"),
+            t("2026-12-03T08:00:00Z")
+        )]
+    );
+}
+
+#[tokio::test]
+async fn an_all_day_event_is_the_owners_local_day_in_sydney_from_an_iana_mailbox() {
+    let busy = all_day_busy("Australia/Sydney").await;
+    assert_eq!(
+        busy,
+        vec![Interval::new(
+            t("2026-12-01T13:00:00Z"),
+            t("2026-12-02T13:00:00Z")
+        )]
+    );
+}
+
+#[tokio::test]
+async fn an_all_day_event_in_an_unknown_zone_covers_every_zones_reading_of_the_day() {
+    let busy = all_day_busy("Customized Time Zone").await;
+    assert_eq!(
+        busy,
+        vec![Interval::new(
+            t("2026-12-01T10:00:00Z"),
+            t("2026-12-03T12:00:00Z")
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_two_day_all_day_event_covers_both_local_days() {
+    let s = setup(true, "Pacific Standard Time").await;
+    s.emu
+        .add_all_day_event(OWNER, "Conference", date("2026-12-02"), 2, "busy");
+    let window = Interval::new(t("2026-12-03T12:00:00Z"), t("2026-12-03T13:00:00Z"));
+    assert_eq!(
+        s.client.free_busy(window).await.unwrap(),
+        vec![Interval::new(
+            t("2026-12-02T08:00:00Z"),
+            t("2026-12-04T08:00:00Z")
+        )]
+    );
+}
+
+#[tokio::test]
+async fn the_graph_emulator_honours_select_top_prefer_and_expand() {
+    let s = setup(true, "Pacific Standard Time").await;
+    let made = s.client.create_event(&event("b-raw")).await.unwrap();
+    s.emu.add_event(
+        OWNER,
+        "Later",
+        Interval::new(t("2026-12-01T21:00:00Z"), t("2026-12-01T22:00:00Z")),
+        "free",
+    );
+    let base = format!("http://{}", s.addr);
+    let token: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/common/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                s.emu.current_refresh_token(OWNER).unwrap().as_str(),
+            ),
+            ("client_id", EMULATOR_CLIENT_ID),
+            ("client_secret", EMULATOR_CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().unwrap();
+    let cal = s.client.calendar_info().await.unwrap().calendar_id;
+    let view: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/v1.0/me/calendars/{cal}/calendarView"))
+        .query(&[
+            ("startDateTime", "2026-12-01T00:00:00Z"),
+            ("endDateTime", "2026-12-02T00:00:00Z"),
+            ("$select", "start,end"),
+            ("$top", "1"),
+        ])
+        .header("Prefer", "outlook.timezone=\"Pacific Standard Time\"")
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let value = view["value"].as_array().unwrap();
+    assert_eq!(value.len(), 1, "$top");
+    assert!(view["@odata.nextLink"].is_string());
+    let ev = &value[0];
+    assert_eq!(ev["id"], made.event_id.as_str());
+    assert!(ev.get("showAs").is_none(), "not selected: {ev}");
+    assert!(ev.get("subject").is_none(), "not selected: {ev}");
+    assert_eq!(ev["start"]["timeZone"], "Pacific Standard Time");
+    assert_eq!(ev["start"]["dateTime"], "2026-12-01T11:00:00.0000000");
+    // Extended properties only with $expand.
+    let filter = format!(
+        "singleValueExtendedProperties/Any(ep: ep/id eq '{}' and ep/value eq 'b-raw')",
+        "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name callbookBookingId"
+    );
+    let list = |expand: bool| {
+        let mut q = vec![("$filter", filter.clone())];
+        if expand {
+            q.push(("$expand", "singleValueExtendedProperties".to_string()));
+        }
+        reqwest::Client::new()
+            .get(format!("{base}/v1.0/me/calendars/{cal}/events"))
+            .query(&q)
+            .bearer_auth(access)
+            .send()
+    };
+    let plain: serde_json::Value = list(false).await.unwrap().json().await.unwrap();
+    assert!(plain["value"][0]
+        .get("singleValueExtendedProperties")
+        .is_none());
+    let expanded: serde_json::Value = list(true).await.unwrap().json().await.unwrap();
+    assert!(expanded["value"][0]["singleValueExtendedProperties"].is_array());
+}
+
+#[tokio::test]
+async fn a_weekly_all_day_series_is_each_occurrences_local_day() {
+    let s = setup(true, "Pacific Standard Time").await;
+    // Fridays off, four weeks; calendarView expands the series.
+    s.emu
+        .add_weekly_all_day_series(OWNER, "Fridays off", date("2026-12-04"), 1, 4, "oof");
+    let window = Interval::new(t("2026-12-01T00:00:00Z"), t("2026-12-22T00:00:00Z"));
+    let busy = s.client.free_busy(window).await.unwrap();
+    let fridays = ["2026-12-04", "2026-12-11", "2026-12-18"];
+    assert_eq!(
+        busy,
+        fridays
+            .iter()
+            .map(|d| {
+                let start = t(&format!("{d}T08:00:00Z"));
+                Interval::new(start, start + chrono::Duration::days(1))
+            })
+            .collect::<Vec<_>>()
+    );
 }

@@ -176,6 +176,82 @@ async fn a_teams_meeting_that_comes_back_without_a_join_url_is_reported_linkless
 }
 
 #[tokio::test]
+async fn a_teams_link_that_arrives_after_the_create_is_read_back_briefly() {
+    let s = setup(Kind::Work).await;
+    s.emu.teams_link_after_reads(OWNER, 2);
+    let started = Instant::now();
+    let made = s.client.create_event(&event("bk-late-link")).await.unwrap();
+    let link = made.join_link.expect("the link read back");
+    assert!(link.starts_with("https://teams.microsoft.com/"), "{link}");
+    assert_eq!(
+        s.emu.events(OWNER)[0].join_link.as_deref(),
+        Some(link.as_str())
+    );
+    assert!(started.elapsed() < StdDuration::from_secs(2));
+    assert_eq!(ours(&s), 1);
+}
+
+#[tokio::test]
+async fn a_teams_link_that_never_arrives_is_given_up_on_within_two_seconds() {
+    let s = setup(Kind::Work).await;
+    s.emu.teams_link_after_reads(OWNER, u32::MAX);
+    let started = Instant::now();
+    let made = s.client.create_event(&event("bk-never")).await.unwrap();
+    assert_eq!(made.join_link, None);
+    assert!(started.elapsed() < StdDuration::from_millis(2500));
+    assert_eq!(ours(&s), 1);
+}
+
+#[tokio::test]
+async fn no_read_back_when_no_teams_link_was_asked_for() {
+    let s = setup(Kind::Personal).await;
+    s.emu.teams_link_after_reads(OWNER, u32::MAX);
+    let started = Instant::now();
+    let made = s.client.create_event(&event("bk-personal")).await.unwrap();
+    assert_eq!(made.join_link, None);
+    assert!(started.elapsed() < StdDuration::from_millis(250));
+}
+
+#[tokio::test]
+async fn a_repeated_transaction_id_answered_409_is_looked_up_not_failed() {
+    for kind in KINDS {
+        let s = setup(kind).await;
+        s.emu.conflict_on_repeated_transaction_id(OWNER);
+        // The first answer is lost after the event is made; the retry's
+        // lookup is refused once so the POST is repeated and gets the 409.
+        s.emu
+            .inject(OWNER, Endpoint::Insert, Fault::CommitThenDrop, 1);
+        s.emu.inject(
+            OWNER,
+            Endpoint::Get,
+            status(503, "ServiceUnavailable", None),
+            1,
+        );
+        let made = s.client.create_event(&event("bk-409")).await.unwrap();
+        assert_eq!(ours(&s), 1, "{kind:?}");
+        assert_eq!(made.event_id, s.emu.events(OWNER)[0].id, "{kind:?}");
+        assert_eq!(made.join_link.is_some(), kind == Kind::Work, "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn graph_throttling_always_says_when_to_come_back() {
+    // Graph's 429 is TooManyRequests with a Retry-After even when the fault
+    // names no wait: the client waits it out rather than hammering.
+    let s = setup(Kind::Work).await;
+    s.client.calendar_info().await.unwrap();
+    s.emu.inject(
+        OWNER,
+        Endpoint::FreeBusy,
+        status(429, "TooManyRequests", None),
+        1,
+    );
+    let started = Instant::now();
+    s.client.free_busy(day()).await.unwrap();
+    assert!(started.elapsed() >= StdDuration::from_secs(1));
+}
+
+#[tokio::test]
 async fn throttling_honours_retry_after() {
     for kind in KINDS {
         let s = setup(kind).await;
@@ -306,4 +382,17 @@ async fn a_personal_accounts_busy_time_comes_from_calendar_view() {
     );
     let busy = s.client.free_busy(day()).await.unwrap();
     assert_eq!(busy.len(), 1);
+}
+
+#[tokio::test]
+async fn reading_back_a_teams_link_never_outlasts_its_budget() {
+    let s = setup(Kind::Work).await;
+    s.emu.teams_link_after_reads(OWNER, 2);
+    let slow = Fault::Latency(StdDuration::from_secs(3));
+    s.emu.inject(OWNER, Endpoint::Get, slow, 5);
+    let started = Instant::now();
+    let made = s.client.create_event(&event("bk-slow-link")).await.unwrap();
+    assert_eq!(made.join_link, None);
+    assert!(started.elapsed() < StdDuration::from_secs(3));
+    assert_eq!(ours(&s), 1);
 }

@@ -11,7 +11,12 @@
 //! - `POST /calendar/v3/calendars/{cid}/events` (client ids must be base32hex,
 //!   5–1024 chars; a reused id is a 409 `duplicate`, also for deleted events;
 //!   Meet only with `conferenceDataVersion=1`)
-//! - `GET|PATCH /calendar/v3/calendars/{cid}/events/{eid}`
+//! - `GET|PATCH|DELETE /calendar/v3/calendars/{cid}/events/{eid}`
+//!
+//! Writes refuse values outside the parameters' enums (`conferenceDataVersion`
+//! 0 or 1; `sendUpdates` `all`, `externalOnly` or `none`) with a 400.
+//! Injected rate limits take Google's two shapes: 403 with domain
+//! `usageLimits`, 429 with domain `global`.
 //!
 //! Events live in memory; busy time is derived from them. Tests read the
 //! ground truth back with [`GoogleEmulator::events`].
@@ -111,7 +116,23 @@ struct Shape;
 
 impl ErrorShape for Shape {
     fn api_error(status: StatusCode, reason: &str) -> Response {
-        err(status, reason, reason)
+        // Rate limits come in two shapes: 403 with domain usageLimits, and
+        // 429 with domain global.
+        let (domain, message) = match (status.as_u16(), reason) {
+            (403, "rateLimitExceeded") => ("usageLimits", "Rate Limit Exceeded"),
+            (403, "userRateLimitExceeded") => ("usageLimits", "User Rate Limit Exceeded"),
+            (403, "dailyLimitExceeded") => ("usageLimits", "Daily Limit Exceeded"),
+            (403, "quotaExceeded") => ("usageLimits", "Calendar usage limits exceeded."),
+            (429, _) => ("global", "Rate Limit Exceeded"),
+            (500..=599, "backendError") => ("global", "Backend Error"),
+            _ => ("global", reason),
+        };
+        let body = json!({"error": {
+            "errors": [{"domain": domain, "reason": reason, "message": message}],
+            "code": status.as_u16(),
+            "message": message,
+        }});
+        (status, Json(body)).into_response()
     }
 
     fn token_error(fault: TokenFault) -> Response {
@@ -684,9 +705,40 @@ async fn free_busy(
 #[serde(rename_all = "camelCase")]
 struct WriteQuery {
     #[serde(default)]
-    conference_data_version: Option<u8>,
+    conference_data_version: Option<String>,
     #[serde(default)]
     send_updates: Option<String>,
+}
+
+impl WriteQuery {
+    /// Google's refusal of a value outside the parameters' enums:
+    /// `conferenceDataVersion` is 0 or 1, `sendUpdates` is `all`,
+    /// `externalOnly` or `none`.
+    fn invalid(&self) -> Option<Response> {
+        if let Some(v) = self
+            .conference_data_version
+            .as_deref()
+            .filter(|v| !matches!(*v, "0" | "1"))
+        {
+            return Some(err(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                &format!("Invalid value for: conferenceDataVersion: {v}"),
+            ));
+        }
+        if let Some(v) = self
+            .send_updates
+            .as_deref()
+            .filter(|v| !matches!(*v, "all" | "externalOnly" | "none"))
+        {
+            return Some(err(
+                StatusCode::BAD_REQUEST,
+                "invalidParameter",
+                &format!("Invalid value for: sendUpdates: {v}"),
+            ));
+        }
+        None
+    }
 }
 
 /// Fills in what Google adds to a stored event and extracts the fields
@@ -735,6 +787,9 @@ async fn insert_inner(
     let Some(idx) = emu.account_for(&headers) else {
         return unauthenticated();
     };
+    if let Some(refusal) = q.invalid() {
+        return refusal;
+    }
     let Some(Json(mut raw)) = body.filter(|b| b.0.is_object()) else {
         return err(StatusCode::BAD_REQUEST, "parseError", "Parse Error");
     };
@@ -786,10 +841,10 @@ async fn insert_inner(
     raw["organizer"] = json!({"email": acct.spec.email, "self": true});
     // Conference data is ignored unless the client opts in with version 1.
     match (
-        q.conference_data_version,
+        q.conference_data_version.as_deref(),
         raw.pointer("/conferenceData/createRequest").cloned(),
     ) {
-        (Some(1), Some(request)) => {
+        (Some("1"), Some(request)) => {
             let allowed = acct.spec.meet
                 && request
                     .pointer("/conferenceSolutionKey/type")
@@ -894,6 +949,9 @@ async fn patch_event_inner(
     let Some(idx) = emu.account_for(&headers) else {
         return unauthenticated();
     };
+    if let Some(refusal) = q.invalid() {
+        return refusal;
+    }
     let Some(Json(patch)) = body.filter(|b| b.0.is_object()) else {
         return err(StatusCode::BAD_REQUEST, "parseError", "Parse Error");
     };
@@ -939,6 +997,9 @@ async fn delete_event_inner(
     let Some(idx) = emu.account_for(&headers) else {
         return unauthenticated();
     };
+    if let Some(refusal) = q.invalid() {
+        return refusal;
+    }
     let mut inner = emu.lock();
     let acct = &mut inner.accounts[idx];
     if !is_own_calendar(&acct.spec, &cid) {

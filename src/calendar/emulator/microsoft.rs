@@ -12,14 +12,24 @@
 //! - `GET /v1.0/me/calendars`: the default calendar, `canEdit`, and
 //!   `allowedOnlineMeetingProviders` (`teamsForBusiness` for work or school
 //!   accounts only).
-//! - `GET /v1.0/me/mailboxSettings/timeZone`: a Windows zone name.
+//! - `GET /v1.0/me/mailboxSettings/timeZone`: the zone name as configured
+//!   (a Windows name, an IANA name, or one neither).
 //! - `GET /v1.0/me/calendars/{id}/calendarView`: expanded events, times in
-//!   UTC without a `Z`, paged through `@odata.nextLink`.
+//!   UTC without a `Z` (or the zone `Prefer: outlook.timezone` names),
+//!   paged through `@odata.nextLink` (`$top` a page at most); only the
+//!   `$select`ed fields (a client that forgets `showAs` sees none).
+//!   All-day events come as Graph sends them: `isAllDay`, midnight to
+//!   midnight of their dates, not of the owner's zone.
+//!   Recurring series come expanded into occurrences.
 //! - `POST /v1.0/me/calendars/{id}/events` (201; `transactionId` makes a
 //!   retry return the first event; personal accounts silently drop
-//!   `isOnlineMeeting`), `PATCH` and `DELETE /v1.0/me/events/{id}`.
+//!   `isOnlineMeeting`; a repeated `transactionId` answers either way
+//!   Graph does: the first event, or a 409), `GET` (a Teams link may
+//!   arrive only after some reads), `PATCH` and `DELETE
+//!   /v1.0/me/events/{id}`.
 //! - `GET /v1.0/me/calendars/{id}/events?$filter=singleValueExtendedProperties/Any(…)`:
-//!   finds an event by the booking id callbook stored on it.
+//!   finds an event by the booking id callbook stored on it. Extended
+//!   properties are returned only when `$expand`ed, as Graph does.
 //! - `POST /v1.0/me/calendar/getSchedule`: refused for personal accounts.
 //!
 //! Faults are injected per account and endpoint ([`MicrosoftEmulator::inject`]).
@@ -33,9 +43,9 @@ use crate::schedule::Interval;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -51,7 +61,9 @@ pub const WORK_TENANT: &str = "4f1c2e8a-0b7d-4d5e-9a3c-6e2f8b1d7c90";
 pub struct MsAccountSpec {
     pub email: String,
     pub refresh_token: String,
-    /// As Outlook reports it, e.g. "Eastern Standard Time".
+    /// As Outlook reports it: usually a Windows name ("Eastern Standard
+    /// Time"), sometimes an IANA one ("Australia/Sydney"), or one neither
+    /// (e.g. "Customized Time Zone").
     pub windows_zone: String,
     /// Work or school (Teams) rather than personal (outlook.com).
     pub work: bool,
@@ -74,6 +86,15 @@ struct Account {
     /// Creates no longer match earlier `transactionId`s (the window in
     /// which Graph deduplicates is undocumented).
     forget_transaction_ids: bool,
+    /// Teams meetings are created without their link
+    /// (`isOnlineMeeting: false`, `onlineMeeting: null`), which appears
+    /// once the event has been read this many times.
+    late_join_url: Option<u32>,
+    /// Reads left before each created event's Teams link appears.
+    pending_links: HashMap<String, u32>,
+    /// A create repeating an earlier `transactionId` answers 409 rather
+    /// than with the first event (Graph does either; undocumented).
+    duplicate_transaction_conflicts: bool,
 }
 
 impl Account {
@@ -146,6 +167,20 @@ struct Shape;
 
 impl ErrorShape for Shape {
     fn api_error(status: StatusCode, code: &str) -> Response {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // Graph always says when to come back (an injected fault's own
+            // Retry-After replaces this one).
+            let mut resp = graph_error(
+                status,
+                "TooManyRequests",
+                "Too many requests. Please try again later.",
+            );
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(1u64),
+            );
+            return resp;
+        }
         graph_error(status, code, code)
     }
 
@@ -211,6 +246,79 @@ fn read_graph_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
         .map(|n| n.and_utc())
 }
 
+/// When an event really is: its times, or for an all-day event (stored,
+/// as Graph returns it, as midnight to midnight of its dates labelled with
+/// the requested zone) those dates in the mailbox's zone.
+fn span(raw: &Value, mailbox_zone: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let (start, end) = (
+        read_graph_time(raw.get("start"))?,
+        read_graph_time(raw.get("end"))?,
+    );
+    let all_day = raw
+        .get("isAllDay")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    match crate::calendar::microsoft::mailbox_zone(mailbox_zone) {
+        Some(tz) if all_day => Some((
+            crate::calendar::microsoft::local_midnight(tz, start.date_naive()),
+            crate::calendar::microsoft::local_midnight(tz, end.date_naive()),
+        )),
+        _ => Some((start, end)),
+    }
+}
+
+/// The fields of an event Graph returns: the `$select`ed ones (and `id`),
+/// or all; extended properties only when `$expand`ed.
+fn project(raw: &Value, q: &HashMap<String, String>) -> Value {
+    let expand = q
+        .get("$expand")
+        .is_some_and(|e| e.contains("singleValueExtendedProperties"));
+    let Some(obj) = raw.as_object() else {
+        return raw.clone();
+    };
+    let selected: Option<Vec<&str>> = q
+        .get("$select")
+        .map(|s| s.split(',').map(str::trim).collect());
+    let mut out = serde_json::Map::new();
+    out.insert("@odata.etag".into(), json!("W/\"DwAAABYAAAA=\""));
+    for (k, v) in obj {
+        let wanted = k == "id"
+            || (k == "singleValueExtendedProperties" && expand)
+            || (k != "singleValueExtendedProperties"
+                && selected.as_ref().is_none_or(|s| s.contains(&k.as_str())));
+        if wanted {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+/// The zone `Prefer: outlook.timezone="…"` asks for; UTC without one.
+fn preferred_zone(headers: &HeaderMap) -> Option<String> {
+    let prefer = headers.get("prefer")?.to_str().ok()?;
+    let rest = &prefer[prefer.find("outlook.timezone=")? + "outlook.timezone=".len()..];
+    let rest = rest.strip_prefix('"')?;
+    Some(rest[..rest.find('"')?].to_string())
+}
+
+/// An event's times as Graph answers under a preferred zone: converted
+/// (all-day events keep their dates and take the label).
+fn in_zone(mut ev: Value, zone: &str) -> Value {
+    let tz = crate::calendar::microsoft::mailbox_zone(zone);
+    let all_day = ev.get("isAllDay").and_then(Value::as_bool).unwrap_or(false);
+    for key in ["start", "end"] {
+        let Some(t) = read_graph_time(ev.get(key)) else {
+            continue;
+        };
+        let local = match tz {
+            Some(tz) if !all_day => t.with_timezone(&tz).naive_local(),
+            _ => t.naive_utc(),
+        };
+        ev[key] = json!({"dateTime": local.format("%Y-%m-%dT%H:%M:%S.0000000").to_string(), "timeZone": zone});
+    }
+    ev
+}
+
 impl MicrosoftEmulator {
     pub fn new(client_id: &str, client_secret: &str) -> Self {
         let inner = Inner {
@@ -250,6 +358,9 @@ impl MicrosoftEmulator {
             view_lag: std::time::Duration::ZERO,
             withhold_join_url: false,
             forget_transaction_ids: false,
+            late_join_url: None,
+            pending_links: HashMap::new(),
+            duplicate_transaction_conflicts: false,
         });
     }
 
@@ -273,6 +384,27 @@ impl MicrosoftEmulator {
     /// a tenant's Teams provisioning fails.
     pub fn withhold_join_url(&self, email: &str) {
         self.with_account(email, |a| a.withhold_join_url = true);
+    }
+
+    /// Sets the zone the mailbox settings report (any string: a Windows
+    /// name, an IANA name, or one neither).
+    pub fn set_mailbox_zone(&self, email: &str, zone: &str) {
+        self.with_account(email, |a| a.spec.windows_zone = zone.to_string());
+    }
+
+    /// Teams meetings come back from the create without their link
+    /// (`isOnlineMeeting: false`, `onlineMeeting: null`), and the link
+    /// appears once the event has been read `reads` times
+    /// (`GET /me/events/{id}`); `u32::MAX` for never.
+    pub fn teams_link_after_reads(&self, email: &str, reads: u32) {
+        self.with_account(email, |a| a.late_join_url = Some(reads));
+    }
+
+    /// A create repeating an earlier `transactionId` answers 409
+    /// `ErrorDuplicateTransactionId` instead of the first event: Graph's
+    /// answer to a repeat is undocumented, and both are seen.
+    pub fn conflict_on_repeated_transaction_id(&self, email: &str) {
+        self.with_account(email, |a| a.duplicate_transaction_conflicts = true);
     }
 
     /// Creates stop matching earlier `transactionId`s, as once Graph's
@@ -310,8 +442,77 @@ impl MicrosoftEmulator {
         };
         let id = format!("AAMkSeed{:04}", acct.events.len());
         let raw = json!({"id": id, "subject": subject, "start": graph_time(slot.start), "end": graph_time(slot.end),
-                         "showAs": show_as, "isCancelled": false});
+                         "showAs": show_as, "isCancelled": false, "isAllDay": false});
         acct.events.push((view(&raw, 0), raw));
+    }
+
+    /// Adds an all-day event of `days` days from `first`, stored exactly as
+    /// Graph returns one (by design): `isAllDay`, and midnight to midnight
+    /// of its dates labelled UTC, not shifted into the mailbox's zone,
+    /// though the owner's day is midnight to midnight in that zone.
+    pub fn add_all_day_event(
+        &self,
+        email: &str,
+        subject: &str,
+        first: NaiveDate,
+        days: u32,
+        show_as: &str,
+    ) {
+        let mut inner = self.lock();
+        let Some(acct) = inner.accounts.iter_mut().find(|a| a.spec.email == email) else {
+            return;
+        };
+        let id = format!("AAMkSeed{:04}", acct.events.len());
+        let midnight = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
+        let last = first + chrono::Duration::days(i64::from(days.max(1)));
+        let raw = json!({"id": id, "subject": subject, "start": graph_time(midnight(first)),
+                         "end": graph_time(midnight(last)), "isAllDay": true,
+                         "originalStartTimeZone": acct.spec.windows_zone,
+                         "originalEndTimeZone": acct.spec.windows_zone,
+                         "showAs": show_as, "isCancelled": false});
+        let mut stored = view(&raw, 0);
+        if let Some((start, end)) = span(&raw, &acct.spec.windows_zone) {
+            (stored.start, stored.end) = (start, end);
+        }
+        acct.events.push((stored, raw));
+    }
+
+    /// Adds a weekly series of `count` all-day occurrences from `first`
+    /// (each `days` long), as `calendarView` returns a series: expanded
+    /// into occurrences (`type: occurrence`, `seriesMasterId`), each an
+    /// all-day event as Graph returns one; the master itself is not in the
+    /// view.
+    pub fn add_weekly_all_day_series(
+        &self,
+        email: &str,
+        subject: &str,
+        first: NaiveDate,
+        days: u32,
+        count: u32,
+        show_as: &str,
+    ) {
+        let mut inner = self.lock();
+        let Some(acct) = inner.accounts.iter_mut().find(|a| a.spec.email == email) else {
+            return;
+        };
+        let master = format!("AAMkSeries{:04}", acct.events.len());
+        let midnight = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
+        for n in 0..count {
+            let day = first + chrono::Duration::weeks(i64::from(n));
+            let last = day + chrono::Duration::days(i64::from(days.max(1)));
+            let raw = json!({"id": format!("{master}-{n:03}"), "subject": subject,
+                             "type": "occurrence", "seriesMasterId": master,
+                             "start": graph_time(midnight(day)), "end": graph_time(midnight(last)),
+                             "isAllDay": true,
+                             "originalStartTimeZone": acct.spec.windows_zone,
+                             "originalEndTimeZone": acct.spec.windows_zone,
+                             "showAs": show_as, "isCancelled": false});
+            let mut stored = view(&raw, 0);
+            if let Some((start, end)) = span(&raw, &acct.spec.windows_zone) {
+                (stored.start, stored.end) = (start, end);
+            }
+            acct.events.push((stored, raw));
+        }
     }
 
     /// Makes the account a personal one (outlook.com): no Teams.
@@ -361,7 +562,7 @@ impl MicrosoftEmulator {
             )
             .route(
                 "/v1.0/me/events/{eid}",
-                patch(patch_event).delete(delete_event),
+                get(get_event).patch(patch_event).delete(delete_event),
             )
             .route("/v1.0/me/calendar/getSchedule", post(get_schedule))
             .with_state(self.clone())
@@ -392,6 +593,10 @@ fn unauthenticated() -> Response {
         "InvalidAuthenticationToken",
         "Access token is empty or invalid.",
     )
+}
+
+fn join_url(id: &str) -> String {
+    format!("https://teams.microsoft.com/l/meetup-join/19%3ameeting_{id}%40thread.v2/0")
 }
 
 fn calendar_id(idx: usize) -> String {
@@ -683,20 +888,21 @@ async fn calendar_view_inner(
             .get(id)
             .is_none_or(|at| at.elapsed() >= acct.view_lag)
     };
+    let zone = &acct.spec.windows_zone;
     let hits: Vec<&Value> = acct
         .events
         .iter()
-        .filter(|(e, _)| e.start < to && from < e.end && settled(&e.id))
+        .filter(|(e, raw)| {
+            span(raw, zone).is_some_and(|(start, end)| start < to && from < end) && settled(&e.id)
+        })
         .map(|(_, raw)| raw)
         .collect();
+    let prefer = preferred_zone(&headers).unwrap_or_else(|| "UTC".into());
     let value: Vec<Value> = hits
         .iter()
         .skip(skip)
         .take(page)
-        .map(|raw| {
-            json!({"id": raw["id"], "start": raw["start"], "end": raw["end"], "showAs": raw["showAs"],
-                   "isCancelled": raw["isCancelled"]})
-        })
+        .map(|raw| project(&in_zone((*raw).clone(), &prefer), &q))
         .collect();
     let mut body = json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#events", "value": value});
     if skip + page < hits.len() {
@@ -750,6 +956,13 @@ async fn create_inner(
             .iter()
             .find(|(_, e)| e.get("transactionId").and_then(Value::as_str) == Some(tx))
         {
+            if acct.duplicate_transaction_conflicts {
+                return graph_error(
+                    StatusCode::CONFLICT,
+                    "ErrorDuplicateTransactionId",
+                    "A request with the same transaction id was already processed.",
+                );
+            }
             return (StatusCode::CREATED, Json(existing.clone())).into_response();
         }
     }
@@ -786,8 +999,12 @@ async fn create_inner(
         && raw.get("onlineMeetingProvider").and_then(Value::as_str) == Some("teamsForBusiness");
     if wants_teams && acct.spec.work && acct.withhold_join_url {
         raw["onlineMeeting"] = Value::Null;
+    } else if let Some(reads) = acct.late_join_url.filter(|_| wants_teams && acct.spec.work) {
+        raw["isOnlineMeeting"] = json!(false);
+        raw["onlineMeeting"] = Value::Null;
+        acct.pending_links.insert(id.clone(), reads);
     } else if wants_teams && acct.spec.work {
-        raw["onlineMeeting"] = json!({"joinUrl": format!("https://teams.microsoft.com/l/meetup-join/19%3ameeting_{id}%40thread.v2/0")});
+        raw["onlineMeeting"] = json!({"joinUrl": join_url(&id)});
         raw["onlineMeetingUrl"] = Value::Null;
     } else {
         // Personal accounts silently drop the online meeting.
@@ -846,10 +1063,42 @@ async fn list_events_inner(
                     })
                 })
         })
-        .map(|(_, raw)| raw.clone())
+        .map(|(_, raw)| project(raw, &q))
         .collect();
     Json(json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('me')/events", "value": value}))
         .into_response()
+}
+
+/// `GET /me/events/{id}`: the event (its `$select`ed fields), with a late
+/// Teams link once enough reads have passed.
+async fn get_event_inner(
+    State(emu): State<MicrosoftEmulator>,
+    headers: HeaderMap,
+    Path(eid): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(idx) = emu.account_for(&headers) else {
+        return unauthenticated();
+    };
+    let mut inner = emu.lock();
+    let acct = &mut inner.accounts[idx];
+    if let Some(left) = acct.pending_links.get_mut(&eid) {
+        if *left != u32::MAX {
+            *left = left.saturating_sub(1);
+        }
+        if *left == 0 {
+            acct.pending_links.remove(&eid);
+            if let Some((stored, raw)) = acct.events.iter_mut().find(|(e, _)| e.id == eid) {
+                raw["isOnlineMeeting"] = json!(true);
+                raw["onlineMeeting"] = json!({"joinUrl": join_url(&eid)});
+                stored.join_link = Some(join_url(&eid));
+            }
+        }
+    }
+    match acct.events.iter().find(|(e, _)| e.id == eid) {
+        Some((_, raw)) => Json(project(raw, &q)).into_response(),
+        None => item_not_found(),
+    }
 }
 
 async fn patch_event_inner(
@@ -962,5 +1211,6 @@ faulty!(
 faulty!(calendar_view, calendar_view_inner, Endpoint::FreeBusy, (cid: Path<String>, q: Query<HashMap<String, String>>, raw: RawQuery));
 faulty!(create, create_inner, Endpoint::Insert, (cid: Path<String>, body: Option<Json<Value>>));
 faulty!(list_events, list_events_inner, Endpoint::Get, (cid: Path<String>, q: Query<HashMap<String, String>>));
+faulty!(get_event, get_event_inner, Endpoint::Get, (eid: Path<String>, q: Query<HashMap<String, String>>));
 faulty!(patch_event, patch_event_inner, Endpoint::Patch, (eid: Path<String>, body: Option<Json<Value>>));
 faulty!(delete_event, delete_event_inner, Endpoint::Delete, (eid: Path<String>));
