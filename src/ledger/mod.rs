@@ -42,6 +42,10 @@ pub struct Claim {
     pub committed: bool,
 }
 
+/// `now` is the caller's clock. The in-memory ledger decides expiry by it
+/// (it is the reference, replayable on a virtual clock); a shared ledger
+/// decides by its server's clock, so instances whose clocks disagree still
+/// agree on which holds are live.
 #[async_trait]
 pub trait Ledger: Send + Sync {
     /// Holds `interval` for `claim` unless it overlaps another live claim on

@@ -14,10 +14,13 @@
 //! - `maxlen`: the longest claim, which bounds how far back a conflicting
 //!   start can lie, so the overlap check reads only nearby claims.
 //!
-//! Times come from the callers (`now`), like the in-memory ledger, so
-//! replays on a virtual clock behave the same; instances' clocks only need
-//! to agree to well within the hold TTL. Every script is idempotent by
-//! claim id: a retry after a lost reply is safe.
+//! "Now" for hold expiry and reaping is the Redis server's clock
+//! (`redis.call('TIME')`), never a caller's: an instance whose clock runs
+//! fast cannot reap other instances' live holds, and one running slow
+//! cannot keep a dead hold alive. Only a ledger built with
+//! [`RedisLedger::on_caller_clock`] takes "now" from its callers, as the
+//! in-memory reference does, for replays on a virtual clock. Every script
+//! is idempotent by claim id: a retry after a lost reply is safe.
 
 use super::{Claim, Ledger, LedgerError, HOLD_TTL};
 use crate::schedule::Interval;
@@ -27,9 +30,17 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 use sha2::{Digest, Sha256};
 
-/// Drops holds whose expiry is at or before `now` (ARGV[1]) from the three
-/// keys. Shared by the scripts that read or write claims.
+/// Shared by the scripts that read or write claims: `clock` is "now" in unix
+/// seconds, the server's unless the caller passed its own (a ledger on the
+/// caller's clock); `reap` drops holds whose expiry is at or before `now`
+/// from the three keys.
 const REAP: &str = r#"
+local function clock(arg)
+  if arg == '' then
+    return tonumber(redis.call('TIME')[1])
+  end
+  return tonumber(arg)
+end
 local function reap(iv, b, exp, now)
   local dead = redis.call('ZRANGEBYSCORE', exp, '-inf', now)
   for _, d in ipairs(dead) do
@@ -46,13 +57,14 @@ local function parse(rec)
 end
 "#;
 
-/// KEYS: iv, b, exp, maxlen. ARGV: id, start, end, now, ttl, replaces.
+/// KEYS: iv, b, exp, maxlen. ARGV: id, start, end, now ('' for the
+/// server's), ttl, replaces.
 /// Returns {'ok'} or {'taken', start, end} of the first conflict.
 const HOLD: &str = r#"
 local iv, b, exp, maxlen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, rep = ARGV[1], ARGV[6]
-local s, e, now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-reap(iv, b, exp, ARGV[4])
+local s, e, now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), clock(ARGV[4]), tonumber(ARGV[5])
+reap(iv, b, exp, now)
 if redis.call('HEXISTS', b, id) == 1 then
   return {'ok'}
 end
@@ -75,11 +87,12 @@ end
 return {'ok'}
 "#;
 
-/// KEYS: iv, b, exp. ARGV: id, now. Returns 'ok' or 'not_held'.
+/// KEYS: iv, b, exp. ARGV: id, now ('' for the server's). Returns 'ok' or
+/// 'not_held'.
 const COMMIT: &str = r#"
 local iv, b, exp = KEYS[1], KEYS[2], KEYS[3]
 local id = ARGV[1]
-reap(iv, b, exp, ARGV[2])
+reap(iv, b, exp, clock(ARGV[2]))
 local rec = redis.call('HGET', b, id)
 if not rec then
   return 'not_held'
@@ -103,12 +116,13 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return 'ok'
 "#;
 
-/// KEYS: iv, b, exp, maxlen. ARGV: window start, window end, now.
+/// KEYS: iv, b, exp, maxlen. ARGV: window start, window end, now ('' for
+/// the server's).
 /// Returns a flat list: id, start, end, committed (1/0), …
 const CLAIMS: &str = r#"
 local iv, b, exp, maxlen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local ws, we = tonumber(ARGV[1]), tonumber(ARGV[2])
-reap(iv, b, exp, ARGV[3])
+reap(iv, b, exp, clock(ARGV[3]))
 local ml = tonumber(redis.call('GET', maxlen) or '0')
 local out = {}
 for _, c in ipairs(redis.call('ZRANGEBYSCORE', iv, ws - ml, '(' .. ARGV[2])) do
@@ -132,6 +146,8 @@ pub struct RedisLedger {
     commit: std::sync::Arc<Script>,
     release: std::sync::Arc<Script>,
     claims: std::sync::Arc<Script>,
+    /// Take "now" from the callers instead of the server (replays only).
+    caller_clock: bool,
 }
 
 fn unavailable(e: redis::RedisError) -> LedgerError {
@@ -170,7 +186,28 @@ impl RedisLedger {
             commit: script(COMMIT),
             release: std::sync::Arc::new(Script::new(RELEASE)),
             claims: script(CLAIMS),
+            caller_clock: false,
         })
+    }
+
+    /// This ledger takes "now" from its callers, like the in-memory
+    /// reference, so a replay on a virtual clock (or a comparison with the
+    /// reference) sees holds expire when that clock says. Never for
+    /// instances sharing a Redis: their clocks would decide each other's
+    /// holds.
+    #[must_use]
+    pub fn on_caller_clock(mut self) -> Self {
+        self.caller_clock = true;
+        self
+    }
+
+    /// The `now` argument of a script: empty for the server's clock.
+    fn now_arg(&self, now: DateTime<Utc>) -> String {
+        if self.caller_clock {
+            secs(now).to_string()
+        } else {
+            String::new()
+        }
     }
 }
 
@@ -195,7 +232,7 @@ impl Ledger for RedisLedger {
             .arg(claim)
             .arg(secs(interval.start))
             .arg(secs(interval.end))
-            .arg(secs(now))
+            .arg(self.now_arg(now))
             .arg(HOLD_TTL.num_seconds())
             .arg(replaces.unwrap_or(""))
             .invoke_async(&mut conn)
@@ -226,7 +263,7 @@ impl Ledger for RedisLedger {
             .key(b)
             .key(exp)
             .arg(claim)
-            .arg(secs(now))
+            .arg(self.now_arg(now))
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -267,7 +304,7 @@ impl Ledger for RedisLedger {
             .key(maxlen)
             .arg(secs(window.start))
             .arg(secs(window.end))
-            .arg(secs(now))
+            .arg(self.now_arg(now))
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;

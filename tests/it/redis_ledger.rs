@@ -27,6 +27,12 @@ async fn redis_ledger(server: &RedisServer) -> RedisLedger {
         .unwrap()
 }
 
+/// A Redis ledger that, like the reference, takes "now" from its callers,
+/// so tests can move time.
+async fn redis_ledger_on_caller_clock(server: &RedisServer) -> RedisLedger {
+    redis_ledger(server).await.on_caller_clock()
+}
+
 /// What every ledger must do, whatever it runs on.
 async fn contract(l: &dyn Ledger) {
     let now = t(-60);
@@ -87,7 +93,32 @@ async fn the_memory_ledger_keeps_the_contract() {
 #[tokio::test]
 async fn the_redis_ledger_keeps_the_contract() {
     let server = RedisServer::start().await.unwrap();
-    contract(&redis_ledger(&server).await).await;
+    contract(&redis_ledger_on_caller_clock(&server).await).await;
+}
+
+/// Two instances whose clocks are 10 minutes apart share one Redis: the
+/// fast one does not take the slow one's hold for expired, because expiry
+/// is the server's clock, not the callers'.
+#[tokio::test]
+async fn a_fast_clock_cannot_reap_another_instances_live_hold() {
+    let server = RedisServer::start().await.unwrap();
+    let (slow, fast) = (redis_ledger(&server).await, redis_ledger(&server).await);
+    let slow_now = t(-60);
+    let fast_now = slow_now + Duration::minutes(10);
+    slow.hold("cal", "slow", iv(0, 30), None, slow_now)
+        .await
+        .unwrap();
+    assert_eq!(
+        fast.hold("cal", "fast", iv(0, 30), None, fast_now).await,
+        Err(LedgerError::Taken {
+            conflict: iv(0, 30)
+        })
+    );
+    let live = fast.claims("cal", iv(-60, 60), fast_now).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].id, "slow");
+    // The holder can still commit it, whatever clock it passes.
+    slow.commit("cal", "slow", fast_now).await.unwrap();
 }
 
 /// Random histories of holds, commits, releases, reads and passing time:
@@ -95,7 +126,7 @@ async fn the_redis_ledger_keeps_the_contract() {
 #[tokio::test]
 async fn redis_answers_like_the_reference_on_random_histories() {
     let server = RedisServer::start().await.unwrap();
-    let redis = redis_ledger(&server).await;
+    let redis = redis_ledger_on_caller_clock(&server).await;
     for seed in 0..5u64 {
         let model = MemoryLedger::new();
         let mut rng = fastrand::Rng::with_seed(seed);
