@@ -23,6 +23,11 @@ use chrono::{DateTime, Duration, Utc};
 /// the create, each bounded far below this.
 pub const HOLD_TTL: Duration = Duration::seconds(60);
 
+/// How long a committed claim is kept after its interval ends. Nothing is
+/// booked in the past, so older claims only grow the set; a day covers any
+/// caller's clock skew and time zone mistakes with room to spare.
+pub const PRUNE_AFTER: Duration = Duration::days(1);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
     /// `conflict` is the earliest-starting claim in the way.

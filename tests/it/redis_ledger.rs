@@ -6,7 +6,7 @@
 use crate::helpers::{of_kind, tuesday_morning};
 use callbook::clock::Clock;
 use callbook::harness::{frames, Emulators, Harness, RedisServer};
-use callbook::ledger::{Ledger, LedgerError, MemoryLedger, RedisLedger, HOLD_TTL};
+use callbook::ledger::{Ledger, LedgerError, MemoryLedger, RedisLedger, HOLD_TTL, PRUNE_AFTER};
 use callbook::schedule::Interval;
 use callbook::store::provisioning::{Provisioning, DEFAULT};
 use chrono::{DateTime, Duration, Utc};
@@ -119,6 +119,75 @@ async fn a_fast_clock_cannot_reap_another_instances_live_hold() {
     assert_eq!(live[0].id, "slow");
     // The holder can still commit it, whatever clock it passes.
     slow.commit("cal", "slow", fast_now).await.unwrap();
+}
+
+/// Committed claims that ended more than a day ago are pruned; younger
+/// ones stay, and the pruned time can be held again.
+async fn past_claims_are_pruned(l: &dyn Ledger) {
+    let now = t(-60);
+    for (id, slot) in [("old", iv(0, 30)), ("recent", iv(60, 90))] {
+        l.hold("cal", id, slot, None, now).await.unwrap();
+        l.commit("cal", id, now).await.unwrap();
+    }
+    let everything = iv(-1000, 1000);
+    assert_eq!(l.claims("cal", everything, now).await.unwrap().len(), 2);
+    // A day and a minute after "old" ended; "recent" ended 59 minutes later.
+    let later = t(30) + PRUNE_AFTER + Duration::minutes(1);
+    let live = l.claims("cal", everything, later).await.unwrap();
+    assert_eq!(
+        live.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        vec!["recent"]
+    );
+    l.hold("cal", "again", iv(0, 30), None, later)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_memory_ledger_prunes_claims_that_ended_a_day_ago() {
+    let l = MemoryLedger::new();
+    past_claims_are_pruned(&l).await;
+    // What is kept: "recent" and the hold "again".
+    assert_eq!(l.len("cal"), 2);
+}
+
+#[tokio::test]
+async fn the_redis_ledger_prunes_claims_that_ended_a_day_ago() {
+    let server = RedisServer::start().await.unwrap();
+    past_claims_are_pruned(&redis_ledger_on_caller_clock(&server).await).await;
+    // The stored claims shrank too, not only the answers.
+    let client = redis::Client::open(server.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("callbook:test:*:b")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let kept: usize = redis::cmd("HLEN")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(kept, 2);
+}
+
+/// A caller whose clock runs a day fast does not prune what the server
+/// still counts as recent: pruning takes the earlier of the two clocks.
+#[tokio::test]
+async fn a_fast_caller_alone_cannot_prune_recent_claims() {
+    let server = RedisServer::start().await.unwrap();
+    let l = redis_ledger(&server).await;
+    let client = redis::Client::open(server.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (secs, _): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    let real = DateTime::from_timestamp(secs, 0).unwrap();
+    let slot = Interval::new(real - Duration::hours(1), real);
+    l.hold("cal", "yesterday", slot, None, real).await.unwrap();
+    l.commit("cal", "yesterday", real).await.unwrap();
+    let fast = real + PRUNE_AFTER + Duration::hours(2);
+    let live = l.claims("cal", slot, fast).await.unwrap();
+    assert_eq!(live.len(), 1);
 }
 
 /// Random histories of holds, commits, releases, reads and passing time:
