@@ -82,6 +82,11 @@ struct ConnectionDoc {
     tenant: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     account_email: Option<String>,
+    /// The canonical id of the calendar named `canonical_for`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    canonical_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    canonical_for: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     other_account: bool,
 }
@@ -178,6 +183,10 @@ impl StateFile {
                     tenant: c.tenant,
                     account_email: c.account_email,
                     other_account: c.other_account,
+                    canonical: c
+                        .canonical_for
+                        .zip(c.canonical_id)
+                        .map(|(alias, id)| super::CanonicalCalendar { alias, id }),
                 });
             }
             out.connections.insert(
@@ -216,6 +225,8 @@ impl StateFile {
                         tenant: c.tenant.clone(),
                         account_email: c.account_email.clone(),
                         other_account: c.other_account,
+                        canonical_id: c.canonical.as_ref().map(|k| k.id.clone()),
+                        canonical_for: c.canonical.as_ref().map(|k| k.alias.clone()),
                     })
                     .collect();
                 (

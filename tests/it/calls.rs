@@ -122,7 +122,11 @@ async fn hanging_up_before_yes_leaves_no_claim() {
     );
     let claims = app
         .ledger
-        .claims("alex:primary", whole_look_ahead(), app.clock.now())
+        .claims(
+            "google:alex@callbook.example",
+            whole_look_ahead(),
+            app.clock.now(),
+        )
         .await
         .unwrap();
     assert!(claims.is_empty(), "{claims:?}");
@@ -143,7 +147,11 @@ async fn hanging_up_mid_booking_finishes_the_booking_and_orphans_nothing() {
     // The socket closes only after the call's work is done.
     let claims = app
         .ledger
-        .claims("alex:primary", whole_look_ahead(), app.clock.now())
+        .claims(
+            "google:alex@callbook.example",
+            whole_look_ahead(),
+            app.clock.now(),
+        )
         .await
         .unwrap();
     let events = app.google.events("alex@callbook.example");
@@ -163,7 +171,11 @@ async fn a_socket_dropped_without_stop_ends_the_call() {
     // The server drains and stops cleanly: the actor saw the hang-up.
     let claims = app
         .ledger
-        .claims("alex:primary", whole_look_ahead(), app.clock.now())
+        .claims(
+            "google:alex@callbook.example",
+            whole_look_ahead(),
+            app.clock.now(),
+        )
         .await
         .unwrap();
     assert!(claims.is_empty());
@@ -223,7 +235,11 @@ async fn trouble_at_yes(
     // No claim and no event are left behind.
     let claims = app
         .ledger
-        .claims("alex:primary", whole_look_ahead(), app.clock.now())
+        .claims(
+            "google:alex@callbook.example",
+            whole_look_ahead(),
+            app.clock.now(),
+        )
         .await
         .unwrap();
     assert!(claims.is_empty());

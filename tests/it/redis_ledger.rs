@@ -9,6 +9,7 @@ use callbook::harness::{frames, Emulators, Harness, RedisServer};
 use callbook::ledger::{Ledger, LedgerError, MemoryLedger, RedisLedger, HOLD_TTL, PRUNE_AFTER};
 use callbook::schedule::Interval;
 use callbook::store::provisioning::{Provisioning, DEFAULT};
+use callbook::store::Store;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use std::sync::Arc;
@@ -444,4 +445,101 @@ async fn thirty_concurrent_callers_over_two_servers_all_book_without_overlap() {
     assert_eq!(report["booked"], 30, "{report}");
     assert_eq!(report["events"], 30, "{report}");
     assert_eq!(report["overlapping_events"], 0, "{report}");
+}
+
+/// Two owners whose connections reach one Google calendar, one by the alias
+/// "primary", the other by the calendar's id (the account's address): both
+/// calls book into one ledger key, `google:<canonical id>`, so when both
+/// callers say yes to the same slot at once exactly one books it.
+#[tokio::test]
+async fn one_calendar_named_two_ways_by_two_owners_is_one_ledger_key() {
+    let mut doc: serde_json::Value = serde_json::from_str(DEFAULT).unwrap();
+    let mut sam = doc["users"][0].clone();
+    sam["id"] = json!("sam");
+    sam["name"] = json!("Sam Lee");
+    sam["connection"]["calendar_id"] = json!("alex@callbook.example");
+    doc["users"].as_array_mut().unwrap().push(sam);
+    let mut campaign = doc["campaigns"][0].clone();
+    campaign["id"] = json!("demo-sam");
+    campaign["owner"] = json!("sam");
+    doc["campaigns"].as_array_mut().unwrap().push(campaign);
+    let prov = || Provisioning::parse(&doc.to_string()).unwrap();
+    let emulators = Emulators::new();
+    emulators.seed(&prov());
+    let ledger = Arc::new(MemoryLedger::new());
+    let store = Arc::new(prov().into_store());
+    let app = Harness::start_with(
+        Clock::manual(tuesday_morning()),
+        emulators.clone(),
+        ledger.clone(),
+        store.clone(),
+    )
+    .await
+    .unwrap();
+    let mut calls = Vec::new();
+    for (sid, campaign) in [
+        ("CA000000000000000000000000shared01", "demo"),
+        ("CA000000000000000000000000shared02", "demo-sam"),
+    ] {
+        let mut c = crate::helpers::start_call_on(&app, sid, campaign).await;
+        let seen = crate::helpers::to_proposal(&mut c).await;
+        let proposed = of_kind(&seen, "booking")
+            .into_iter()
+            .rfind(|f| f["booking"]["status"] == "proposed")
+            .unwrap()["booking"]["start"]
+            .clone();
+        calls.push((c, proposed));
+    }
+    assert_eq!(calls[0].1, calls[1].1, "both are offered the same slot");
+    let (mut a, _) = calls.remove(0);
+    let (mut b, _) = calls.remove(0);
+    let (ra, rb) = tokio::join!(
+        async {
+            a.send(&frames::transcript("yes")).await.unwrap();
+            a.settle().await.unwrap()
+        },
+        async {
+            b.send(&frames::transcript("yes")).await.unwrap();
+            b.settle().await.unwrap()
+        }
+    );
+    let booked = [&ra, &rb]
+        .iter()
+        .filter(|r| {
+            of_kind(r, "booking")
+                .iter()
+                .any(|f| f["booking"]["status"] == "booked")
+        })
+        .count();
+    assert_eq!(booked, 1, "{ra:?} {rb:?}");
+    let events: Vec<_> = emulators
+        .google
+        .events("alex@callbook.example")
+        .into_iter()
+        .filter(|e| e.booking_id.is_some())
+        .collect();
+    assert_eq!(events.len(), 1);
+    // The one key: provider and the id Google reports for the calendar.
+    let live = ledger
+        .claims(
+            "google:alex@callbook.example",
+            Interval::new(t(-24 * 60), t(30 * 24 * 60)),
+            tuesday_morning(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert!(live[0].committed);
+    assert!(ledger.is_empty("alex:primary"));
+    // Connections stored with only the alias were resolved once, and the
+    // answer kept for the next call.
+    for user in ["alex", "sam"] {
+        let conn = store.connection(user).await.unwrap().unwrap();
+        assert_eq!(conn.canonical_id(), Some("alex@callbook.example"), "{user}");
+    }
+    assert_eq!(
+        store.connection("alex").await.unwrap().unwrap().calendar_id,
+        "primary"
+    );
+    app.stop().await.unwrap();
 }
