@@ -359,6 +359,10 @@ mod tests {
             )
             .await
             .unwrap();
+        store
+            .set_canonical("alex", Provider::Microsoft, "primary", "AAMkDefault")
+            .await
+            .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("rt-1"), "tokens are sealed at rest");
 
@@ -370,6 +374,7 @@ mod tests {
         assert_eq!(c.refresh_token.expose_secret(), "rt-1");
         assert_eq!(c.status, ConnectionStatus::AdminApprovalNeeded { since });
         assert_eq!(c.tenant.as_deref(), Some("t-1"));
+        assert_eq!(c.canonical_id(), Some("AAMkDefault"));
     }
 
     #[tokio::test]
