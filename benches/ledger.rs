@@ -1,7 +1,8 @@
 //! The cost of deciding who wins a slot: a hold and its release on a
 //! calendar that already has 1,000 committed claims, in process and through
 //! a real `redis-server` on loopback (started here; skipped if missing),
-//! plus 8 confirms racing for one slot through Redis.
+//! plus 8 confirms racing for one slot through Redis. In process it is also
+//! measured at 100,000 claims: the index keeps it flat.
 //!
 //! `cargo bench --bench ledger`
 
@@ -21,20 +22,20 @@ fn slot(i: i64) -> Interval {
     Interval::new(start, start + Duration::minutes(30))
 }
 
-/// 1,000 committed 30-minute claims, back to back.
-async fn fill(l: &dyn Ledger) {
-    for i in 0..1_000 {
+/// `n` committed 30-minute claims, back to back.
+async fn fill(l: &dyn Ledger, n: i64) {
+    for i in 0..n {
         let id = format!("seed-{i}");
         l.hold("cal", &id, slot(i), None, now()).await.unwrap();
         l.commit("cal", &id, now()).await.unwrap();
     }
 }
 
-/// A hold in the middle of the filled range (refused: taken), and one past
-/// it (granted, then released).
-async fn round(l: &dyn Ledger) {
-    let _ = l.hold("cal", "late", slot(500), None, now()).await;
-    l.hold("cal", "free", slot(1_500), None, now())
+/// A hold in the middle of the `n` filled slots (refused: taken), and one
+/// past them (granted, then released).
+async fn round(l: &dyn Ledger, n: i64) {
+    let _ = l.hold("cal", "late", slot(n / 2), None, now()).await;
+    l.hold("cal", "free", slot(n + 500), None, now())
         .await
         .unwrap();
     l.release("cal", "free").await.unwrap();
@@ -46,11 +47,14 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let memory = MemoryLedger::new();
-    rt.block_on(fill(&memory));
-    c.bench_function("memory: refused hold + granted hold + release", |b| {
-        b.iter(|| rt.block_on(round(&memory)))
-    });
+    for n in [1_000, 100_000] {
+        let memory = MemoryLedger::new();
+        rt.block_on(fill(&memory, n));
+        c.bench_function(
+            &format!("memory, {n} claims: refused hold + granted hold + release"),
+            |b| b.iter(|| rt.block_on(round(&memory, n))),
+        );
+    }
 
     let server = match rt.block_on(RedisServer::start()) {
         Ok(s) => s,
@@ -62,9 +66,9 @@ fn bench(c: &mut Criterion) {
     let redis = rt
         .block_on(RedisLedger::connect(&server.url, "bench:"))
         .unwrap();
-    rt.block_on(fill(&redis));
+    rt.block_on(fill(&redis, 1_000));
     c.bench_function("redis: refused hold + granted hold + release", |b| {
-        b.iter(|| rt.block_on(round(&redis)))
+        b.iter(|| rt.block_on(round(&redis, 1_000)))
     });
 
     let racers: Vec<Arc<RedisLedger>> = (0..8).map(|_| Arc::new(redis.clone())).collect();

@@ -26,7 +26,10 @@
 //!   request is the same booking.
 //! - [`ledger`]: cross-call slot claims; the first confirm wins. In process
 //!   (`MemoryLedger`) or shared by any number of instances through Redis
-//!   (`RedisLedger`: one atomic Lua script per operation and calendar).
+//!   (`RedisLedger`: one atomic Lua script per operation and calendar,
+//!   holds expiring by the Redis server's clock). Claims are keyed by the
+//!   calendar as the provider names it (`provider:canonical id`), not by
+//!   its owner, so owners sharing a calendar compete for it.
 //! - [`calendar`]: the `CalendarProvider` trait; the Google Calendar and
 //!   Microsoft Graph clients; one retry policy for both (`calendar::retry`);
 //!   OAuth (consent with PKCE, code exchange, refresh, revoke); which account

@@ -261,14 +261,9 @@ async fn book(env: &BookingEnv, deps: &CallDeps, req: BookRequest, claim: String
     };
     match env.provider.create_event(&event).await {
         Ok(created) => {
-            if let Err(e) = ledger
-                .commit(&env.calendar_key, &claim, deps.clock.now())
-                .await
-            {
-                // The event exists; the claim lapsed while creating it. The
-                // booking stands, and the calendar itself now shows it busy.
-                tracing::warn!(error = %e, "claim could not be committed after create");
-            }
+            // The event exists: the booking stands whatever the ledger says.
+            let padded = rules.padded(created.slot);
+            commit_after_write(env, deps, "book", &claim, padded, None).await;
             tracing::info!(event = %created.event_id, invitee = %req.email.redacted(), "booked");
             Outcome::Done {
                 slot: created.slot,
@@ -282,6 +277,87 @@ async fn book(env: &BookingEnv, deps: &CallDeps, req: BookRequest, claim: String
             Outcome::Failed(trouble(e, env, deps).await)
         }
     }
+}
+
+/// How a commit after a calendar write ended (also counted in
+/// `callbook_ledger_commits_after_write_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AfterWrite {
+    Committed,
+    /// The hold lapsed during the write; held again and committed under
+    /// the same claim id.
+    Recommitted,
+    /// The hold lapsed and another claim took the slot meanwhile.
+    Conflict,
+    Unavailable,
+}
+
+impl AfterWrite {
+    fn as_str(self) -> &'static str {
+        match self {
+            AfterWrite::Committed => "committed",
+            AfterWrite::Recommitted => "recommitted",
+            AfterWrite::Conflict => "conflict",
+            AfterWrite::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Commits `claim` once its event is written (`op`: `book` or `move`). If
+/// the hold lapsed while the provider worked, it is held again under the
+/// same claim id (idempotent, so a retry is safe) and committed; a slot
+/// another claim took meanwhile is logged as an error, since the event
+/// stands without the ledger covering it. The outcome is logged and
+/// counted, never silent.
+async fn commit_after_write(
+    env: &BookingEnv,
+    deps: &CallDeps,
+    op: &'static str,
+    claim: &str,
+    padded: Interval,
+    replaces: Option<&str>,
+) -> AfterWrite {
+    let ledger = &deps.ledger;
+    let key = &env.calendar_key;
+    let outcome = match ledger.commit(key, claim, deps.clock.now()).await {
+        Ok(()) => AfterWrite::Committed,
+        Err(LedgerError::NotHeld) => {
+            let now = deps.clock.now();
+            match ledger.hold(key, claim, padded, replaces, now).await {
+                Ok(()) => match ledger.commit(key, claim, now).await {
+                    Ok(()) => AfterWrite::Recommitted,
+                    Err(LedgerError::Unavailable(_)) => AfterWrite::Unavailable,
+                    // Lapsed again at once: only with a broken clock.
+                    Err(_) => AfterWrite::Conflict,
+                },
+                Err(LedgerError::Taken { .. }) => AfterWrite::Conflict,
+                Err(_) => AfterWrite::Unavailable,
+            }
+        }
+        Err(_) => AfterWrite::Unavailable,
+    };
+    crate::observe::metrics::commit_after_write(op, outcome.as_str());
+    match outcome {
+        AfterWrite::Committed => {}
+        AfterWrite::Recommitted => {
+            tracing::warn!(
+                op,
+                claim,
+                "hold lapsed during the calendar write; held again and committed"
+            );
+        }
+        AfterWrite::Conflict => {
+            tracing::error!(op, claim, "hold lapsed during the calendar write and the slot was taken meanwhile; the event stands uncovered by the ledger");
+        }
+        AfterWrite::Unavailable => {
+            tracing::error!(
+                op,
+                claim,
+                "claim could not be committed after the calendar write: ledger unavailable"
+            );
+        }
+    }
+    outcome
 }
 
 /// A booking made by a try whose outcome was lost: its claim is held again
@@ -367,9 +443,8 @@ async fn move_meeting(
     };
     match env.provider.move_event(event_id, to, rules.timezone).await {
         Ok(moved) => {
-            let _ = ledger
-                .commit(&env.calendar_key, &claim, deps.clock.now())
-                .await;
+            let padded = rules.padded(moved.slot);
+            commit_after_write(env, deps, "move", &claim, padded, Some(&old)).await;
             Outcome::Done {
                 slot: moved.slot,
                 event_id: moved.event_id,

@@ -250,8 +250,9 @@ async fn booking_env(deps: &CallDeps, start: &Start) -> Result<BookingEnv, SkipR
         }
     }
     let provider = deps.calendars.for_user(&campaign.owner, &conn);
+    let calendar_key = calendar_key(deps, &campaign.owner, &conn, provider.as_ref()).await;
     Ok(BookingEnv {
-        calendar_key: format!("{}:{}", campaign.owner, conn.calendar_id),
+        calendar_key,
         owner_id: campaign.owner.clone(),
         owner_name: owner.map(|o| o.name).unwrap_or_default(),
         campaign_name: campaign.name,
@@ -265,6 +266,42 @@ async fn booking_env(deps: &CallDeps, start: &Start) -> Result<BookingEnv, SkipR
         provider,
         provider_kind: conn.provider,
     })
+}
+
+/// The ledger key of a connection's calendar: `provider:canonical id`, so
+/// one calendar is one key whoever books on it (two owners sharing it
+/// compete) and however it was named ("primary" or its id). A connection
+/// stored before canonical ids were kept is resolved once and the answer
+/// persisted. If the provider cannot say now, the owner-scoped key stands
+/// in for this call: the call's own load asks the provider the same
+/// question and fails the same way, and the provider re-check before every
+/// create still guards the slot.
+async fn calendar_key(
+    deps: &CallDeps,
+    owner: &str,
+    conn: &Connection,
+    provider: &dyn CalendarProvider,
+) -> String {
+    let kind = conn.provider.as_str();
+    if let Some(id) = conn.canonical_id() {
+        return format!("{kind}:{id}");
+    }
+    match provider.calendar_info().await {
+        Ok(info) => {
+            if let Err(e) = deps
+                .store
+                .set_canonical(owner, conn.provider, &conn.calendar_id, &info.calendar_id)
+                .await
+            {
+                tracing::warn!(error = %e, "could not record the calendar's canonical id");
+            }
+            format!("{kind}:{}", info.calendar_id)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "calendar's canonical id unknown; owner-scoped ledger key");
+            format!("{owner}:{}", conn.calendar_id)
+        }
+    }
 }
 
 impl BookingEnv {

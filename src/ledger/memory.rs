@@ -1,26 +1,101 @@
 //! The in-process ledger: first confirm wins across the calls of one process.
 
-use super::{Claim, Ledger, LedgerError, HOLD_TTL};
+use super::{Claim, Ledger, LedgerError, HOLD_TTL, PRUNE_AFTER};
 use crate::schedule::Interval;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use chrono::{DateTime, Duration, Utc};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 #[derive(Debug, Clone)]
 struct Entry {
-    id: String,
     interval: Interval,
     /// `None` once committed.
     expires: Option<DateTime<Utc>>,
     replaces: Option<String>,
 }
 
+/// One calendar's claims, indexed so that every operation costs
+/// O(log n + k) in its n claims, k being the claims near the interval
+/// asked about (a few meetings), not the whole history.
+#[derive(Debug, Default)]
+struct Calendar {
+    /// (start, id) → claim: the overlap check and reads walk only the
+    /// starts in `[start - longest, end)`.
+    by_start: BTreeMap<(DateTime<Utc>, String), Entry>,
+    /// id → start, to find a claim by id.
+    starts: HashMap<String, DateTime<Utc>>,
+    /// (expiry, id) of holds, to reap the lapsed ones first.
+    expiring: BTreeSet<(DateTime<Utc>, String)>,
+    /// (end, id) of committed claims, to prune the long past ones first.
+    ended: BTreeSet<(DateTime<Utc>, String)>,
+    /// The longest claim ever made: how far back a conflicting start can lie.
+    longest: Duration,
+}
+
+impl Calendar {
+    /// Drops lapsed holds and committed claims that ended more than
+    /// [`PRUNE_AFTER`] before `now`.
+    fn tidy(&mut self, now: DateTime<Utc>) {
+        while let Some((at, id)) = self.expiring.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.remove(&id);
+        }
+        let cutoff = now - PRUNE_AFTER;
+        while let Some((end, id)) = self.ended.first().cloned() {
+            if end >= cutoff {
+                break;
+            }
+            self.remove(&id);
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<&Entry> {
+        let start = *self.starts.get(id)?;
+        self.by_start.get(&(start, id.to_string()))
+    }
+
+    fn remove(&mut self, id: &str) {
+        let Some(start) = self.starts.remove(id) else {
+            return;
+        };
+        if let Some(e) = self.by_start.remove(&(start, id.to_string())) {
+            match e.expires {
+                Some(at) => self.expiring.remove(&(at, id.to_string())),
+                None => self.ended.remove(&(e.interval.end, id.to_string())),
+            };
+        }
+    }
+
+    /// Claims overlapping `window`, in (start, id) order.
+    fn overlapping(&self, window: Interval) -> impl Iterator<Item = (&str, &Entry)> {
+        let from = (window.start - self.longest, String::new());
+        self.by_start
+            .range(from..)
+            .take_while(move |((start, _), _)| *start < window.end)
+            .filter(move |(_, e)| e.interval.overlaps(&window))
+            .map(|((_, id), e)| (id.as_str(), e))
+    }
+
+    fn insert(&mut self, id: &str, entry: Entry) {
+        self.longest = self.longest.max(entry.interval.end - entry.interval.start);
+        self.starts.insert(id.to_string(), entry.interval.start);
+        match entry.expires {
+            Some(at) => self.expiring.insert((at, id.to_string())),
+            None => self.ended.insert((entry.interval.end, id.to_string())),
+        };
+        self.by_start
+            .insert((entry.interval.start, id.to_string()), entry);
+    }
+}
+
 /// Claims per calendar behind one mutex; each operation is a short critical
-/// section with no `.await` inside.
+/// section with no `.await` inside, logarithmic in the calendar's claims.
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
-    calendars: Mutex<HashMap<String, Vec<Entry>>>,
+    calendars: Mutex<HashMap<String, Calendar>>,
 }
 
 impl MemoryLedger {
@@ -32,14 +107,29 @@ impl MemoryLedger {
         &self,
         calendar: &str,
         now: Option<DateTime<Utc>>,
-        f: impl FnOnce(&mut Vec<Entry>) -> R,
+        f: impl FnOnce(&mut Calendar) -> R,
     ) -> R {
         let mut all = self.calendars.lock().unwrap_or_else(|p| p.into_inner());
-        let entries = all.entry(calendar.to_string()).or_default();
+        let cal = match all.get_mut(calendar) {
+            Some(cal) => cal,
+            None => all.entry(calendar.to_string()).or_default(),
+        };
         if let Some(now) = now {
-            entries.retain(|e| e.expires.is_none_or(|x| x > now));
+            cal.tidy(now);
         }
-        f(entries)
+        f(cal)
+    }
+
+    /// How many claims `calendar` keeps, live or committed (for tests and
+    /// benches: pruning keeps this bounded).
+    pub fn len(&self, calendar: &str) -> usize {
+        let all = self.calendars.lock().unwrap_or_else(|p| p.into_inner());
+        all.get(calendar).map_or(0, |c| c.starts.len())
+    }
+
+    /// Whether `calendar` keeps no claims.
+    pub fn is_empty(&self, calendar: &str) -> bool {
+        self.len(calendar) == 0
     }
 }
 
@@ -53,27 +143,28 @@ impl Ledger for MemoryLedger {
         replaces: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        self.with(calendar, Some(now), |entries| {
-            if entries.iter().any(|e| e.id == claim) {
+        self.with(calendar, Some(now), |cal| {
+            if cal.starts.contains_key(claim) {
                 return Ok(());
             }
             // The earliest-starting conflict (then by id), as every ledger
-            // reports it.
-            if let Some(conflict) = entries
-                .iter()
-                .filter(|e| Some(e.id.as_str()) != replaces && e.interval.overlaps(&interval))
-                .min_by(|a, b| (a.interval.start, &a.id).cmp(&(b.interval.start, &b.id)))
+            // reports it: the walk is in that order.
+            if let Some((_, conflict)) = cal
+                .overlapping(interval)
+                .find(|(id, _)| Some(*id) != replaces)
             {
                 return Err(LedgerError::Taken {
                     conflict: conflict.interval,
                 });
             }
-            entries.push(Entry {
-                id: claim.to_string(),
-                interval,
-                expires: Some(now + HOLD_TTL),
-                replaces: replaces.map(str::to_string),
-            });
+            cal.insert(
+                claim,
+                Entry {
+                    interval,
+                    expires: Some(now + HOLD_TTL),
+                    replaces: replaces.map(str::to_string),
+                },
+            );
             Ok(())
         })
     }
@@ -84,21 +175,21 @@ impl Ledger for MemoryLedger {
         claim: &str,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        self.with(calendar, Some(now), |entries| {
-            let entry = entries
-                .iter_mut()
-                .find(|e| e.id == claim)
-                .ok_or(LedgerError::NotHeld)?;
+        self.with(calendar, Some(now), |cal| {
+            let mut entry = cal.get(claim).cloned().ok_or(LedgerError::NotHeld)?;
+            cal.remove(claim);
             entry.expires = None;
-            if let Some(old) = entry.replaces.take() {
-                entries.retain(|e| e.id != old);
+            let old = entry.replaces.take();
+            cal.insert(claim, entry);
+            if let Some(old) = old {
+                cal.remove(&old);
             }
             Ok(())
         })
     }
 
     async fn release(&self, calendar: &str, claim: &str) -> Result<(), LedgerError> {
-        self.with(calendar, None, |entries| entries.retain(|e| e.id != claim));
+        self.with(calendar, None, |cal| cal.remove(claim));
         Ok(())
     }
 
@@ -108,12 +199,10 @@ impl Ledger for MemoryLedger {
         window: Interval,
         now: DateTime<Utc>,
     ) -> Result<Vec<Claim>, LedgerError> {
-        Ok(self.with(calendar, Some(now), |entries| {
-            entries
-                .iter()
-                .filter(|e| e.interval.overlaps(&window))
-                .map(|e| Claim {
-                    id: e.id.clone(),
+        Ok(self.with(calendar, Some(now), |cal| {
+            cal.overlapping(window)
+                .map(|(id, e)| Claim {
+                    id: id.to_string(),
                     interval: e.interval,
                     committed: e.expires.is_none(),
                 })

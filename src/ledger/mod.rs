@@ -23,6 +23,11 @@ use chrono::{DateTime, Duration, Utc};
 /// the create, each bounded far below this.
 pub const HOLD_TTL: Duration = Duration::seconds(60);
 
+/// How long a committed claim is kept after its interval ends. Nothing is
+/// booked in the past, so older claims only grow the set; a day covers any
+/// caller's clock skew and time zone mistakes with room to spare.
+pub const PRUNE_AFTER: Duration = Duration::days(1);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
     /// `conflict` is the earliest-starting claim in the way.
@@ -42,6 +47,10 @@ pub struct Claim {
     pub committed: bool,
 }
 
+/// `now` is the caller's clock. The in-memory ledger decides expiry by it
+/// (it is the reference, replayable on a virtual clock); a shared ledger
+/// decides by its server's clock, so instances whose clocks disagree still
+/// agree on which holds are live.
 #[async_trait]
 pub trait Ledger: Send + Sync {
     /// Holds `interval` for `claim` unless it overlaps another live claim on

@@ -11,15 +11,25 @@
 //! - `b`: hash, claim id → `start|end|expires|replaces` (`expires` is 0 once
 //!   committed);
 //! - `exp`: sorted set, hold expiry → claim id (holds only);
+//! - `done`: sorted set, end → claim id (committed claims only), so claims
+//!   that ended more than [`PRUNE_AFTER`] ago are pruned first;
 //! - `maxlen`: the longest claim, which bounds how far back a conflicting
 //!   start can lie, so the overlap check reads only nearby claims.
 //!
-//! Times come from the callers (`now`), like the in-memory ledger, so
-//! replays on a virtual clock behave the same; instances' clocks only need
-//! to agree to well within the hold TTL. Every script is idempotent by
-//! claim id: a retry after a lost reply is safe.
+//! "Now" for hold expiry and reaping is the Redis server's clock
+//! (`redis.call('TIME')`), never a caller's: an instance whose clock runs
+//! fast cannot reap other instances' live holds, and one running slow
+//! cannot keep a dead hold alive. Only a ledger built with
+//! [`RedisLedger::on_caller_clock`] takes "now" from its callers, as the
+//! in-memory reference does, for replays on a virtual clock. Every script
+//! is idempotent by claim id: a retry after a lost reply is safe.
+//!
+//! Pruning past claims asks both clocks: a committed claim goes once it
+//! ended more than [`PRUNE_AFTER`] before the earlier of the server's and
+//! the caller's "now", so neither a fast instance nor a fast server drops
+//! a claim the other still counts as recent.
 
-use super::{Claim, Ledger, LedgerError, HOLD_TTL};
+use super::{Claim, Ledger, LedgerError, HOLD_TTL, PRUNE_AFTER};
 use crate::schedule::Interval;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -27,10 +37,18 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 use sha2::{Digest, Sha256};
 
-/// Drops holds whose expiry is at or before `now` (ARGV[1]) from the three
-/// keys. Shared by the scripts that read or write claims.
+/// Shared by the scripts that read or write claims: `clock` is "now" in unix
+/// seconds, the server's unless the caller passed its own (a ledger on the
+/// caller's clock); `reap` drops holds whose expiry is at or before `now`,
+/// and committed claims that ended before `cutoff`, from every key.
 const REAP: &str = r#"
-local function reap(iv, b, exp, now)
+local function clock(arg)
+  if arg == '' then
+    return tonumber(redis.call('TIME')[1])
+  end
+  return tonumber(arg)
+end
+local function reap(iv, b, exp, done, now, cutoff)
   local dead = redis.call('ZRANGEBYSCORE', exp, '-inf', now)
   for _, d in ipairs(dead) do
     redis.call('ZREM', iv, d)
@@ -39,6 +57,19 @@ local function reap(iv, b, exp, now)
   if #dead > 0 then
     redis.call('ZREMRANGEBYSCORE', exp, '-inf', now)
   end
+  local past = redis.call('ZRANGEBYSCORE', done, '-inf', '(' .. cutoff)
+  for _, d in ipairs(past) do
+    redis.call('ZREM', iv, d)
+    redis.call('HDEL', b, d)
+  end
+  if #past > 0 then
+    redis.call('ZREMRANGEBYSCORE', done, '-inf', '(' .. cutoff)
+  end
+end
+-- The prune cutoff: PRUNE_AFTER (prune) before the earlier of the clock's
+-- now and the caller's.
+local function cutoff(now, caller, prune)
+  return math.min(now, tonumber(caller)) - tonumber(prune)
 end
 local function parse(rec)
   local s, e, x, rep = string.match(rec, '^(%d+)|(%d+)|(%d+)|(.*)$')
@@ -46,13 +77,14 @@ local function parse(rec)
 end
 "#;
 
-/// KEYS: iv, b, exp, maxlen. ARGV: id, start, end, now, ttl, replaces.
+/// KEYS: iv, b, exp, maxlen, done. ARGV: id, start, end, now ('' for the
+/// server's), ttl, replaces, caller's now, prune after.
 /// Returns {'ok'} or {'taken', start, end} of the first conflict.
 const HOLD: &str = r#"
-local iv, b, exp, maxlen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local iv, b, exp, maxlen, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, rep = ARGV[1], ARGV[6]
-local s, e, now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-reap(iv, b, exp, ARGV[4])
+local s, e, now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), clock(ARGV[4]), tonumber(ARGV[5])
+reap(iv, b, exp, done, now, cutoff(now, ARGV[7], ARGV[8]))
 if redis.call('HEXISTS', b, id) == 1 then
   return {'ok'}
 end
@@ -75,11 +107,13 @@ end
 return {'ok'}
 "#;
 
-/// KEYS: iv, b, exp. ARGV: id, now. Returns 'ok' or 'not_held'.
+/// KEYS: iv, b, exp, done. ARGV: id, now ('' for the server's), caller's
+/// now, prune after. Returns 'ok' or 'not_held'.
 const COMMIT: &str = r#"
-local iv, b, exp = KEYS[1], KEYS[2], KEYS[3]
+local iv, b, exp, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id = ARGV[1]
-reap(iv, b, exp, ARGV[2])
+local now = clock(ARGV[2])
+reap(iv, b, exp, done, now, cutoff(now, ARGV[3], ARGV[4]))
 local rec = redis.call('HGET', b, id)
 if not rec then
   return 'not_held'
@@ -87,28 +121,33 @@ end
 local s, e, x, rep = parse(rec)
 redis.call('ZREM', exp, id)
 redis.call('HSET', b, id, tostring(s) .. '|' .. tostring(e) .. '|0|')
+redis.call('ZADD', done, e, id)
 if rep ~= '' then
   redis.call('ZREM', iv, rep)
   redis.call('HDEL', b, rep)
   redis.call('ZREM', exp, rep)
+  redis.call('ZREM', done, rep)
 end
 return 'ok'
 "#;
 
-/// KEYS: iv, b, exp. ARGV: id.
+/// KEYS: iv, b, exp, done. ARGV: id.
 const RELEASE: &str = r#"
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
 return 'ok'
 "#;
 
-/// KEYS: iv, b, exp, maxlen. ARGV: window start, window end, now.
+/// KEYS: iv, b, exp, maxlen, done. ARGV: window start, window end, now (''
+/// for the server's), caller's now, prune after.
 /// Returns a flat list: id, start, end, committed (1/0), …
 const CLAIMS: &str = r#"
-local iv, b, exp, maxlen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local iv, b, exp, maxlen, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local ws, we = tonumber(ARGV[1]), tonumber(ARGV[2])
-reap(iv, b, exp, ARGV[3])
+local now = clock(ARGV[3])
+reap(iv, b, exp, done, now, cutoff(now, ARGV[4], ARGV[5]))
 local ml = tonumber(redis.call('GET', maxlen) or '0')
 local out = {}
 for _, c in ipairs(redis.call('ZRANGEBYSCORE', iv, ws - ml, '(' .. ARGV[2])) do
@@ -132,18 +171,20 @@ pub struct RedisLedger {
     commit: std::sync::Arc<Script>,
     release: std::sync::Arc<Script>,
     claims: std::sync::Arc<Script>,
+    /// Take "now" from the callers instead of the server (replays only).
+    caller_clock: bool,
 }
 
 fn unavailable(e: redis::RedisError) -> LedgerError {
     LedgerError::Unavailable(e.to_string())
 }
 
-/// The four keys of one calendar. The calendar key is hashed, so any
-/// calendar id is safe inside the hash tag and all four share a slot.
-fn keys(prefix: &str, calendar: &str) -> [String; 4] {
+/// The five keys of one calendar. The calendar key is hashed, so any
+/// calendar id is safe inside the hash tag and all five share a slot.
+fn keys(prefix: &str, calendar: &str) -> [String; 5] {
     let digest = Sha256::digest(calendar.as_bytes());
     let tag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    ["iv", "b", "exp", "maxlen"].map(|k| format!("{prefix}{{{tag}}}:{k}"))
+    ["iv", "b", "exp", "maxlen", "done"].map(|k| format!("{prefix}{{{tag}}}:{k}"))
 }
 
 fn secs(t: DateTime<Utc>) -> i64 {
@@ -170,7 +211,28 @@ impl RedisLedger {
             commit: script(COMMIT),
             release: std::sync::Arc::new(Script::new(RELEASE)),
             claims: script(CLAIMS),
+            caller_clock: false,
         })
+    }
+
+    /// This ledger takes "now" from its callers, like the in-memory
+    /// reference, so a replay on a virtual clock (or a comparison with the
+    /// reference) sees holds expire when that clock says. Never for
+    /// instances sharing a Redis: their clocks would decide each other's
+    /// holds.
+    #[must_use]
+    pub fn on_caller_clock(mut self) -> Self {
+        self.caller_clock = true;
+        self
+    }
+
+    /// The `now` argument of a script: empty for the server's clock.
+    fn now_arg(&self, now: DateTime<Utc>) -> String {
+        if self.caller_clock {
+            secs(now).to_string()
+        } else {
+            String::new()
+        }
     }
 }
 
@@ -184,7 +246,7 @@ impl Ledger for RedisLedger {
         replaces: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let [iv, b, exp, maxlen] = keys(&self.prefix, calendar);
+        let [iv, b, exp, maxlen, done] = keys(&self.prefix, calendar);
         let mut conn = self.conn.clone();
         let reply: Vec<String> = self
             .hold
@@ -192,12 +254,15 @@ impl Ledger for RedisLedger {
             .key(b)
             .key(exp)
             .key(maxlen)
+            .key(done)
             .arg(claim)
             .arg(secs(interval.start))
             .arg(secs(interval.end))
-            .arg(secs(now))
+            .arg(self.now_arg(now))
             .arg(HOLD_TTL.num_seconds())
             .arg(replaces.unwrap_or(""))
+            .arg(secs(now))
+            .arg(PRUNE_AFTER.num_seconds())
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -218,15 +283,18 @@ impl Ledger for RedisLedger {
         claim: &str,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let [iv, b, exp, _] = keys(&self.prefix, calendar);
+        let [iv, b, exp, _, done] = keys(&self.prefix, calendar);
         let mut conn = self.conn.clone();
         let reply: String = self
             .commit
             .key(iv)
             .key(b)
             .key(exp)
+            .key(done)
             .arg(claim)
+            .arg(self.now_arg(now))
             .arg(secs(now))
+            .arg(PRUNE_AFTER.num_seconds())
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -237,13 +305,14 @@ impl Ledger for RedisLedger {
     }
 
     async fn release(&self, calendar: &str, claim: &str) -> Result<(), LedgerError> {
-        let [iv, b, exp, _] = keys(&self.prefix, calendar);
+        let [iv, b, exp, _, done] = keys(&self.prefix, calendar);
         let mut conn = self.conn.clone();
         let _: String = self
             .release
             .key(iv)
             .key(b)
             .key(exp)
+            .key(done)
             .arg(claim)
             .invoke_async(&mut conn)
             .await
@@ -257,7 +326,7 @@ impl Ledger for RedisLedger {
         window: Interval,
         now: DateTime<Utc>,
     ) -> Result<Vec<Claim>, LedgerError> {
-        let [iv, b, exp, maxlen] = keys(&self.prefix, calendar);
+        let [iv, b, exp, maxlen, done] = keys(&self.prefix, calendar);
         let mut conn = self.conn.clone();
         let flat: Vec<String> = self
             .claims
@@ -265,9 +334,12 @@ impl Ledger for RedisLedger {
             .key(b)
             .key(exp)
             .key(maxlen)
+            .key(done)
             .arg(secs(window.start))
             .arg(secs(window.end))
+            .arg(self.now_arg(now))
             .arg(secs(now))
+            .arg(PRUNE_AFTER.num_seconds())
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;

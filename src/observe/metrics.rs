@@ -52,6 +52,13 @@ pub const LEDGER_DURATION: &str = "callbook_ledger_decision_duration_seconds";
 /// Ledger operations by `op` and `outcome` (`ok`, `taken`, `not_held`,
 /// `unavailable`).
 pub const LEDGER_DECISIONS: &str = "callbook_ledger_decisions_total";
+/// Commits made after a calendar write (a booking or a move), by `op`
+/// (`book`, `move`) and `outcome`: `committed`; `recommitted` (the hold
+/// had lapsed during the write and was held again and committed under the
+/// same claim id); `conflict` (it lapsed and another claim took the slot
+/// meanwhile: the event stands, the ledger does not cover it);
+/// `unavailable` (the ledger could not be reached).
+pub const LEDGER_COMMITS_AFTER_WRITE: &str = "callbook_ledger_commits_after_write_total";
 /// Call actors running now (a call whose socket dropped counts until its
 /// work in flight is done).
 pub const LIVE_CALLS: &str = "callbook_live_calls";
@@ -133,6 +140,10 @@ fn describe() {
     );
     describe_histogram!(LEDGER_DURATION, "Ledger operation latency.");
     describe_counter!(LEDGER_DECISIONS, "Ledger operations by outcome.");
+    describe_counter!(
+        LEDGER_COMMITS_AFTER_WRITE,
+        "Ledger commits after a calendar write, by outcome."
+    );
     describe_gauge!(LIVE_CALLS, "Call actors running now.");
     describe_counter!(FRAMES_RECEIVED, "Text frames read from pipelines.");
     describe_counter!(FRAMES_SENT, "Frames written to pipelines.");
@@ -192,6 +203,12 @@ pub fn token_refresh(provider: &'static str, failure: Option<&'static str>) {
 pub fn ledger(op: &'static str, outcome: &'static str, took: Duration) {
     histogram!(LEDGER_DURATION, "op" => op).record(took.as_secs_f64());
     counter!(LEDGER_DECISIONS, "op" => op, "outcome" => outcome).increment(1);
+}
+
+/// How the commit after a calendar write ended; see
+/// [`LEDGER_COMMITS_AFTER_WRITE`].
+pub fn commit_after_write(op: &'static str, outcome: &'static str) {
+    counter!(LEDGER_COMMITS_AFTER_WRITE, "op" => op, "outcome" => outcome).increment(1);
 }
 
 /// A call started on `campaign` (a label from [`campaign_label`]).

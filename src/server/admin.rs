@@ -600,15 +600,46 @@ pub(super) async fn callback(State(state): State<AppState>, Query(q): Query<Call
         other_account,
         ..Connection::new(provider, refresh)
     };
-    if let Err(e) = store.put_connection(&user, conn).await {
+    if let Err(e) = store.put_connection(&user, conn.clone()).await {
         return unavailable(e);
     }
     state.deps.calendars.forget(&user);
+    resolve_canonical(&state, &user, &conn).await;
     tracing::info!(user = %user, provider = provider.as_str(), "calendar connected");
     page(
         StatusCode::OK,
         "Your calendar is connected. You can close this window.",
     )
+}
+
+/// How long a connect waits for the provider to name the chosen calendar's
+/// canonical id; past it, the first call resolves it instead.
+const CANONICAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Resolves the connection's calendar (the alias "primary", say) to the id
+/// the provider reports for it and stores it: the ledger keys claims by it.
+/// A failure is logged only; the first call resolves it again.
+async fn resolve_canonical(state: &AppState, user: &str, conn: &Connection) {
+    let client = state.deps.calendars.for_user(user, conn);
+    let info = match tokio::time::timeout(CANONICAL_TIMEOUT, client.calendar_info()).await {
+        Ok(Ok(info)) => info,
+        Ok(Err(e)) => {
+            tracing::warn!(user = %user, error = %e, "calendar's canonical id not resolved at connect");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(user = %user, "calendar's canonical id not resolved at connect: timed out");
+            return;
+        }
+    };
+    if let Err(e) = state
+        .deps
+        .store
+        .set_canonical(user, conn.provider, &conn.calendar_id, &info.calendar_id)
+        .await
+    {
+        tracing::warn!(user = %user, error = %e, "could not record the calendar's canonical id");
+    }
 }
 
 /// Gives back a grant callbook will not keep (the wrong account finished
@@ -808,8 +839,9 @@ pub(super) async fn choose_calendar(
                 "no writable calendar with that id",
             )
         })?;
-    // The primary calendar is kept as "primary" whatever its id, so the
-    // ledger keys claims on it the same way before and after the choice.
+    // The primary calendar is kept as "primary" whatever its id; the ledger
+    // keys claims by the id itself (recorded beside it), so both names are
+    // one key.
     let stored = if chosen.primary {
         "primary"
     } else {
@@ -819,6 +851,12 @@ pub(super) async fn choose_calendar(
         .deps
         .store
         .set_calendar(&user, provider, stored)
+        .await
+        .map_err(store_down)?;
+    state
+        .deps
+        .store
+        .set_canonical(&user, provider, stored, &chosen.id)
         .await
         .map_err(store_down)?;
     state.deps.calendars.forget(&user);

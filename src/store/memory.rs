@@ -241,6 +241,26 @@ impl Store for MemoryStore {
         .await
     }
 
+    async fn set_canonical(
+        &self,
+        user_id: &str,
+        provider: Provider,
+        alias: &str,
+        canonical: &str,
+    ) -> Result<bool, StoreError> {
+        self.change(user_id, |uc| match uc.get_mut(provider) {
+            Some(c) => {
+                c.canonical = Some(super::CanonicalCalendar {
+                    alias: alias.to_string(),
+                    id: canonical.to_string(),
+                });
+                (true, true)
+            }
+            None => (false, false),
+        })
+        .await
+    }
+
     async fn set_status(
         &self,
         user_id: &str,

@@ -85,9 +85,32 @@ pub struct Connection {
     /// an account other than the one expected (or one that could not be
     /// checked): accepted on the administrator's word, and shown as such.
     pub other_account: bool,
+    /// The calendar's id as the provider reports it, for the alias or id
+    /// in `calendar_id` it was resolved from. Claims in the ledger are
+    /// keyed by it, so one calendar is one key whoever books on it and
+    /// however they named it.
+    pub canonical: Option<CanonicalCalendar>,
+}
+
+/// A calendar's canonical id (Google's primary calendar: the account's
+/// address; Graph's default calendar: its real id) and the `calendar_id`
+/// (alias or id) it belongs to: once the owner chooses another calendar the
+/// pair no longer applies and is resolved again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalCalendar {
+    pub alias: String,
+    pub id: String,
 }
 
 impl Connection {
+    /// The canonical id of the calendar chosen now, if it was resolved.
+    pub fn canonical_id(&self) -> Option<&str> {
+        self.canonical
+            .as_ref()
+            .filter(|c| c.alias == self.calendar_id)
+            .map(|c| c.id.as_str())
+    }
+
     /// A freshly connected calendar: the primary one, active.
     pub fn new(provider: Provider, refresh_token: SecretString) -> Self {
         Self {
@@ -98,6 +121,7 @@ impl Connection {
             tenant: None,
             account_email: None,
             other_account: false,
+            canonical: None,
         }
     }
 }
@@ -317,6 +341,15 @@ pub trait Store: Send + Sync {
         user_id: &str,
         provider: Provider,
         calendar_id: &str,
+    ) -> Result<bool, StoreError>;
+    /// Records the canonical id of the connection's calendar `alias`;
+    /// `false` if not connected. Applies only while `alias` stays chosen.
+    async fn set_canonical(
+        &self,
+        user_id: &str,
+        provider: Provider,
+        alias: &str,
+        canonical: &str,
     ) -> Result<bool, StoreError>;
     /// Records what the provider last said about the grant.
     async fn set_status(

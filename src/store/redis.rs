@@ -51,6 +51,7 @@ for i, f in ipairs({'tenant', 'email', 'other'}) do
   local v = ARGV[4 + i]
   if v == '' then redis.call('HDEL', k, p .. ':' .. f) else redis.call('HSET', k, p .. ':' .. f, v) end
 end
+if ARGV[9] == '' then redis.call('HDEL', k, p .. ':canonical') else redis.call('HSET', k, p .. ':canonical', ARGV[9]) end
 redis.call('HSETNX', k, 'active', p)
 return 1
 "#;
@@ -63,7 +64,7 @@ local got = redis.call('HMGET', k, p .. ':token', p .. ':calendar', p .. ':statu
 if not got[1] then
   return {}
 end
-redis.call('HDEL', k, p .. ':token', p .. ':calendar', p .. ':status', p .. ':tenant', p .. ':email', p .. ':other')
+redis.call('HDEL', k, p .. ':token', p .. ':calendar', p .. ':status', p .. ':tenant', p .. ':email', p .. ':other', p .. ':canonical')
 if redis.call('HGET', k, 'active') == p then
   if redis.call('HEXISTS', k, other .. ':token') == 1 then
     redis.call('HSET', k, 'active', other)
@@ -458,6 +459,12 @@ impl RedisStore {
             .arg(c.account_email.as_deref().unwrap_or(""))
             .arg(if c.other_account { "1" } else { "" })
             .arg(if only_if_absent { "1" } else { "0" })
+            .arg(
+                c.canonical
+                    .as_ref()
+                    .map(|k| format!("{}\n{}", k.alias, k.id))
+                    .unwrap_or_default(),
+            )
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -492,6 +499,13 @@ impl RedisStore {
             tenant: nonempty("tenant"),
             account_email: nonempty("email"),
             other_account: nonempty("other").is_some(),
+            canonical: nonempty("canonical").and_then(|v| {
+                let (alias, id) = v.split_once('\n')?;
+                Some(super::CanonicalCalendar {
+                    alias: alias.to_string(),
+                    id: id.to_string(),
+                })
+            }),
         }))
     }
 
@@ -596,7 +610,15 @@ impl Store for RedisStore {
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        let names = ["token", "calendar", "status", "tenant", "email", "other"];
+        let names = [
+            "token",
+            "calendar",
+            "status",
+            "tenant",
+            "email",
+            "other",
+            "canonical",
+        ];
         let field = |f: &str| {
             names
                 .iter()
@@ -617,6 +639,17 @@ impl Store for RedisStore {
         calendar_id: &str,
     ) -> Result<bool, StoreError> {
         self.set(user_id, provider, "calendar", calendar_id).await
+    }
+
+    async fn set_canonical(
+        &self,
+        user_id: &str,
+        provider: Provider,
+        alias: &str,
+        canonical: &str,
+    ) -> Result<bool, StoreError> {
+        let value = format!("{alias}\n{canonical}");
+        self.set(user_id, provider, "canonical", &value).await
     }
 
     async fn set_status(

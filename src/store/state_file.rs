@@ -82,6 +82,11 @@ struct ConnectionDoc {
     tenant: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     account_email: Option<String>,
+    /// The canonical id of the calendar named `canonical_for`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    canonical_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    canonical_for: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     other_account: bool,
 }
@@ -178,6 +183,10 @@ impl StateFile {
                     tenant: c.tenant,
                     account_email: c.account_email,
                     other_account: c.other_account,
+                    canonical: c
+                        .canonical_for
+                        .zip(c.canonical_id)
+                        .map(|(alias, id)| super::CanonicalCalendar { alias, id }),
                 });
             }
             out.connections.insert(
@@ -216,6 +225,8 @@ impl StateFile {
                         tenant: c.tenant.clone(),
                         account_email: c.account_email.clone(),
                         other_account: c.other_account,
+                        canonical_id: c.canonical.as_ref().map(|k| k.id.clone()),
+                        canonical_for: c.canonical.as_ref().map(|k| k.alias.clone()),
                     })
                     .collect();
                 (
@@ -348,6 +359,10 @@ mod tests {
             )
             .await
             .unwrap();
+        store
+            .set_canonical("alex", Provider::Microsoft, "primary", "AAMkDefault")
+            .await
+            .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("rt-1"), "tokens are sealed at rest");
 
@@ -359,6 +374,7 @@ mod tests {
         assert_eq!(c.refresh_token.expose_secret(), "rt-1");
         assert_eq!(c.status, ConnectionStatus::AdminApprovalNeeded { since });
         assert_eq!(c.tenant.as_deref(), Some("t-1"));
+        assert_eq!(c.canonical_id(), Some("AAMkDefault"));
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ use callbook::calendar::emulator::{AccountSpec, Endpoint, Fault, MsAccountSpec, 
 use callbook::clock::Clock;
 use callbook::harness::{frames, Harness};
 use callbook::store::provisioning::{Provisioning, DEFAULT};
+use callbook::store::{Connection, Provider};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -34,6 +35,12 @@ async fn app() -> Harness {
 async fn connect(app: &Harness, provider: &str) -> (StatusCode, String) {
     let start = (provider == "microsoft").then(|| json!({"login_hint": OUTLOOK}));
     connect_via(app, provider, app, start).await
+}
+
+/// The default user's connection to `provider` as the store holds it.
+async fn stored_connection(app: &Harness, provider: Provider) -> Connection {
+    let (list, _) = app.store.connections("alex").await.unwrap();
+    list.into_iter().find(|c| c.provider == provider).unwrap()
 }
 
 async fn connections(app: &Harness) -> Value {
@@ -62,6 +69,12 @@ async fn an_owner_connects_outlook_makes_it_active_and_calls_book_there() {
     let app = app().await;
     let (status, page) = connect(&app, "microsoft").await;
     assert_eq!(status, StatusCode::OK, "{page}");
+    // The alias "primary" was resolved at connect to the default calendar's
+    // real id, kept beside it: the ledger keys claims by that id.
+    let stored = stored_connection(&app, Provider::Microsoft).await;
+    assert_eq!(stored.calendar_id, "primary");
+    let canonical = stored.canonical_id().expect("resolved at connect");
+    assert_ne!(canonical, "primary");
     let list = connections(&app).await;
     // Google (from the config) stays active until the owner switches.
     assert_eq!(list["active_provider"], "google");
@@ -266,8 +279,11 @@ async fn the_owner_picks_a_writable_calendar() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    // The primary calendar stays keyed as "primary".
+    // The primary calendar stays named "primary", with its own id kept
+    // beside it for the ledger.
     assert_eq!(body["calendar_id"], "primary");
+    let stored = stored_connection(&app, Provider::Google).await;
+    assert_eq!(stored.canonical_id(), Some(id));
     app.stop().await.unwrap();
 }
 

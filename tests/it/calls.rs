@@ -122,7 +122,11 @@ async fn hanging_up_before_yes_leaves_no_claim() {
     );
     let claims = app
         .ledger
-        .claims("alex:primary", whole_look_ahead(), app.clock.now())
+        .claims(
+            "google:alex@callbook.example",
+            whole_look_ahead(),
+            app.clock.now(),
+        )
         .await
         .unwrap();
     assert!(claims.is_empty(), "{claims:?}");
@@ -143,7 +147,11 @@ async fn hanging_up_mid_booking_finishes_the_booking_and_orphans_nothing() {
     // The socket closes only after the call's work is done.
     let claims = app
         .ledger
-        .claims("alex:primary", whole_look_ahead(), app.clock.now())
+        .claims(
+            "google:alex@callbook.example",
+            whole_look_ahead(),
+            app.clock.now(),
+        )
         .await
         .unwrap();
     let events = app.google.events("alex@callbook.example");
@@ -163,7 +171,11 @@ async fn a_socket_dropped_without_stop_ends_the_call() {
     // The server drains and stops cleanly: the actor saw the hang-up.
     let claims = app
         .ledger
-        .claims("alex:primary", whole_look_ahead(), app.clock.now())
+        .claims(
+            "google:alex@callbook.example",
+            whole_look_ahead(),
+            app.clock.now(),
+        )
         .await
         .unwrap();
     assert!(claims.is_empty());
@@ -223,7 +235,11 @@ async fn trouble_at_yes(
     // No claim and no event are left behind.
     let claims = app
         .ledger
-        .claims("alex:primary", whole_look_ahead(), app.clock.now())
+        .claims(
+            "google:alex@callbook.example",
+            whole_look_ahead(),
+            app.clock.now(),
+        )
         .await
         .unwrap();
     assert!(claims.is_empty());
@@ -291,5 +307,55 @@ async fn a_slow_calendar_gets_a_filler_line_before_the_answer() {
         .collect();
     assert_eq!(says[0], "One moment while I check the calendar.");
     assert!(says[1].starts_with("You're all set"));
+    app.stop().await.unwrap();
+}
+
+/// The hold lapses while the provider creates the event (the create takes
+/// longer than the hold lives): the booking stands, and its claim is held
+/// again under the same id and committed, counted as `recommitted`, so the
+/// ledger still covers the slot.
+#[tokio::test]
+async fn a_hold_that_lapses_during_the_create_is_held_again_and_committed() {
+    use callbook::calendar::emulator::{Endpoint, Fault};
+    let app = spawn_app().await;
+    let sid = "CA00000000000000000000000lapse001";
+    let mut c = start_call(&app, sid).await;
+    to_proposal(&mut c).await;
+    app.google.inject(
+        "alex@callbook.example",
+        Endpoint::Insert,
+        Fault::Latency(std::time::Duration::from_millis(800)),
+        1,
+    );
+    c.send(&frames::transcript("yes")).await.unwrap();
+    // While the create is in flight, the hold's time runs out.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.clock
+        .advance(callbook::ledger::HOLD_TTL + Duration::seconds(30));
+    let got = c.settle().await.unwrap();
+    assert!(
+        got.iter().any(|f| f["booking"]["status"] == "booked"),
+        "{got:?}"
+    );
+    let claims = app
+        .ledger
+        .claims(
+            "google:alex@callbook.example",
+            whole_look_ahead(),
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 1, "{claims:?}");
+    assert!(claims[0].committed);
+    let metrics = crate::helpers::scrape(&app).await;
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("callbook_ledger_commits_after_write_total")
+                && l.contains("op=\"book\"")
+                && l.contains("outcome=\"recommitted\"")
+        ),
+        "{metrics}"
+    );
     app.stop().await.unwrap();
 }

@@ -823,7 +823,7 @@ async fn an_instance_killed_mid_booking_leaves_one_booking_that_the_resume_finds
         let claims = b
             .ledger
             .claims(
-                "alex:primary",
+                "google:alex@callbook.example",
                 callbook::schedule::Interval::new(events[0].start, events[0].end),
                 b.clock.now(),
             )

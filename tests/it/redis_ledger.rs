@@ -6,9 +6,10 @@
 use crate::helpers::{of_kind, tuesday_morning};
 use callbook::clock::Clock;
 use callbook::harness::{frames, Emulators, Harness, RedisServer};
-use callbook::ledger::{Ledger, LedgerError, MemoryLedger, RedisLedger, HOLD_TTL};
+use callbook::ledger::{Ledger, LedgerError, MemoryLedger, RedisLedger, HOLD_TTL, PRUNE_AFTER};
 use callbook::schedule::Interval;
 use callbook::store::provisioning::{Provisioning, DEFAULT};
+use callbook::store::Store;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use std::sync::Arc;
@@ -25,6 +26,12 @@ async fn redis_ledger(server: &RedisServer) -> RedisLedger {
     RedisLedger::connect(&server.url, "callbook:test:")
         .await
         .unwrap()
+}
+
+/// A Redis ledger that, like the reference, takes "now" from its callers,
+/// so tests can move time.
+async fn redis_ledger_on_caller_clock(server: &RedisServer) -> RedisLedger {
+    redis_ledger(server).await.on_caller_clock()
 }
 
 /// What every ledger must do, whatever it runs on.
@@ -87,7 +94,101 @@ async fn the_memory_ledger_keeps_the_contract() {
 #[tokio::test]
 async fn the_redis_ledger_keeps_the_contract() {
     let server = RedisServer::start().await.unwrap();
-    contract(&redis_ledger(&server).await).await;
+    contract(&redis_ledger_on_caller_clock(&server).await).await;
+}
+
+/// Two instances whose clocks are 10 minutes apart share one Redis: the
+/// fast one does not take the slow one's hold for expired, because expiry
+/// is the server's clock, not the callers'.
+#[tokio::test]
+async fn a_fast_clock_cannot_reap_another_instances_live_hold() {
+    let server = RedisServer::start().await.unwrap();
+    let (slow, fast) = (redis_ledger(&server).await, redis_ledger(&server).await);
+    let slow_now = t(-60);
+    let fast_now = slow_now + Duration::minutes(10);
+    slow.hold("cal", "slow", iv(0, 30), None, slow_now)
+        .await
+        .unwrap();
+    assert_eq!(
+        fast.hold("cal", "fast", iv(0, 30), None, fast_now).await,
+        Err(LedgerError::Taken {
+            conflict: iv(0, 30)
+        })
+    );
+    let live = fast.claims("cal", iv(-60, 60), fast_now).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].id, "slow");
+    // The holder can still commit it, whatever clock it passes.
+    slow.commit("cal", "slow", fast_now).await.unwrap();
+}
+
+/// Committed claims that ended more than a day ago are pruned; younger
+/// ones stay, and the pruned time can be held again.
+async fn past_claims_are_pruned(l: &dyn Ledger) {
+    let now = t(-60);
+    for (id, slot) in [("old", iv(0, 30)), ("recent", iv(60, 90))] {
+        l.hold("cal", id, slot, None, now).await.unwrap();
+        l.commit("cal", id, now).await.unwrap();
+    }
+    let everything = iv(-1000, 1000);
+    assert_eq!(l.claims("cal", everything, now).await.unwrap().len(), 2);
+    // A day and a minute after "old" ended; "recent" ended 59 minutes later.
+    let later = t(30) + PRUNE_AFTER + Duration::minutes(1);
+    let live = l.claims("cal", everything, later).await.unwrap();
+    assert_eq!(
+        live.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        vec!["recent"]
+    );
+    l.hold("cal", "again", iv(0, 30), None, later)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_memory_ledger_prunes_claims_that_ended_a_day_ago() {
+    let l = MemoryLedger::new();
+    past_claims_are_pruned(&l).await;
+    // What is kept: "recent" and the hold "again".
+    assert_eq!(l.len("cal"), 2);
+}
+
+#[tokio::test]
+async fn the_redis_ledger_prunes_claims_that_ended_a_day_ago() {
+    let server = RedisServer::start().await.unwrap();
+    past_claims_are_pruned(&redis_ledger_on_caller_clock(&server).await).await;
+    // The stored claims shrank too, not only the answers.
+    let client = redis::Client::open(server.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("callbook:test:*:b")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let kept: usize = redis::cmd("HLEN")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(kept, 2);
+}
+
+/// A caller whose clock runs a day fast does not prune what the server
+/// still counts as recent: pruning takes the earlier of the two clocks.
+#[tokio::test]
+async fn a_fast_caller_alone_cannot_prune_recent_claims() {
+    let server = RedisServer::start().await.unwrap();
+    let l = redis_ledger(&server).await;
+    let client = redis::Client::open(server.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (secs, _): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    let real = DateTime::from_timestamp(secs, 0).unwrap();
+    let slot = Interval::new(real - Duration::hours(1), real);
+    l.hold("cal", "yesterday", slot, None, real).await.unwrap();
+    l.commit("cal", "yesterday", real).await.unwrap();
+    let fast = real + PRUNE_AFTER + Duration::hours(2);
+    let live = l.claims("cal", slot, fast).await.unwrap();
+    assert_eq!(live.len(), 1);
 }
 
 /// Random histories of holds, commits, releases, reads and passing time:
@@ -95,7 +196,7 @@ async fn the_redis_ledger_keeps_the_contract() {
 #[tokio::test]
 async fn redis_answers_like_the_reference_on_random_histories() {
     let server = RedisServer::start().await.unwrap();
-    let redis = redis_ledger(&server).await;
+    let redis = redis_ledger_on_caller_clock(&server).await;
     for seed in 0..5u64 {
         let model = MemoryLedger::new();
         let mut rng = fastrand::Rng::with_seed(seed);
@@ -344,4 +445,101 @@ async fn thirty_concurrent_callers_over_two_servers_all_book_without_overlap() {
     assert_eq!(report["booked"], 30, "{report}");
     assert_eq!(report["events"], 30, "{report}");
     assert_eq!(report["overlapping_events"], 0, "{report}");
+}
+
+/// Two owners whose connections reach one Google calendar, one by the alias
+/// "primary", the other by the calendar's id (the account's address): both
+/// calls book into one ledger key, `google:<canonical id>`, so when both
+/// callers say yes to the same slot at once exactly one books it.
+#[tokio::test]
+async fn one_calendar_named_two_ways_by_two_owners_is_one_ledger_key() {
+    let mut doc: serde_json::Value = serde_json::from_str(DEFAULT).unwrap();
+    let mut sam = doc["users"][0].clone();
+    sam["id"] = json!("sam");
+    sam["name"] = json!("Sam Lee");
+    sam["connection"]["calendar_id"] = json!("alex@callbook.example");
+    doc["users"].as_array_mut().unwrap().push(sam);
+    let mut campaign = doc["campaigns"][0].clone();
+    campaign["id"] = json!("demo-sam");
+    campaign["owner"] = json!("sam");
+    doc["campaigns"].as_array_mut().unwrap().push(campaign);
+    let prov = || Provisioning::parse(&doc.to_string()).unwrap();
+    let emulators = Emulators::new();
+    emulators.seed(&prov());
+    let ledger = Arc::new(MemoryLedger::new());
+    let store = Arc::new(prov().into_store());
+    let app = Harness::start_with(
+        Clock::manual(tuesday_morning()),
+        emulators.clone(),
+        ledger.clone(),
+        store.clone(),
+    )
+    .await
+    .unwrap();
+    let mut calls = Vec::new();
+    for (sid, campaign) in [
+        ("CA000000000000000000000000shared01", "demo"),
+        ("CA000000000000000000000000shared02", "demo-sam"),
+    ] {
+        let mut c = crate::helpers::start_call_on(&app, sid, campaign).await;
+        let seen = crate::helpers::to_proposal(&mut c).await;
+        let proposed = of_kind(&seen, "booking")
+            .into_iter()
+            .rfind(|f| f["booking"]["status"] == "proposed")
+            .unwrap()["booking"]["start"]
+            .clone();
+        calls.push((c, proposed));
+    }
+    assert_eq!(calls[0].1, calls[1].1, "both are offered the same slot");
+    let (mut a, _) = calls.remove(0);
+    let (mut b, _) = calls.remove(0);
+    let (ra, rb) = tokio::join!(
+        async {
+            a.send(&frames::transcript("yes")).await.unwrap();
+            a.settle().await.unwrap()
+        },
+        async {
+            b.send(&frames::transcript("yes")).await.unwrap();
+            b.settle().await.unwrap()
+        }
+    );
+    let booked = [&ra, &rb]
+        .iter()
+        .filter(|r| {
+            of_kind(r, "booking")
+                .iter()
+                .any(|f| f["booking"]["status"] == "booked")
+        })
+        .count();
+    assert_eq!(booked, 1, "{ra:?} {rb:?}");
+    let events: Vec<_> = emulators
+        .google
+        .events("alex@callbook.example")
+        .into_iter()
+        .filter(|e| e.booking_id.is_some())
+        .collect();
+    assert_eq!(events.len(), 1);
+    // The one key: provider and the id Google reports for the calendar.
+    let live = ledger
+        .claims(
+            "google:alex@callbook.example",
+            Interval::new(t(-24 * 60), t(30 * 24 * 60)),
+            tuesday_morning(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert!(live[0].committed);
+    assert!(ledger.is_empty("alex:primary"));
+    // Connections stored with only the alias were resolved once, and the
+    // answer kept for the next call.
+    for user in ["alex", "sam"] {
+        let conn = store.connection(user).await.unwrap().unwrap();
+        assert_eq!(conn.canonical_id(), Some("alex@callbook.example"), "{user}");
+    }
+    assert_eq!(
+        store.connection("alex").await.unwrap().unwrap().calendar_id,
+        "primary"
+    );
+    app.stop().await.unwrap();
 }

@@ -83,6 +83,31 @@ async fn contract(s: &dyn Store) {
     assert_eq!(c.refresh_token.expose_secret(), "m2");
     assert_eq!(c.calendar_id, "AAMkOther");
     assert_eq!(c.status, ConnectionStatus::AdminApprovalNeeded { since });
+    // A canonical id applies to the calendar it was resolved for, until
+    // another is chosen; a reconnect starts over.
+    assert_eq!(c.canonical_id(), None);
+    assert!(s
+        .set_canonical("alex", Provider::Microsoft, "AAMkOther", "AAMkOther-real")
+        .await
+        .unwrap());
+    let c = s.connection("alex").await.unwrap().unwrap();
+    assert_eq!(c.canonical_id(), Some("AAMkOther-real"));
+    assert!(s
+        .set_calendar("alex", Provider::Microsoft, "primary")
+        .await
+        .unwrap());
+    assert_eq!(
+        s.connection("alex").await.unwrap().unwrap().canonical_id(),
+        None
+    );
+    assert!(s
+        .set_calendar("alex", Provider::Microsoft, "AAMkOther")
+        .await
+        .unwrap());
+    assert!(!s
+        .set_canonical("nobody", Provider::Microsoft, "primary", "x")
+        .await
+        .unwrap());
 
     // Removing the active one hands over to the other.
     let gone = s
