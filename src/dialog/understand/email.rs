@@ -265,6 +265,10 @@ const SELF_CORRECTIONS: &[&str] = &[
     "sorry no",
     "or rather",
     "let me correct that",
+    "no no",
+    "actually",
+    "oops",
+    "sorry",
 ];
 
 /// Words standing in for an address rather than being one.
@@ -293,10 +297,13 @@ pub fn parse(text: &str) -> Option<Email> {
     if after_has_at {
         return parse_said(&after);
     }
-    // The correction names only the domain: keep the part before the "at".
+    // The correction names only one half: keep the other.
     let first = parse_said(&before)?;
-    let domain = parse_domain(&after)?;
-    Email::parse(&format!("{}@{domain}", first.local()))
+    if let Some(domain) = parse_domain(&after) {
+        return Email::parse(&format!("{}@{domain}", first.local()));
+    }
+    let local = parse_local_any(&after)?;
+    Email::parse(&format!("{local}@{}", first.domain()))
 }
 
 /// Splits at the last self-correction, when one follows something said.
@@ -393,6 +400,28 @@ fn respoken(text: &str) -> String {
             i += 1;
             continue;
         }
+        // "two thousand (and) five", "three hundred": the number, written.
+        if matches!(w, "thousand" | "hundred") {
+            let scale = if w == "thousand" { 1000 } else { 100 };
+            if let Some(n) = out.last().and_then(|t| small_number(t)) {
+                out.pop();
+                let mut value = n * scale;
+                let mut k = i + 1;
+                if lower.get(k).map(String::as_str) == Some("and") {
+                    k += 1;
+                }
+                let (rest, used) = number_at(&lower, k);
+                if used > 0 && rest < scale {
+                    value += rest;
+                    k += used;
+                } else {
+                    k = i + 1;
+                }
+                out.push(value.to_string());
+                i = k;
+                continue;
+            }
+        }
         if w == "double"
             && matches!(lower.get(i + 1).map(String::as_str), Some("oh" | "o"))
             && (is_digit(i.checked_sub(1)) || is_digit(Some(i + 2)))
@@ -406,6 +435,33 @@ fn respoken(text: &str) -> String {
         i += 1;
     }
     out.join(" ")
+}
+
+/// A spoken or written number from 1 to 99 in one token ("five", "12").
+fn small_number(token: &str) -> Option<u32> {
+    let t = token.to_lowercase();
+    if let Ok(n) = t.parse::<u32>() {
+        return (1..100).contains(&n).then_some(n);
+    }
+    DIGITS
+        .iter()
+        .find(|(name, _)| *name == t)
+        .and_then(|(_, c)| c.to_digit(10))
+        .filter(|n| *n > 0)
+        .or_else(|| TENS.iter().find(|(name, _)| *name == t).map(|(_, v)| *v))
+}
+
+/// A number from 1 to 99 said as one or two words at `k` ("twenty three",
+/// "five", "fourteen"): its value and how many words it took.
+fn number_at(words: &[String], k: usize) -> (u32, usize) {
+    let Some(first) = words.get(k).and_then(|w| small_number(w)) else {
+        return (0, 0);
+    };
+    let second = words.get(k + 1).and_then(|w| small_number(w));
+    match second {
+        Some(units) if first % 10 == 0 && first >= 20 && units < 10 => (first + units, 2),
+        _ => (first, 1),
+    }
 }
 
 /// Parses an address as said, once respoken and without corrections.
