@@ -192,6 +192,22 @@ const UNAVAILABLE: &[&str] = &[
     "cannot do",
 ];
 
+/// Asking for another time or thing: a no to what was offered.
+const PREFERS_OTHER: &[&str] = &[
+    "prefer",
+    "rather",
+    "another time",
+    "another day",
+    "different time",
+    "different day",
+    "some other time",
+    "other time",
+];
+
+/// Comparisons that point elsewhere ("works better", "anything earlier"):
+/// not a yes to what was offered.
+const COMPARES: &[&str] = &["better", "earlier", "later", "sooner"];
+
 /// Phrases that answer with yes wherever they stand in the clause.
 const YES_ANYWHERE: &[&str] = &[
     "that works",
@@ -218,6 +234,9 @@ const SHORT_CLAUSE: usize = 3;
 
 /// Classifies an answer to a yes/no question. The rules, in order:
 ///
+/// 0. Asking for another time or thing ("I'd prefer", "rather", "another
+///    day") is no; a comparison ("better", "earlier", "later") is unclear
+///    unless it says no.
 /// 1. A contrast ("but", "except", "instead"…) after something said makes
 ///    the answer a correction or counter-proposal: never yes. It is no when
 ///    something follows it, unclear when only a hedge or nothing does.
@@ -228,22 +247,33 @@ const SHORT_CLAUSE: usize = 3;
 pub fn classify(text: &str) -> Answer {
     let clauses = clauses(text);
     let all: Vec<String> = clauses.concat();
+    // Asking for something else is not consent, whatever word it starts
+    // with ("sure, I'd prefer the morning"); a comparison alone ("Friday
+    // works better") is asked about again.
+    if PREFERS_OTHER.iter().any(|p| has_phrase(&all, p)) {
+        return Answer::No;
+    }
     if let Some(answer) = contrasted(&all) {
         return answer;
     }
     if UNAVAILABLE.iter().any(|p| has_phrase(&all, p)) {
         return Answer::No;
     }
+    if COMPARES.iter().any(|w| all.iter().any(|x| x == w)) {
+        return match verdict_of(&clauses) {
+            Some(Answer::No) => Answer::No,
+            _ => Answer::Unclear,
+        };
+    }
     if is_backchannel(text) {
         return Answer::Yes;
     }
-    let mut verdict = None;
-    for clause in &clauses {
-        if let Some(v) = clause_verdict(clause) {
-            verdict = Some(v);
-        }
-    }
-    verdict.unwrap_or(Answer::Unclear)
+    verdict_of(&clauses).unwrap_or(Answer::Unclear)
+}
+
+/// Rule 4: the last clause that answers.
+fn verdict_of(clauses: &[Vec<String>]) -> Option<Answer> {
+    clauses.iter().filter_map(|c| clause_verdict(c)).last()
 }
 
 /// Rule 1: the first contrast that follows something said.
@@ -396,6 +426,20 @@ mod tests {
         }
         assert_eq!(classify("yeah but can we do friday instead"), No);
         assert_eq!(classify("sure, but maybe"), Unclear);
+    }
+
+    #[test]
+    fn asking_for_something_else_is_not_consent() {
+        for (t, a) in [
+            ("sure, I'd prefer the morning though", No),
+            ("okay but I'd rather do another day", No),
+            ("yeah some other time maybe", No),
+            ("yes friday works better", Unclear),
+            ("anything later?", Unclear),
+            ("no, later in the week", No),
+        ] {
+            assert_eq!(classify(t), a, "{t}");
+        }
     }
 
     #[test]
