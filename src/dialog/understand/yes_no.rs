@@ -273,7 +273,7 @@ pub fn classify(text: &str) -> Answer {
 
 /// Rule 4: the last clause that answers.
 fn verdict_of(clauses: &[Vec<String>]) -> Option<Answer> {
-    clauses.iter().filter_map(|c| clause_verdict(c)).last()
+    clauses.iter().rev().find_map(|c| clause_verdict(c))
 }
 
 /// Rule 1: the first contrast that follows something said.
