@@ -403,10 +403,20 @@ impl<'r> SlotFinder<'r> {
             same.sort_by_key(|s| (distance(s), s.start));
             if let Some(first) = same.first().copied() {
                 out.push(first);
-                if let Some(apart) = same.iter().find(|s| {
-                    (s.start - first.start).num_seconds().abs() >= ALTERNATIVES_APART.num_seconds()
-                }) {
-                    out.push(*apart);
+                // Well apart from the first: later that day if it can be
+                // (a window asked for runs on from its start), else earlier.
+                let apart = |later: bool| {
+                    same.iter().copied().find(|s| {
+                        let gap = s.start - first.start;
+                        if later {
+                            gap >= ALTERNATIVES_APART
+                        } else {
+                            -gap >= ALTERNATIVES_APART
+                        }
+                    })
+                };
+                if let Some(s) = apart(true).or_else(|| apart(false)) {
+                    out.push(s);
                 }
                 // Said in the order of the day.
                 out.sort_by_key(|s| s.start);

@@ -234,3 +234,20 @@ fn earlier_and_later_than_the_slot_on_offer() {
         .earlier(iv("2026-12-01T15:00:00Z", "2026-12-01T15:30:00Z"), 3, &[])
         .is_empty());
 }
+
+#[test]
+fn alternatives_offer_the_day_asked_twice_well_apart_then_the_next_day() {
+    let r = ny_rules();
+    let f = SlotFinder::new(&r, vec![], utc("2026-11-30T14:00:00Z"));
+    let noon_monday = utc("2026-12-07T17:00:00Z");
+    let got = f.alternatives(noon_monday, chrono_tz::America::New_York, None, &[], 3);
+    let starts: Vec<DateTime<Utc>> = got.iter().map(|s| s.start).collect();
+    assert_eq!(
+        starts,
+        vec![
+            utc("2026-12-07T17:00:00Z"),
+            utc("2026-12-07T19:00:00Z"),
+            utc("2026-12-08T17:00:00Z")
+        ]
+    );
+}
