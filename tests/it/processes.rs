@@ -498,3 +498,96 @@ async fn three_serve_processes_on_one_redis_and_one_emulator_never_double_book()
     drop(procs);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_process_takes_faults_and_busy_time_and_shows_its_events() {
+    let dir = std::env::temp_dir().join(format!("callbook-emuctl-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prov = dir.join("provisioning.json");
+    std::fs::write(&prov, DEFAULT).unwrap();
+    let emulator = Emulator::start(&prov);
+    assert_eq!(
+        emulator.flag("google_client_id"),
+        callbook::harness::EMULATOR_CLIENT_ID
+    );
+    let base = emulator.flag("control");
+    let http = reqwest::Client::new();
+    // Busy time goes in and comes back out as stored.
+    emulator
+        .control(
+            reqwest::Method::POST,
+            "/events",
+            Some(
+                json!({"provider": "google", "email": OWNER, "summary": "Dentist",
+                        "start": "2030-01-07T15:00:00Z", "end": "2030-01-07T16:00:00Z"}),
+            ),
+        )
+        .await;
+    let events = emulator
+        .control(
+            reqwest::Method::GET,
+            &format!("/events?provider=google&email={OWNER}"),
+            None,
+        )
+        .await;
+    assert_eq!(events.as_array().unwrap().len(), 1);
+    assert_eq!(events[0]["summary"], "Dentist");
+    assert_eq!(events[0]["start"], "2030-01-07T15:00:00Z");
+    assert!(events[0]["booking_id"].is_null());
+    // A fault fires on the provider's own endpoint, then is used up.
+    emulator
+        .control(
+            reqwest::Method::POST,
+            "/faults",
+            Some(
+                json!({"provider": "google", "email": OWNER, "endpoint": "token",
+                        "fault": {"token": "invalid_grant"}}),
+            ),
+        )
+        .await;
+    let refresh = || {
+        http.post(emulator.flag("google_token_url")).form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "demo-refresh-token"),
+            ("client_id", callbook::harness::EMULATOR_CLIENT_ID),
+            ("client_secret", callbook::harness::EMULATOR_CLIENT_SECRET),
+        ])
+    };
+    let first = refresh().send().await.unwrap();
+    assert_eq!(first.status(), 400);
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(refresh().send().await.unwrap().status().is_success());
+    // Faults cleared do not fire.
+    emulator
+        .control(
+            reqwest::Method::POST,
+            "/faults",
+            Some(
+                json!({"provider": "google", "email": OWNER, "endpoint": "token",
+                        "fault": {"status": 503}, "times": 5}),
+            ),
+        )
+        .await;
+    emulator
+        .control(reqwest::Method::DELETE, "/faults", None)
+        .await;
+    assert!(refresh().send().await.unwrap().status().is_success());
+    // What the control API cannot do, it says.
+    for bad in [
+        json!({"provider": "google", "email": OWNER, "endpoint": "nope", "fault": {"status": 503}}),
+        json!({"provider": "google", "email": OWNER, "endpoint": "insert", "fault": {}}),
+        json!({"provider": "google", "email": OWNER, "endpoint": "insert",
+               "fault": {"status": 503, "latency_ms": 5}}),
+        json!({"provider": "google", "email": OWNER, "endpoint": "insert", "fault": {"status": 200}}),
+    ] {
+        let resp = http
+            .post(format!("{base}/faults"))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{bad}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
