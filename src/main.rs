@@ -71,6 +71,13 @@ enum Command {
         #[arg(long)]
         turns_for: Option<u64>,
     },
+    /// The Google Calendar and Microsoft Graph emulators as one process,
+    /// seeded from a provisioning file, with a control API under
+    /// `/_control/` (faults, stored events): a calendar several `serve`
+    /// processes can share, for development and tests. Prints the flags
+    /// to give `serve` as one JSON line.
+    #[cfg(feature = "testkit")]
+    Emulator(EmulatorArgs),
     /// Show what callbook understands in an utterance, as one JSON line.
     Parse {
         #[command(subcommand)]
@@ -127,6 +134,27 @@ enum Command {
         #[arg(long)]
         explain: Option<DateTime<Utc>>,
     },
+}
+
+#[cfg(feature = "testkit")]
+#[derive(clap::Args)]
+struct EmulatorArgs {
+    /// Where both emulators and the control API listen (port 0: any free
+    /// port; the one taken is printed).
+    #[arg(
+        long,
+        env = "CALLBOOK_EMULATOR_LISTEN",
+        default_value = "127.0.0.1:8090"
+    )]
+    listen: String,
+    /// Provisioning file whose connections become emulator accounts
+    /// (their refresh tokens are the ones the emulator accepts). The
+    /// embedded demo configuration by default.
+    #[arg(long, env = "CALLBOOK_PROVISIONING")]
+    provisioning: Option<PathBuf>,
+    /// Opens sealed refresh tokens in the provisioning file.
+    #[command(flatten)]
+    key: TokenKeyArgs,
 }
 
 #[derive(Subcommand)]
@@ -448,6 +476,11 @@ async fn main() -> ExitCode {
         #[cfg(feature = "testkit")]
         Command::Demo => demo().await.map(|_| true),
         #[cfg(feature = "testkit")]
+        Command::Emulator(args) => {
+            init_tracing();
+            emulator(args).await.map(|_| true)
+        }
+        #[cfg(feature = "testkit")]
         Command::Replay {
             files,
             verbose,
@@ -660,6 +693,78 @@ async fn start_emulators(
         harness::emulator_endpoints(g_addr),
         harness::ms_emulator_endpoints(m_addr),
     ))
+}
+
+/// `callbook emulator`: both emulators and their control API on one
+/// port until a shutdown signal.
+#[cfg(feature = "testkit")]
+async fn emulator(args: EmulatorArgs) -> anyhow::Result<()> {
+    use callbook::calendar::emulator::{control, GoogleEmulator, MicrosoftEmulator};
+    let text = match &args.provisioning {
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
+        None => provisioning::DEFAULT.to_string(),
+    };
+    let mut prov = Provisioning::parse(&text)?;
+    prov.open_sealed(args.key.cipher()?.as_ref())?;
+    let g = GoogleEmulator::new(harness::EMULATOR_CLIENT_ID, harness::EMULATOR_CLIENT_SECRET);
+    let m = MicrosoftEmulator::new(harness::EMULATOR_CLIENT_ID, harness::EMULATOR_CLIENT_SECRET);
+    harness::seed_emulators(&g, &m, &prov);
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let google = harness::emulator_endpoints(addr);
+    let microsoft = harness::ms_emulator_endpoints(addr);
+    let flags = serde_json::json!({
+        "emulator": format!("http://{addr}"),
+        "control": format!("http://{addr}/_control"),
+        "google_api_base": google.api_base,
+        "google_token_url": google.oauth.token_url,
+        "google_authorize_url": google.authorize_url,
+        "google_revoke_url": google.revoke_url,
+        "google_client_id": harness::EMULATOR_CLIENT_ID,
+        "google_client_secret": harness::EMULATOR_CLIENT_SECRET,
+        "microsoft_graph_base": microsoft.graph_base,
+        "microsoft_token_url": microsoft.oauth.token_url,
+        "microsoft_authority": microsoft.authority,
+        "microsoft_client_id": harness::EMULATOR_CLIENT_ID,
+        "microsoft_client_secret": harness::EMULATOR_CLIENT_SECRET,
+    });
+    // The first line on stdout, for scripts and tests; the flags for a
+    // person on stderr.
+    println!("{flags}");
+    eprintln!("callbook emulator on http://{addr} (bookings are not real). Serve against it with:");
+    eprintln!(
+        "  callbook serve --google-api-base {} --google-token-url {} \\",
+        google.api_base, google.oauth.token_url
+    );
+    eprintln!(
+        "    --google-authorize-url {} --google-revoke-url {} \\",
+        google.authorize_url, google.revoke_url
+    );
+    eprintln!(
+        "    --google-client-id {} --google-client-secret {} \\",
+        harness::EMULATOR_CLIENT_ID,
+        harness::EMULATOR_CLIENT_SECRET
+    );
+    eprintln!(
+        "    --microsoft-graph-base {} --microsoft-token-url {} \\",
+        microsoft.graph_base, microsoft.oauth.token_url
+    );
+    eprintln!(
+        "    --microsoft-authority {} --microsoft-client-id {} --microsoft-client-secret {} \\",
+        microsoft.authority,
+        harness::EMULATOR_CLIENT_ID,
+        harness::EMULATOR_CLIENT_SECRET
+    );
+    eprintln!("    --provisioning <the same file>");
+    tracing::warn!(addr = %addr, "provider emulators serving calendars: bookings are not real");
+    axum::serve(listener, control::combined(g, m))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
 }
 
 #[cfg(not(feature = "testkit"))]

@@ -17,6 +17,7 @@ mod oauth;
 mod openapi;
 mod outcomes;
 mod pipeline;
+mod processes;
 mod protocol;
 mod redis_ledger;
 mod redis_store;

@@ -2,6 +2,7 @@
 //! loopback. Tests, replays and the demo run against them; they answer with
 //! the providers' own paths, JSON and error shapes.
 
+pub mod control;
 mod faults;
 pub mod google;
 pub mod microsoft;

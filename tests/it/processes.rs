@@ -1,0 +1,593 @@
+//! Separate processes, as deployed: one `callbook emulator`, one
+//! `redis-server`, three `callbook serve` sharing it, and concurrent
+//! callers spread over the servers, one server killed -9 mid-run. The
+//! invariants are checked on the emulator's ground truth, read over HTTP.
+
+use callbook::harness::{frames, CallClient, RedisServer};
+use callbook::store::provisioning::DEFAULT;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_callbook");
+const PIPELINE_TOKEN: &str = "pipeline-token-0123456789";
+const OWNER: &str = "alex@callbook.example";
+const CALLERS: usize = 30;
+const SERVERS: usize = 3;
+/// Proposals a caller says yes to before giving up.
+const MAX_TRIES: usize = 60;
+
+/// A child process killed (and reaped) when dropped.
+struct Proc(Child);
+
+impl Proc {
+    /// SIGKILL: nothing of the process runs its shutdown.
+    fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A running `callbook emulator` and the flags it printed.
+struct Emulator {
+    _proc: Proc,
+    flags: Value,
+}
+
+impl Emulator {
+    fn start(provisioning: &std::path::Path) -> Emulator {
+        let mut child = Command::new(BIN)
+            .args(["emulator", "--listen", "127.0.0.1:0", "--provisioning"])
+            .arg(provisioning)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let proc = Proc(child);
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let flags: Value = serde_json::from_str(&line).expect("the emulator's flags line");
+        Emulator { _proc: proc, flags }
+    }
+
+    fn flag(&self, name: &str) -> String {
+        self.flags[name].as_str().unwrap().to_string()
+    }
+
+    /// `serve`'s provider flags pointing at this emulator.
+    fn serve_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for name in [
+            "google_api_base",
+            "google_token_url",
+            "google_authorize_url",
+            "google_revoke_url",
+            "google_client_id",
+            "google_client_secret",
+            "microsoft_graph_base",
+            "microsoft_token_url",
+            "microsoft_authority",
+            "microsoft_client_id",
+            "microsoft_client_secret",
+        ] {
+            args.push(format!("--{}", name.replace('_', "-")));
+            args.push(self.flag(name));
+        }
+        args
+    }
+
+    async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.flag("control"));
+        let mut req = reqwest::Client::new().request(method, url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        assert!(resp.status().is_success(), "control API: {}", resp.status());
+        resp.json().await.unwrap_or(Value::Null)
+    }
+}
+
+async fn start_serve(
+    emulator: &Emulator,
+    redis: &str,
+    prov: &std::path::Path,
+    key: &str,
+) -> (Proc, SocketAddr) {
+    let listen = crate::helpers::free_listen_addr();
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", &listen, "--redis-url", redis])
+        .args(["--auth-token", PIPELINE_TOKEN, "--provisioning"])
+        .arg(prov)
+        .args(emulator.serve_args())
+        .env("CALLBOOK_TOKEN_KEY", key)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = Proc(child);
+    let addr: SocketAddr = listen.parse().unwrap();
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return (proc, addr);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("callbook serve did not start");
+}
+
+/// The socket dropped (its server died) before the sync came back.
+struct Gone;
+
+/// Sends `frame`, then a sync, and returns what came before its answer.
+async fn turn(call: &mut CallClient, frame: &Value, n: &mut u64) -> Result<Vec<Value>, Gone> {
+    *n += 1;
+    let id = format!("p-{n}");
+    call.send(frame).await.map_err(|_| Gone)?;
+    call.send(&json!({"event": "sync", "sync": {"id": id}}))
+        .await
+        .map_err(|_| Gone)?;
+    let mut got = Vec::new();
+    loop {
+        match call.recv().await {
+            Ok(Some(f)) if f["event"] == "sync" && f["sync"]["id"] == id.as_str() => {
+                return Ok(got)
+            }
+            Ok(Some(f)) => got.push(f),
+            _ => return Err(Gone),
+        }
+    }
+}
+
+/// What one caller saw.
+#[derive(Default, Debug)]
+struct Caller {
+    /// Event ids of every `booked` frame.
+    booked: Vec<String>,
+    taken: u32,
+    resumes: u32,
+    /// Sockets that dropped under it.
+    drops: u32,
+    /// The booking frames and says of its last turns, for a failure's report.
+    trail: Vec<Value>,
+}
+
+fn statuses(frames: &[Value]) -> Vec<&str> {
+    frames
+        .iter()
+        .filter(|f| f["event"] == "booking")
+        .filter_map(|f| f["booking"]["status"].as_str())
+        .collect()
+}
+
+/// One caller: offer, yes, email, yes to the read-back, then yes (or
+/// "the first one") to each proposal until booked. When its server dies
+/// it reconnects to the next live one with the same callSid and says its
+/// last line again.
+async fn caller(
+    i: usize,
+    servers: Arc<Vec<SocketAddr>>,
+    dead: Arc<AtomicUsize>,
+    booked_count: Arc<AtomicUsize>,
+) -> Caller {
+    let sid = format!("CA{:032x}", 0xb00c_0000 + i);
+    let params = json!({"campaign_id": "demo", "recipient_phone": format!("+1415555{:04}", i),
+                        "recipient_first_name": "Caller", "recipient_last_name": format!("{i}")});
+    let mut out = Caller::default();
+    let mut n = 0;
+    let mut server = i % servers.len();
+    let mut call = None;
+    let email = format!("caller {i} at example dot com");
+    let mut script: Vec<Value> = vec![
+        frames::offer(),
+        frames::transcript("yes"),
+        frames::transcript(&email),
+        frames::transcript("yes"),
+        frames::transcript("yes"),
+    ];
+    let mut step = 0;
+    let mut tries = 0;
+    let mut silent = 0;
+    let mut refused = 0;
+    while step < script.len() && tries < MAX_TRIES * 4 {
+        tries += 1;
+        if call.is_none() {
+            // A server marked dead is skipped: the callers there move on.
+            if server == dead.load(Ordering::SeqCst) {
+                server = (server + 1) % servers.len();
+            }
+            let Ok(mut c) = CallClient::connect(servers[server], Some(PIPELINE_TOKEN)).await else {
+                // Busy (a server caps unauthenticated connections per
+                // client): try it again a few times, then the next one.
+                refused += 1;
+                if refused % 10 == 0 {
+                    server = (server + 1) % servers.len();
+                }
+                tokio::time::sleep(Duration::from_millis(20 + fastrand::u64(..30))).await;
+                continue;
+            };
+            let started = async {
+                c.send(&frames::connected()).await.map_err(|_| Gone)?;
+                turn(&mut c, &frames::start(&sid, params.clone()), &mut n).await
+            }
+            .await;
+            match started {
+                Ok(got) => {
+                    record(&got, &mut out, &booked_count);
+                    call = Some(c);
+                }
+                Err(Gone) => {
+                    server = (server + 1) % servers.len();
+                    continue;
+                }
+            }
+            if !out.booked.is_empty() {
+                break;
+            }
+        }
+        let Some(c) = call.as_mut() else { continue };
+        match turn(c, &script[step], &mut n).await {
+            Err(Gone) => {
+                out.drops += 1;
+                call = None;
+                server = (server + 1) % servers.len();
+            }
+            Ok(got) => {
+                record(&got, &mut out, &booked_count);
+                if !out.booked.is_empty() {
+                    break;
+                }
+                // A resumed call may wait for its dead server's work
+                // (up to 15 s) before it answers, and one that booked
+                // before its server died says nothing more about it: stop
+                // after a while of silent turns.
+                if statuses(&got).is_empty() {
+                    silent += 1;
+                    if silent >= 18 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                } else {
+                    silent = 0;
+                }
+                step += 1;
+                let st = statuses(&got);
+                if step >= 4 && out.taken < MAX_TRIES as u32 && !st.contains(&"failed") {
+                    // Still choosing: answer the next proposal.
+                    let options = got.iter().any(|f| {
+                        f["booking"]["status"] == "proposed" && f["booking"]["options"].is_array()
+                    });
+                    let answer = if options { "the first one" } else { "yes" };
+                    if step == script.len() {
+                        script.push(frames::transcript(answer));
+                    } else {
+                        script[step] = frames::transcript(answer);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(mut c) = call {
+        let _ = c.send(&frames::stop(&sid)).await;
+    }
+    out
+}
+
+fn record(got: &[Value], out: &mut Caller, booked_count: &AtomicUsize) {
+    out.trail.extend(
+        got.iter()
+            .filter(|f| {
+                ["booking", "resumed", "say"].contains(&f["event"].as_str().unwrap_or_default())
+            })
+            .cloned(),
+    );
+    let keep = out.trail.len().saturating_sub(12);
+    out.trail.drain(..keep);
+    // `resumed` may come after the start's sync answer.
+    out.resumes += got.iter().filter(|f| f["event"] == "resumed").count() as u32;
+    for f in got.iter().filter(|f| f["event"] == "booking") {
+        match f["booking"]["status"].as_str() {
+            Some("booked") => {
+                out.booked.push(
+                    f["booking"]["event_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+                booked_count.fetch_add(1, Ordering::SeqCst);
+            }
+            Some("taken") => out.taken += 1,
+            _ => {}
+        }
+    }
+}
+
+fn base64_key(seed: u64) -> String {
+    use base64::Engine;
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let bytes: Vec<u8> = (0..32).map(|_| rng.u8(..)).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_serve_processes_on_one_redis_and_one_emulator_never_double_book() {
+    let seed = std::env::var("CALLBOOK_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    println!("seed {seed} (CALLBOOK_TEST_SEED={seed} repeats it)");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let dir = std::env::temp_dir().join(format!("callbook-processes-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prov = dir.join("provisioning.json");
+    std::fs::write(&prov, DEFAULT).unwrap();
+    let key = base64_key(seed);
+
+    let emulator = Emulator::start(&prov);
+    let redis = RedisServer::start().await.unwrap();
+    let mut procs = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..SERVERS {
+        let (p, a) = start_serve(&emulator, &redis.url, &prov, &key).await;
+        procs.push(p);
+        addrs.push(a);
+    }
+    // Faults through the control API: a 503 storm on inserts and a create
+    // that lands but whose answer is lost.
+    let storm = rng.u32(2..6);
+    emulator
+        .control(
+            reqwest::Method::POST,
+            "/faults",
+            Some(
+                json!({"provider": "google", "email": OWNER, "endpoint": "insert",
+                        "fault": {"status": 503}, "times": storm}),
+            ),
+        )
+        .await;
+    emulator
+        .control(
+            reqwest::Method::POST,
+            "/faults",
+            Some(
+                json!({"provider": "google", "email": OWNER, "endpoint": "insert",
+                        "fault": {"commit_then_drop": true}, "times": 1}),
+            ),
+        )
+        .await;
+
+    let servers = Arc::new(addrs);
+    let dead = Arc::new(AtomicUsize::new(usize::MAX));
+    let booked = Arc::new(AtomicUsize::new(0));
+    let victim = rng.usize(..SERVERS);
+    let kill_after = rng.usize(1..5);
+    println!("{storm} 503s on insert, one commit-then-drop; serve #{victim} killed -9 after {kill_after} bookings");
+    let run = async {
+        let tasks: Vec<_> = (0..CALLERS)
+            .map(|i| tokio::spawn(caller(i, servers.clone(), dead.clone(), booked.clone())))
+            .collect();
+        // Kill one server mid-run: once some bookings are in (or the
+        // callers are done).
+        while booked.load(Ordering::SeqCst) < kill_after && !tasks.iter().all(|t| t.is_finished()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        dead.store(victim, Ordering::SeqCst);
+        procs[victim].kill9();
+        println!(
+            "killed serve #{victim} at {} booked frames, {} callers done",
+            booked.load(Ordering::SeqCst),
+            tasks.iter().filter(|t| t.is_finished()).count()
+        );
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        results
+    };
+    let started = tokio::time::Instant::now();
+    let results = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the callers finish");
+
+    // Ground truth, from the emulator process.
+    let events = emulator
+        .control(
+            reqwest::Method::GET,
+            &format!("/events?provider=google&email={OWNER}"),
+            None,
+        )
+        .await;
+    let events = events.as_array().unwrap();
+    let live: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["status"] != "cancelled" && !e["booking_id"].is_null())
+        .collect();
+    let time = |e: &Value, k: &str| {
+        chrono::DateTime::parse_from_rfc3339(e[k].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let campaign: Value = serde_json::from_str(DEFAULT).unwrap();
+    let rules = &campaign["campaigns"][0]["booking"]["rules"];
+    let before = chrono::Duration::minutes(rules["buffer_before_minutes"].as_i64().unwrap());
+    let after = chrono::Duration::minutes(rules["buffer_after_minutes"].as_i64().unwrap());
+    let mut overlaps = 0;
+    for (i, a) in live.iter().enumerate() {
+        for b in &live[i + 1..] {
+            let (a0, a1) = (time(a, "start") - before, time(a, "end") + after);
+            let (b0, b1) = (time(b, "start") - before, time(b, "end") + after);
+            if a0 < b1 && b0 < a1 {
+                overlaps += 1;
+            }
+        }
+    }
+    let mut per_booking: HashMap<&str, usize> = HashMap::new();
+    for e in &live {
+        *per_booking
+            .entry(e["booking_id"].as_str().unwrap())
+            .or_default() += 1;
+    }
+    let ids: HashSet<&str> = live.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let told: Vec<&String> = results.iter().flat_map(|r| &r.booked).collect();
+    let callers_booked = results.iter().filter(|r| !r.booked.is_empty()).count();
+    let resumed = results.iter().filter(|r| r.resumes > 0).count();
+    let dropped = results.iter().filter(|r| r.drops > 0).count();
+    let taken: u32 = results.iter().map(|r| r.taken).sum();
+    let unheard = results
+        .iter()
+        .filter(|r| r.resumes > 0 && r.booked.is_empty())
+        .count();
+    println!(
+        "callers {CALLERS}, unheard {unheard}, booked {callers_booked} ({} booked frames), dropped {dropped}, resumed {resumed}, taken {taken}, events {} live of {}, overlaps {overlaps}, elapsed {:.1?}",
+        told.len(),
+        live.len(),
+        events.len(),
+        started.elapsed()
+    );
+
+    for (i, r) in results.iter().enumerate() {
+        if r.booked.is_empty() {
+            println!(
+                "caller {i}: booked {:?}, resumes {}, taken {}",
+                r.booked, r.resumes, r.taken
+            );
+            for f in &r.trail {
+                println!("    {f}");
+            }
+        }
+    }
+    assert_eq!(overlaps, 0, "no two live events overlap with buffers");
+    assert!(
+        per_booking.values().all(|n| *n == 1),
+        "at most one event per booking id: {per_booking:?}"
+    );
+    for id in &told {
+        assert!(
+            ids.contains(id.as_str()),
+            "a caller told booked has event {id}"
+        );
+    }
+    // A `booked` frame in flight when its server died is lost with the
+    // socket, and the resumed call does not say it again (`resumed` has
+    // no booking in it): such a caller's event is in the calendar without
+    // a frame the caller saw. Every other event has its frame.
+    assert!(
+        told.len() <= live.len() && live.len() <= told.len() + unheard,
+        "one event per booked frame, besides at most one per resumed caller who heard none: \
+         {} events, {} booked frames, {unheard} resumed callers without one",
+        live.len(),
+        told.len()
+    );
+    assert!(callers_booked > 0, "some callers booked");
+    drop(procs);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_process_takes_faults_and_busy_time_and_shows_its_events() {
+    let dir = std::env::temp_dir().join(format!("callbook-emuctl-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prov = dir.join("provisioning.json");
+    std::fs::write(&prov, DEFAULT).unwrap();
+    let emulator = Emulator::start(&prov);
+    assert_eq!(
+        emulator.flag("google_client_id"),
+        callbook::harness::EMULATOR_CLIENT_ID
+    );
+    let base = emulator.flag("control");
+    let http = reqwest::Client::new();
+    // Busy time goes in and comes back out as stored.
+    emulator
+        .control(
+            reqwest::Method::POST,
+            "/events",
+            Some(
+                json!({"provider": "google", "email": OWNER, "summary": "Dentist",
+                        "start": "2030-01-07T15:00:00Z", "end": "2030-01-07T16:00:00Z"}),
+            ),
+        )
+        .await;
+    let events = emulator
+        .control(
+            reqwest::Method::GET,
+            &format!("/events?provider=google&email={OWNER}"),
+            None,
+        )
+        .await;
+    assert_eq!(events.as_array().unwrap().len(), 1);
+    assert_eq!(events[0]["summary"], "Dentist");
+    assert_eq!(events[0]["start"], "2030-01-07T15:00:00Z");
+    assert!(events[0]["booking_id"].is_null());
+    // A fault fires on the provider's own endpoint, then is used up.
+    emulator
+        .control(
+            reqwest::Method::POST,
+            "/faults",
+            Some(
+                json!({"provider": "google", "email": OWNER, "endpoint": "token",
+                        "fault": {"token": "invalid_grant"}}),
+            ),
+        )
+        .await;
+    let refresh = || {
+        http.post(emulator.flag("google_token_url")).form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "demo-refresh-token"),
+            ("client_id", callbook::harness::EMULATOR_CLIENT_ID),
+            ("client_secret", callbook::harness::EMULATOR_CLIENT_SECRET),
+        ])
+    };
+    let first = refresh().send().await.unwrap();
+    assert_eq!(first.status(), 400);
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(refresh().send().await.unwrap().status().is_success());
+    // Faults cleared do not fire.
+    emulator
+        .control(
+            reqwest::Method::POST,
+            "/faults",
+            Some(
+                json!({"provider": "google", "email": OWNER, "endpoint": "token",
+                        "fault": {"status": 503}, "times": 5}),
+            ),
+        )
+        .await;
+    emulator
+        .control(reqwest::Method::DELETE, "/faults", None)
+        .await;
+    assert!(refresh().send().await.unwrap().status().is_success());
+    // What the control API cannot do, it says.
+    for bad in [
+        json!({"provider": "google", "email": OWNER, "endpoint": "nope", "fault": {"status": 503}}),
+        json!({"provider": "google", "email": OWNER, "endpoint": "insert", "fault": {}}),
+        json!({"provider": "google", "email": OWNER, "endpoint": "insert",
+               "fault": {"status": 503, "latency_ms": 5}}),
+        json!({"provider": "google", "email": OWNER, "endpoint": "insert", "fault": {"status": 200}}),
+    ] {
+        let resp = http
+            .post(format!("{base}/faults"))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{bad}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
