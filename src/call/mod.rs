@@ -169,6 +169,15 @@ pub fn spawn(
                         last_say: (last > 0).then(|| format!("s{last}")),
                     },
                 });
+                // The `booked` frame may have died with the old socket (or
+                // its instance): say it again. Sent as a frame only; the
+                // outcome was recorded when it happened.
+                if let Some(booked) = actor.dialog.booked_status() {
+                    actor.emit(Outbound::Booking {
+                        stream_sid: Some(actor.stream_sid.clone()),
+                        booking: booked,
+                    });
+                }
             }
             actor.run(cancel).await;
             let ending = if actor.hung_up {

@@ -202,6 +202,18 @@ impl Dialog {
         self.says
     }
 
+    /// The meeting booked on this call, as the `booked` status that
+    /// announced it: a resumed call sends it again, since the frame may
+    /// have been lost with the dropped socket.
+    pub fn booked_status(&self) -> Option<Status> {
+        self.meeting.as_ref().map(|m| Status::Booked {
+            start: m.slot.start,
+            end: m.slot.end,
+            event_id: m.event_id.clone(),
+            join_link: m.join_link.clone(),
+        })
+    }
+
     /// What a resumed call needs of this one.
     pub fn memo(&self) -> Memo {
         Memo {
