@@ -50,6 +50,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         ChooseProvider,
         ActiveProvider,
         CampaignView,
+        BookingState,
         BookingSettings,
         BookingRules,
         BookingWindow,
@@ -267,7 +268,8 @@ pub struct ActiveProvider {
         "meeting": {"type": "video"},
         "title": "{owner.name} <> {recipient.fullName}",
         "description": "A {meeting.minutes}-minute intro call."
-    }
+    },
+    "booking_state": {"effective": "off", "reason": "owner_not_connected", "connect_url": "/v1/users/alex/connections/{provider}"}
 })))]
 pub struct CampaignView {
     pub id: String,
@@ -275,6 +277,24 @@ pub struct CampaignView {
     pub owner: String,
     /// Null when the campaign has no booking settings.
     pub booking: Option<BookingSettings>,
+    pub booking_state: BookingState,
+}
+
+/// Whether calls on a campaign book now.
+#[derive(ToSchema)]
+#[schema(examples(json!({"effective": "off", "reason": "owner_not_connected", "connect_url": "/v1/users/alex/connections/{provider}"})))]
+pub struct BookingState {
+    /// `on`, or `off` when calls skip booking.
+    #[schema(pattern = "^(on|off)$")]
+    pub effective: String,
+    /// When off: the skip reason calls give (`booking_disabled`,
+    /// `owner_not_connected`, `calendar_expired`, `admin_approval_needed`).
+    #[schema(required = false)]
+    pub reason: Option<String>,
+    /// With `owner_not_connected`: the connect request's path; `POST` it
+    /// with `{provider}` as `google` or `microsoft`.
+    #[schema(required = false)]
+    pub connect_url: Option<String>,
 }
 
 /// A campaign's booking settings, as the provisioning file and

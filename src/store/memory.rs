@@ -190,7 +190,9 @@ impl Store for MemoryStore {
 
     async fn put_connection(&self, user_id: &str, c: Connection) -> Result<(), StoreError> {
         self.change(user_id, |uc| {
+            let provider = c.provider;
             upsert(uc, c);
+            uc.active = Some(provider);
             ((), true)
         })
         .await
@@ -328,7 +330,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_first_connection_is_active_and_another_takes_over_when_it_goes() {
+    async fn the_latest_connection_is_active_and_another_takes_over_when_it_goes() {
         let s = MemoryStore::new();
         s.put_connection("u", conn(Provider::Google, "g"))
             .await
@@ -337,7 +339,12 @@ mod tests {
             .await
             .unwrap();
         let active = s.connection("u").await.unwrap().unwrap();
-        assert_eq!(active.provider, Provider::Google);
+        assert_eq!(active.provider, Provider::Microsoft);
+        assert!(s.set_active("u", Provider::Google).await.unwrap());
+        assert_eq!(
+            s.connection("u").await.unwrap().unwrap().provider,
+            Provider::Google
+        );
         assert!(s.set_active("u", Provider::Microsoft).await.unwrap());
         assert_eq!(
             s.connection("u").await.unwrap().unwrap().provider,

@@ -323,8 +323,9 @@ pub trait Store: Send + Sync {
         &self,
         user_id: &str,
     ) -> Result<(Vec<Connection>, Option<Provider>), StoreError>;
-    /// Adds or replaces the user's connection to `c.provider`. The first
-    /// connection a user has becomes the active one.
+    /// Adds or replaces the user's connection to `c.provider`, which
+    /// becomes the active one: the most recently connected provider is the
+    /// one calls book on until the owner chooses another.
     async fn put_connection(&self, user_id: &str, c: Connection) -> Result<(), StoreError>;
     /// Removes the connection and returns it; if it was active, another
     /// connected provider (if any) becomes active.

@@ -39,8 +39,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// KEYS: conn. ARGV: provider, token, calendar, status, tenant, email,
-/// other, only_if_absent ("1" when seeding). Makes the provider active when
-/// none is.
+/// other, only_if_absent ("1" when seeding). Makes the provider active
+/// (when seeding: only if none is).
 const PUT: &str = r#"
 local k, p = KEYS[1], ARGV[1]
 if ARGV[8] == '1' and redis.call('HEXISTS', k, p .. ':token') == 1 then
@@ -52,7 +52,11 @@ for i, f in ipairs({'tenant', 'email', 'other'}) do
   if v == '' then redis.call('HDEL', k, p .. ':' .. f) else redis.call('HSET', k, p .. ':' .. f, v) end
 end
 if ARGV[9] == '' then redis.call('HDEL', k, p .. ':canonical') else redis.call('HSET', k, p .. ':canonical', ARGV[9]) end
-redis.call('HSETNX', k, 'active', p)
+if ARGV[8] == '1' then
+  redis.call('HSETNX', k, 'active', p)
+else
+  redis.call('HSET', k, 'active', p)
+end
 return 1
 "#;
 
