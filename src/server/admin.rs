@@ -123,7 +123,7 @@ fn provider_of(s: &str) -> Result<Provider, ApiError> {
 /// A store failure as an answer: its kind's code and sentence, never the
 /// error's text (which may name a file, a Redis address or a user); that
 /// goes to the log.
-fn store_down(e: StoreError) -> ApiError {
+pub(super) fn store_down(e: StoreError) -> ApiError {
     let kind = e.kind();
     tracing::error!(error = %e, kind = kind.code(), "store failed");
     error(StatusCode::SERVICE_UNAVAILABLE, kind.code(), kind.message())
@@ -922,7 +922,7 @@ pub(super) async fn set_active(
 }
 
 /// The campaign as the admin API shows it, booking settings included.
-async fn campaign_view(state: &AppState, id: &str) -> ApiResult {
+pub(super) async fn campaign_view(state: &AppState, id: &str) -> ApiResult {
     let c = state
         .deps
         .store
@@ -932,7 +932,7 @@ async fn campaign_view(state: &AppState, id: &str) -> ApiResult {
         .ok_or_else(|| unknown_campaign(id))?;
     let booking_state = booking_state(state, &c).await?;
     Ok(Json(
-        json!({"id": c.id, "name": c.name, "owner": c.owner, "booking": c.booking, "booking_state": booking_state}),
+        json!({"id": c.id, "name": c.name, "team": c.team, "owner": c.owner, "booking": c.booking, "booking_state": booking_state}),
     ))
 }
 

@@ -22,6 +22,7 @@
 //! under a key the others cannot open). [`RedisStore::rekey`] re-seals
 //! every token, pending flow and the key check under the sealing key.
 
+use super::accounts::{merge, Kind};
 use super::memory::UserConnections;
 use super::provisioning::sealed_owner;
 use super::secrets::TokenCipher;
@@ -433,6 +434,12 @@ impl RedisStore {
         format!("{}conn:{user}", self.prefix)
     }
 
+    /// Records of `kind` set through the admin API: a hash by id, each a
+    /// JSON value (`null` for a deleted one).
+    fn records_key(&self, kind: Kind) -> String {
+        format!("{}accounts:{}", self.prefix, kind.as_str())
+    }
+
     /// Booking settings set through the admin API for a campaign.
     fn booking_key(&self, campaign: &str) -> String {
         format!("{}booking:{campaign}", self.prefix)
@@ -552,9 +559,10 @@ impl RedisStore {
 #[async_trait]
 impl Store for RedisStore {
     async fn campaign(&self, id: &str) -> Result<Option<Campaign>, StoreError> {
-        let Some(mut c) = self.base.campaign(id).await? else {
+        let Some(c) = self.record(Kind::Campaign, id).await? else {
             return Ok(None);
         };
+        let mut c: Campaign = super::memory::parse(c)?;
         let mut conn = self.conn.clone();
         let set: Option<String> = conn.get(self.booking_key(id)).await.map_err(unavailable)?;
         if let Some(json) = set {
@@ -564,7 +572,7 @@ impl Store for RedisStore {
     }
 
     async fn set_booking(&self, id: &str, booking: BookingSettings) -> Result<bool, StoreError> {
-        if self.base.campaign(id).await?.is_none() {
+        if self.campaign(id).await?.is_none() {
             return Ok(false);
         }
         let json = serde_json::to_string(&booking).map_err(corrupt)?;
@@ -577,7 +585,56 @@ impl Store for RedisStore {
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
-        self.base.user(id).await
+        self.record(Kind::User, id)
+            .await?
+            .map(super::memory::parse)
+            .transpose()
+    }
+
+    async fn record(&self, kind: Kind, id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let mut conn = self.conn.clone();
+        let set: Option<String> = conn
+            .hget(self.records_key(kind), id)
+            .await
+            .map_err(unavailable)?;
+        match set {
+            Some(json) => {
+                let v: serde_json::Value = serde_json::from_str(&json).map_err(corrupt)?;
+                Ok((!v.is_null()).then_some(v))
+            }
+            None => Ok(self.base.seed(kind, id)),
+        }
+    }
+
+    async fn records(&self, kind: Kind) -> Result<Vec<serde_json::Value>, StoreError> {
+        let mut conn = self.conn.clone();
+        let all: HashMap<String, String> = conn
+            .hgetall(self.records_key(kind))
+            .await
+            .map_err(unavailable)?;
+        let mut over = Vec::with_capacity(all.len());
+        for (id, json) in all {
+            let v: serde_json::Value = serde_json::from_str(&json).map_err(corrupt)?;
+            over.push((id, (!v.is_null()).then_some(v)));
+        }
+        Ok(merge(self.base.seeds(kind), over))
+    }
+
+    async fn put_record(
+        &self,
+        kind: Kind,
+        id: &str,
+        value: Option<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(&value.unwrap_or_default()).map_err(corrupt)?;
+        let mut pipe = redis::pipe();
+        pipe.atomic().hset(self.records_key(kind), id, json);
+        if kind == Kind::Campaign {
+            pipe.del(self.booking_key(id));
+        }
+        let mut conn = self.conn.clone();
+        let _: () = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        Ok(())
     }
 
     async fn connection(&self, user_id: &str) -> Result<Option<Connection>, StoreError> {
