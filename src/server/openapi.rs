@@ -151,7 +151,9 @@ pub struct ErrorBody {
     /// `unknown_campaign`, `bad_request`, `invalid_limit`,
     /// `invalid_booking`, `unknown_calendar`, `calendar_expired`,
     /// `admin_approval_needed`, `permissions_missing`,
-    /// `provider_unavailable`, `store_unavailable`.
+    /// `provider_unavailable`, `store_unavailable`, `unknown_team`,
+    /// `invalid_user`, `invalid_team`, `invalid_campaign`, `user_exists`,
+    /// `team_exists`, `campaign_exists`, `in_use`, `not_a_member`.
     pub error: String,
     pub message: String,
 }

@@ -4,7 +4,9 @@
 //! and an OAuth callback may land on any of them. Users and campaigns come
 //! from the provisioning file, which every instance loads; booking settings
 //! set through the admin API are kept in Redis (`{prefix}booking:{id}`) and
-//! override the file's.
+//! override the file's, and so do users, teams and campaigns made through
+//! it (`{prefix}accounts:{user|team|campaign}`, a hash of JSON records by
+//! id, `null` for one deleted).
 //!
 //! One hash per user, `{prefix}conn:{user}`: `active`, and per provider
 //! `<p>:token` (sealed), `<p>:calendar`, `<p>:status` (JSON), `<p>:tenant`,

@@ -1,7 +1,7 @@
 //! What callbook learns while running, kept in one JSON file: connections
 //! (OAuth connects, rotated refresh tokens, expiry, the chosen calendar and
 //! active provider) with every refresh token sealed, and the booking
-//! settings set through the admin API.
+//! settings, users, teams and campaigns set through the admin API.
 //!
 //! Each change rewrites the file: a temporary file beside it (created
 //! `0600`, never through an existing path), written and fsynced, renamed
