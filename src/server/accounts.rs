@@ -273,8 +273,9 @@ pub(super) async fn update_user(
     Ok(Json(user_view(&u)))
 }
 
-/// `DELETE /v1/users/{user}`: refused while the user owns a campaign;
-/// removes the user from every team.
+/// `DELETE /v1/users/{user}`: refused while the user owns a campaign or
+/// has a calendar connected (disconnecting revokes the grant); removes the
+/// user from every team.
 #[utoipa::path(
     delete,
     path = "/v1/users/{user}",
@@ -285,7 +286,7 @@ pub(super) async fn update_user(
         (status = 401, description = "No or wrong admin token", body = super::openapi::ErrorBody, example = json!({"error": "unauthorized", "message": "…"})),
         (status = 403, description = "The admin API is off (no admin token configured)", body = super::openapi::ErrorBody, example = json!({"error": "admin_disabled", "message": "…"})),
         (status = 404, description = "No such user", body = super::openapi::ErrorBody, example = json!({"error": "unknown_user", "message": "…"})),
-        (status = 409, description = "The user owns a campaign", body = super::openapi::ErrorBody, example = json!({"error": "in_use", "message": "…"})),
+        (status = 409, description = "The user owns a campaign or has a calendar connected", body = super::openapi::ErrorBody, example = json!({"error": "in_use", "message": "…"})),
         (status = 503, description = "The store cannot be reached", body = super::openapi::ErrorBody, example = json!({"error": "store_unavailable", "message": "…"})),
     ),
     security(("admin_token" = []))
@@ -306,6 +307,21 @@ pub(super) async fn delete_user(
             format!(
                 "user {id:?} owns campaign {:?}; choose another owner first",
                 c.id
+            ),
+        ));
+    }
+    let (connections, _) = state
+        .deps
+        .store
+        .connections(&id)
+        .await
+        .map_err(store_down)?;
+    if let Some(c) = connections.first() {
+        return Err(conflict(
+            "in_use",
+            format!(
+                "user {id:?} has a {} calendar connected; disconnect it first",
+                c.provider.as_str()
             ),
         ));
     }

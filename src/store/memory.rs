@@ -102,9 +102,6 @@ impl MemoryStore {
         &self,
         kind: Kind,
     ) -> std::collections::BTreeMap<String, serde_json::Value> {
-        fn json(v: &impl serde::Serialize) -> serde_json::Value {
-            serde_json::to_value(v).unwrap_or_default()
-        }
         match kind {
             Kind::User => read(&self.users)
                 .iter()
@@ -120,7 +117,11 @@ impl MemoryStore {
 
     /// The provisioning file's record, without the admin API's.
     pub(super) fn seed(&self, kind: Kind, id: &str) -> Option<serde_json::Value> {
-        self.seeds(kind).remove(id)
+        match kind {
+            Kind::User => read(&self.users).get(id).map(json),
+            Kind::Team => None,
+            Kind::Campaign => read(&self.campaigns).get(id).map(json),
+        }
     }
 
     /// Adds a connection while loading, before anything is served.
@@ -165,6 +166,11 @@ impl MemoryStore {
             })
             .await
     }
+}
+
+/// A seed record as JSON (a plain struct: it always serializes).
+fn json(v: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
 }
 
 pub(super) fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, StoreError> {

@@ -298,6 +298,19 @@ async fn users_teams_and_campaigns_are_made_changed_and_deleted() {
     let (status, _) = admin(&app, Method::GET, "/v1/campaigns/spring", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     call(&app, Method::DELETE, "/v1/teams/sales/members/sam", None).await;
+    // Alex owns no campaign of the team now, but has a calendar connected.
+    call(&app, Method::DELETE, "/v1/teams/sales/members/alex", None).await;
+    call(&app, Method::DELETE, "/v1/campaigns/second", None).await;
+    call(&app, Method::DELETE, "/v1/campaigns/demo", None).await;
+    let (status, body) = admin(&app, Method::DELETE, "/v1/users/alex", None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("google calendar connected"),
+        "{body}"
+    );
     call(&app, Method::DELETE, "/v1/users/sam", None).await;
     let (status, body) = admin(&app, Method::GET, "/v1/users/sam", None).await;
     assert_eq!(
@@ -311,8 +324,8 @@ async fn users_teams_and_campaigns_are_made_changed_and_deleted() {
         (StatusCode::NOT_FOUND, &json!("unknown_team"))
     );
 
-    // A provisioning file's campaign may be deleted too, and stays deleted.
-    call(&app, Method::DELETE, "/v1/campaigns/demo", None).await;
+    // A provisioning file's campaign may be deleted too (above), and calls
+    // naming it skip.
     let mut c = start_call(&app, "CA0000000000000000000000accounts02").await;
     c.send(&frames::offer()).await.unwrap();
     let got = c.settle().await.unwrap();
