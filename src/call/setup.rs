@@ -241,7 +241,7 @@ async fn booking_env(deps: &CallDeps, start: &Start) -> Result<BookingEnv, SkipR
         .connection(&campaign.owner)
         .await
         .map_err(store_failed)?
-        .ok_or(SkipReason::CalendarMissing)?;
+        .ok_or(SkipReason::OwnerNotConnected)?;
     match conn.status {
         ConnectionStatus::Active => {}
         ConnectionStatus::Expired { .. } => return Err(SkipReason::CalendarExpired),

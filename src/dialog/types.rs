@@ -49,7 +49,12 @@ pub struct BookingContext {
 pub enum SkipReason {
     CampaignUnknown,
     BookingDisabled,
+    /// No longer given (since 1.4.0 such calls say `owner_not_connected`);
+    /// kept so older records read back.
     CalendarMissing,
+    /// The campaign's owner has no calendar connected (none ever, or the
+    /// last one was disconnected) (since protocol 1.4.0).
+    OwnerNotConnected,
     CalendarExpired,
     AdminApprovalNeeded,
     /// The connection store could not be read at call start (Redis down,

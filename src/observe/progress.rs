@@ -225,6 +225,7 @@ pub fn skip_name(r: SkipReason) -> &'static str {
         SkipReason::CampaignUnknown => "campaign_unknown",
         SkipReason::BookingDisabled => "booking_disabled",
         SkipReason::CalendarMissing => "calendar_missing",
+        SkipReason::OwnerNotConnected => "owner_not_connected",
         SkipReason::CalendarExpired => "calendar_expired",
         SkipReason::AdminApprovalNeeded => "admin_approval_needed",
         SkipReason::CalendarUnavailable => "calendar_unavailable",
@@ -286,6 +287,9 @@ pub fn skip_sentence(r: SkipReason) -> &'static str {
         SkipReason::CampaignUnknown => "the call named no campaign callbook knows",
         SkipReason::BookingDisabled => "booking is turned off for the campaign",
         SkipReason::CalendarMissing => "the campaign's owner has no connected calendar",
+        SkipReason::OwnerNotConnected => {
+            "the campaign's owner has no connected calendar; the owner must connect one"
+        }
         SkipReason::CalendarExpired => {
             "the owner's calendar connection expired; the owner must connect again"
         }

@@ -11,7 +11,8 @@ use crate::calendar::oauth::{admin_consent_url, ConsentSpec, OAuthClient};
 use crate::calendar::{CalendarError, CalendarSummary};
 use crate::dialog::understand::email::Email;
 use crate::store::{
-    BookingSettings, Connection, ConnectionStatus, PendingFlow, Provider, StoreError, User,
+    BookingSettings, Campaign, Connection, ConnectionStatus, PendingFlow, Provider, StoreError,
+    User,
 };
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -122,7 +123,7 @@ fn provider_of(s: &str) -> Result<Provider, ApiError> {
 /// A store failure as an answer: its kind's code and sentence, never the
 /// error's text (which may name a file, a Redis address or a user); that
 /// goes to the log.
-fn store_down(e: StoreError) -> ApiError {
+pub(super) fn store_down(e: StoreError) -> ApiError {
     let kind = e.kind();
     tracing::error!(error = %e, kind = kind.code(), "store failed");
     error(StatusCode::SERVICE_UNAVAILABLE, kind.code(), kind.message())
@@ -921,7 +922,7 @@ pub(super) async fn set_active(
 }
 
 /// The campaign as the admin API shows it, booking settings included.
-async fn campaign_view(state: &AppState, id: &str) -> ApiResult {
+pub(super) async fn campaign_view(state: &AppState, id: &str) -> ApiResult {
     let c = state
         .deps
         .store
@@ -929,9 +930,36 @@ async fn campaign_view(state: &AppState, id: &str) -> ApiResult {
         .await
         .map_err(store_down)?
         .ok_or_else(|| unknown_campaign(id))?;
+    let booking_state = booking_state(state, &c).await?;
     Ok(Json(
-        json!({"id": c.id, "name": c.name, "owner": c.owner, "booking": c.booking}),
+        json!({"id": c.id, "name": c.name, "team": c.team, "owner": c.owner, "booking": c.booking, "booking_state": booking_state}),
     ))
+}
+
+/// Whether calls on the campaign would book now, and if not why (the skip
+/// reason calls give) and, when the owner must connect a calendar, the path
+/// of the connect request.
+async fn booking_state(state: &AppState, c: &Campaign) -> Result<Value, ApiError> {
+    let off = |reason: &str| json!({"effective": "off", "reason": reason});
+    if !c.booking.as_ref().is_some_and(|b| b.enabled) {
+        return Ok(off("booking_disabled"));
+    }
+    let conn = state
+        .deps
+        .store
+        .connection(&c.owner)
+        .await
+        .map_err(store_down)?;
+    Ok(match conn.map(|c| c.status) {
+        None => {
+            let mut v = off("owner_not_connected");
+            v["connect_url"] = json!(format!("/v1/users/{}/connections/{{provider}}", c.owner));
+            v
+        }
+        Some(ConnectionStatus::Expired { .. }) => off("calendar_expired"),
+        Some(ConnectionStatus::AdminApprovalNeeded { .. }) => off("admin_approval_needed"),
+        Some(ConnectionStatus::Active) => json!({"effective": "on"}),
+    })
 }
 
 fn unknown_campaign(id: &str) -> ApiError {

@@ -640,10 +640,11 @@ fn from_outcome(r: &BookingRecord) -> RecentCall {
 }
 
 /// Every skip reason, to read a code back.
-const SKIPS: [SkipReason; 5] = [
+const SKIPS: [SkipReason; 6] = [
     SkipReason::CampaignUnknown,
     SkipReason::BookingDisabled,
     SkipReason::CalendarMissing,
+    SkipReason::OwnerNotConnected,
     SkipReason::CalendarExpired,
     SkipReason::AdminApprovalNeeded,
 ];

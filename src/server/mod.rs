@@ -2,6 +2,7 @@
 //! diagnostics included, described at `/v1/openapi.json`), health,
 //! readiness and `/metrics`.
 
+mod accounts;
 pub mod admin;
 mod bookings;
 mod diagnostics;
@@ -72,7 +73,38 @@ fn routes() -> routes::Routes {
         )
         .route("/v1/users/{user}/active_provider", put(admin::set_active))
         .route("/v1/oauth/callback", get(admin::callback))
-        .route("/v1/campaigns/{id}", get(admin::campaign))
+        .route(
+            "/v1/users",
+            get(accounts::list_users).post(accounts::create_user),
+        )
+        .route(
+            "/v1/users/{user}",
+            get(accounts::user)
+                .put(accounts::update_user)
+                .delete(accounts::delete_user),
+        )
+        .route(
+            "/v1/teams",
+            get(accounts::list_teams).post(accounts::create_team),
+        )
+        .route(
+            "/v1/teams/{team}",
+            get(accounts::team).delete(accounts::delete_team),
+        )
+        .route(
+            "/v1/teams/{team}/members/{user}",
+            put(accounts::add_member).delete(accounts::remove_member),
+        )
+        .route(
+            "/v1/campaigns",
+            get(accounts::list_campaigns).post(accounts::create_campaign),
+        )
+        .route(
+            "/v1/campaigns/{id}",
+            get(admin::campaign)
+                .put(accounts::update_campaign)
+                .delete(accounts::delete_campaign),
+        )
         .route("/v1/campaigns/{id}/booking", put(admin::set_booking))
         .route("/v1/bookings", get(bookings::by_call))
         .route("/v1/campaigns/{id}/bookings", get(bookings::by_campaign))

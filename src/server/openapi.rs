@@ -31,6 +31,21 @@ use utoipa::{Modify, OpenApi, ToSchema};
         super::admin::callback,
         super::admin::campaign,
         super::admin::set_booking,
+        super::accounts::list_users,
+        super::accounts::create_user,
+        super::accounts::user,
+        super::accounts::update_user,
+        super::accounts::delete_user,
+        super::accounts::list_teams,
+        super::accounts::create_team,
+        super::accounts::team,
+        super::accounts::delete_team,
+        super::accounts::add_member,
+        super::accounts::remove_member,
+        super::accounts::list_campaigns,
+        super::accounts::create_campaign,
+        super::accounts::update_campaign,
+        super::accounts::delete_campaign,
         super::bookings::by_call,
         super::bookings::by_campaign,
         super::diagnostics::diagnostics,
@@ -50,6 +65,17 @@ use utoipa::{Modify, OpenApi, ToSchema};
         ChooseProvider,
         ActiveProvider,
         CampaignView,
+        BookingState,
+        CampaignList,
+        CampaignRequest,
+        CampaignChange,
+        UserView,
+        UserList,
+        UserRequest,
+        UserChange,
+        TeamView,
+        TeamList,
+        Deleted,
         BookingSettings,
         BookingRules,
         BookingWindow,
@@ -65,6 +91,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
     modifiers(&AdminToken),
     tags(
         (name = "connections", description = "Owners' calendar connections"),
+        (name = "accounts", description = "Users, and teams whose members may own a campaign's calendar"),
         (name = "campaigns", description = "Campaigns, their booking settings and diagnostics"),
         (name = "bookings", description = "What became of each call's booking"),
         (name = "meta", description = "This document"),
@@ -124,7 +151,9 @@ pub struct ErrorBody {
     /// `unknown_campaign`, `bad_request`, `invalid_limit`,
     /// `invalid_booking`, `unknown_calendar`, `calendar_expired`,
     /// `admin_approval_needed`, `permissions_missing`,
-    /// `provider_unavailable`, `store_unavailable`.
+    /// `provider_unavailable`, `store_unavailable`, `unknown_team`,
+    /// `invalid_user`, `invalid_team`, `invalid_campaign`, `user_exists`,
+    /// `team_exists`, `campaign_exists`, `in_use`, `not_a_member`.
     pub error: String,
     pub message: String,
 }
@@ -258,7 +287,7 @@ pub struct ActiveProvider {
 /// `GET /v1/campaigns/{id}`
 #[derive(ToSchema)]
 #[schema(examples(json!({
-    "id": "demo", "name": "Acme outreach", "owner": "alex",
+    "id": "demo", "name": "Acme outreach", "team": "sales", "owner": "alex",
     "booking": {
         "enabled": true,
         "rules": {"timezone": "America/New_York", "length_minutes": 30, "slot_step_minutes": 30,
@@ -267,14 +296,36 @@ pub struct ActiveProvider {
         "meeting": {"type": "video"},
         "title": "{owner.name} <> {recipient.fullName}",
         "description": "A {meeting.minutes}-minute intro call."
-    }
+    },
+    "booking_state": {"effective": "off", "reason": "owner_not_connected", "connect_url": "/v1/users/alex/connections/{provider}"}
 })))]
 pub struct CampaignView {
     pub id: String,
     pub name: String,
+    /// The team the owner is chosen among; null for a campaign from the
+    /// provisioning file.
+    pub team: Option<String>,
     pub owner: String,
     /// Null when the campaign has no booking settings.
     pub booking: Option<BookingSettings>,
+    pub booking_state: BookingState,
+}
+
+/// Whether calls on a campaign book now.
+#[derive(ToSchema)]
+#[schema(examples(json!({"effective": "off", "reason": "owner_not_connected", "connect_url": "/v1/users/alex/connections/{provider}"})))]
+pub struct BookingState {
+    /// `on`, or `off` when calls skip booking.
+    #[schema(pattern = "^(on|off)$")]
+    pub effective: String,
+    /// When off: the skip reason calls give (`booking_disabled`,
+    /// `owner_not_connected`, `calendar_expired`, `admin_approval_needed`).
+    #[schema(required = false)]
+    pub reason: Option<String>,
+    /// With `owner_not_connected`: the connect request's path; `POST` it
+    /// with `{provider}` as `google` or `microsoft`.
+    #[schema(required = false)]
+    pub connect_url: Option<String>,
 }
 
 /// A campaign's booking settings, as the provisioning file and
@@ -382,4 +433,98 @@ pub struct BookingRecord {
     /// `google`, `microsoft`.
     pub provider: Option<String>,
     pub at: DateTime<Utc>,
+}
+
+/// `GET /v1/campaigns`
+#[derive(ToSchema)]
+#[schema(examples(json!({"campaigns": [{"id": "spring", "name": "Spring outreach", "team": "sales", "owner": "sam", "booking": null, "booking_state": {"effective": "off", "reason": "booking_disabled"}}]})))]
+pub struct CampaignList {
+    pub campaigns: Vec<CampaignView>,
+}
+
+/// `POST /v1/campaigns`
+#[derive(ToSchema)]
+#[schema(examples(json!({"id": "spring", "name": "Spring outreach", "team": "sales", "owner": "sam"})))]
+pub struct CampaignRequest {
+    /// 1–64 lower-case letters, digits, `-` and `_`.
+    pub id: String,
+    pub name: String,
+    pub team: String,
+    /// A member of `team`: whose calendar calls book on.
+    pub owner: String,
+    /// The Booking step's settings; none: calls skip (`booking_disabled`).
+    #[schema(required = false)]
+    pub booking: Option<BookingSettings>,
+}
+
+/// `PUT /v1/campaigns/{id}`
+#[derive(ToSchema)]
+#[schema(examples(json!({"name": "Spring outreach", "team": "sales", "owner": "sam"})))]
+pub struct CampaignChange {
+    pub name: String,
+    pub team: String,
+    /// A member of `team`: whose calendar calls book on.
+    pub owner: String,
+    #[schema(required = false)]
+    pub booking: Option<BookingSettings>,
+}
+
+/// A user.
+#[derive(ToSchema)]
+#[schema(examples(json!({"id": "sam", "name": "Sam Lee", "email": "sam@example.com"})))]
+pub struct UserView {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+}
+
+/// `GET /v1/users`
+#[derive(ToSchema)]
+#[schema(examples(json!({"users": [{"id": "sam", "name": "Sam Lee", "email": "sam@example.com"}]})))]
+pub struct UserList {
+    pub users: Vec<UserView>,
+}
+
+/// `POST /v1/users`
+#[derive(ToSchema)]
+#[schema(examples(json!({"id": "sam", "name": "Sam Lee", "email": "sam@example.com"})))]
+pub struct UserRequest {
+    /// 1–64 lower-case letters, digits, `-` and `_`.
+    pub id: String,
+    pub name: String,
+    pub email: String,
+}
+
+/// `PUT /v1/users/{user}`
+#[derive(ToSchema)]
+#[schema(examples(json!({"name": "Sam Lee", "email": "sam@example.com"})))]
+pub struct UserChange {
+    pub name: String,
+    pub email: String,
+}
+
+/// A team and its members (user ids).
+#[derive(ToSchema)]
+#[schema(examples(json!({"id": "sales", "name": "Sales", "members": ["alex", "sam"]})))]
+pub struct TeamView {
+    /// 1–64 lower-case letters, digits, `-` and `_`.
+    pub id: String,
+    pub name: String,
+    #[schema(required = false)]
+    pub members: Vec<String>,
+}
+
+/// `GET /v1/teams`
+#[derive(ToSchema)]
+#[schema(examples(json!({"teams": [{"id": "sales", "name": "Sales", "members": ["alex", "sam"]}]})))]
+pub struct TeamList {
+    pub teams: Vec<TeamView>,
+}
+
+/// What a delete answers.
+#[derive(ToSchema)]
+#[schema(examples(json!({"id": "sam", "deleted": true})))]
+pub struct Deleted {
+    pub id: String,
+    pub deleted: bool,
 }

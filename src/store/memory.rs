@@ -1,3 +1,4 @@
+use super::accounts::{merge, Kind, Overlay};
 use super::state_file::{Snapshot, StateFile};
 use super::{
     BookingSettings, Campaign, Connection, ConnectionStatus, PendingFlow, Provider, Store,
@@ -37,6 +38,9 @@ pub struct MemoryStore {
     connections: RwLock<HashMap<String, UserConnections>>,
     /// Booking settings set through the admin API, over the campaigns'.
     bookings: RwLock<HashMap<String, BookingSettings>>,
+    /// Users, teams and campaigns set through the admin API, over the
+    /// provisioning file's.
+    overlay: RwLock<Overlay>,
     state: Option<StateFile>,
     flows: PendingFlows<FlowMeta>,
 }
@@ -63,6 +67,7 @@ impl MemoryStore {
         let saved = state.load().await?;
         write(&self.connections).extend(saved.connections);
         write(&self.bookings).extend(saved.bookings);
+        *write(&self.overlay) = saved.accounts;
         self.state = Some(state);
         if saved.stale > 0 {
             tracing::warn!(
@@ -90,6 +95,33 @@ impl MemoryStore {
 
     pub fn put_user(&self, u: User) {
         write(&self.users).insert(u.id.clone(), u);
+    }
+
+    /// The provisioning file's records of `kind`, by id.
+    pub(super) fn seeds(
+        &self,
+        kind: Kind,
+    ) -> std::collections::BTreeMap<String, serde_json::Value> {
+        match kind {
+            Kind::User => read(&self.users)
+                .iter()
+                .map(|(id, u)| (id.clone(), json(u)))
+                .collect(),
+            Kind::Team => Default::default(),
+            Kind::Campaign => read(&self.campaigns)
+                .iter()
+                .map(|(id, c)| (id.clone(), json(c)))
+                .collect(),
+        }
+    }
+
+    /// The provisioning file's record, without the admin API's.
+    pub(super) fn seed(&self, kind: Kind, id: &str) -> Option<serde_json::Value> {
+        match kind {
+            Kind::User => read(&self.users).get(id).map(json),
+            Kind::Team => None,
+            Kind::Campaign => read(&self.campaigns).get(id).map(json),
+        }
     }
 
     /// Adds a connection while loading, before anything is served.
@@ -129,10 +161,20 @@ impl MemoryStore {
             .save(|| Snapshot {
                 connections: read(&self.connections).clone(),
                 bookings: read(&self.bookings).clone(),
+                accounts: read(&self.overlay).clone(),
                 ..Snapshot::default()
             })
             .await
     }
+}
+
+/// A seed record as JSON (a plain struct: it always serializes).
+fn json(v: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
+pub(super) fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, StoreError> {
+    serde_json::from_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn upsert(uc: &mut UserConnections, c: Connection) {
@@ -149,9 +191,10 @@ fn upsert(uc: &mut UserConnections, c: Connection) {
 #[async_trait]
 impl Store for MemoryStore {
     async fn campaign(&self, id: &str) -> Result<Option<Campaign>, StoreError> {
-        let Some(mut c) = read(&self.campaigns).get(id).cloned() else {
+        let Some(c) = self.record(Kind::Campaign, id).await? else {
             return Ok(None);
         };
+        let mut c: Campaign = parse(c)?;
         if let Some(b) = read(&self.bookings).get(id) {
             c.booking = Some(b.clone());
         }
@@ -159,7 +202,7 @@ impl Store for MemoryStore {
     }
 
     async fn set_booking(&self, id: &str, booking: BookingSettings) -> Result<bool, StoreError> {
-        if !read(&self.campaigns).contains_key(id) {
+        if self.campaign(id).await?.is_none() {
             return Ok(false);
         }
         write(&self.bookings).insert(id.to_string(), booking);
@@ -168,7 +211,34 @@ impl Store for MemoryStore {
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
-        Ok(read(&self.users).get(id).cloned())
+        self.record(Kind::User, id).await?.map(parse).transpose()
+    }
+
+    async fn record(&self, kind: Kind, id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        if let Some(set) = read(&self.overlay).of(kind).get(id) {
+            return Ok(set.clone());
+        }
+        Ok(self.seed(kind, id))
+    }
+
+    async fn records(&self, kind: Kind) -> Result<Vec<serde_json::Value>, StoreError> {
+        let over = read(&self.overlay).of(kind).clone();
+        Ok(merge(self.seeds(kind), over))
+    }
+
+    async fn put_record(
+        &self,
+        kind: Kind,
+        id: &str,
+        value: Option<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        write(&self.overlay)
+            .of_mut(kind)
+            .insert(id.to_string(), value);
+        if kind == Kind::Campaign {
+            write(&self.bookings).remove(id);
+        }
+        self.persist().await
     }
 
     async fn connection(&self, user_id: &str) -> Result<Option<Connection>, StoreError> {
@@ -190,7 +260,9 @@ impl Store for MemoryStore {
 
     async fn put_connection(&self, user_id: &str, c: Connection) -> Result<(), StoreError> {
         self.change(user_id, |uc| {
+            let provider = c.provider;
             upsert(uc, c);
+            uc.active = Some(provider);
             ((), true)
         })
         .await
@@ -328,7 +400,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_first_connection_is_active_and_another_takes_over_when_it_goes() {
+    async fn the_latest_connection_is_active_and_another_takes_over_when_it_goes() {
         let s = MemoryStore::new();
         s.put_connection("u", conn(Provider::Google, "g"))
             .await
@@ -337,7 +409,12 @@ mod tests {
             .await
             .unwrap();
         let active = s.connection("u").await.unwrap().unwrap();
-        assert_eq!(active.provider, Provider::Google);
+        assert_eq!(active.provider, Provider::Microsoft);
+        assert!(s.set_active("u", Provider::Google).await.unwrap());
+        assert_eq!(
+            s.connection("u").await.unwrap().unwrap().provider,
+            Provider::Google
+        );
         assert!(s.set_active("u", Provider::Microsoft).await.unwrap());
         assert_eq!(
             s.connection("u").await.unwrap().unwrap().provider,

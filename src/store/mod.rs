@@ -5,6 +5,7 @@
 //! store are interchangeable. A user may connect Google and Microsoft both;
 //! calls book on the active one.
 
+pub mod accounts;
 mod memory;
 pub mod provisioning;
 mod redis;
@@ -126,12 +127,13 @@ impl Connection {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
     pub id: String,
     pub name: String,
     /// The address the provisioning file gives: the account a connect
     /// expects when nothing more specific is known.
+    #[serde(default)]
     pub email: Option<String>,
 }
 
@@ -208,11 +210,16 @@ impl BookingSettings {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Campaign {
     pub id: String,
     pub name: String,
+    /// The team the owner is chosen among (campaigns from the provisioning
+    /// file have none).
+    #[serde(default)]
+    pub team: Option<String>,
     pub owner: String,
+    #[serde(default)]
     pub booking: Option<BookingSettings>,
 }
 
@@ -323,8 +330,9 @@ pub trait Store: Send + Sync {
         &self,
         user_id: &str,
     ) -> Result<(Vec<Connection>, Option<Provider>), StoreError>;
-    /// Adds or replaces the user's connection to `c.provider`. The first
-    /// connection a user has becomes the active one.
+    /// Adds or replaces the user's connection to `c.provider`, which
+    /// becomes the active one: the most recently connected provider is the
+    /// one calls book on until the owner chooses another.
     async fn put_connection(&self, user_id: &str, c: Connection) -> Result<(), StoreError>;
     /// Removes the connection and returns it; if it was active, another
     /// connected provider (if any) becomes active.
@@ -370,6 +378,24 @@ pub trait Store: Send + Sync {
         user_id: &str,
         provider: Provider,
         token: SecretString,
+    ) -> Result<(), StoreError>;
+
+    /// The record `id` of `kind` (JSON of [`User`], [`accounts::Team`] or
+    /// [`Campaign`]): the admin API's if set, else the provisioning file's.
+    async fn record(
+        &self,
+        kind: accounts::Kind,
+        id: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
+    /// Every live record of `kind`, by id.
+    async fn records(&self, kind: accounts::Kind) -> Result<Vec<serde_json::Value>, StoreError>;
+    /// Sets (or, with `None`, deletes) a record. Setting a campaign drops
+    /// booking settings set apart from it.
+    async fn put_record(
+        &self,
+        kind: accounts::Kind,
+        id: &str,
+        value: Option<serde_json::Value>,
     ) -> Result<(), StoreError>;
 
     /// Whether the store answers now (readiness). In process it always

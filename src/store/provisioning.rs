@@ -171,6 +171,7 @@ impl Provisioning {
             store.put_campaign(Campaign {
                 id: c.id,
                 name: c.name,
+                team: None,
                 owner: c.owner,
                 booking: c.booking,
             });

@@ -4,7 +4,9 @@
 //! and an OAuth callback may land on any of them. Users and campaigns come
 //! from the provisioning file, which every instance loads; booking settings
 //! set through the admin API are kept in Redis (`{prefix}booking:{id}`) and
-//! override the file's.
+//! override the file's, and so do users, teams and campaigns made through
+//! it (`{prefix}accounts:{user|team|campaign}`, a hash of JSON records by
+//! id, `null` for one deleted).
 //!
 //! One hash per user, `{prefix}conn:{user}`: `active`, and per provider
 //! `<p>:token` (sealed), `<p>:calendar`, `<p>:status` (JSON), `<p>:tenant`,
@@ -22,6 +24,7 @@
 //! under a key the others cannot open). [`RedisStore::rekey`] re-seals
 //! every token, pending flow and the key check under the sealing key.
 
+use super::accounts::{merge, Kind};
 use super::memory::UserConnections;
 use super::provisioning::sealed_owner;
 use super::secrets::TokenCipher;
@@ -39,8 +42,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// KEYS: conn. ARGV: provider, token, calendar, status, tenant, email,
-/// other, only_if_absent ("1" when seeding). Makes the provider active when
-/// none is.
+/// other, only_if_absent ("1" when seeding). Makes the provider active
+/// (when seeding: only if none is).
 const PUT: &str = r#"
 local k, p = KEYS[1], ARGV[1]
 if ARGV[8] == '1' and redis.call('HEXISTS', k, p .. ':token') == 1 then
@@ -52,7 +55,11 @@ for i, f in ipairs({'tenant', 'email', 'other'}) do
   if v == '' then redis.call('HDEL', k, p .. ':' .. f) else redis.call('HSET', k, p .. ':' .. f, v) end
 end
 if ARGV[9] == '' then redis.call('HDEL', k, p .. ':canonical') else redis.call('HSET', k, p .. ':canonical', ARGV[9]) end
-redis.call('HSETNX', k, 'active', p)
+if ARGV[8] == '1' then
+  redis.call('HSETNX', k, 'active', p)
+else
+  redis.call('HSET', k, 'active', p)
+end
 return 1
 "#;
 
@@ -429,6 +436,12 @@ impl RedisStore {
         format!("{}conn:{user}", self.prefix)
     }
 
+    /// Records of `kind` set through the admin API: a hash by id, each a
+    /// JSON value (`null` for a deleted one).
+    fn records_key(&self, kind: Kind) -> String {
+        format!("{}accounts:{}", self.prefix, kind.as_str())
+    }
+
     /// Booking settings set through the admin API for a campaign.
     fn booking_key(&self, campaign: &str) -> String {
         format!("{}booking:{campaign}", self.prefix)
@@ -548,9 +561,10 @@ impl RedisStore {
 #[async_trait]
 impl Store for RedisStore {
     async fn campaign(&self, id: &str) -> Result<Option<Campaign>, StoreError> {
-        let Some(mut c) = self.base.campaign(id).await? else {
+        let Some(c) = self.record(Kind::Campaign, id).await? else {
             return Ok(None);
         };
+        let mut c: Campaign = super::memory::parse(c)?;
         let mut conn = self.conn.clone();
         let set: Option<String> = conn.get(self.booking_key(id)).await.map_err(unavailable)?;
         if let Some(json) = set {
@@ -560,7 +574,7 @@ impl Store for RedisStore {
     }
 
     async fn set_booking(&self, id: &str, booking: BookingSettings) -> Result<bool, StoreError> {
-        if self.base.campaign(id).await?.is_none() {
+        if self.campaign(id).await?.is_none() {
             return Ok(false);
         }
         let json = serde_json::to_string(&booking).map_err(corrupt)?;
@@ -573,7 +587,56 @@ impl Store for RedisStore {
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
-        self.base.user(id).await
+        self.record(Kind::User, id)
+            .await?
+            .map(super::memory::parse)
+            .transpose()
+    }
+
+    async fn record(&self, kind: Kind, id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let mut conn = self.conn.clone();
+        let set: Option<String> = conn
+            .hget(self.records_key(kind), id)
+            .await
+            .map_err(unavailable)?;
+        match set {
+            Some(json) => {
+                let v: serde_json::Value = serde_json::from_str(&json).map_err(corrupt)?;
+                Ok((!v.is_null()).then_some(v))
+            }
+            None => Ok(self.base.seed(kind, id)),
+        }
+    }
+
+    async fn records(&self, kind: Kind) -> Result<Vec<serde_json::Value>, StoreError> {
+        let mut conn = self.conn.clone();
+        let all: HashMap<String, String> = conn
+            .hgetall(self.records_key(kind))
+            .await
+            .map_err(unavailable)?;
+        let mut over = Vec::with_capacity(all.len());
+        for (id, json) in all {
+            let v: serde_json::Value = serde_json::from_str(&json).map_err(corrupt)?;
+            over.push((id, (!v.is_null()).then_some(v)));
+        }
+        Ok(merge(self.base.seeds(kind), over))
+    }
+
+    async fn put_record(
+        &self,
+        kind: Kind,
+        id: &str,
+        value: Option<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(&value.unwrap_or_default()).map_err(corrupt)?;
+        let mut pipe = redis::pipe();
+        pipe.atomic().hset(self.records_key(kind), id, json);
+        if kind == Kind::Campaign {
+            pipe.del(self.booking_key(id));
+        }
+        let mut conn = self.conn.clone();
+        let _: () = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        Ok(())
     }
 
     async fn connection(&self, user_id: &str) -> Result<Option<Connection>, StoreError> {

@@ -1,7 +1,7 @@
 //! What callbook learns while running, kept in one JSON file: connections
 //! (OAuth connects, rotated refresh tokens, expiry, the chosen calendar and
 //! active provider) with every refresh token sealed, and the booking
-//! settings set through the admin API.
+//! settings, users, teams and campaigns set through the admin API.
 //!
 //! Each change rewrites the file: a temporary file beside it (created
 //! `0600`, never through an existing path), written and fsynced, renamed
@@ -49,6 +49,9 @@ struct Doc {
     /// override the provisioning file's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     bookings: BTreeMap<String, BookingSettings>,
+    /// Users, teams and campaigns set through the admin API.
+    #[serde(default, skip_serializing_if = "super::accounts::Overlay::is_empty")]
+    accounts: super::accounts::Overlay,
 }
 
 /// What the file holds, or what is written to it.
@@ -56,6 +59,7 @@ struct Doc {
 pub(super) struct Snapshot {
     pub connections: std::collections::HashMap<String, UserConnections>,
     pub bookings: std::collections::HashMap<String, BookingSettings>,
+    pub accounts: super::accounts::Overlay,
     /// Sealed values (tokens and the key check) not under the sealing key.
     pub stale: usize,
     /// Sealed values under the sealing key.
@@ -135,6 +139,7 @@ impl StateFile {
         }
         let mut out = Snapshot {
             bookings: doc.bookings.into_iter().collect(),
+            accounts: doc.accounts,
             unchecked: doc.key_check.is_none(),
             ..Snapshot::default()
         };
@@ -243,6 +248,7 @@ impl StateFile {
             key_check: Some(self.cipher.seal_key_check()),
             users,
             bookings: snapshot.bookings.into_iter().collect(),
+            accounts: snapshot.accounts,
         };
         let json = serde_json::to_vec_pretty(&doc).map_err(|e| self.corrupt(e))?;
         let path = self.path.clone();

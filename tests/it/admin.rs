@@ -76,21 +76,13 @@ async fn an_owner_connects_outlook_makes_it_active_and_calls_book_there() {
     let canonical = stored.canonical_id().expect("resolved at connect");
     assert_ne!(canonical, "primary");
     let list = connections(&app).await;
-    // Google (from the config) stays active until the owner switches.
-    assert_eq!(list["active_provider"], "google");
+    // The most recently connected provider is the active one.
+    assert_eq!(list["active_provider"], "microsoft");
     let ms = by_provider(&list, "microsoft");
     assert_eq!(ms["status"], "active");
     assert_eq!(ms["account"], OUTLOOK);
     assert_eq!(ms["tenant"], WORK_TENANT);
 
-    let (status, _) = admin(
-        &app,
-        reqwest::Method::PUT,
-        "/v1/users/alex/active_provider",
-        Some(json!({"provider": "microsoft"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
     let booked = book(&app, "CA000000000000000000000000admin001").await;
     assert_eq!(booked["booking"]["status"], "booked", "{booked}");
     assert!(booked["booking"]["join_link"]
@@ -230,7 +222,7 @@ async fn disconnecting_revokes_google_and_deletes_outlook() {
     let got = c.settle().await.unwrap();
     assert!(
         got.iter()
-            .any(|f| f["booking"]["reason"] == "calendar_missing"),
+            .any(|f| f["booking"]["reason"] == "owner_not_connected"),
         "{got:?}"
     );
     // Disconnecting again is a clear 404.

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, real sockets, real HTTP, the emulator.
 
+mod accounts;
 mod admin;
 mod calls;
 mod check_provider;

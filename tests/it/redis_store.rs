@@ -52,7 +52,13 @@ async fn contract(s: &dyn Store) {
     ms.account_email = Some(OUTLOOK.into());
     ms.other_account = true;
     s.put_connection("alex", ms).await.unwrap();
-    // Google stays active until the owner switches.
+    // The most recently connected provider becomes active; the owner may
+    // switch back.
+    assert_eq!(
+        s.connection("alex").await.unwrap().unwrap().provider,
+        Provider::Microsoft
+    );
+    assert!(s.set_active("alex", Provider::Google).await.unwrap());
     assert_eq!(
         s.connection("alex").await.unwrap().unwrap().provider,
         Provider::Google

@@ -1,0 +1,83 @@
+//! Users, teams and campaigns made or changed through the admin API, over
+//! what the provisioning file seeds: a record here wins over the file's
+//! (`None` marks one deleted, so a deleted seed stays deleted).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Which kind of record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    User,
+    Team,
+    Campaign,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::User => "user",
+            Kind::Team => "team",
+            Kind::Campaign => "campaign",
+        }
+    }
+}
+
+/// A team: the users a campaign's owner is chosen among.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Team {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// The records set through the admin API, by kind and id; `None` for a
+/// deleted one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overlay {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub users: BTreeMap<String, Option<Value>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub teams: BTreeMap<String, Option<Value>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub campaigns: BTreeMap<String, Option<Value>>,
+}
+
+impl Overlay {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.teams.is_empty() && self.campaigns.is_empty()
+    }
+
+    pub fn of(&self, kind: Kind) -> &BTreeMap<String, Option<Value>> {
+        match kind {
+            Kind::User => &self.users,
+            Kind::Team => &self.teams,
+            Kind::Campaign => &self.campaigns,
+        }
+    }
+
+    pub fn of_mut(&mut self, kind: Kind) -> &mut BTreeMap<String, Option<Value>> {
+        match kind {
+            Kind::User => &mut self.users,
+            Kind::Team => &mut self.teams,
+            Kind::Campaign => &mut self.campaigns,
+        }
+    }
+}
+
+/// `seed` with `over` applied: every live record, by id.
+pub fn merge(
+    mut seed: BTreeMap<String, Value>,
+    over: impl IntoIterator<Item = (String, Option<Value>)>,
+) -> Vec<Value> {
+    for (id, v) in over {
+        match v {
+            Some(v) => seed.insert(id, v),
+            None => seed.remove(&id),
+        };
+    }
+    seed.into_values().collect()
+}
