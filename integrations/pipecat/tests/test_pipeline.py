@@ -162,7 +162,10 @@ async def test_seed_call_books_and_the_llm_never_sees_callbooks_turns(
 ) -> None:
     call = Call(callbook_server.ws_url, callbook_server.token)
     async with call:
-        assert call.callbook.server_version == "1.3.0"
+        # Protocol 1.x from 1.2 on (turns, playback reports) is what the
+        # processor speaks; later minor versions only add.
+        major, minor, _ = (int(p) for p in call.callbook.server_version.split("."))
+        assert (major, minor) >= (1, 2) and major == 1
 
         # Before any booking the agent owns the conversation.
         await call.stt.hear_interim("what's the")
