@@ -10,7 +10,7 @@ use crate::calendar::CalendarProvider;
 use crate::dialog::{BookingContext, Recipient, Setup, SkipReason};
 use crate::phone::E164;
 use crate::protocol::Start;
-use crate::store::{Connection, ConnectionStatus, Provider};
+use crate::store::{Campaign, Connection, ConnectionStatus, Provider};
 use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -166,18 +166,19 @@ const DEFAULT_COUNTRY: &str = "US";
 
 /// Looks up the campaign, owner and connection named by the `start` frame.
 pub(super) async fn prepare(deps: &CallDeps, start: &Start) -> (Setup, Option<BookingEnv>) {
-    let country = match param(start, "campaign_id") {
-        Some(id) => deps
-            .store
-            .campaign(id)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|c| c.booking)
-            .and_then(|b| b.default_country),
-        None => None,
+    // Read once: the campaign says both where national numbers are read
+    // and how booking runs.
+    let campaign = match param(start, "campaign_id") {
+        Some(id) => deps.store.campaign(id).await.map_err(store_failed),
+        None => Ok(None),
     };
-    let country = country.as_deref().unwrap_or(DEFAULT_COUNTRY);
+    let country = campaign
+        .as_ref()
+        .ok()
+        .and_then(Option::as_ref)
+        .and_then(|c| c.booking.as_ref())
+        .and_then(|b| b.default_country.as_deref())
+        .unwrap_or(DEFAULT_COUNTRY);
     let raw_phone = param(start, "recipient_phone");
     let phone = raw_phone.and_then(|p| E164::parse_in(p, country).ok());
     if raw_phone.is_some() && phone.is_none() {
@@ -190,7 +191,7 @@ pub(super) async fn prepare(deps: &CallDeps, start: &Start) -> (Setup, Option<Bo
         last_name: param(start, "recipient_last_name").map(str::to_string),
         phone,
     };
-    let booking = booking_env(deps, start).await;
+    let booking = booking_env(deps, start, campaign).await;
     tracing::info!(
         call = %start.call_sid,
         phone = %recipient.phone.as_ref().map(E164::redacted).unwrap_or_default(),
@@ -222,14 +223,14 @@ fn store_failed(e: StoreError) -> SkipReason {
     SkipReason::CalendarUnavailable
 }
 
-async fn booking_env(deps: &CallDeps, start: &Start) -> Result<BookingEnv, SkipReason> {
-    let campaign_id = param(start, "campaign_id").ok_or(SkipReason::CampaignUnknown)?;
-    let campaign = deps
-        .store
-        .campaign(campaign_id)
-        .await
-        .map_err(store_failed)?
-        .ok_or(SkipReason::CampaignUnknown)?;
+/// The booking environment of the call's campaign, as read at its start
+/// (`Ok(None)`: no campaign named, or none by that name).
+async fn booking_env(
+    deps: &CallDeps,
+    start: &Start,
+    campaign: Result<Option<Campaign>, SkipReason>,
+) -> Result<BookingEnv, SkipReason> {
+    let campaign = campaign?.ok_or(SkipReason::CampaignUnknown)?;
     let settings = campaign
         .booking
         .clone()
