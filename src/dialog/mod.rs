@@ -1202,22 +1202,25 @@ impl Dialog {
                 ));
                 true
             }
-            Choice::Unrelated => {
-                if yes_no::classify(text) == Answer::Yes && self.preference(text, now).is_none() {
+            // A new time is the proposal's business; a bare yes asks which,
+            // a bare no moves on.
+            Choice::Unrelated if self.preference(text, now).is_some() => false,
+            Choice::Unrelated => match yes_no::classify(text) {
+                Answer::Yes => {
                     out.prompt_again(format!(
                         "Great, which one works best: {}?",
                         speech::options(&options, owner, self.caller_tz)
                     ));
-                    return true;
+                    true
                 }
-                if yes_no::classify(text) == Answer::No && self.preference(text, now).is_none() {
+                Answer::No => {
                     self.declined.extend(options.iter().copied());
                     self.options.clear();
                     self.propose(None, now, moving, out);
-                    return true;
+                    true
                 }
-                false
-            }
+                Answer::Unclear => false,
+            },
         }
     }
 
