@@ -64,7 +64,7 @@ const STORE_ATTEMPTS: u32 = 3;
 const STORE_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// What became of a booking on a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeStatus {
     /// A meeting was created.
@@ -105,7 +105,7 @@ impl OutcomeStatus {
 /// One outcome of one call, as the API answers it and the webhook sends
 /// it. Every field is always present (null when it does not apply), so
 /// consumers see one shape.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BookingRecord {
     /// Unique per outcome (UUID v4); the webhook's idempotency key.
     pub id: String,

@@ -81,7 +81,9 @@ use utoipa::{Modify, OpenApi, ToSchema};
         BookingWindow,
         Meeting,
         Bookings,
-        BookingRecord,
+        crate::outcomes::BookingRecord,
+        crate::outcomes::OutcomeStatus,
+        crate::store::Provider,
         super::diagnostics::Diagnostics,
         super::diagnostics::Check,
         super::diagnostics::ConnectLink,
@@ -408,31 +410,7 @@ pub enum Meeting {
 }]})))]
 pub struct Bookings {
     /// Newest first.
-    pub bookings: Vec<BookingRecord>,
-}
-
-/// One outcome of one call. Every field is present, null when it does
-/// not apply.
-#[derive(ToSchema)]
-pub struct BookingRecord {
-    /// UUID v4; the webhook's idempotency key.
-    pub id: String,
-    pub call_sid: String,
-    pub campaign_id: Option<String>,
-    /// `booked`, `moved`, `cancelled`, `failed`, `skipped`.
-    pub status: String,
-    pub event_id: Option<String>,
-    pub start: Option<DateTime<Utc>>,
-    pub end: Option<DateTime<Utc>>,
-    pub previous_start: Option<DateTime<Utc>>,
-    /// The email the caller confirmed.
-    pub invitee: Option<String>,
-    /// The skip or fail reason code.
-    pub reason: Option<String>,
-    pub join_link: Option<String>,
-    /// `google`, `microsoft`.
-    pub provider: Option<String>,
-    pub at: DateTime<Utc>,
+    pub bookings: Vec<crate::outcomes::BookingRecord>,
 }
 
 /// `GET /v1/campaigns`
