@@ -970,10 +970,18 @@ impl Dialog {
                 Some(s) => Some((*s, true)),
                 None => nearest(w.start),
             },
-            Target::Daily { from, start, end } => {
+            Target::Daily {
+                from,
+                until,
+                start,
+                end,
+            } => {
                 let tz = self.caller_tz;
                 finder
                     .free()
+                    .take_while(|s| {
+                        until.is_none_or(|u| s.start.with_timezone(&tz).date_naive() < u)
+                    })
                     .find(|s| {
                         let a = s.start.with_timezone(&tz);
                         let b = s.end.with_timezone(&tz);
@@ -983,6 +991,8 @@ impl Dialog {
                             && !exclude.contains(s)
                     })
                     .map(|s| (s, true))
+                    // Nothing inside the days named: the nearest to their start.
+                    .or_else(|| nearest(crate::schedule::resolve_local(tz, from.and_time(start))))
             }
             Target::Before(t) => finder
                 .free_before(t)
@@ -1125,8 +1135,16 @@ impl Dialog {
                 .filter(|s| w.contains(s.start))
                 .collect(),
             // "Afternoons next week": the same part of each day, for a week.
-            (Some(Target::Daily { from, start, end }), Some((first, true))) if !moving => {
-                let last = *from + Duration::days(7);
+            (
+                Some(Target::Daily {
+                    from,
+                    until,
+                    start,
+                    end,
+                }),
+                Some((first, true)),
+            ) if !moving => {
+                let last = until.unwrap_or(*from + Duration::days(7));
                 finder
                     .alternatives(first.start, tz, None, &exclude, ALTERNATIVES)
                     .into_iter()

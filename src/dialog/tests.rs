@@ -525,3 +525,56 @@ fn a_window_over_several_days_gets_choices_inside_it() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_span_of_days_ends_where_the_caller_said() {
+    // Every afternoon of next week (Dec 7–11, New York) is busy: the week
+    // after is not "next week", so it is not offered as if it matched.
+    let mut d = Dialog::new();
+    d.step(
+        Input::Start(Setup {
+            recipient: Recipient {
+                first_name: "Jane".into(),
+                last_name: None,
+                phone: crate::phone::E164::parse("+12125550100").ok(),
+            },
+            booking: Ok(ctx(MeetingKind::Video)),
+        }),
+        now(),
+    );
+    let busy = (7..=11)
+        .map(|day| {
+            Interval::new(
+                utc(&format!("2026-12-{day:02}T17:00:00Z")),
+                utc(&format!("2026-12-{day:02}T22:00:00Z")),
+            )
+        })
+        .collect();
+    d.step(
+        Input::AvailabilityLoaded(Ok(Availability {
+            busy,
+            video: Video::Unavailable,
+        })),
+        now(),
+    );
+    to_proposal(&mut d);
+    let fx = d.step(
+        Input::Heard("no, sometime next week in the afternoon".into()),
+        now(),
+    );
+    let line = says(&fx)[0].to_string();
+    assert!(
+        line.starts_with("I don't have anything open then."),
+        "{line}"
+    );
+    let week_after = chrono::NaiveDate::from_ymd_opt(2026, 12, 14).unwrap();
+    match statuses(&fx).first() {
+        Some(Status::Proposed { start, options, .. }) => {
+            for s in std::iter::once(start).chain(options.iter().map(|o| &o.start)) {
+                let local = s.with_timezone(&chrono_tz::America::New_York);
+                assert!(local.date_naive() < week_after, "{line}");
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -36,10 +36,19 @@ pub fn when(text: &str, now: DateTime<Utc>, tz: Tz) -> Value {
     match pref.target(None, now, tz) {
         Some(when::Target::Instant(t)) => json!({"start": t, "end": t, "kind": "point"}),
         Some(when::Target::Window(w)) => json!({"start": w.start, "end": w.end, "kind": "window"}),
-        Some(when::Target::Daily { from, start, end }) => {
-            // The first such span that has not ended yet.
+        Some(when::Target::Daily {
+            from,
+            until,
+            start,
+            end,
+        }) => {
+            // The first such span that has not ended yet; `until` (a named
+            // span of days) is said too.
             let mut day = from;
             loop {
+                if until.is_some_and(|u| day >= u) {
+                    return json!({"start": null});
+                }
                 let s = resolve_local(tz, day.and_time(start));
                 // "after 2" runs to the end of the day.
                 let e = if end == chrono::NaiveTime::from_hms_opt(23, 59, 59).unwrap_or(end) {
@@ -51,7 +60,11 @@ pub fn when(text: &str, now: DateTime<Utc>, tz: Tz) -> Value {
                     resolve_local(tz, day.and_time(end))
                 };
                 if e > now {
-                    return json!({"start": s.max(now), "end": e, "kind": "window"});
+                    let mut out = json!({"start": s.max(now), "end": e, "kind": "window"});
+                    if let Some(u) = until {
+                        out["each_day_until"] = json!(u);
+                    }
+                    return out;
                 }
                 day += Duration::days(1);
             }

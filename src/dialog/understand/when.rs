@@ -65,9 +65,12 @@ pub enum Target {
     Instant(DateTime<Utc>),
     /// Any slot starting inside, nicest first.
     Window(Interval),
-    /// The same span on each day from a date on.
+    /// The same span on each day from a date on, up to (not including)
+    /// `until` when the phrase named a span of days ("afternoons next
+    /// week"); open-ended otherwise ("after 2").
     Daily {
         from: NaiveDate,
+        until: Option<NaiveDate>,
         start: NaiveTime,
         end: NaiveTime,
     },
@@ -205,6 +208,7 @@ impl TimePref {
             return Some(match self.range {
                 Some((start, end)) => Target::Daily {
                     from: first,
+                    until: Some(last),
                     start,
                     end,
                 },
@@ -249,6 +253,7 @@ impl TimePref {
             }
             (None, None, Some((s, e))) => Some(Target::Daily {
                 from: anchor_local.map_or(local(now).date(), |a| a.date()),
+                until: None,
                 start: s,
                 end: e,
             }),
