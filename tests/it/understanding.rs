@@ -140,12 +140,27 @@ fn understanding_corpora_are_understood() {
     );
 }
 
-/// Per-family accuracy on a held-out corpus: `(family, passed, total)`.
-fn held_out(file: &str, answer: impl Fn(&[String]) -> String) -> Vec<(String, usize, usize)> {
+/// Per-family accuracy on a held-out corpus: `(family, passed, total)`,
+/// and how many answers were confidently wrong: an answer other than the
+/// expected one where `unknown` (asking again) was not given. For answers,
+/// only a wrong yes counts: it is the one that books or sends an invite.
+fn held_out(
+    file: &str,
+    unknown: &str,
+    answer: impl Fn(&[String]) -> String,
+) -> (Vec<(String, usize, usize)>, usize) {
     let mut families: Vec<(String, usize, usize)> = Vec::new();
+    let mut confidently_wrong = 0;
     for c in corpus(&format!("heldout/{file}")) {
         let family = c.fields.last().cloned().unwrap_or_default();
-        let ok = answer(&c.fields) == c.fields[1];
+        let got = answer(&c.fields);
+        let ok = got == c.fields[1];
+        let harmful = if unknown == "unclear" {
+            got == "yes"
+        } else {
+            got != unknown
+        };
+        confidently_wrong += usize::from(!ok && harmful);
         match families.iter_mut().find(|f| f.0 == family) {
             Some(f) => {
                 f.1 += usize::from(ok);
@@ -154,7 +169,7 @@ fn held_out(file: &str, answer: impl Fn(&[String]) -> String) -> Vec<(String, us
             None => families.push((family, usize::from(ok), 1)),
         }
     }
-    families
+    (families, confidently_wrong)
 }
 
 /// The held-out corpora (`tests/corpora/heldout/`) were written by someone
@@ -164,17 +179,21 @@ fn held_out(file: &str, answer: impl Fn(&[String]) -> String) -> Vec<(String, us
 #[test]
 fn held_out_corpora_are_measured_per_family() {
     let sets = [
-        ("time phrases", held_out("when.tsv", when_answer)),
+        ("time phrases", held_out("when.tsv", "-", when_answer)),
         (
             "email",
-            held_out("email.tsv", |f| text_or_dash(&cli::email(&f[0])["email"])),
+            held_out("email.tsv", "-", |f| {
+                text_or_dash(&cli::email(&f[0])["email"])
+            }),
         ),
         (
             "yes/no",
-            held_out("yesno.tsv", |f| text_or_dash(&cli::yes_no(&f[0])["answer"])),
+            held_out("yesno.tsv", "unclear", |f| {
+                text_or_dash(&cli::yes_no(&f[0])["answer"])
+            }),
         ),
     ];
-    for (name, families) in &sets {
+    for (name, (families, confidently_wrong)) in &sets {
         let passed: usize = families.iter().map(|f| f.1).sum();
         let total: usize = families.iter().map(|f| f.2).sum();
         assert!(total >= 100, "{name}: held-out corpus too small");
@@ -182,6 +201,7 @@ fn held_out_corpora_are_measured_per_family() {
             "\n{name}: {passed}/{total} ({:.1}%)",
             100.0 * passed as f64 / total as f64
         );
+        println!("  confidently wrong      {confidently_wrong:>4}/{total:<4}");
         for (family, ok, n) in families {
             println!(
                 "  {family:<22} {ok:>4}/{n:<4} {:>6.1}%",

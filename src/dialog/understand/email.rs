@@ -265,6 +265,10 @@ const SELF_CORRECTIONS: &[&str] = &[
     "sorry no",
     "or rather",
     "let me correct that",
+    "scratch that",
+    "strike that",
+    "correction",
+    "never mind",
     "no no",
     "actually",
     "oops",
@@ -285,7 +289,7 @@ const PLACEHOLDERS: &[&str] = &[
 /// Parses a dictated email address. Doubt gives nothing: asking again
 /// costs less than reading a wrong address back with confidence.
 pub fn parse(text: &str) -> Option<Email> {
-    let text = respoken(text);
+    let text = respoken(text)?;
     let plain = words(&text);
     if PLACEHOLDERS.iter().any(|p| super::has_phrase(&plain, p)) {
         return None;
@@ -295,9 +299,12 @@ pub fn parse(text: &str) -> Option<Email> {
     };
     let after_has_at = pieces(&after).contains(&Piece::At);
     if after_has_at {
-        return parse_said(&after);
+        if let Some(found) = parse_said(&after) {
+            return Some(found);
+        }
     }
-    // The correction names only one half: keep the other.
+    // The correction names only one half ("no sorry, at yahoo dot com"):
+    // keep the other.
     let first = parse_said(&before)?;
     if let Some(domain) = parse_domain(&after) {
         return Email::parse(&format!("{}@{domain}", first.local()));
@@ -341,7 +348,11 @@ fn split_at_self_correction(text: &str) -> Option<(String, String)> {
 /// parser reads: letters written with hyphens ("M-A-R-Y") or as capitals
 /// with dots ("J.O.H.N.") apart; "anne spelled a n n e" keeps the spelling;
 /// "oh" among digits is zero ("five five oh one"); "capital j" is j.
-fn respoken(text: &str) -> String {
+///
+/// A hint about a spelling ("kris with a k", "jon without an h") keeps the
+/// spelling said after it and drops the name it was about; with no
+/// spelling after it, the address is not known and nothing comes out.
+fn respoken(text: &str) -> Option<String> {
     let mut tokens: Vec<String> = Vec::new();
     for raw in text.split_whitespace() {
         let bare = raw.trim_end_matches([',', '?', '!']);
@@ -385,6 +396,58 @@ fn respoken(text: &str) -> String {
     let mut i = 0;
     while i < tokens.len() {
         let w = lower[i].as_str();
+        // "john with a capital j": case says nothing about the address.
+        if w == "with"
+            && matches!(lower.get(i + 1).map(String::as_str), Some("a" | "an"))
+            && matches!(
+                lower.get(i + 2).map(String::as_str),
+                Some("capital" | "uppercase" | "big" | "small" | "lowercase")
+            )
+            && is_letter(i + 3)
+        {
+            i += 4;
+            continue;
+        }
+        // "steph with a p h", "matt with two t's", "jon without an h":
+        // a hint the name already agrees with leaves the name; "chris with
+        // a k k r i s" gives way to the spelling after it; anything else
+        // is a doubt, and asking again beats guessing.
+        if matches!(w, "with" | "without") {
+            if let Some(count @ ("a" | "an" | "the" | "one" | "two" | "double")) =
+                lower.get(i + 1).map(String::as_str)
+            {
+                let letter = |k: usize| {
+                    lower.get(k).and_then(|x| {
+                        let x = x.trim_end_matches("'s");
+                        let mut cs = x.chars();
+                        match (cs.next(), cs.next()) {
+                            (Some(c), None) if c.is_alphabetic() => Some(c),
+                            _ => None,
+                        }
+                    })
+                };
+                if letter(i + 2).is_some() {
+                    let run: String = (i + 2..).map_while(letter).collect();
+                    let name = out.last().map(|x| x.to_lowercase()).unwrap_or_default();
+                    let needle = match count {
+                        "two" | "double" => run.repeat(2),
+                        _ => run.clone(),
+                    };
+                    let agrees = !name.is_empty() && name.contains(&needle) == (w == "with");
+                    if agrees {
+                        i += 2 + run.chars().count();
+                        continue;
+                    }
+                    if w == "with" && run.chars().count() >= 3 {
+                        // The hint's letter, then the whole spelling.
+                        out.pop();
+                        i += 3;
+                        continue;
+                    }
+                    return None;
+                }
+            }
+        }
         // "anne spelled a n n e": the spelling replaces the word.
         if matches!(w, "spelled" | "spelt" | "spelling") && i > 0 && is_letter(i + 1) {
             out.pop();
@@ -434,7 +497,7 @@ fn respoken(text: &str) -> String {
         out.push(tokens[i].clone());
         i += 1;
     }
-    out.join(" ")
+    Some(out.join(" "))
 }
 
 /// A spoken or written number from 1 to 99 in one token ("five", "12").
@@ -508,22 +571,24 @@ pub enum Correction {
 pub fn correct(current: &Email, text: &str) -> Option<Correction> {
     let w = words(text);
     let said = |p: &str| super::has_phrase(&w, p);
-    if [
-        "scratch that",
-        "start over",
-        "start again",
-        "let me start again",
-        "never mind that",
-    ]
-    .iter()
-    .any(|p| said(p))
+    let found = parse(text);
+    if found.is_none()
+        && [
+            "scratch that",
+            "start over",
+            "start again",
+            "let me start again",
+            "never mind that",
+        ]
+        .iter()
+        .any(|p| said(p))
     {
         return Some(Correction::Reset);
     }
     let replace = |local: &str, domain: &str| {
         Email::parse(&format!("{local}@{domain}")).map(Correction::Replace)
     };
-    if let Some(found) = parse(text) {
+    if let Some(found) = found {
         return (found != *current).then_some(Correction::Replace(found));
     }
     // "j o n not j o h n": swap what was misheard wherever it is.
@@ -701,8 +766,11 @@ fn spell(pieces: &[Piece], in_domain: bool) -> String {
     while i < pieces.len() {
         match &pieces[i] {
             Piece::Word(w) => {
+                // Talk may sit between a name and its spelling ("zoe,
+                // that's z o e").
                 let run: String = pieces[i + 1..]
                     .iter()
+                    .skip_while(|p| matches!(p, Piece::Noise(_)) && !in_domain)
                     .map_while(|p| match p {
                         Piece::Char(c) if c.is_ascii_alphabetic() => Some(*c),
                         _ => None,
