@@ -535,7 +535,7 @@ impl Dialog {
                     out.status(Status::Skipped { reason });
                 }
             }
-            Stage::Offered => self.answer_offer(text, out),
+            Stage::Offered => self.answer_offer(text, now, out),
             Stage::AskingEmail => self.hear_email(text, out),
             Stage::AskingLocal => self.hear_local(text, out),
             Stage::AskingDomain(local) => self.hear_domain(local, text, out),
@@ -598,10 +598,19 @@ impl Dialog {
         }
     }
 
-    fn answer_offer(&mut self, text: &str, out: &mut Out) {
+    fn answer_offer(&mut self, text: &str, now: DateTime<Utc>, out: &mut Out) {
         if let Some(found) = email::parse(text) {
             self.read_back(found, out);
             return;
+        }
+        // "How about Friday?" to the offer asks for the meeting at that
+        // time: a yes, and the time steers the first proposal.
+        if yes_no::asks_for_another(text) && self.preference(text, now).is_some() {
+            self.wanted = Some(text.to_string());
+            return self.ask_email(
+                "Great. What's the best email address to send the invite to?",
+                out,
+            );
         }
         match yes_no::classify(text) {
             Answer::Yes => self.ask_email(

@@ -578,3 +578,16 @@ fn a_span_of_days_ends_where_the_caller_said() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_time_asked_for_in_answer_to_the_offer_is_a_yes_with_that_time() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    d.step(Input::Offer(Offer::default()), now());
+    let fx = d.step(Input::Heard("how about thursday afternoon".into()), now());
+    assert!(says(&fx)[0].contains("email"), "{:?}", says(&fx));
+    d.step(Input::Heard("j o h n at gmail dot com".into()), now());
+    let fx = d.step(Input::Heard("yes".into()), now());
+    let line = says(&fx)[0];
+    assert!(line.contains("Thursday"), "{line}");
+    assert!(line.contains("PM"), "{line}");
+}

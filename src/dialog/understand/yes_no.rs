@@ -116,6 +116,7 @@ const NEGATIVE: &[&str] = &[
     "negative",
     "wrong",
     "incorrect",
+    "bad",
     "don't",
     "dont",
     "doesn't",
@@ -204,6 +205,71 @@ const PREFERS_OTHER: &[&str] = &[
     "other time",
 ];
 
+/// Openings of a request ("how about Friday", "can we do Wednesday
+/// instead", "is there anything Monday"): with a time after them, a
+/// counter-proposal, so a no to what was offered.
+const REQUESTS: &[&str] = &[
+    "how about",
+    "what about",
+    "can we",
+    "could we",
+    "can it be",
+    "could it be",
+    "can you do",
+    "could you do",
+    "is there anything",
+    "is there something",
+    "do you have anything",
+    "do you have something",
+    "anything on",
+    "push it",
+    "move it",
+    "what if",
+];
+
+/// Words that make a request name a time ("how about Friday"), unlike "can
+/// we do it" or "how about that".
+const TIME_WORDS: &[&str] = &[
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "today",
+    "tomorrow",
+    "tonight",
+    "morning",
+    "afternoon",
+    "evening",
+    "week",
+    "weekend",
+    "day",
+    "hour",
+    "minutes",
+    "noon",
+    "am",
+    "pm",
+    "o'clock",
+    "next",
+    "instead",
+    "else",
+    "other",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+];
+
 /// Comparisons that point elsewhere ("works better", "anything earlier"):
 /// not a yes to what was offered.
 const COMPARES: &[&str] = &["better", "earlier", "later", "sooner"];
@@ -235,7 +301,7 @@ const SHORT_CLAUSE: usize = 3;
 /// Classifies an answer to a yes/no question. The rules, in order:
 ///
 /// 0. Asking for another time or thing ("I'd prefer", "rather", "another
-///    day") is no; a comparison ("better", "earlier", "later") is unclear
+///    day", "how about Friday", "can we do 3") is no; a comparison ("better", "earlier", "later") is unclear
 ///    unless it says no.
 /// 1. A contrast ("but", "except", "instead"…) after something said makes
 ///    the answer a correction or counter-proposal: never yes. It is no when
@@ -250,7 +316,7 @@ pub fn classify(text: &str) -> Answer {
     // Asking for something else is not consent, whatever word it starts
     // with ("sure, I'd prefer the morning"); a comparison alone ("Friday
     // works better") is asked about again.
-    if PREFERS_OTHER.iter().any(|p| has_phrase(&all, p)) {
+    if asks_for_another_in(&all) {
         return Answer::No;
     }
     if let Some(answer) = contrasted(&all) {
@@ -299,6 +365,31 @@ fn contrasted(words: &[String]) -> Option<Answer> {
         return Some(Answer::Unclear);
     }
     Some(Answer::No)
+}
+
+/// Rule 0: the caller asks for another time or thing ("I'd prefer the
+/// morning", "how about Friday"). A no to what was offered, though to an
+/// offer of a meeting it is a yes with a time.
+pub fn asks_for_another(text: &str) -> bool {
+    asks_for_another_in(&clauses(text).concat())
+}
+
+fn asks_for_another_in(words: &[String]) -> bool {
+    PREFERS_OTHER.iter().any(|p| has_phrase(words, p)) || counter_proposes(words)
+}
+
+/// A request naming a time: "how about Friday", "could we do 3",
+/// "can we push it to next week".
+fn counter_proposes(words: &[String]) -> bool {
+    REQUESTS.iter().any(|r| {
+        let parts: Vec<&str> = r.split(' ').collect();
+        words.windows(parts.len()).enumerate().any(|(i, w)| {
+            w.iter().zip(&parts).all(|(a, b)| a == b)
+                && words[i + parts.len()..].iter().any(|x| {
+                    TIME_WORDS.contains(&x.as_str()) || x.chars().any(|c| c.is_ascii_digit())
+                })
+        })
+    })
 }
 
 /// Rule 3, on the words as spoken (the fillers `words` drops matter here).
