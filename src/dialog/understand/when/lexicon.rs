@@ -42,6 +42,21 @@ const MONTHS: &[&str] = &[
     "december",
 ];
 
+/// Months as written short ("Jan 5th", "first week of Jan").
+const SHORT_MONTHS: &[(&str, u32)] = &[
+    ("jan", 1),
+    ("feb", 2),
+    ("apr", 4),
+    ("jun", 6),
+    ("jul", 7),
+    ("aug", 8),
+    ("sep", 9),
+    ("sept", 9),
+    ("oct", 10),
+    ("nov", 11),
+    ("dec", 12),
+];
+
 const UNITS: &[&str] = &[
     "zero",
     "one",
@@ -252,6 +267,10 @@ pub(super) fn lex(words: &[String], ctx: &Ctx) -> Vec<Node> {
         }
         if let Some(m) = MONTHS.iter().position(|x| *x == word) {
             out.push(Node::Month(m as u32 + 1));
+            continue;
+        }
+        if let Some((_, m)) = SHORT_MONTHS.iter().find(|(n, _)| *n == word) {
+            out.push(Node::Month(*m));
             continue;
         }
         if let Some(part) = part_of_day(word) {

@@ -95,7 +95,10 @@ pub const RULES: &[(&str, Rule)] = &[
     ("<weekday>", weekday),
     ("<month> <day>", month_day),
     ("<day> of <month>", day_of_month),
+    ("<nth> week of <month>", week_of_month),
+    ("beginning/middle/end of <month>", part_of_month),
     ("the <ordinal>", ordinal_day),
+    ("the next <n> days/weeks", coming_days),
     ("in <n> <unit>", in_duration),
     ("<n> <unit> from <date>", duration_from),
     ("spans of weeks", week_spans),
@@ -585,6 +588,7 @@ fn phrase(n: &[Node], phrase: &str) -> Option<usize> {
 fn week_spans(ctx: &Ctx, _: Option<&Node>, n: &[Node]) -> Option<(usize, Node)> {
     const FIRST: &[&str] = &[
         "late", "later", "early", "the", "week", "next", "end", "rest", "this", "weekend",
+        "middle", "mid",
     ];
     if !is(n.first(), FIRST) {
         return None;
@@ -599,8 +603,18 @@ fn week_spans(ctx: &Ctx, _: Option<&Node>, n: &[Node]) -> Option<(usize, Node)> 
     } else {
         monday + Duration::days(5)
     };
-    let table: [(&str, Node); 11] = [
+    let tomorrow = today + Duration::days(1);
+    let table: [(&str, Node); 14] = [
         ("end of next week", span(next_monday + Duration::days(3), 2)),
+        (
+            "middle|mid of next week",
+            span(next_monday + Duration::days(1), 3),
+        ),
+        ("mid next week", span(next_monday + Duration::days(1), 3)),
+        (
+            "later (in) this|the week",
+            Node::Days(tomorrow.min(saturday - Duration::days(1)), saturday),
+        ),
         (
             "late|later next week",
             span(next_monday + Duration::days(2), 3),
@@ -627,6 +641,111 @@ fn week_spans(ctx: &Ctx, _: Option<&Node>, n: &[Node]) -> Option<(usize, Node)> 
     table
         .into_iter()
         .find_map(|(p, node)| phrase(n, p).map(|used| (used, node)))
+}
+
+/// A month named at the start of `n`: "january", "next month", "this
+/// month", "the month". Its first day (this year's, or next year's once
+/// past) and how many nodes it took.
+fn month_at(today: NaiveDate, n: &[Node]) -> Option<(NaiveDate, usize)> {
+    let this = NaiveDate::from_ymd_opt(today.year(), today.month(), 1)?;
+    match n.first() {
+        Some(Node::Month(m)) => {
+            let year = if *m < today.month() {
+                today.year() + 1
+            } else {
+                today.year()
+            };
+            Some((NaiveDate::from_ymd_opt(year, *m, 1)?, 1))
+        }
+        _ => {
+            if let Some(used) = phrase(n, "next month") {
+                Some((first_of_next_month(today), used))
+            } else {
+                phrase(n, "this|the month").map(|used| (this, used))
+            }
+        }
+    }
+}
+
+/// "the first week of January" (its days 1–7), "the second week of next
+/// month", "the last week of the month" (its last seven days); never
+/// before today.
+fn week_of_month(ctx: &Ctx, _: Option<&Node>, n: &[Node]) -> Option<(usize, Node)> {
+    let the = usize::from(is(n.first(), &["the"]));
+    let nth = match n.get(the) {
+        Some(Node::Ord { d, .. }) if (1..=4).contains(d) => Some(*d),
+        Some(Node::Word(w)) if w == "last" => None,
+        _ => return None,
+    };
+    let used = phrase(&n[the + 1..], "week of")?;
+    let at = the + 1 + used;
+    let (first, k) = month_at(ctx.today, &n[at..])?;
+    let next = first_of_next_month(first);
+    let start = match nth {
+        Some(d) => first + Duration::days(7 * (d as i64 - 1)),
+        None => next - Duration::days(7),
+    };
+    let end = (start + Duration::days(7)).min(next);
+    let start = start.max(ctx.today);
+    (start < end).then_some((at + k, Node::Days(start, end)))
+}
+
+/// "the beginning of next month" (its first seven days), "mid January"
+/// (days 10–19), "the end of February" (its last seven days); never before
+/// today.
+fn part_of_month(ctx: &Ctx, _: Option<&Node>, n: &[Node]) -> Option<(usize, Node)> {
+    let the = usize::from(is(n.first(), &["the"]));
+    let which = word(n.get(the))?;
+    let part = match which {
+        "beginning" | "start" | "early" => 0,
+        "middle" | "mid" => 1,
+        "end" | "late" => 2,
+        _ => return None,
+    };
+    let of = usize::from(is(n.get(the + 1), &["of"]));
+    let at = the + 1 + of;
+    // "end of the month" and "end of this month" stay with the spans of
+    // months, which know them from today on.
+    if part == 2 && matches!(n.get(at), Some(Node::Word(_))) {
+        return None;
+    }
+    let (first, k) = month_at(ctx.today, &n[at..])?;
+    let next = first_of_next_month(first);
+    let (start, end) = match part {
+        0 => (first, first + Duration::days(7)),
+        1 => (first + Duration::days(9), first + Duration::days(19)),
+        _ => (next - Duration::days(7), next),
+    };
+    let start = start.max(ctx.today);
+    (start < end).then_some((at + k, Node::Days(start, end)))
+}
+
+/// "the next two weeks", "the next few days", "the coming days": today on.
+fn coming_days(ctx: &Ctx, _: Option<&Node>, n: &[Node]) -> Option<(usize, Node)> {
+    let the = usize::from(is(n.first(), &["the"]));
+    if !is(n.get(the), &["next", "coming"]) {
+        return None;
+    }
+    let at = the + 1;
+    let (c, k) = if is(n.get(at), &["few"]) {
+        (3, 1)
+    } else {
+        count(&n[at..]).unwrap_or((0, 0))
+    };
+    let days = match word(n.get(at + k))? {
+        "days" if c == 0 => 3,
+        "days" => c,
+        "weeks" if c == 0 => 14,
+        "weeks" => 7 * c,
+        _ => return None,
+    };
+    if days > 60 {
+        return None;
+    }
+    Some((
+        at + k + 1,
+        Node::Days(ctx.today, ctx.today + Duration::days(days)),
+    ))
 }
 
 /// Months: "end of the month" is its last seven days (from today if
