@@ -1214,7 +1214,10 @@ impl Dialog {
             Choice::NoneOfThese => {
                 self.declined.extend(options.iter().copied());
                 self.options.clear();
-                if moving {
+                // "None of those, how about Thursday at 10": the new time.
+                if let Some(pref) = self.preference(text, now) {
+                    self.propose(Some(pref), now, moving, out);
+                } else if moving {
                     self.stage = Stage::AskingMoveWhen;
                     out.prompt("No problem. What day and time would work better?".to_string());
                 } else {
