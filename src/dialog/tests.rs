@@ -591,3 +591,33 @@ fn a_time_asked_for_in_answer_to_the_offer_is_a_yes_with_that_time() {
     assert!(line.contains("Thursday"), "{line}");
     assert!(line.contains("PM"), "{line}");
 }
+
+#[test]
+fn a_read_back_fixed_by_naming_the_letter_is_read_back_again_not_confirmed() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    d.step(Input::Offer(Offer::default()), now());
+    d.step(Input::Heard("yes sure".into()), now());
+    d.step(Input::Heard("c h r i s at gmail dot com".into()), now());
+    let fx = d.step(Input::Heard("yeah just change the c to a k".into()), now());
+    assert!(
+        !statuses(&fx)
+            .iter()
+            .any(|s| matches!(s, Status::EmailConfirmed { .. })),
+        "{fx:?}"
+    );
+    let line = says(&fx)[0];
+    assert!(
+        line.starts_with("Thanks. Let me read that back: K as in Kilo"),
+        "{line}"
+    );
+    let fx = d.step(
+        Input::Heard("that's right apart from the domain".into()),
+        now(),
+    );
+    assert!(
+        !statuses(&fx)
+            .iter()
+            .any(|s| matches!(s, Status::EmailConfirmed { .. })),
+        "{fx:?}"
+    );
+}

@@ -591,6 +591,14 @@ pub fn correct(current: &Email, text: &str) -> Option<Correction> {
     if let Some(found) = found {
         return (found != *current).then_some(Correction::Replace(found));
     }
+    // "change the c to a k", "swap the i for a y": one letter for another,
+    // when the letter is in the address exactly once.
+    match letter_swap(current, &w) {
+        Some(Some((local, domain))) => return replace(&local, &domain),
+        // Which of several is meant is a guess: ask again.
+        Some(None) => return None,
+        None => {}
+    }
     // "j o n not j o h n": swap what was misheard wherever it is.
     if let Some(i) = w.iter().position(|x| x == "not").filter(|i| *i > 0) {
         let right = spell(&pieces(&w[i + 1..].join(" ")), true);
@@ -658,6 +666,43 @@ pub fn correct(current: &Email, text: &str) -> Option<Correction> {
         }
     }
     parse_local_part(text).and_then(|l| replace(&l, current.domain()))
+}
+
+/// "change|switch|swap|replace (the) X to|with|for (a|an) Y" for single
+/// letters X and Y. `None` when the words are not such a request;
+/// `Some(None)` when they are but which X is meant is a guess; otherwise
+/// the address with X replaced: in the part before the "at" when it is
+/// there exactly once, else in the domain when it is there exactly once.
+fn letter_swap(current: &Email, w: &[String]) -> Option<Option<(String, String)>> {
+    let verb = w
+        .iter()
+        .position(|x| matches!(x.as_str(), "change" | "switch" | "swap" | "replace"))?;
+    let mut k = verb + 1;
+    let skip = |k: &mut usize, words: &[&str]| {
+        if w.get(*k).is_some_and(|x| words.contains(&x.as_str())) {
+            *k += 1;
+        }
+    };
+    skip(&mut k, &["the", "that", "an", "a"]);
+    let from = letter_of(w.get(k)?)?;
+    k += 1;
+    if !w
+        .get(k)
+        .is_some_and(|x| matches!(x.as_str(), "to" | "with" | "for" | "into"))
+    {
+        return None;
+    }
+    k += 1;
+    skip(&mut k, &["a", "an", "the"]);
+    let to = letter_of(w.get(k)?)?.to_string();
+    let (local, domain) = (current.local(), current.domain());
+    Some(
+        match (local.matches(from).count(), domain.matches(from).count()) {
+            (1, _) => Some((local.replacen(from, &to, 1), domain.to_string())),
+            (0, 1) => Some((local.to_string(), domain.replacen(from, &to, 1))),
+            _ => None,
+        },
+    )
 }
 
 /// The part before the "at", said or spelled ("john smith", "j o n"), for

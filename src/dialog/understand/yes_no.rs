@@ -49,6 +49,12 @@ const POSITIVE_WITH_NEGATION: &[&str] = &[
     "no doubt",
     "not bad",
     "can't complain",
+    "no changes",
+    "no mistakes",
+    "no typos",
+    "nothing to fix",
+    "nothing to change",
+    "no need to change",
 ];
 
 const POSITIVE: &[&str] = &[
@@ -205,6 +211,44 @@ const PREFERS_OTHER: &[&str] = &[
     "other time",
 ];
 
+/// Saying what to fix ("just change the c to a k", "right apart from the
+/// domain", "you missed a letter"): a correction, so never a yes, whatever
+/// word opens it. The dialog reads the fix itself from the same words.
+const CORRECTS: &[&str] = &[
+    "apart from",
+    "other than",
+    "aside from",
+    "except for",
+    "change",
+    "switch",
+    "swap",
+    "replace",
+    "fix",
+    "drop",
+    "remove",
+    "missed",
+    "missing",
+    "forgot",
+    "left out",
+    "should be",
+    "supposed to be",
+    "needs to be",
+    "has to be",
+    "instead of",
+    "not quite",
+    "almost",
+    "close but",
+    "the domain is",
+    "domain's",
+    "it's spelled",
+    "spelled with",
+    "without the",
+    "without an",
+    "with no",
+    "typo",
+    "mistake",
+];
+
 /// Openings of a request ("how about Friday", "can we do Wednesday
 /// instead", "is there anything Monday"): with a time after them, a
 /// counter-proposal, so a no to what was offered.
@@ -301,7 +345,9 @@ const SHORT_CLAUSE: usize = 3;
 /// Classifies an answer to a yes/no question. The rules, in order:
 ///
 /// 0. Asking for another time or thing ("I'd prefer", "rather", "another
-///    day", "how about Friday", "can we do 3") is no; a comparison ("better", "earlier", "later") is unclear
+///    day", "how about Friday", "can we do 3") is no, and so is saying
+///    what to fix ("change the c to a k", "right apart from the domain");
+///    a comparison ("better", "earlier", "later") is unclear
 ///    unless it says no.
 /// 1. A contrast ("but", "except", "instead"…) after something said makes
 ///    the answer a correction or counter-proposal: never yes. It is no when
@@ -316,7 +362,7 @@ pub fn classify(text: &str) -> Answer {
     // Asking for something else is not consent, whatever word it starts
     // with ("sure, I'd prefer the morning"); a comparison alone ("Friday
     // works better") is asked about again.
-    if asks_for_another_in(&all) {
+    if asks_for_another_in(&all) || says_what_to_fix(&all) {
         return Answer::No;
     }
     if let Some(answer) = contrasted(&all) {
@@ -388,6 +434,23 @@ fn counter_proposes(words: &[String]) -> bool {
                 && words[i + parts.len()..].iter().any(|x| {
                     TIME_WORDS.contains(&x.as_str()) || x.chars().any(|c| c.is_ascii_digit())
                 })
+        })
+    })
+}
+
+/// Rule 0: a fix named ("change the c"), not one denied ("no changes",
+/// "nothing to fix", "no need to change it").
+fn says_what_to_fix(words: &[String]) -> bool {
+    CORRECTS.iter().any(|cue| {
+        let parts: Vec<&str> = cue.split(' ').collect();
+        words.windows(parts.len()).enumerate().any(|(i, w)| {
+            let stem = |a: &str, b: &str| a == b || a.strip_suffix('s') == Some(b);
+            let denied = matches!(
+                i.checked_sub(1).map(|k| words[k].as_str()),
+                Some("no" | "any" | "don't" | "dont")
+            ) || (i >= 2 && words[i - 2..i].join(" ") == "nothing to")
+                || (i >= 3 && words[i - 3..i].join(" ") == "no need to");
+            w.iter().zip(&parts).all(|(a, b)| stem(a, b)) && !denied
         })
     })
 }
