@@ -100,6 +100,7 @@ struct Inner {
 #[derive(Clone, Debug, Default)]
 pub struct GoogleEmulator {
     inner: Arc<Mutex<Inner>>,
+    recorder: super::record::Recorder,
 }
 
 fn err(status: StatusCode, reason: &str, message: &str) -> Response {
@@ -218,6 +219,7 @@ impl GoogleEmulator {
         };
         Self {
             inner: Arc::new(Mutex::new(inner)),
+            recorder: super::record::Recorder::default(),
         }
     }
 
@@ -364,6 +366,16 @@ impl GoogleEmulator {
                 get(get_event).patch(patch_event).delete(delete_event),
             )
             .with_state(self.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                self.recorder.clone(),
+                super::record::layer,
+            ))
+    }
+
+    /// What the API has been asked and answered, once recording is
+    /// started (see [`super::record`]).
+    pub fn recorder(&self) -> super::record::Recorder {
+        self.recorder.clone()
     }
 
     fn account_for(&self, headers: &HeaderMap) -> Option<usize> {

@@ -124,6 +124,7 @@ struct Inner {
 #[derive(Clone, Debug, Default)]
 pub struct MicrosoftEmulator {
     inner: Arc<Mutex<Inner>>,
+    recorder: super::record::Recorder,
 }
 
 fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -328,6 +329,7 @@ impl MicrosoftEmulator {
         };
         Self {
             inner: Arc::new(Mutex::new(inner)),
+            recorder: super::record::Recorder::default(),
         }
     }
 
@@ -566,6 +568,16 @@ impl MicrosoftEmulator {
             )
             .route("/v1.0/me/calendar/getSchedule", post(get_schedule))
             .with_state(self.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                self.recorder.clone(),
+                super::record::layer,
+            ))
+    }
+
+    /// What the API has been asked and answered, once recording is
+    /// started (see [`super::record`]).
+    pub fn recorder(&self) -> super::record::Recorder {
+        self.recorder.clone()
     }
 
     fn account_for(&self, headers: &HeaderMap) -> Option<usize> {
