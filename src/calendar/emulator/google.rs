@@ -723,34 +723,43 @@ struct WriteQuery {
 }
 
 impl WriteQuery {
-    /// Google's refusal of a value outside the parameters' enums:
-    /// `conferenceDataVersion` is 0 or 1, `sendUpdates` is `all`,
-    /// `externalOnly` or `none`.
+    /// Google's refusal of a value outside the parameters' descriptions in
+    /// the discovery document: `conferenceDataVersion` is an integer from 0
+    /// to 1, `sendUpdates` one of `all`, `externalOnly` or `none`. Google
+    /// answers 400 `invalidParameter`, naming the parameter in `location`
+    /// (`locationType: parameter`).
     fn invalid(&self) -> Option<Response> {
-        if let Some(v) = self
-            .conference_data_version
-            .as_deref()
-            .filter(|v| !matches!(*v, "0" | "1"))
-        {
-            return Some(err(
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                &format!("Invalid value for: conferenceDataVersion: {v}"),
-            ));
+        if let Some(v) = self.conference_data_version.as_deref() {
+            if !matches!(v.parse::<i64>(), Ok(0..=1)) {
+                return Some(invalid_parameter(
+                    "conferenceDataVersion",
+                    &format!("Invalid value '{v}'. Values must be within the range: [0, 1]"),
+                ));
+            }
         }
         if let Some(v) = self
             .send_updates
             .as_deref()
             .filter(|v| !matches!(*v, "all" | "externalOnly" | "none"))
         {
-            return Some(err(
-                StatusCode::BAD_REQUEST,
-                "invalidParameter",
-                &format!("Invalid value for: sendUpdates: {v}"),
+            return Some(invalid_parameter(
+                "sendUpdates",
+                &format!("Invalid value '{v}'. Values must match the following regular expression: 'all|externalOnly|none'"),
             ));
         }
         None
     }
+}
+
+/// Google's 400 for a query parameter outside its description.
+fn invalid_parameter(name: &str, message: &str) -> Response {
+    let body = json!({"error": {
+        "errors": [{"domain": "global", "reason": "invalidParameter", "message": message,
+                    "locationType": "parameter", "location": name}],
+        "code": 400,
+        "message": message,
+    }});
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
 /// Fills in what Google adds to a stored event and extracts the fields

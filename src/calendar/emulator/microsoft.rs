@@ -975,7 +975,11 @@ async fn create_inner(
                     "A request with the same transaction id was already processed.",
                 );
             }
-            return (StatusCode::CREATED, Json(existing.clone())).into_response();
+            return (
+                StatusCode::CREATED,
+                Json(project(existing, &HashMap::new())),
+            )
+                .into_response();
         }
     }
     let (Some(start), Some(end)) = (
@@ -1030,7 +1034,9 @@ async fn create_inner(
     );
     acct.events.push((view(&raw, invites), raw.clone()));
     acct.written.insert(id, tokio::time::Instant::now());
-    (StatusCode::CREATED, Json(raw)).into_response()
+    // Navigation properties written with the event (its extended
+    // properties) come back only when `$expand`ed, as on every read.
+    (StatusCode::CREATED, Json(project(&raw, &HashMap::new()))).into_response()
 }
 
 /// `GET …/events?$filter=singleValueExtendedProperties/Any(ep: ep/id eq
@@ -1157,7 +1163,7 @@ async fn patch_event_inner(
     }
     *stored = view(&next, stored.invites_sent + 1);
     *raw = next.clone();
-    Json(next).into_response()
+    Json(project(&next, &HashMap::new())).into_response()
 }
 
 async fn delete_event_inner(
