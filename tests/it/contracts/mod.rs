@@ -457,6 +457,50 @@ async fn a_whole_call_booking_on_google_holds_to_the_discovery_document() {
     report.assert_clean();
 }
 
+#[tokio::test]
+async fn every_fixture_replays_within_the_published_contracts() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let (mut google_x, mut graph_x) = (Vec::new(), Vec::new());
+    for path in &files {
+        let report = callbook::replay::Fixture::load(path)
+            .unwrap()
+            .run()
+            .await
+            .unwrap();
+        for x in report.exchanges {
+            if x.path.starts_with("/v1.0/") {
+                graph_x.push(x);
+            } else {
+                google_x.push(x);
+            }
+        }
+    }
+    let google = Report::google(&google_x);
+    google.assert_covers(&[
+        "calendar.calendarList.list ok",
+        "calendar.freebusy.query ok",
+        "calendar.events.insert ok",
+        "calendar.events.patch ok",
+        "calendar.events.delete ok",
+    ]);
+    google.assert_clean();
+    let graph = Report::graph(&graph_x);
+    graph.assert_covers(&[
+        "ListCalendars ok",
+        "MailboxTimeZone ok",
+        "CalendarView ok",
+        "CreateEvent ok",
+        "GetEvent ok",
+    ]);
+    graph.assert_clean();
+}
+
 // ---- Loosened requests fail -------------------------------------------
 
 /// An access token for the emulated Google account.
