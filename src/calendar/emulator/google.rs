@@ -13,8 +13,10 @@
 //!   Meet only with `conferenceDataVersion=1`)
 //! - `GET|PATCH|DELETE /calendar/v3/calendars/{cid}/events/{eid}`
 //!
-//! Writes refuse values outside the parameters' enums (`conferenceDataVersion`
-//! 0 or 1; `sendUpdates` `all`, `externalOnly` or `none`) with a 400.
+//! Values outside the parameters' descriptions (`conferenceDataVersion` 0 or
+//! 1; `sendUpdates` `all`, `externalOnly` or `none`; `minAccessRole` one of
+//! the access roles) are refused as Google does: 400 `invalidParameter`
+//! naming the parameter.
 //! Injected rate limits take Google's two shapes: 403 with domain
 //! `usageLimits`, 429 with domain `global`.
 //!
@@ -587,10 +589,38 @@ async fn revoke(
     }
 }
 
-async fn calendar_list_inner(State(emu): State<GoogleEmulator>, headers: HeaderMap) -> Response {
+/// The access roles `minAccessRole` takes, as the discovery document
+/// lists them.
+const ACCESS_ROLES: [&str; 5] = [
+    "freeBusyReader",
+    "owner",
+    "reader",
+    "writer",
+    "writerWithoutPrivateAccess",
+];
+
+async fn calendar_list_inner(
+    State(emu): State<GoogleEmulator>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let Some(idx) = emu.account_for(&headers) else {
         return unauthenticated();
     };
+    // Every emulated calendar is the owner's own, so any valid minimum
+    // role keeps it; a value outside the enum is refused.
+    if let Some(role) = q
+        .get("minAccessRole")
+        .filter(|r| !ACCESS_ROLES.contains(&r.as_str()))
+    {
+        return invalid_parameter(
+            "minAccessRole",
+            &format!(
+                "Invalid value '{role}'. Values must match the following regular expression: '{}'",
+                ACCESS_ROLES.join("|")
+            ),
+        );
+    }
     let inner = emu.lock();
     let spec = &inner.accounts[idx].spec;
     let solutions: Vec<&str> = if spec.meet {
@@ -1054,7 +1084,7 @@ faulty!(
     calendar_list,
     calendar_list_inner,
     Endpoint::CalendarList,
-    ()
+    (q: Query<HashMap<String, String>>)
 );
 faulty!(get_event, get_event_inner, Endpoint::Get, (path: Path<(String, String)>));
 faulty!(patch_event, patch_event_inner, Endpoint::Patch, (path: Path<(String, String)>, q: Query<WriteQuery>, body: Option<Json<Value>>));

@@ -563,6 +563,38 @@ async fn a_send_updates_value_outside_the_enum_is_refused_in_googles_shape_and_f
 }
 
 #[tokio::test]
+async fn a_min_access_role_outside_the_enum_is_refused_and_flagged() {
+    let g = google_run().await;
+    let token = google_token(&g.base).await;
+    let resp = reqwest::Client::new()
+        .get(format!("{}/calendar/v3/users/me/calendarList", g.base))
+        .query(&[("minAccessRole", "editor")])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["error"]["errors"][0]["reason"], "invalidParameter",
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["errors"][0]["location"], "minAccessRole",
+        "{body}"
+    );
+    let report = Report::google(&g.emu.recorder().take());
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.contains("query minAccessRole: \"editor\" is not one of")),
+        "{:?}",
+        report.violations
+    );
+}
+
+#[tokio::test]
 async fn a_conference_data_version_out_of_range_is_refused_and_flagged() {
     let g = google_run().await;
     let token = google_token(&g.base).await;
