@@ -353,7 +353,27 @@ async fn an_outlook_booking_day_holds_to_the_graph_metadata_both_ways() {
         ))
         .await
         .unwrap();
-    assert!(!busy_time.is_empty());
+    let blocks =
+        |from: &str, to: &str| busy_time.iter().any(|b| b.start < t(to) && t(from) < b.end);
+    assert!(
+        blocks("2026-12-01T17:00:00Z", "2026-12-01T17:30:00Z"),
+        "busy"
+    );
+    assert!(
+        blocks("2026-12-01T18:00:00Z", "2026-12-01T18:30:00Z"),
+        "tentative"
+    );
+    assert!(
+        !blocks("2026-12-01T21:00:00Z", "2026-12-01T21:30:00Z"),
+        "free is not busy"
+    );
+    assert!(
+        !blocks("2026-12-01T22:00:00Z", "2026-12-01T22:30:00Z"),
+        "working elsewhere is not busy"
+    );
+    // The day off is the owner's day in Los Angeles.
+    assert!(blocks("2026-12-02T08:00:00Z", "2026-12-03T08:00:00Z"));
+    assert!(!blocks("2026-12-02T07:00:00Z", "2026-12-02T07:59:00Z"));
     let made = c
         .create_event(&event("b-teams", MeetingKind::Video))
         .await
