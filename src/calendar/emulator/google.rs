@@ -339,6 +339,12 @@ impl GoogleEmulator {
         self.lock().granted_scope = Some(scopes.to_string());
     }
 
+    /// Every access token issued so far stops working, as when they
+    /// expire: the next API call gets Google's 401.
+    pub fn expire_access_tokens(&self) {
+        self.lock().access_tokens.clear();
+    }
+
     /// How many access tokens the token endpoint has issued.
     pub fn tokens_issued(&self) -> u64 {
         self.lock().issued

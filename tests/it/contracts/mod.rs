@@ -288,6 +288,9 @@ async fn a_google_booking_day_holds_to_the_discovery_document_both_ways() {
         .move_event("missingevent", later, chrono_tz::America::New_York)
         .await
         .is_err());
+    // An access token past its life: Google's 401, one refresh, the retry.
+    g.emu.expire_access_tokens();
+    c.free_busy(day()).await.unwrap();
     // The operator's check, writing its test event.
     let steps = check_provider(c, OWNER, day(), true, t("2026-11-30T12:00:00Z")).await;
     assert!(steps.iter().all(|s| s.ok), "{steps:?}");
@@ -434,6 +437,9 @@ async fn an_outlook_booking_day_holds_to_the_graph_metadata_both_ways() {
         .create_event(&event("b-refused", MeetingKind::Video))
         .await
         .is_err());
+    // An access token past its life: Graph's 401, one refresh, the retry.
+    m.emu.expire_access_tokens();
+    c.free_busy(day()).await.unwrap();
     let steps = check_provider(c, OWNER, day(), true, t("2026-11-30T12:00:00Z")).await;
     assert!(steps.iter().all(|s| s.ok), "{steps:?}");
 
