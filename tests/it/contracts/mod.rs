@@ -791,6 +791,81 @@ async fn graph_answers_only_what_was_selected_so_a_client_dropping_show_as_would
     Report::graph(&m.emu.recorder().take()).assert_clean();
 }
 
+#[tokio::test]
+async fn a_select_naming_what_event_lacks_is_refused_as_graph_does_and_flagged() {
+    let m = graph_run(true, "Eastern Standard Time").await;
+    let cal = m.client.calendar_info().await.unwrap().calendar_id;
+    let token: Value = reqwest::Client::new()
+        .post(format!("{}/common/oauth2/v2.0/token", m.base))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                m.emu.current_refresh_token(OWNER).unwrap().as_str(),
+            ),
+            ("client_id", EMULATOR_CLIENT_ID),
+            ("client_secret", EMULATOR_CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    m.emu.recorder().take();
+    let resp = reqwest::Client::new()
+        .get(format!("{}/v1.0/me/calendars/{cal}/calendarView", m.base))
+        .query(&[
+            ("startDateTime", "2026-12-01T00:00:00Z"),
+            ("endDateTime", "2026-12-02T00:00:00Z"),
+            ("$select", "start,end,freeBusy"),
+        ])
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "BadRequest", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Could not find a property named 'freeBusy' on type 'microsoft.graph.event'"),
+        "{body}"
+    );
+    let report = Report::graph(&m.emu.recorder().take());
+    assert_eq!(report.violations.len(), 1, "{:?}", report.violations);
+    assert!(
+        report.violations[0].contains("$select names \"freeBusy\""),
+        "{:?}",
+        report.violations
+    );
+}
+
+#[test]
+fn the_graph_emulator_knows_event_as_the_metadata_declares_it() {
+    use callbook::calendar::emulator::microsoft::{EVENT_NAVIGATION, EVENT_PROPERTIES};
+    let model = graph::model();
+    let mut declared: Vec<&str> = ["event", "outlookItem", "entity"]
+        .iter()
+        .flat_map(|t| model.types[*t].props.iter().map(|(n, _, _)| n.as_str()))
+        .collect();
+    declared.sort_unstable();
+    let mut known = EVENT_PROPERTIES.to_vec();
+    known.sort_unstable();
+    assert_eq!(known, declared);
+    let mut nav: Vec<&str> = model.types["event"]
+        .nav
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    nav.sort_unstable();
+    let mut known_nav = EVENT_NAVIGATION.to_vec();
+    known_nav.sort_unstable();
+    assert_eq!(known_nav, nav);
+}
+
 #[test]
 fn an_emulator_answer_beyond_select_or_expand_is_flagged() {
     let x = Exchange {
