@@ -295,7 +295,12 @@ async fn a_google_booking_day_holds_to_the_discovery_document_both_ways() {
     let steps = check_provider(c, OWNER, day(), true, t("2026-11-30T12:00:00Z")).await;
     assert!(steps.iter().all(|s| s.ok), "{steps:?}");
 
-    let report = Report::google(&g.emu.recorder().take());
+    let exchanges = g.emu.recorder().take();
+    // Only the Calendar API is kept; the token endpoint (secrets) is not.
+    assert!(exchanges
+        .iter()
+        .all(|x| x.path.starts_with("/calendar/v3/")));
+    let report = Report::google(&exchanges);
     report.assert_covers(&[
         "calendar.calendarList.list ok",
         "calendar.freebusy.query ok",
@@ -453,6 +458,7 @@ async fn an_outlook_booking_day_holds_to_the_graph_metadata_both_ways() {
 
     let mut exchanges = m.emu.recorder().take();
     exchanges.extend(p.emu.recorder().take());
+    assert!(exchanges.iter().all(|x| x.path.starts_with("/v1.0/")));
     let report = Report::graph(&exchanges);
     report.assert_covers(&[
         "ListCalendars ok",
