@@ -36,7 +36,9 @@
 //!   may finish a connect ([`calendar::binding`]: the one it was started
 //!   for); Windows zone names; invite templates; and (with the `testkit`
 //!   feature) local provider emulators with fault injection
-//!   (`calendar::emulator`).
+//!   (`calendar::emulator`), which can record what crosses their wire
+//!   (`calendar::emulator::record`) so the tests can hold every request and
+//!   answer to the providers' published contracts (`tests/contracts/`).
 //! - [`store`]: users, their connections (one per provider, one active),
 //!   consent flows and campaigns behind a trait; loaded from the
 //!   provisioning file, with connections kept in process (optionally

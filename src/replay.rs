@@ -278,6 +278,10 @@ pub struct Report {
     pub created: Vec<Value>,
     /// Values captured by `{"$capture": name}` matchers.
     pub captures: Captures,
+    /// Every calendar API request callbook sent during the replay and the
+    /// emulator's answer, in order (Google's, then Graph's), for the
+    /// checks against the providers' published contracts.
+    pub exchanges: Vec<crate::calendar::emulator::Exchange>,
 }
 
 /// Values a fixture captured in one step to compare in a later one.
@@ -342,6 +346,8 @@ impl Fixture {
             }
         }
         let harness = Harness::start(self.provisioning()?, clock.clone(), |emu| {
+            emu.google.recorder().start();
+            emu.microsoft.recorder().start();
             if let (true, Some(zone)) = (microsoft, &owner.mailbox_zone) {
                 emu.microsoft.set_mailbox_zone(&owner.email, zone);
             }
@@ -394,8 +400,11 @@ impl Fixture {
             frames: Vec::new(),
             created: Vec::new(),
             captures: Captures::new(),
+            exchanges: Vec::new(),
         };
         let result = self.run_script(&harness, &clock, &mut report).await;
+        report.exchanges = harness.google.recorder().take();
+        report.exchanges.extend(harness.microsoft.recorder().take());
         let events: Vec<StoredEvent> = if microsoft {
             harness.microsoft.events(&self.owner.email)
         } else {

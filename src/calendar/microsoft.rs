@@ -241,6 +241,12 @@ impl MicrosoftCalendar {
         }
     }
 
+    /// The same client with another retry policy (tests use short ones).
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
     /// Marks the account personal when its tenant says so (the consumer
     /// tenant): no Teams link is ever requested. The calendar's allowed
     /// providers are the other signal; either one suffices.

@@ -5,6 +5,7 @@ mod admin;
 mod calls;
 mod check_provider;
 mod cli;
+mod contracts;
 mod diagnostics;
 mod fixtures;
 mod google_faults;

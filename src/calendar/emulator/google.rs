@@ -13,8 +13,10 @@
 //!   Meet only with `conferenceDataVersion=1`)
 //! - `GET|PATCH|DELETE /calendar/v3/calendars/{cid}/events/{eid}`
 //!
-//! Writes refuse values outside the parameters' enums (`conferenceDataVersion`
-//! 0 or 1; `sendUpdates` `all`, `externalOnly` or `none`) with a 400.
+//! Values outside the parameters' descriptions (`conferenceDataVersion` 0 or
+//! 1; `sendUpdates` `all`, `externalOnly` or `none`; `minAccessRole` one of
+//! the access roles) are refused as Google does: 400 `invalidParameter`
+//! naming the parameter.
 //! Injected rate limits take Google's two shapes: 403 with domain
 //! `usageLimits`, 429 with domain `global`.
 //!
@@ -100,6 +102,7 @@ struct Inner {
 #[derive(Clone, Debug, Default)]
 pub struct GoogleEmulator {
     inner: Arc<Mutex<Inner>>,
+    recorder: super::record::Recorder,
 }
 
 fn err(status: StatusCode, reason: &str, message: &str) -> Response {
@@ -218,6 +221,7 @@ impl GoogleEmulator {
         };
         Self {
             inner: Arc::new(Mutex::new(inner)),
+            recorder: super::record::Recorder::default(),
         }
     }
 
@@ -335,6 +339,12 @@ impl GoogleEmulator {
         self.lock().granted_scope = Some(scopes.to_string());
     }
 
+    /// Every access token issued so far stops working, as when they
+    /// expire: the next API call gets Google's 401.
+    pub fn expire_access_tokens(&self) {
+        self.lock().access_tokens.clear();
+    }
+
     /// How many access tokens the token endpoint has issued.
     pub fn tokens_issued(&self) -> u64 {
         self.lock().issued
@@ -364,6 +374,16 @@ impl GoogleEmulator {
                 get(get_event).patch(patch_event).delete(delete_event),
             )
             .with_state(self.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                self.recorder.clone(),
+                super::record::layer,
+            ))
+    }
+
+    /// What the API has been asked and answered, once recording is
+    /// started (see [`super::record`]).
+    pub fn recorder(&self) -> super::record::Recorder {
+        self.recorder.clone()
     }
 
     fn account_for(&self, headers: &HeaderMap) -> Option<usize> {
@@ -575,10 +595,38 @@ async fn revoke(
     }
 }
 
-async fn calendar_list_inner(State(emu): State<GoogleEmulator>, headers: HeaderMap) -> Response {
+/// The access roles `minAccessRole` takes, as the discovery document
+/// lists them.
+const ACCESS_ROLES: [&str; 5] = [
+    "freeBusyReader",
+    "owner",
+    "reader",
+    "writer",
+    "writerWithoutPrivateAccess",
+];
+
+async fn calendar_list_inner(
+    State(emu): State<GoogleEmulator>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let Some(idx) = emu.account_for(&headers) else {
         return unauthenticated();
     };
+    // Every emulated calendar is the owner's own, so any valid minimum
+    // role keeps it; a value outside the enum is refused.
+    if let Some(role) = q
+        .get("minAccessRole")
+        .filter(|r| !ACCESS_ROLES.contains(&r.as_str()))
+    {
+        return invalid_parameter(
+            "minAccessRole",
+            &format!(
+                "Invalid value '{role}'. Values must match the following regular expression: '{}'",
+                ACCESS_ROLES.join("|")
+            ),
+        );
+    }
     let inner = emu.lock();
     let spec = &inner.accounts[idx].spec;
     let solutions: Vec<&str> = if spec.meet {
@@ -711,34 +759,43 @@ struct WriteQuery {
 }
 
 impl WriteQuery {
-    /// Google's refusal of a value outside the parameters' enums:
-    /// `conferenceDataVersion` is 0 or 1, `sendUpdates` is `all`,
-    /// `externalOnly` or `none`.
+    /// Google's refusal of a value outside the parameters' descriptions in
+    /// the discovery document: `conferenceDataVersion` is an integer from 0
+    /// to 1, `sendUpdates` one of `all`, `externalOnly` or `none`. Google
+    /// answers 400 `invalidParameter`, naming the parameter in `location`
+    /// (`locationType: parameter`).
     fn invalid(&self) -> Option<Response> {
-        if let Some(v) = self
-            .conference_data_version
-            .as_deref()
-            .filter(|v| !matches!(*v, "0" | "1"))
-        {
-            return Some(err(
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                &format!("Invalid value for: conferenceDataVersion: {v}"),
-            ));
+        if let Some(v) = self.conference_data_version.as_deref() {
+            if !matches!(v.parse::<i64>(), Ok(0..=1)) {
+                return Some(invalid_parameter(
+                    "conferenceDataVersion",
+                    &format!("Invalid value '{v}'. Values must be within the range: [0, 1]"),
+                ));
+            }
         }
         if let Some(v) = self
             .send_updates
             .as_deref()
             .filter(|v| !matches!(*v, "all" | "externalOnly" | "none"))
         {
-            return Some(err(
-                StatusCode::BAD_REQUEST,
-                "invalidParameter",
-                &format!("Invalid value for: sendUpdates: {v}"),
+            return Some(invalid_parameter(
+                "sendUpdates",
+                &format!("Invalid value '{v}'. Values must match the following regular expression: 'all|externalOnly|none'"),
             ));
         }
         None
     }
+}
+
+/// Google's 400 for a query parameter outside its description.
+fn invalid_parameter(name: &str, message: &str) -> Response {
+    let body = json!({"error": {
+        "errors": [{"domain": "global", "reason": "invalidParameter", "message": message,
+                    "locationType": "parameter", "location": name}],
+        "code": 400,
+        "message": message,
+    }});
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
 /// Fills in what Google adds to a stored event and extracts the fields
@@ -1033,7 +1090,7 @@ faulty!(
     calendar_list,
     calendar_list_inner,
     Endpoint::CalendarList,
-    ()
+    (q: Query<HashMap<String, String>>)
 );
 faulty!(get_event, get_event_inner, Endpoint::Get, (path: Path<(String, String)>));
 faulty!(patch_event, patch_event_inner, Endpoint::Patch, (path: Path<(String, String)>, q: Query<WriteQuery>, body: Option<Json<Value>>));

@@ -17,7 +17,9 @@
 //! - `GET /v1.0/me/calendars/{id}/calendarView`: expanded events, times in
 //!   UTC without a `Z` (or the zone `Prefer: outlook.timezone` names),
 //!   paged through `@odata.nextLink` (`$top` a page at most); only the
-//!   `$select`ed fields (a client that forgets `showAs` sees none).
+//!   `$select`ed fields (a client that forgets `showAs` sees none); a
+//!   `$select` or `$expand` naming what `event` lacks is Graph's 400
+//!   `BadRequest` "Parsing OData Select and Expand failed".
 //!   All-day events come as Graph sends them: `isAllDay`, midnight to
 //!   midnight of their dates, not of the owner's zone.
 //!   Recurring series come expanded into occurrences.
@@ -124,6 +126,7 @@ struct Inner {
 #[derive(Clone, Debug, Default)]
 pub struct MicrosoftEmulator {
     inner: Arc<Mutex<Inner>>,
+    recorder: super::record::Recorder,
 }
 
 fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -267,6 +270,90 @@ fn span(raw: &Value, mailbox_zone: &str) -> Option<(DateTime<Utc>, DateTime<Utc>
     }
 }
 
+/// `event`'s structural properties (its own, `outlookItem`'s and
+/// `entity`'s), as Graph's v1.0 metadata declares them; the contract tests
+/// hold this list to the kept metadata.
+pub const EVENT_PROPERTIES: [&str; 41] = [
+    "id",
+    "categories",
+    "changeKey",
+    "createdDateTime",
+    "lastModifiedDateTime",
+    "allowNewTimeProposals",
+    "attendees",
+    "body",
+    "bodyPreview",
+    "end",
+    "hasAttachments",
+    "hideAttendees",
+    "iCalUId",
+    "importance",
+    "isAllDay",
+    "isCancelled",
+    "isDraft",
+    "isOnlineMeeting",
+    "isOrganizer",
+    "isReminderOn",
+    "location",
+    "locations",
+    "onlineMeeting",
+    "onlineMeetingProvider",
+    "onlineMeetingUrl",
+    "organizer",
+    "originalEndTimeZone",
+    "originalStart",
+    "originalStartTimeZone",
+    "recurrence",
+    "reminderMinutesBeforeStart",
+    "responseRequested",
+    "responseStatus",
+    "sensitivity",
+    "seriesMasterId",
+    "showAs",
+    "start",
+    "subject",
+    "transactionId",
+    "type",
+    "webLink",
+];
+
+/// `event`'s navigation properties, as the metadata declares them.
+pub const EVENT_NAVIGATION: [&str; 6] = [
+    "attachments",
+    "calendar",
+    "extensions",
+    "instances",
+    "multiValueExtendedProperties",
+    "singleValueExtendedProperties",
+];
+
+/// Graph's refusal of a `$select` or `$expand` naming what `event` does not
+/// have: 400 `BadRequest`, "Parsing OData Select and Expand failed".
+fn unknown_selected(q: &HashMap<String, String>) -> Option<Response> {
+    let names = |k: &str| {
+        q.get(k)
+            .map(|v| {
+                v.split(',')
+                    .map(|n| n.split('(').next().unwrap_or_default().trim().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let unknown = names("$select")
+        .into_iter()
+        .find(|n| !EVENT_PROPERTIES.contains(&n.as_str()))
+        .or_else(|| {
+            names("$expand")
+                .into_iter()
+                .find(|n| !EVENT_NAVIGATION.contains(&n.as_str()))
+        })?;
+    Some(graph_error(
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+        &format!("Parsing OData Select and Expand failed: Could not find a property named '{unknown}' on type 'microsoft.graph.event'."),
+    ))
+}
+
 /// The fields of an event Graph returns: the `$select`ed ones (and `id`),
 /// or all; extended properties only when `$expand`ed.
 fn project(raw: &Value, q: &HashMap<String, String>) -> Value {
@@ -328,6 +415,7 @@ impl MicrosoftEmulator {
         };
         Self {
             inner: Arc::new(Mutex::new(inner)),
+            recorder: super::record::Recorder::default(),
         }
     }
 
@@ -566,6 +654,16 @@ impl MicrosoftEmulator {
             )
             .route("/v1.0/me/calendar/getSchedule", post(get_schedule))
             .with_state(self.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                self.recorder.clone(),
+                super::record::layer,
+            ))
+    }
+
+    /// What the API has been asked and answered, once recording is
+    /// started (see [`super::record`]).
+    pub fn recorder(&self) -> super::record::Recorder {
+        self.recorder.clone()
     }
 
     fn account_for(&self, headers: &HeaderMap) -> Option<usize> {
@@ -866,6 +964,9 @@ async fn calendar_view_inner(
     if cid != calendar_id(idx) {
         return item_not_found();
     }
+    if let Some(refusal) = unknown_selected(&q) {
+        return refusal;
+    }
     let parse = |k: &str| {
         q.get(k)
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
@@ -963,7 +1064,11 @@ async fn create_inner(
                     "A request with the same transaction id was already processed.",
                 );
             }
-            return (StatusCode::CREATED, Json(existing.clone())).into_response();
+            return (
+                StatusCode::CREATED,
+                Json(project(existing, &HashMap::new())),
+            )
+                .into_response();
         }
     }
     let (Some(start), Some(end)) = (
@@ -1018,7 +1123,9 @@ async fn create_inner(
     );
     acct.events.push((view(&raw, invites), raw.clone()));
     acct.written.insert(id, tokio::time::Instant::now());
-    (StatusCode::CREATED, Json(raw)).into_response()
+    // Navigation properties written with the event (its extended
+    // properties) come back only when `$expand`ed, as on every read.
+    (StatusCode::CREATED, Json(project(&raw, &HashMap::new()))).into_response()
 }
 
 /// `GET …/events?$filter=singleValueExtendedProperties/Any(ep: ep/id eq
@@ -1035,6 +1142,9 @@ async fn list_events_inner(
     };
     if cid != calendar_id(idx) {
         return item_not_found();
+    }
+    if let Some(refusal) = unknown_selected(&q) {
+        return refusal;
     }
     let filter = q.get("$filter").map(String::as_str).unwrap_or_default();
     let quoted = |key: &str| {
@@ -1080,6 +1190,9 @@ async fn get_event_inner(
     let Some(idx) = emu.account_for(&headers) else {
         return unauthenticated();
     };
+    if let Some(refusal) = unknown_selected(&q) {
+        return refusal;
+    }
     let mut inner = emu.lock();
     let acct = &mut inner.accounts[idx];
     if let Some(left) = acct.pending_links.get_mut(&eid) {
@@ -1145,7 +1258,7 @@ async fn patch_event_inner(
     }
     *stored = view(&next, stored.invites_sent + 1);
     *raw = next.clone();
-    Json(next).into_response()
+    Json(project(&next, &HashMap::new())).into_response()
 }
 
 async fn delete_event_inner(

@@ -6,10 +6,12 @@ pub mod control;
 mod faults;
 pub mod google;
 pub mod microsoft;
+pub mod record;
 
 pub use faults::{Endpoint, Fault, TokenFault};
 pub use google::{AccountSpec, GoogleEmulator, StoredEvent};
 pub use microsoft::{MicrosoftEmulator, MsAccountSpec};
+pub use record::{Exchange, Recorder};
 
 use axum::Router;
 use std::net::SocketAddr;
