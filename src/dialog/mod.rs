@@ -711,7 +711,13 @@ impl Dialog {
 
     fn confirm_email(&mut self, candidate: Email, text: &str, now: DateTime<Utc>, out: &mut Out) {
         let answer = yes_no::classify(text);
-        if answer != Answer::Yes {
+        // A yes that says another address ("yeah, it's j o n") is a
+        // correction: the new address is read back, never confirmed unheard.
+        if answer == Answer::Yes {
+            if let Some(Correction::Replace(fixed)) = email::correct(&candidate, text) {
+                return self.read_back(fixed, out);
+            }
+        } else {
             match email::correct(&candidate, text) {
                 Some(Correction::Replace(fixed)) => return self.read_back(fixed, out),
                 Some(Correction::Reset) => {
@@ -737,6 +743,31 @@ impl Dialog {
                 "Just to check, is it {}?",
                 speech::read_back(&candidate)
             )),
+        }
+    }
+
+    /// Whether a time the caller said is the slot on offer ("yes, 2 PM
+    /// is fine", "Tuesday works") rather than another ("Thursday at 10").
+    fn names_slot(&self, pref: &TimePref, slot: Interval, now: DateTime<Utc>) -> bool {
+        let tz = self.caller_tz;
+        match pref.target(Some(slot.start), now, tz) {
+            Some(Target::Instant(t)) => t == slot.start,
+            Some(Target::Window(w)) => w.contains(slot.start),
+            Some(Target::Daily {
+                from,
+                until,
+                start,
+                end,
+            }) => {
+                let local = slot.start.with_timezone(&tz);
+                let day = local.date_naive();
+                day >= from
+                    && until.is_none_or(|u| day < u)
+                    && local.time() >= start
+                    && local.time() < end
+            }
+            Some(Target::Before(_) | Target::After(_)) => false,
+            None => true,
         }
     }
 
@@ -1278,14 +1309,20 @@ impl Dialog {
         }
         let answer = yes_no::classify(text);
         let pref = self.preference(text, now);
+        // "Yeah, Thursday at 10 works" to Tuesday at 2 is a counter-proposal:
+        // a yes counts only for a time that is the one on offer.
+        let elsewhere = pref
+            .as_ref()
+            .is_some_and(|p| !self.names_slot(p, slot, now));
         match (answer, pref) {
-            (Answer::Yes, _) => self.confirm_slot(slot, moving, out),
+            (Answer::Yes, _) if !elsewhere => self.confirm_slot(slot, moving, out),
             (_, Some(pref)) => {
-                if answer == Answer::No {
+                if answer != Answer::Unclear {
                     self.declined.push(slot);
                 }
                 self.propose(Some(pref), now, moving, out);
             }
+            (Answer::Yes, None) => self.confirm_slot(slot, moving, out),
             (Answer::No, None) => {
                 self.declined.push(slot);
                 self.propose(None, now, moving, out);

@@ -621,3 +621,47 @@ fn a_read_back_fixed_by_naming_the_letter_is_read_back_again_not_confirmed() {
         "{fx:?}"
     );
 }
+
+#[test]
+fn a_yes_that_names_another_time_is_a_counter_proposal() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    let fx = to_proposal(&mut d);
+    let first = says(&fx)[0].to_string();
+    assert!(first.contains("Monday, November 30th"), "{first}");
+    let fx = d.step(Input::Heard("yeah thursday at 10 works".into()), now());
+    assert!(
+        !work(&fx).iter().any(|e| matches!(e, Effect::Book(_))),
+        "booked the slot on offer: {fx:?}"
+    );
+    let line = says(&fx)[0];
+    assert!(line.contains("Thursday, December 3rd at 10 AM"), "{line}");
+    // A yes naming the slot on offer books it.
+    let fx = d.step(Input::Heard("yes thursday at 10 is good".into()), now());
+    assert!(
+        work(&fx).iter().any(|e| matches!(e, Effect::Book(_))),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn a_yes_that_carries_another_address_is_read_back_not_confirmed() {
+    let mut d = started("+12125550100", Video::Unavailable);
+    d.step(Input::Offer(Offer::default()), now());
+    d.step(Input::Heard("yes sure".into()), now());
+    d.step(Input::Heard("john at gmail dot com".into()), now());
+    let fx = d.step(
+        Input::Heard("yeah it's j o n at gmail dot com".into()),
+        now(),
+    );
+    assert!(
+        !statuses(&fx)
+            .iter()
+            .any(|s| matches!(s, Status::EmailConfirmed { .. })),
+        "{fx:?}"
+    );
+    assert!(
+        says(&fx)[0].contains("J as in Juliet, O as in Oscar, N as in November, at"),
+        "{:?}",
+        says(&fx)
+    );
+}
