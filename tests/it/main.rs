@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod browser;
 mod calls;
 mod check_provider;
 mod cli;
