@@ -3,7 +3,7 @@
 //! --emulator` process. An owner opens a settings link, connects Google in
 //! the sign-in popup, picks the calendar, connects Outlook in the same
 //! window (popups blocked) and sees it become active, switches back with
-//! the radio, disconnects and sees the fallback, sets up a campaign's
+//! the radio (from the keyboard), disconnects and sees the fallback, sets up a campaign's
 //! Booking step (a validation error first); then a call books on the
 //! chosen calendar, checked on the emulator's stored events.
 //!
@@ -14,6 +14,7 @@
 
 use crate::helpers::free_listen_addr;
 use callbook::harness::{frames, CallClient};
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use std::io::BufRead;
@@ -355,9 +356,19 @@ async fn drive(browser: &Client, addr: SocketAddr, emulator: &str) {
         .contains("used for bookings"));
     shots.take(browser, "04-outlook-connected-and-active").await;
 
-    // Back to Google with the radio.
-    click(browser, "#active-google").await;
-    click(browser, "#save").await;
+    // Back to Google with the radio, from the keyboard: an arrow key moves
+    // the choice, Enter on Save saves it.
+    wait(browser, "#active-microsoft:checked")
+        .await
+        .send_keys(&Key::Left.to_string())
+        .await
+        .unwrap();
+    wait(browser, "#active-google:checked").await;
+    wait(browser, "#save")
+        .await
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .unwrap();
     wait(browser, "#provider-google #in-use-google").await;
     wait_text(browser, "#status", "Saved.").await;
     shots.take(browser, "05-google-active-again").await;
