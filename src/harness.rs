@@ -145,6 +145,42 @@ pub fn seed_emulators(google: &GoogleEmulator, microsoft: &MicrosoftEmulator, p:
     }
 }
 
+/// For `serve --emulator`: every provisioned user has a Google and a
+/// Microsoft account to sign in as (an address's existing account is kept),
+/// so a connect from the settings page or the admin API has someone to
+/// finish it. The account's zone is that of a campaign the user owns, else
+/// UTC, as in [`seed_emulators`].
+pub fn seed_connectable(google: &GoogleEmulator, microsoft: &MicrosoftEmulator, p: &Provisioning) {
+    for u in &p.users {
+        let email = u.email.clone();
+        let connected = u.connection.as_ref().map(|c| c.provider);
+        let zone: chrono_tz::Tz = p
+            .campaigns
+            .iter()
+            .filter(|c| c.owner == u.id)
+            .find_map(|c| c.booking.as_ref().map(|b| b.rules.timezone))
+            .unwrap_or(chrono_tz::UTC);
+        if connected != Some(Provider::Google) {
+            google.add_account(AccountSpec {
+                email: email.clone(),
+                refresh_token: format!("emulated-google-{}", u.id),
+                time_zone: zone.name().to_string(),
+                meet: true,
+            });
+        }
+        if connected != Some(Provider::Microsoft) {
+            microsoft.add_account(MsAccountSpec {
+                email,
+                refresh_token: format!("emulated-microsoft-{}", u.id),
+                windows_zone: crate::calendar::windows_zones::from_iana(zone)
+                    .unwrap_or("UTC")
+                    .to_string(),
+                work: true,
+            });
+        }
+    }
+}
+
 impl Emulators {
     pub fn new() -> Self {
         Self {

@@ -51,7 +51,11 @@
 //!   (`server::admin`: OAuth connect and callback, calendar choice, active
 //!   provider, disconnect, campaigns' booking settings, bookings,
 //!   diagnostics; described by the OpenAPI document at `/v1/openapi.json`,
-//!   generated from the handlers with `utoipa`), `/healthz`, `/readyz`
+//!   generated from the handlers with `utoipa`), the settings pages
+//!   (`server::settings`: server-rendered HTML an owner reaches through a
+//!   signed single-use link, a session for that user only and a CSRF token
+//!   on every change; each change calls the admin API's own functions for
+//!   the session's user), `/healthz`, `/readyz`
 //!   (draining, or a shared ledger or store not answering) and `/metrics`;
 //!   and the accept loop in front of it, which holds every client to
 //!   [`server::limits`] (connection caps, header, body, start and idle

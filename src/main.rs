@@ -682,16 +682,18 @@ async fn start_emulators(
     prov: &Provisioning,
     stop: CancellationToken,
 ) -> anyhow::Result<(GoogleEndpoints, MicrosoftEndpoints)> {
-    use callbook::calendar::emulator::{serve_local, GoogleEmulator, MicrosoftEmulator};
+    use callbook::calendar::emulator::{control, serve_local, GoogleEmulator, MicrosoftEmulator};
     let g = GoogleEmulator::new(harness::EMULATOR_CLIENT_ID, harness::EMULATOR_CLIENT_SECRET);
     let m = MicrosoftEmulator::new(harness::EMULATOR_CLIENT_ID, harness::EMULATOR_CLIENT_SECRET);
     harness::seed_emulators(&g, &m, prov);
-    let g_addr = serve_local(g.router(), stop.clone()).await?;
-    let m_addr = serve_local(m.router(), stop).await?;
-    tracing::warn!(google = %g_addr, microsoft = %m_addr, "built-in provider emulators serving calendars: bookings are not real");
+    harness::seed_connectable(&g, &m, prov);
+    // One port for both providers and the control API (events, faults),
+    // as `callbook emulator` serves them.
+    let addr = serve_local(control::combined(g, m), stop).await?;
+    tracing::warn!(emulator = %format!("http://{addr}"), "built-in provider emulators serving calendars: bookings are not real");
     Ok((
-        harness::emulator_endpoints(g_addr),
-        harness::ms_emulator_endpoints(m_addr),
+        harness::emulator_endpoints(addr),
+        harness::ms_emulator_endpoints(addr),
     ))
 }
 

@@ -83,7 +83,7 @@ fn id_field(code: &'static str, m: &Map<String, Value>) -> Result<String, ApiErr
     Ok(id)
 }
 
-async fn get<T: serde::de::DeserializeOwned>(
+pub(super) async fn get<T: serde::de::DeserializeOwned>(
     state: &AppState,
     kind: Kind,
     id: &str,
@@ -102,7 +102,7 @@ async fn get<T: serde::de::DeserializeOwned>(
         .map_err(|e| store_down(crate::store::StoreError::Corrupt(e.to_string())))
 }
 
-async fn all<T: serde::de::DeserializeOwned>(
+pub(super) async fn all<T: serde::de::DeserializeOwned>(
     state: &AppState,
     kind: Kind,
 ) -> Result<Vec<T>, ApiError> {
@@ -706,6 +706,17 @@ pub(super) async fn update_campaign(
 ) -> ApiResult {
     admin_only(&state, &headers)?;
     let m = object("invalid_campaign", &body)?;
+    replace_campaign(&state, &id, m).await
+}
+
+/// Replaces campaign `id` with the body `m` (`name`, `team`, `owner`,
+/// `booking`), checked as a new one is; the admin API's and the settings
+/// page's.
+pub(super) async fn replace_campaign(
+    state: &AppState,
+    id: &str,
+    m: Map<String, Value>,
+) -> ApiResult {
     only(
         "invalid_campaign",
         &m,
@@ -717,24 +728,24 @@ pub(super) async fn update_campaign(
     if state
         .deps
         .store
-        .campaign(&id)
+        .campaign(id)
         .await
         .map_err(store_down)?
         .is_none()
     {
-        return Err(not_found(Kind::Campaign, &id));
+        return Err(not_found(Kind::Campaign, id));
     }
-    let (name, team, owner, booking) = campaign_fields(&state, &m).await?;
+    let (name, team, owner, booking) = campaign_fields(state, &m).await?;
     let c = Campaign {
-        id: id.clone(),
+        id: id.to_string(),
         name,
         team: Some(team),
         owner,
         booking,
     };
-    put(&state, Kind::Campaign, &id, Some(&c)).await?;
+    put(state, Kind::Campaign, id, Some(&c)).await?;
     tracing::info!(campaign = %id, "campaign replaced");
-    campaign_view(&state, &id).await
+    campaign_view(state, id).await
 }
 
 /// `DELETE /v1/campaigns/{id}`: calls naming it skip (`campaign_unknown`).

@@ -31,11 +31,19 @@ pub struct Admin {
     /// Where callbook is reachable from the owner's browser; the OAuth
     /// redirect is `{public_url}/v1/oauth/callback`.
     pub public_url: String,
+    /// Signs and checks settings links and sessions, under a key derived
+    /// from the admin token.
+    pub(super) signer: super::settings::session::Signer,
 }
 
 impl Admin {
     pub fn new(token: Option<SecretString>, public_url: String) -> Self {
-        Self { token, public_url }
+        let signer = super::settings::session::Signer::new(token.as_ref());
+        Self {
+            token,
+            public_url,
+            signer,
+        }
     }
 
     pub(super) fn redirect_uri(&self) -> String {
@@ -52,6 +60,12 @@ pub(super) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+}
+
+impl ApiError {
+    pub(super) fn status(&self) -> StatusCode {
+        self.status
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -97,7 +111,11 @@ pub(super) fn admin_only(state: &AppState, headers: &HeaderMap) -> Result<(), Ap
 }
 
 /// Checks the admin bearer token, then that the user exists.
-async fn guard(state: &AppState, headers: &HeaderMap, user: &str) -> Result<User, ApiError> {
+pub(super) async fn guard(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &str,
+) -> Result<User, ApiError> {
     admin_only(state, headers)?;
     match state.deps.store.user(user).await {
         Ok(Some(u)) => Ok(u),
@@ -110,7 +128,7 @@ async fn guard(state: &AppState, headers: &HeaderMap, user: &str) -> Result<User
     }
 }
 
-fn provider_of(s: &str) -> Result<Provider, ApiError> {
+pub(super) fn provider_of(s: &str) -> Result<Provider, ApiError> {
     Provider::parse(s).ok_or_else(|| {
         error(
             StatusCode::NOT_FOUND,
@@ -180,7 +198,7 @@ fn spec_for<'a>(
     }
 }
 
-fn view(state: &AppState, c: &Connection, active: bool) -> Value {
+pub(super) fn view(state: &AppState, c: &Connection, active: bool) -> Value {
     let mut v = json!({
         "provider": c.provider.as_str(),
         "active": active,
@@ -368,6 +386,19 @@ pub(super) async fn connect(
     let known = guard(&state, &headers, &user).await?;
     let provider = provider_of(&provider)?;
     let start = connect_start(&body)?;
+    start_connect(&state, &known, provider, start).await
+}
+
+/// Starts a connect of `provider` for `known` (the admin API's and the
+/// settings page's): the consent flow is stored, and the answer carries
+/// the `authorize_url` to send the owner's browser to.
+pub(super) async fn start_connect(
+    state: &AppState,
+    known: &User,
+    provider: Provider,
+    start: ConnectStart,
+) -> ApiResult {
+    let user = known.id.clone();
     let (list, _) = state
         .deps
         .store
@@ -375,7 +406,7 @@ pub(super) async fn connect(
         .await
         .map_err(store_down)?;
     let current = list.iter().find(|c| c.provider == provider);
-    let expect = expected_account(start, &known, provider, current);
+    let expect = expected_account(start, known, provider, current);
     if expect.account.is_none() && !expect.allow_other {
         return Err(error(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -383,7 +414,7 @@ pub(super) async fn connect(
             "no account is known for this user: give login_hint, or allow_other_account",
         ));
     }
-    let (spec, oauth) = spec_for(&state, provider, &state.admin.redirect_uri());
+    let (spec, oauth) = spec_for(state, provider, &state.admin.redirect_uri());
     let spec = spec.with_login_hint(expect.account.as_deref());
     let auth = oauth.authorize(&spec).map_err(provider_error)?;
     let answer = json!({
@@ -459,16 +490,16 @@ pub(super) struct Callback {
     tag = "connections",
     params(Callback),
     responses(
-        (status = 200, description = "Connected (or an administrator approved callbook): a page for the owner", body = String, content_type = "text/plain"),
-        (status = 400, description = "Unknown, used or expired `state`, or no code", body = String, content_type = "text/plain"),
-        (status = 403, description = "Consent refused", body = String, content_type = "text/plain"),
-        (status = 502, description = "The code exchange failed or gave no offline access", body = String, content_type = "text/plain"),
-        (status = 503, description = "The store cannot be reached", body = String, content_type = "text/plain"),
+        (status = 200, description = "Connected (or an administrator approved callbook): a page for the owner", body = String, content_type = "text/html"),
+        (status = 400, description = "Unknown, used or expired `state`, or no code", body = String, content_type = "text/html"),
+        (status = 403, description = "Consent refused", body = String, content_type = "text/html"),
+        (status = 502, description = "The code exchange failed or gave no offline access", body = String, content_type = "text/html"),
+        (status = 503, description = "The store cannot be reached", body = String, content_type = "text/html"),
     ),
     security(())
 )]
 pub(super) async fn callback(State(state): State<AppState>, Query(q): Query<Callback>) -> Response {
-    let page = |status: StatusCode, text: &str| (status, text.to_string()).into_response();
+    let page = super::settings::oauth_done;
     if q.state.is_none() && (q.admin_consent.is_some() || q.tenant.is_some()) {
         let approved = q
             .admin_consent
@@ -681,12 +712,21 @@ pub(super) async fn disconnect(
 ) -> ApiResult {
     guard(&state, &headers, &user).await?;
     let provider = provider_of(&provider)?;
-    let gone = match state.deps.store.remove_connection(&user, provider).await {
+    disconnect_provider(&state, &user, provider).await
+}
+
+/// Deletes the user's connection to `provider`, revoking Google's grant.
+pub(super) async fn disconnect_provider(
+    state: &AppState,
+    user: &str,
+    provider: Provider,
+) -> ApiResult {
+    let gone = match state.deps.store.remove_connection(user, provider).await {
         Ok(Some(c)) => c,
-        Ok(None) => return Err(not_connected(&user, provider)),
+        Ok(None) => return Err(not_connected(user, provider)),
         Err(e) => return Err(store_down(e)),
     };
-    state.deps.calendars.forget(&user);
+    state.deps.calendars.forget(user);
     let revoked = match provider {
         Provider::Google => {
             let cal = &state.deps.calendars;
@@ -742,7 +782,7 @@ pub(super) async fn calendars(
 
 /// The connection, and the calendars its owner can write to, as the
 /// provider lists them now.
-async fn writable_calendars(
+pub(super) async fn writable_calendars(
     state: &AppState,
     user: &str,
     provider: Provider,
@@ -829,10 +869,21 @@ pub(super) async fn choose_calendar(
             "expected {\"calendar_id\": \"…\"}",
         )
     })?;
-    let (_, list) = writable_calendars(&state, &user, provider).await?;
+    choose(&state, &user, provider, &body.calendar_id).await
+}
+
+/// Books go on `calendar_id` (`primary` or an id the provider lists as
+/// writable) of the user's `provider` connection from the next call.
+pub(super) async fn choose(
+    state: &AppState,
+    user: &str,
+    provider: Provider,
+    calendar_id: &str,
+) -> ApiResult {
+    let (_, list) = writable_calendars(state, user, provider).await?;
     let chosen = list
         .iter()
-        .find(|c| c.id == body.calendar_id || (body.calendar_id == "primary" && c.primary))
+        .find(|c| c.id == calendar_id || (calendar_id == "primary" && c.primary))
         .ok_or_else(|| {
             error(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -851,16 +902,16 @@ pub(super) async fn choose_calendar(
     state
         .deps
         .store
-        .set_calendar(&user, provider, stored)
+        .set_calendar(user, provider, stored)
         .await
         .map_err(store_down)?;
     state
         .deps
         .store
-        .set_canonical(&user, provider, stored, &chosen.id)
+        .set_canonical(user, provider, stored, &chosen.id)
         .await
         .map_err(store_down)?;
-    state.deps.calendars.forget(&user);
+    state.deps.calendars.forget(user);
     Ok(Json(
         json!({"provider": provider.as_str(), "calendar_id": stored, "name": chosen.name}),
     ))
@@ -908,16 +959,21 @@ pub(super) async fn set_active(
         )
     })?;
     let provider = provider_of(&body.provider)?;
+    activate(&state, &user, provider).await
+}
+
+/// Calls book on the user's `provider` connection from the next call.
+pub(super) async fn activate(state: &AppState, user: &str, provider: Provider) -> ApiResult {
     if !state
         .deps
         .store
-        .set_active(&user, provider)
+        .set_active(user, provider)
         .await
         .map_err(store_down)?
     {
-        return Err(not_connected(&user, provider));
+        return Err(not_connected(user, provider));
     }
-    state.deps.calendars.forget(&user);
+    state.deps.calendars.forget(user);
     Ok(Json(json!({"active_provider": provider.as_str()})))
 }
 
@@ -939,7 +995,7 @@ pub(super) async fn campaign_view(state: &AppState, id: &str) -> ApiResult {
 /// Whether calls on the campaign would book now, and if not why (the skip
 /// reason calls give) and, when the owner must connect a calendar, the path
 /// of the connect request.
-async fn booking_state(state: &AppState, c: &Campaign) -> Result<Value, ApiError> {
+pub(super) async fn booking_state(state: &AppState, c: &Campaign) -> Result<Value, ApiError> {
     let off = |reason: &str| json!({"effective": "off", "reason": reason});
     if !c.booking.as_ref().is_some_and(|b| b.enabled) {
         return Ok(off("booking_disabled"));
@@ -1024,17 +1080,22 @@ pub(super) async fn set_booking(
     body: String,
 ) -> ApiResult {
     admin_only(&state, &headers)?;
-    let settings = BookingSettings::parse(&body)
+    replace_booking(&state, &id, &body).await
+}
+
+/// Replaces campaign `id`'s booking settings with `body` (JSON), checked.
+pub(super) async fn replace_booking(state: &AppState, id: &str, body: &str) -> ApiResult {
+    let settings = BookingSettings::parse(body)
         .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_booking", e))?;
     if !state
         .deps
         .store
-        .set_booking(&id, settings)
+        .set_booking(id, settings)
         .await
         .map_err(store_down)?
     {
-        return Err(unknown_campaign(&id));
+        return Err(unknown_campaign(id));
     }
     tracing::info!(campaign = %id, "booking settings replaced");
-    campaign_view(&state, &id).await
+    campaign_view(state, id).await
 }

@@ -1,5 +1,6 @@
 //! HTTP surface: the call WebSocket, the admin API (bookings and
-//! diagnostics included, described at `/v1/openapi.json`), health,
+//! diagnostics included, described at `/v1/openapi.json`), the settings
+//! pages owners reach through a signed link (`/settings`), health,
 //! readiness and `/metrics`.
 
 mod accounts;
@@ -12,6 +13,7 @@ pub mod limits;
 pub(crate) mod listen;
 pub mod openapi;
 mod routes;
+mod settings;
 mod ws;
 
 use crate::call::CallDeps;
@@ -72,6 +74,7 @@ fn routes() -> routes::Routes {
             put(admin::choose_calendar),
         )
         .route("/v1/users/{user}/active_provider", put(admin::set_active))
+        .route("/v1/users/{user}/settings_link", post(settings::link))
         .route("/v1/oauth/callback", get(admin::callback))
         .route(
             "/v1/users",
@@ -111,6 +114,22 @@ fn routes() -> routes::Routes {
         .route(
             "/v1/campaigns/{id}/diagnostics",
             get(diagnostics::diagnostics),
+        )
+        .route("/settings", get(settings::settings))
+        .route("/settings/open", get(settings::open))
+        .route("/settings/settings.js", get(settings::script))
+        .route(
+            "/settings/connections/{provider}",
+            post(settings::connect).delete(settings::disconnect),
+        )
+        .route(
+            "/settings/connections/{provider}/calendar",
+            put(settings::choose_calendar),
+        )
+        .route("/settings/active_provider", put(settings::set_active))
+        .route(
+            "/settings/campaigns/{id}",
+            get(settings::campaign).put(settings::set_campaign),
         )
 }
 

@@ -28,6 +28,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         super::admin::calendars,
         super::admin::choose_calendar,
         super::admin::set_active,
+        super::settings::link,
         super::admin::callback,
         super::admin::campaign,
         super::admin::set_booking,
@@ -58,6 +59,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
         ConnectStarted,
         ConnectRequest,
         Disconnected,
+        SettingsLinkRequest,
+        SettingsLink,
         CalendarList,
         CalendarView,
         CalendarChosen,
@@ -234,6 +237,23 @@ pub struct ConnectRequest {
     /// Accept whichever account finishes the consent; the connection is
     /// flagged `other_account`.
     pub allow_other_account: Option<bool>,
+}
+
+/// The optional body of `POST /v1/users/{user}/settings_link`.
+#[derive(ToSchema)]
+#[schema(examples(json!({"ttl_seconds": 600})))]
+pub struct SettingsLinkRequest {
+    /// How long the link stays valid: 60 to 3600 seconds, 600 by default.
+    pub ttl_seconds: Option<i64>,
+}
+
+/// `POST /v1/users/{user}/settings_link`: the link to send the user's
+/// browser to (once; it expires at `expires_at`).
+#[derive(ToSchema)]
+#[schema(examples(json!({"url": "https://callbook.example/settings/open?token=eyJ1c2VyIjoiYWxleCJ9.c2ln", "expires_at": "2026-12-01T15:10:00Z"})))]
+pub struct SettingsLink {
+    pub url: String,
+    pub expires_at: String,
 }
 
 /// `DELETE /v1/users/{user}/connections/{provider}`

@@ -165,6 +165,18 @@ fn default_title() -> String {
     "{owner.name} <> {recipient.fullName}".into()
 }
 
+/// A JSON error's sentence without serde_json's " at line L column C":
+/// the field path says where, and a person filling in a form never saw
+/// the JSON it was sent as.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let at = format!(" at line {} column {}", e.line(), e.column());
+    match text.strip_suffix(&at) {
+        Some(sentence) => sentence.to_string(),
+        None => text,
+    }
+}
+
 impl BookingSettings {
     /// Parses and validates settings from JSON; the error names the field
     /// at fault (`rules.window.start: …`, `title: unknown template token …`).
@@ -172,7 +184,7 @@ impl BookingSettings {
         let de = &mut serde_json::Deserializer::from_str(json);
         let settings: BookingSettings = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            let inner = e.into_inner().to_string();
+            let inner = without_position(&e.into_inner());
             // Validation inside the rules names its own field
             // ("window.start: …"): join the two into one path.
             let nested = inner.split_once(": ").is_some_and(|(head, _)| {

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod browser;
 mod calls;
 mod check_provider;
 mod cli;
@@ -23,4 +24,5 @@ mod processes;
 mod protocol;
 mod redis_ledger;
 mod redis_store;
+mod settings;
 mod understanding;
