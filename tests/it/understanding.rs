@@ -228,3 +228,104 @@ fn held_out_corpora_are_measured_per_family() {
         }
     }
 }
+
+/// The held-out answers where they matter: inside the dialog, after an
+/// email read-back or a proposal (the line's context). What counts is what
+/// the dialog *does* with the answer: confirms the address, or books the
+/// slot. Commits on a line whose meaning is no or unclear are the harm the
+/// product promises never to do; the rest is asked again or handled. Only
+/// printed, as for the per-family figures (`cargo test --test it
+/// held_out -- --nocapture`).
+#[test]
+fn held_out_answers_measured_by_what_the_dialog_does() {
+    use callbook::dialog::{
+        Availability, BookingContext, Dialog, Effect, Input, MeetingKind, Offer, Recipient, Setup,
+        Status, Video,
+    };
+    use callbook::schedule::BookingRules;
+    let now: DateTime<Utc> = "2026-11-30T14:00:00Z".parse().unwrap();
+    let fresh = || {
+        let mut d = Dialog::new();
+        let rules = BookingRules::parse(
+            r#"{"timezone":"America/New_York","length_minutes":30,"slot_step_minutes":30,
+                "window":{"days":["mon","tue","wed","thu","fri"],"start":"09:00","end":"17:00"},
+                "min_notice_minutes":120,"look_ahead_days":14}"#,
+        )
+        .unwrap();
+        d.step(
+            Input::Start(Setup {
+                recipient: Recipient {
+                    first_name: "Jane".into(),
+                    last_name: None,
+                    phone: callbook::phone::E164::parse("+12125550100").ok(),
+                },
+                booking: Ok(BookingContext {
+                    rules,
+                    owner_name: "Alex".into(),
+                    meeting: MeetingKind::Video,
+                }),
+            }),
+            now,
+        );
+        d.step(
+            Input::AvailabilityLoaded(Ok(Availability {
+                busy: vec![],
+                video: Video::Unavailable,
+            })),
+            now,
+        );
+        // The corpus's proposal is "Tuesday at 2".
+        d.step(
+            Input::Offer(Offer {
+                when: Some("tuesday at 2 pm".into()),
+                ..Offer::default()
+            }),
+            now,
+        );
+        d.step(Input::Heard("yes sure".into()), now);
+        d.step(Input::Heard("john at gmail dot com".into()), now);
+        d
+    };
+    for share in ["", "second/"] {
+        // (context, expected yes?) -> (lines, commits)
+        let mut tally: Vec<(String, bool, usize, usize)> = Vec::new();
+        for c in corpus(&format!("heldout/{share}yesno.tsv")) {
+            let (text, expected, context) = (&c.fields[0], &c.fields[1], &c.fields[2]);
+            let mut d = fresh();
+            let committed = match context.as_str() {
+                "readback" => d
+                    .step(Input::Heard(text.clone()), now)
+                    .iter()
+                    .any(|e| matches!(e, Effect::Status(Status::EmailConfirmed { .. }))),
+                "proposal" => {
+                    d.step(Input::Heard("yes".into()), now);
+                    d.step(Input::Heard(text.clone()), now)
+                        .iter()
+                        .any(|e| matches!(e, Effect::Book(_)))
+                }
+                _ => continue,
+            };
+            let yes = expected == "yes";
+            match tally.iter_mut().find(|t| t.0 == *context && t.1 == yes) {
+                Some(t) => {
+                    t.2 += 1;
+                    t.3 += usize::from(committed);
+                }
+                None => tally.push((context.clone(), yes, 1, usize::from(committed))),
+            }
+        }
+        let share = if share.is_empty() { "first" } else { "second" };
+        println!("\nanswers in the dialog ({share} share):");
+        for (context, yes, n, commits) in &tally {
+            let meaning = if *yes { "yes" } else { "no or unclear" };
+            let what = if context == "readback" {
+                "address confirmed"
+            } else {
+                "slot booked"
+            };
+            println!(
+                "  after a {context:<9} meaning {meaning:<14} {n:>4} lines, {what}: {commits}"
+            );
+        }
+    }
+}
