@@ -10,6 +10,10 @@
 //!
 //! The shape is a pure conversation core inside an actor shell:
 //!
+//! - [`domain`]: the vocabulary every layer shares (meeting kind, video
+//!   availability, email address, booking status and its reasons), at the
+//!   bottom so the dialog, the calendar clients, the stores and the wire
+//!   protocol use it without depending on one another.
 //! - [`dialog`]: the booking conversation as a pure state machine.
 //!   `Dialog::step(input, now)` returns effects as values; it never awaits or
 //!   reads a clock. [`dialog::understand`] turns words into meaning (email,
@@ -84,6 +88,7 @@ pub mod calendar;
 pub mod call;
 pub mod clock;
 pub mod dialog;
+pub mod domain;
 #[cfg(feature = "testkit")]
 pub mod harness;
 pub mod ledger;

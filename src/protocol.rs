@@ -6,7 +6,7 @@
 //! Parsing is two-step: a cheap look at `event` first, so `media` frames (50 a
 //! second) are counted without their payload ever being decoded.
 
-use crate::dialog::Status;
+use crate::domain::Status;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;

@@ -5,7 +5,7 @@
 //! created and deleted again.
 
 use super::{CalendarProvider, NewEvent};
-use crate::dialog::MeetingKind;
+use crate::domain::MeetingKind;
 use crate::schedule::Interval;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;

@@ -7,7 +7,7 @@ use super::{
     event_id_for, CalendarError, CalendarInfo, CalendarProvider, CalendarSummary, CreatedEvent,
     NewEvent,
 };
-use crate::dialog::{MeetingKind, Video};
+use crate::domain::{MeetingKind, Video};
 use crate::schedule::{merge_busy, Interval};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -10,7 +10,7 @@ use super::{
     windows_zones, CalendarError, CalendarInfo, CalendarProvider, CalendarSummary, CreatedEvent,
     NewEvent,
 };
-use crate::dialog::{MeetingKind, Video};
+use crate::domain::{MeetingKind, Video};
 use crate::schedule::{merge_busy, Interval};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone, Utc};

@@ -16,7 +16,7 @@ pub mod retry;
 pub mod template;
 pub mod windows_zones;
 
-use crate::dialog::{MeetingKind, Video};
+use crate::domain::{MeetingKind, Video};
 use crate::schedule::Interval;
 use async_trait::async_trait;
 use chrono_tz::Tz;

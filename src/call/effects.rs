@@ -8,9 +8,8 @@
 
 use super::CallDeps;
 use crate::calendar::{template, CalendarError, CalendarProvider, NewEvent};
-use crate::dialog::{
-    Availability, BookRequest, Effect, Input, MeetingKind, Outcome, Trouble, Video,
-};
+use crate::dialog::{Availability, BookRequest, Effect, Input, Outcome, Trouble};
+use crate::domain::{MeetingKind, Video};
 use crate::ledger::LedgerError;
 use crate::schedule::{subtract, Interval};
 use crate::store::{BookingSettings, ConnectionStatus, Provider};

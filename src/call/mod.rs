@@ -16,7 +16,8 @@ pub use outlet::Outlet;
 pub use setup::Calendars;
 
 use crate::clock::Clock;
-use crate::dialog::{Dialog, Effect, EndReason, Input, SkipReason};
+use crate::dialog::{Dialog, Effect, Input};
+use crate::domain::{EndReason, SkipReason};
 use crate::ledger::Ledger;
 use crate::observe::{CallProgress, Ending};
 use crate::outcomes::{CallMeta, Recorder};

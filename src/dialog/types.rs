@@ -1,10 +1,9 @@
 //! The values that cross the dialog boundary: what goes in, what comes out.
 
-use super::understand::email::Email;
+use crate::domain::Email;
+pub use crate::domain::{EndReason, FailReason, MeetingKind, SkipReason, Status, Video};
 use crate::phone::E164;
 use crate::schedule::{BookingRules, Interval};
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 /// Who is on the phone.
 #[derive(Debug, Clone)]
@@ -23,18 +22,6 @@ impl Recipient {
     }
 }
 
-/// How the meeting happens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum MeetingKind {
-    /// A Meet or Teams link, where the calendar allows one.
-    Video,
-    /// The owner calls; the number goes on the event.
-    Phone { number: String },
-    /// An address goes on the event as its location.
-    InPerson { address: String },
-}
-
 /// Everything the dialog needs to run a booking on this call.
 #[derive(Debug, Clone)]
 pub struct BookingContext {
@@ -43,51 +30,11 @@ pub struct BookingContext {
     pub meeting: MeetingKind,
 }
 
-/// Why booking cannot run on this call. The caller hears nothing of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SkipReason {
-    CampaignUnknown,
-    BookingDisabled,
-    /// No longer given (since 1.4.0 such calls say `owner_not_connected`);
-    /// kept so older records read back.
-    CalendarMissing,
-    /// The campaign's owner has no calendar connected (none ever, or the
-    /// last one was disconnected) (since protocol 1.4.0).
-    OwnerNotConnected,
-    CalendarExpired,
-    AdminApprovalNeeded,
-    /// The connection store could not be read at call start (Redis down,
-    /// tokens that do not open): the owner may well be connected (since
-    /// protocol 1.3.0).
-    CalendarUnavailable,
-}
-
-/// Why a booking that started did not finish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailReason {
-    EmailUnconfirmed,
-    NoAvailability,
-    CalendarExpired,
-    AdminApprovalNeeded,
-    CalendarUnavailable,
-}
-
 /// What the dialog is told when the call starts.
 #[derive(Debug, Clone)]
 pub struct Setup {
     pub recipient: Recipient,
     pub booking: Result<BookingContext, SkipReason>,
-}
-
-/// Whether the owner's calendar can attach a video link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Video {
-    /// "Google Meet", "Microsoft Teams".
-    Available(String),
-    /// A personal Microsoft account, or a calendar that allows none.
-    Unavailable,
 }
 
 /// The owner's availability as fetched at call start.
@@ -153,18 +100,6 @@ pub struct Offer {
     pub when: Option<String>,
 }
 
-/// Why the booking conversation ended on this call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EndReason {
-    /// The pipeline sent `stop`.
-    Hangup,
-    /// The agent took the floor back.
-    HandedBack,
-    /// The server is stopping.
-    Shutdown,
-}
-
 /// One thing that happened on the call, fed to [`super::Dialog::step`].
 #[derive(Debug, Clone)]
 pub enum Input {
@@ -196,59 +131,6 @@ pub enum Input {
     /// This call continues an earlier socket's: take up its conversation
     /// where it stood (after [`Input::Start`]).
     Resume(Box<super::Memo>),
-}
-
-/// A booking status change, sent to the pipeline as a `booking` frame.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum Status {
-    Offered,
-    Declined,
-    EmailConfirmed {
-        email: Email,
-    },
-    Proposed {
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        /// True when the proposal would move the meeting already booked.
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
-        reschedule: bool,
-        /// Several slots offered to choose from, in the order said
-        /// (`start`/`end` are the first); empty for a single proposal.
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        options: Vec<Interval>,
-    },
-    Booked {
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        event_id: String,
-        join_link: Option<String>,
-    },
-    Rescheduled {
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        event_id: String,
-        previous_start: DateTime<Utc>,
-    },
-    Taken {
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-    },
-    /// The caller cancelled the meeting booked on this call.
-    Cancelled {
-        event_id: String,
-        start: DateTime<Utc>,
-    },
-    Skipped {
-        reason: SkipReason,
-    },
-    Failed {
-        reason: FailReason,
-    },
-    Done {
-        booked: bool,
-        reason: EndReason,
-    },
 }
 
 /// What to create on the calendar.

@@ -3,7 +3,7 @@
 //! call ends, says where it stopped and why, for the diagnostics.
 
 use super::metrics;
-use crate::dialog::{FailReason, SkipReason, Status};
+use crate::domain::{FailReason, SkipReason, Status};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 

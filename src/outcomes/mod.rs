@@ -28,7 +28,7 @@ pub use memory::MemoryOutcomes;
 pub use redis::RedisOutcomes;
 pub use webhook::{WebhookConfig, WebhookError};
 
-use crate::dialog::{SkipReason, Status};
+use crate::domain::{SkipReason, Status};
 use crate::protocol::Start;
 use crate::store::Provider;
 use async_trait::async_trait;

@@ -1,7 +1,7 @@
 use super::*;
 use crate::clock::Clock;
-use crate::dialog::understand::email::Email;
-use crate::dialog::{EndReason, FailReason};
+use crate::domain::Email;
+use crate::domain::{EndReason, FailReason};
 
 fn t(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()

@@ -422,7 +422,7 @@ impl Sender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dialog::{FailReason, Status};
+    use crate::domain::{FailReason, Status};
     use crate::outcomes::CallMeta;
 
     /// A receiver on loopback that answers each POST with the next status

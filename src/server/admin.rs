@@ -9,7 +9,7 @@ use super::{authorized, unauthorized, AppState};
 use crate::calendar::binding::{self, ExpectedAccount, Mismatch, Verdict};
 use crate::calendar::oauth::{admin_consent_url, ConsentSpec, OAuthClient};
 use crate::calendar::{CalendarError, CalendarSummary};
-use crate::dialog::understand::email::Email;
+use crate::domain::Email;
 use crate::store::{
     BookingSettings, Campaign, Connection, ConnectionStatus, PendingFlow, Provider, StoreError,
     User,

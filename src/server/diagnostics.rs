@@ -18,7 +18,7 @@
 use super::admin::{admin_only, error, ApiError};
 use super::AppState;
 use crate::calendar::{CalendarError, CalendarProvider};
-use crate::dialog::{FailReason, SkipReason};
+use crate::domain::{FailReason, SkipReason};
 use crate::observe::progress::{
     fail_name, fail_sentence, skip_name, skip_sentence, CallEnd, Reached,
 };

@@ -12,7 +12,8 @@
 use super::limits::Peer;
 use super::{authorized, unauthorized, AppState};
 use crate::call::{self, line_number, CallHandle, Outlet};
-use crate::dialog::{EndReason, Input, Offer};
+use crate::dialog::{Input, Offer};
+use crate::domain::EndReason;
 use crate::observe::metrics;
 use crate::protocol::{
     self, BookingAction, Inbound, Outbound, ProtocolError, SyncReply, TRANSPORT_MAX_BYTES,

@@ -16,7 +16,7 @@ pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
 pub use crate::calendar::binding::ExpectedAccount;
-use crate::dialog::MeetingKind;
+use crate::domain::MeetingKind;
 use crate::schedule::BookingRules;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
