@@ -289,6 +289,8 @@ fn held_out_answers_measured_by_what_the_dialog_does() {
     for share in ["", "second/"] {
         // (context, expected yes?) -> (lines, commits)
         let mut tally: Vec<(String, bool, usize, usize)> = Vec::new();
+        // Families (not lines: nothing is tuned to them) of harmful commits.
+        let mut harmful: Vec<String> = Vec::new();
         for c in corpus(&format!("heldout/{share}yesno.tsv")) {
             let (text, expected, context) = (&c.fields[0], &c.fields[1], &c.fields[2]);
             let mut d = fresh();
@@ -306,6 +308,9 @@ fn held_out_answers_measured_by_what_the_dialog_does() {
                 _ => continue,
             };
             let yes = expected == "yes";
+            if committed && !yes {
+                harmful.push(format!("{context}/{}", c.fields[3]));
+            }
             match tally.iter_mut().find(|t| t.0 == *context && t.1 == yes) {
                 Some(t) => {
                     t.2 += 1;
@@ -325,6 +330,12 @@ fn held_out_answers_measured_by_what_the_dialog_does() {
             };
             println!(
                 "  after a {context:<9} meaning {meaning:<14} {n:>4} lines, {what}: {commits}"
+            );
+        }
+        if !harmful.is_empty() {
+            println!(
+                "  committed on a no or unclear, by family: {}",
+                harmful.join(", ")
             );
         }
     }
