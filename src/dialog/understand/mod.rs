@@ -28,13 +28,18 @@ pub fn words(text: &str) -> Vec<String> {
     for raw in text
         .split(|c: char| c.is_whitespace() || matches!(c, ',' | '!' | '?' | ';' | '"' | '(' | ')'))
     {
-        let lower: String = raw
-            .chars()
-            .filter(|c| {
-                c.is_alphanumeric() || matches!(c, '@' | '.' | '_' | '-' | '+' | ':' | '/' | '\'')
-            })
-            .flat_map(char::to_lowercase)
-            .collect();
+        let mut lower = String::with_capacity(raw.len());
+        for c in raw.chars() {
+            if c.is_ascii() {
+                if c.is_ascii_alphanumeric()
+                    || matches!(c, '@' | '.' | '_' | '-' | '+' | ':' | '/' | '\'')
+                {
+                    lower.push(c.to_ascii_lowercase());
+                }
+            } else if c.is_alphanumeric() {
+                lower.extend(c.to_lowercase());
+            }
+        }
         let trimmed = if lower.len() > 1 {
             lower.trim_end_matches('.')
         } else {
@@ -44,7 +49,11 @@ pub fn words(text: &str) -> Vec<String> {
         if trimmed.is_empty() || FILLERS.contains(&trimmed) {
             continue;
         }
-        out.push(trimmed.to_string());
+        if trimmed.len() == lower.len() {
+            out.push(lower);
+        } else {
+            out.push(trimmed.to_string());
+        }
     }
     out
 }
@@ -78,12 +87,13 @@ pub fn has_phrase(words: &[String], needle: &str) -> bool {
 
 /// Index of the first word of `needle` in `words`.
 pub fn find_phrase(words: &[String], needle: &str) -> Option<usize> {
-    let parts: Vec<&str> = needle.split(' ').collect();
-    if parts.is_empty() || parts.len() > words.len() {
+    let len = needle.split(' ').count();
+    if len > words.len() {
         return None;
     }
-    (0..=words.len() - parts.len())
-        .find(|&i| parts.iter().enumerate().all(|(j, p)| words[i + j] == *p))
+    let first = needle.split(' ').next()?;
+    (0..=words.len() - len)
+        .find(|&i| words[i] == first && needle.split(' ').zip(&words[i..]).all(|(p, w)| w == p))
 }
 
 #[cfg(test)]

@@ -160,11 +160,11 @@ fn number_word(word: &str) -> Option<(u32, bool)> {
 
 /// Splits "2-3pm", "mid-morning", "4pm", "4:15pm", "3ish" into the pieces
 /// the lexicon knows.
-fn pieces(word: &str, out: &mut Vec<String>) {
+fn pieces<'a>(word: &'a str, out: &mut Vec<&'a str>) {
     if word.len() > 1 && word.contains('-') && !word.starts_with('-') && !word.ends_with('-') {
         for (i, part) in word.split('-').enumerate() {
             if i > 0 {
-                out.push("-".to_string());
+                out.push("-");
             }
             pieces(part, out);
         }
@@ -174,9 +174,9 @@ fn pieces(word: &str, out: &mut Vec<String>) {
     if let Some(stem) = word.strip_suffix("ish").filter(|x| !x.is_empty()) {
         let hour = stem.parse::<u32>().is_ok() || number_word(stem).is_some();
         if hour || matches!(stem, "noon" | "midday") {
-            out.push(stem.to_string());
+            out.push(stem);
             if hour {
-                out.push("o'clock".to_string());
+                out.push("o'clock");
             }
             return;
         }
@@ -187,11 +187,11 @@ fn pieces(word: &str, out: &mut Vec<String>) {
         .count();
     let (num, rest) = word.split_at(digits);
     if digits > 0 && meridiem(rest).is_some() {
-        out.push(num.to_string());
-        out.push(rest.to_string());
+        out.push(num);
+        out.push(rest);
         return;
     }
-    out.push(word.to_string());
+    out.push(word);
 }
 
 /// The tokens of an utterance.
@@ -204,8 +204,8 @@ pub(super) fn lex(words: &[String], ctx: &Ctx) -> Vec<Node> {
     let mut out = Vec::with_capacity(w.len());
     let mut i = 0;
     while i < w.len() {
-        let word = w[i].as_str();
-        let next = w.get(i + 1).map(String::as_str);
+        let word = w[i];
+        let next = w.get(i + 1).copied();
         i += 1;
         // "p m", "a m" after a number.
         if matches!(word, "p" | "a") && next == Some("m") {

@@ -141,6 +141,12 @@ fn is(n: Option<&Node>, words: &[&str]) -> bool {
     word(n).is_some_and(|w| words.contains(&w))
 }
 
+/// Whether one of `words` is among the first `within` nodes: a cheap test
+/// before a rule tries its phrases.
+fn mentions(n: &[Node], words: &[&str], within: usize) -> bool {
+    n.iter().take(within).any(|x| is(Some(x), words))
+}
+
 fn num(n: Option<&Node>) -> Option<(u32, bool)> {
     match n {
         Some(Node::Num { n, spoken }) => Some((*n, *spoken)),
@@ -590,7 +596,7 @@ fn week_spans(ctx: &Ctx, _: Option<&Node>, n: &[Node]) -> Option<(usize, Node)> 
         "late", "later", "early", "the", "week", "next", "end", "rest", "this", "weekend",
         "middle", "mid",
     ];
-    if !is(n.first(), FIRST) {
+    if !is(n.first(), FIRST) || !mentions(n, &["week", "weekend"], 5) {
         return None;
     }
     let today = ctx.today;
@@ -752,7 +758,7 @@ fn coming_days(ctx: &Ctx, _: Option<&Node>, n: &[Node]) -> Option<(usize, Node)>
 /// later); "rest of the month" and "this month" today to its end; "next
 /// month" all of the next.
 fn month_spans(ctx: &Ctx, _: Option<&Node>, n: &[Node]) -> Option<(usize, Node)> {
-    if !is(n.first(), &["end", "rest", "this", "next"]) {
+    if !is(n.first(), &["end", "rest", "this", "next"]) || !mentions(n, &["month"], 5) {
         return None;
     }
     let today = ctx.today;
