@@ -43,6 +43,9 @@ pub struct MemoryStore {
     overlay: RwLock<Overlay>,
     state: Option<StateFile>,
     flows: PendingFlows<FlowMeta>,
+    /// Single-use values already used, with when each expires (Unix
+    /// seconds). In process only: one instance is the whole deployment.
+    used: std::sync::Mutex<HashMap<String, i64>>,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -239,6 +242,15 @@ impl Store for MemoryStore {
             write(&self.bookings).remove(id);
         }
         self.persist().await
+    }
+
+    async fn first_use(&self, key: &str, now: i64, expires: i64) -> Result<bool, StoreError> {
+        let mut used = self
+            .used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        used.retain(|_, exp| *exp > now);
+        Ok(used.insert(key.to_string(), expires).is_none())
     }
 
     async fn connection(&self, user_id: &str) -> Result<Option<Connection>, StoreError> {

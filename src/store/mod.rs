@@ -410,6 +410,12 @@ pub trait Store: Send + Sync {
         value: Option<serde_json::Value>,
     ) -> Result<(), StoreError>;
 
+    /// Records that the single-use value `key` (a settings link's nonce)
+    /// was used; `true` only the first time, across every instance sharing
+    /// the store. Forgotten once `expires` (Unix seconds) is past: by then
+    /// the value is refused as expired anyway.
+    async fn first_use(&self, key: &str, now: i64, expires: i64) -> Result<bool, StoreError>;
+
     /// Whether the store answers now (readiness). In process it always
     /// does; a shared store asks its server, once.
     async fn ping(&self) -> Result<(), StoreError> {

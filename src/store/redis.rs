@@ -17,6 +17,10 @@
 //! Flows are `{prefix}flow:{state}`, expiring with the flow and taken with
 //! `GETDEL`, so each works once.
 //!
+//! Single-use values (settings links' nonces) are `{prefix}used:{nonce}`,
+//! set with `SET NX` and expiring with the value, so a link opens once
+//! whichever instance it reaches.
+//!
 //! `{prefix}keycheck` holds a known value sealed under the token key the
 //! store was first used with. Connecting refuses keys that do not open it
 //! or any stored token, before anything is written, so an instance with a
@@ -781,6 +785,25 @@ impl Store for RedisStore {
         self.set(user_id, provider, "token", &sealed)
             .await
             .map(|_| ())
+    }
+
+    async fn first_use(&self, key: &str, now: i64, expires: i64) -> Result<bool, StoreError> {
+        // `SET NX` with the value's remaining lifetime: one instance wins,
+        // and Redis forgets the key when the value would be refused anyway.
+        let ttl = u64::try_from(expires.saturating_sub(now))
+            .unwrap_or(0)
+            .max(1);
+        let mut conn = self.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("{}used:{key}", self.prefix))
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

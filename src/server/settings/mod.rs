@@ -216,11 +216,20 @@ pub(super) async fn open(State(state): State<AppState>, Query(q): Query<OpenQuer
             );
         }
     };
-    if !signer.first_opening(&link, now) {
-        tracing::warn!(user = %link.user, "settings link refused: already opened");
-        return refused(
-            "This settings link was already used. Open the settings again from the product you came from.",
-        );
+    match state
+        .deps
+        .store
+        .first_use(&format!("link:{}", link.nonce), now, link.exp)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(user = %link.user, "settings link refused: already opened");
+            return refused(
+                "This settings link was already used. Open the settings again from the product you came from.",
+            );
+        }
+        Err(e) => return admin::store_down(e).into_response(),
     }
     match state.deps.store.user(&link.user).await {
         Ok(Some(_)) => {}
