@@ -17,7 +17,7 @@ pub mod session;
 use super::accounts::{self, replace_campaign};
 use super::admin::{self, error, ApiError, ConnectStart};
 use super::AppState;
-use crate::store::accounts::{Kind, Team};
+use crate::store::accounts::Team;
 use crate::store::{Campaign, ConnectionStatus, Provider, User};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -352,8 +352,8 @@ fn may_edit(c: &Campaign, teams: &[Team], user: &str) -> bool {
 }
 
 async fn visible_campaigns(state: &AppState, user: &str) -> Result<Vec<Campaign>, ApiError> {
-    let teams: Vec<Team> = accounts::all(state, Kind::Team).await?;
-    let campaigns: Vec<Campaign> = accounts::all(state, Kind::Campaign).await?;
+    let teams: Vec<Team> = accounts::stored(state.deps.store.teams()).await?;
+    let campaigns: Vec<Campaign> = accounts::stored(state.deps.store.campaigns()).await?;
     Ok(campaigns
         .into_iter()
         .filter(|c| may_edit(c, &teams, user))
@@ -381,7 +381,7 @@ async fn campaign_for(
         .map_err(admin::store_down)?
         .ok_or_else(unknown)?;
     let team: Option<Team> = match &c.team {
-        Some(t) => accounts::get(state, Kind::Team, t).await?,
+        Some(t) => accounts::stored(state.deps.store.team(t)).await?,
         None => None,
     };
     if !may_edit(&c, team.as_slice(), user) {
