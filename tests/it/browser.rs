@@ -146,18 +146,28 @@ impl Shots {
     }
 }
 
+/// Waits for the element. A lookup the browser answers while the page is
+/// navigating (a sign-in leaving and coming back in the same window) fails
+/// with "aborted by navigation"; that is asked again, not a failure.
 async fn wait(browser: &Client, css: &str) -> fantoccini::elements::Element {
-    match browser
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css(css))
-        .await
-    {
-        Ok(e) => e,
-        Err(e) => {
-            let url = browser.current_url().await.map(|u| u.to_string());
-            let source = browser.source().await.unwrap_or_default();
-            panic!("waiting for {css}: {e} (at {url:?})\n{source}");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match browser
+            .wait()
+            .at_most(left)
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(e) => return e,
+            Err(e) if e.to_string().contains("aborted by navigation") && !left.is_zero() => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                let url = browser.current_url().await.map(|u| u.to_string());
+                let source = browser.source().await.unwrap_or_default();
+                panic!("waiting for {css}: {e} (at {url:?})\n{source}");
+            }
         }
     }
 }
