@@ -78,6 +78,9 @@ pub struct Options {
     pub metrics_auth: bool,
     /// Connection caps and timeouts; the defaults when `None`.
     pub limits: Option<crate::server::limits::Limits>,
+    /// The admin token; a fresh one when `None`. Instances behind one load
+    /// balancer share it (it keys the settings links they all accept).
+    pub admin_token: Option<String>,
 }
 
 /// Endpoints for a Google emulator listening at `addr`.
@@ -264,7 +267,9 @@ impl Harness {
         let ms_addr = serve_local(microsoft.router(), shutdown.clone()).await?;
         let google_addr = serve_local(google.router(), shutdown.clone()).await?;
         let token = format!("test-{}", uuid::Uuid::new_v4().simple());
-        let admin_token = format!("admin-{}", uuid::Uuid::new_v4().simple());
+        let admin_token = options
+            .admin_token
+            .unwrap_or_else(|| format!("admin-{}", uuid::Uuid::new_v4().simple()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let settings = crate::Settings {

@@ -43,10 +43,14 @@
 //!   (`calendar::emulator`), which can record what crosses their wire
 //!   (`calendar::emulator::record`) so the tests can hold every request and
 //!   answer to the providers' published contracts (`tests/contracts/`).
-//! - [`store`]: users, their connections (one per provider, one active),
-//!   consent flows and campaigns behind a trait; loaded from the
-//!   provisioning file, with connections kept in process (optionally
-//!   written through to a sealed state file) or shared in Redis. Tokens
+//! - [`store`]: users, teams, their connections (one per provider, one
+//!   active), consent flows and campaigns behind a trait with typed
+//!   methods (the JSON each record is kept as stays inside the store);
+//!   loaded from the provisioning file, with changes kept in process
+//!   (optionally written through to a sealed state file) or shared in
+//!   Redis, where a team's membership changes are compare-and-set so
+//!   instances never undo each other's, and a settings link's single use
+//!   is one `SET NX`. Tokens
 //!   are sealed under keys named by their fingerprints
 //!   ([`store::secrets`]); a store refuses keys that do not open what it
 //!   holds, and `rekey` moves it to a new key.

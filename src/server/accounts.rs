@@ -83,51 +83,11 @@ fn id_field(code: &'static str, m: &Map<String, Value>) -> Result<String, ApiErr
     Ok(id)
 }
 
-pub(super) async fn get<T: serde::de::DeserializeOwned>(
-    state: &AppState,
-    kind: Kind,
-    id: &str,
-) -> Result<Option<T>, ApiError> {
-    let Some(v) = state
-        .deps
-        .store
-        .record(kind, id)
-        .await
-        .map_err(store_down)?
-    else {
-        return Ok(None);
-    };
-    serde_json::from_value(v)
-        .map(Some)
-        .map_err(|e| store_down(crate::store::StoreError::Corrupt(e.to_string())))
-}
-
-pub(super) async fn all<T: serde::de::DeserializeOwned>(
-    state: &AppState,
-    kind: Kind,
-) -> Result<Vec<T>, ApiError> {
-    let list = state.deps.store.records(kind).await.map_err(store_down)?;
-    list.into_iter()
-        .map(|v| {
-            serde_json::from_value(v)
-                .map_err(|e| store_down(crate::store::StoreError::Corrupt(e.to_string())))
-        })
-        .collect()
-}
-
-async fn put<T: serde::Serialize>(
-    state: &AppState,
-    kind: Kind,
-    id: &str,
-    value: Option<&T>,
-) -> Result<(), ApiError> {
-    let value = value.map(|v| serde_json::to_value(v).unwrap_or_default());
-    state
-        .deps
-        .store
-        .put_record(kind, id, value)
-        .await
-        .map_err(store_down)
+/// The store's answer, or 503 when it cannot be reached.
+pub(super) async fn stored<T>(
+    answer: impl std::future::Future<Output = Result<T, crate::store::StoreError>>,
+) -> Result<T, ApiError> {
+    answer.await.map_err(store_down)
 }
 
 fn user_view(u: &User) -> Value {
@@ -162,7 +122,7 @@ fn user_fields(m: &Map<String, Value>) -> Result<(String, String), ApiError> {
 )]
 pub(super) async fn list_users(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     admin_only(&state, &headers)?;
-    let users: Vec<User> = all(&state, Kind::User).await?;
+    let users: Vec<User> = stored(state.deps.store.users()).await?;
     Ok(Json(
         json!({"users": users.iter().map(user_view).collect::<Vec<_>>()}),
     ))
@@ -194,7 +154,7 @@ pub(super) async fn create_user(
     only("invalid_user", &m, &["id", "name", "email"])?;
     let id = id_field("invalid_user", &m)?;
     let (name, email) = user_fields(&m)?;
-    if get::<User>(&state, Kind::User, &id).await?.is_some() {
+    if stored(state.deps.store.user(&id)).await?.is_some() {
         return Err(conflict("user_exists", format!("a user {id:?} exists")));
     }
     let u = User {
@@ -202,7 +162,7 @@ pub(super) async fn create_user(
         name,
         email: Some(email),
     };
-    put(&state, Kind::User, &id, Some(&u)).await?;
+    stored(state.deps.store.save_user(&u)).await?;
     tracing::info!(user = %id, "user created");
     Ok((StatusCode::CREATED, Json(user_view(&u))))
 }
@@ -228,7 +188,7 @@ pub(super) async fn user(
     Path(id): Path<String>,
 ) -> ApiResult {
     admin_only(&state, &headers)?;
-    let u: User = get(&state, Kind::User, &id)
+    let u: User = stored(state.deps.store.user(&id))
         .await?
         .ok_or_else(|| not_found(Kind::User, &id))?;
     Ok(Json(user_view(&u)))
@@ -264,12 +224,12 @@ pub(super) async fn update_user(
         return Err(invalid("invalid_user", "id", "differs from the path"));
     }
     let (name, email) = user_fields(&m)?;
-    let mut u: User = get(&state, Kind::User, &id)
+    let mut u: User = stored(state.deps.store.user(&id))
         .await?
         .ok_or_else(|| not_found(Kind::User, &id))?;
     u.name = name;
     u.email = Some(email);
-    put(&state, Kind::User, &id, Some(&u)).await?;
+    stored(state.deps.store.save_user(&u)).await?;
     Ok(Json(user_view(&u)))
 }
 
@@ -297,10 +257,10 @@ pub(super) async fn delete_user(
     Path(id): Path<String>,
 ) -> ApiResult {
     admin_only(&state, &headers)?;
-    if get::<User>(&state, Kind::User, &id).await?.is_none() {
+    if stored(state.deps.store.user(&id)).await?.is_none() {
         return Err(not_found(Kind::User, &id));
     }
-    let campaigns: Vec<Campaign> = all(&state, Kind::Campaign).await?;
+    let campaigns: Vec<Campaign> = stored(state.deps.store.campaigns()).await?;
     if let Some(c) = campaigns.iter().find(|c| c.owner == id) {
         return Err(conflict(
             "in_use",
@@ -325,12 +285,11 @@ pub(super) async fn delete_user(
             ),
         ));
     }
-    let teams: Vec<Team> = all(&state, Kind::Team).await?;
-    for mut t in teams.into_iter().filter(|t| t.members.contains(&id)) {
-        t.members.retain(|m| m != &id);
-        put(&state, Kind::Team, &t.id.clone(), Some(&t)).await?;
+    let teams: Vec<Team> = stored(state.deps.store.teams()).await?;
+    for t in teams.into_iter().filter(|t| t.members.contains(&id)) {
+        stored(state.deps.store.remove_member(&t.id, &id)).await?;
     }
-    put::<User>(&state, Kind::User, &id, None).await?;
+    stored(state.deps.store.delete_user(&id)).await?;
     tracing::info!(user = %id, "user deleted");
     Ok(Json(json!({"id": id, "deleted": true})))
 }
@@ -350,7 +309,7 @@ pub(super) async fn delete_user(
 )]
 pub(super) async fn list_teams(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     admin_only(&state, &headers)?;
-    let teams: Vec<Team> = all(&state, Kind::Team).await?;
+    let teams: Vec<Team> = stored(state.deps.store.teams()).await?;
     Ok(Json(json!({ "teams": teams })))
 }
 
@@ -389,7 +348,7 @@ pub(super) async fn create_team(
                 let Some(u) = v.as_str() else {
                     return Err(invalid("invalid_team", &field, "must be a user id"));
                 };
-                if get::<User>(&state, Kind::User, u).await?.is_none() {
+                if stored(state.deps.store.user(u)).await?.is_none() {
                     return Err(invalid("invalid_team", &field, format!("no user {u:?}")));
                 }
                 if !members.iter().any(|m| m == u) {
@@ -405,7 +364,7 @@ pub(super) async fn create_team(
             ))
         }
     }
-    if get::<Team>(&state, Kind::Team, &id).await?.is_some() {
+    if stored(state.deps.store.team(&id)).await?.is_some() {
         return Err(conflict("team_exists", format!("a team {id:?} exists")));
     }
     let t = Team {
@@ -413,7 +372,7 @@ pub(super) async fn create_team(
         name,
         members,
     };
-    put(&state, Kind::Team, &id, Some(&t)).await?;
+    stored(state.deps.store.save_team(&t)).await?;
     tracing::info!(team = %id, "team created");
     Ok((StatusCode::CREATED, Json(json!(t))))
 }
@@ -439,7 +398,7 @@ pub(super) async fn team(
     Path(id): Path<String>,
 ) -> ApiResult {
     admin_only(&state, &headers)?;
-    let t: Team = get(&state, Kind::Team, &id)
+    let t: Team = stored(state.deps.store.team(&id))
         .await?
         .ok_or_else(|| not_found(Kind::Team, &id))?;
     Ok(Json(json!(t)))
@@ -467,17 +426,17 @@ pub(super) async fn delete_team(
     Path(id): Path<String>,
 ) -> ApiResult {
     admin_only(&state, &headers)?;
-    if get::<Team>(&state, Kind::Team, &id).await?.is_none() {
+    if stored(state.deps.store.team(&id)).await?.is_none() {
         return Err(not_found(Kind::Team, &id));
     }
-    let campaigns: Vec<Campaign> = all(&state, Kind::Campaign).await?;
+    let campaigns: Vec<Campaign> = stored(state.deps.store.campaigns()).await?;
     if let Some(c) = campaigns.iter().find(|c| c.team.as_deref() == Some(&id)) {
         return Err(conflict(
             "in_use",
             format!("campaign {:?} uses team {id:?}", c.id),
         ));
     }
-    put::<Team>(&state, Kind::Team, &id, None).await?;
+    stored(state.deps.store.delete_team(&id)).await?;
     tracing::info!(team = %id, "team deleted");
     Ok(Json(json!({"id": id, "deleted": true})))
 }
@@ -506,16 +465,17 @@ pub(super) async fn add_member(
     Path((team, user)): Path<(String, String)>,
 ) -> ApiResult {
     admin_only(&state, &headers)?;
-    let mut t: Team = get(&state, Kind::Team, &team)
-        .await?
-        .ok_or_else(|| not_found(Kind::Team, &team))?;
-    if get::<User>(&state, Kind::User, &user).await?.is_none() {
+    if stored(state.deps.store.team(&team)).await?.is_none() {
+        return Err(not_found(Kind::Team, &team));
+    }
+    if stored(state.deps.store.user(&user)).await?.is_none() {
         return Err(not_found(Kind::User, &user));
     }
-    if !t.members.contains(&user) {
-        t.members.push(user);
-        put(&state, Kind::Team, &team, Some(&t)).await?;
-    }
+    // One atomic change in the store: members added at the same time
+    // through other instances are all kept.
+    let t = stored(state.deps.store.add_member(&team, &user))
+        .await?
+        .ok_or_else(|| not_found(Kind::Team, &team))?;
     Ok(Json(json!(t)))
 }
 
@@ -545,7 +505,7 @@ pub(super) async fn remove_member(
     Path((team, user)): Path<(String, String)>,
 ) -> ApiResult {
     admin_only(&state, &headers)?;
-    let mut t: Team = get(&state, Kind::Team, &team)
+    let t: Team = stored(state.deps.store.team(&team))
         .await?
         .ok_or_else(|| not_found(Kind::Team, &team))?;
     if !t.members.contains(&user) {
@@ -555,7 +515,7 @@ pub(super) async fn remove_member(
             format!("user {user:?} is not a member of team {team:?}"),
         ));
     }
-    let campaigns: Vec<Campaign> = all(&state, Kind::Campaign).await?;
+    let campaigns: Vec<Campaign> = stored(state.deps.store.campaigns()).await?;
     if let Some(c) = campaigns
         .iter()
         .find(|c| c.owner == user && c.team.as_deref() == Some(&team))
@@ -568,8 +528,9 @@ pub(super) async fn remove_member(
             ),
         ));
     }
-    t.members.retain(|m| m != &user);
-    put(&state, Kind::Team, &team, Some(&t)).await?;
+    let t = stored(state.deps.store.remove_member(&team, &user))
+        .await?
+        .ok_or_else(|| not_found(Kind::Team, &team))?;
     Ok(Json(json!(t)))
 }
 
@@ -593,7 +554,7 @@ async fn campaign_fields(
             )
         })?),
     };
-    let Some(t) = get::<Team>(state, Kind::Team, &team).await? else {
+    let Some(t) = stored(state.deps.store.team(&team)).await? else {
         return Err(invalid(CODE, "team", format!("no team {team:?}")));
     };
     if !t.members.contains(&owner) {
@@ -621,7 +582,7 @@ async fn campaign_fields(
 )]
 pub(super) async fn list_campaigns(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     admin_only(&state, &headers)?;
-    let campaigns: Vec<Campaign> = all(&state, Kind::Campaign).await?;
+    let campaigns: Vec<Campaign> = stored(state.deps.store.campaigns()).await?;
     let mut out = Vec::with_capacity(campaigns.len());
     for c in campaigns {
         out.push(campaign_view(&state, &c.id).await?.0);
@@ -659,10 +620,7 @@ pub(super) async fn create_campaign(
     )?;
     let id = id_field("invalid_campaign", &m)?;
     let (name, team, owner, booking) = campaign_fields(&state, &m).await?;
-    if get::<Campaign>(&state, Kind::Campaign, &id)
-        .await?
-        .is_some()
-    {
+    if stored(state.deps.store.campaign(&id)).await?.is_some() {
         return Err(conflict(
             "campaign_exists",
             format!("a campaign {id:?} exists"),
@@ -675,7 +633,7 @@ pub(super) async fn create_campaign(
         owner,
         booking,
     };
-    put(&state, Kind::Campaign, &id, Some(&c)).await?;
+    stored(state.deps.store.save_campaign(&c)).await?;
     tracing::info!(campaign = %id, "campaign created");
     Ok((StatusCode::CREATED, campaign_view(&state, &id).await?))
 }
@@ -743,7 +701,7 @@ pub(super) async fn replace_campaign(
         owner,
         booking,
     };
-    put(state, Kind::Campaign, id, Some(&c)).await?;
+    stored(state.deps.store.save_campaign(&c)).await?;
     tracing::info!(campaign = %id, "campaign replaced");
     campaign_view(state, id).await
 }
@@ -769,13 +727,10 @@ pub(super) async fn delete_campaign(
     Path(id): Path<String>,
 ) -> ApiResult {
     admin_only(&state, &headers)?;
-    if get::<Campaign>(&state, Kind::Campaign, &id)
-        .await?
-        .is_none()
-    {
+    if stored(state.deps.store.campaign(&id)).await?.is_none() {
         return Err(not_found(Kind::Campaign, &id));
     }
-    put::<Campaign>(&state, Kind::Campaign, &id, None).await?;
+    stored(state.deps.store.delete_campaign(&id)).await?;
     tracing::info!(campaign = %id, "campaign deleted");
     Ok(Json(json!({"id": id, "deleted": true})))
 }

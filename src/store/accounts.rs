@@ -1,7 +1,14 @@
 //! Users, teams and campaigns made or changed through the admin API, over
 //! what the provisioning file seeds: a record here wins over the file's
 //! (`None` marks one deleted, so a deleted seed stays deleted).
+//!
+//! The [`super::Store`] trait reads and writes them typed; at rest each is
+//! the JSON of its struct (in the state file's `accounts`, or a Redis hash
+//! per kind), as it always was, so state files and Redis keys written
+//! before still load.
 
+use super::StoreError;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -80,4 +87,40 @@ pub fn merge(
         };
     }
     seed.into_values().collect()
+}
+
+/// A stored record as its type; one that does not fit is corrupt, never
+/// missing.
+pub(super) fn decode<T: DeserializeOwned>(v: Option<Value>) -> Result<Option<T>, StoreError> {
+    v.map(|v| serde_json::from_value(v).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
+}
+
+/// Every stored record as its type.
+pub(super) fn decode_all<T: DeserializeOwned>(list: Vec<Value>) -> Result<Vec<T>, StoreError> {
+    list.into_iter()
+        .map(|v| serde_json::from_value(v).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect()
+}
+
+/// A record as stored.
+pub(super) fn encode(v: &impl Serialize) -> Result<Value, StoreError> {
+    serde_json::to_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Adds (`present`) or removes `user` among the team's members; `true`
+/// when that changed them.
+pub(super) fn set_member(team: &mut Team, user: &str, present: bool) -> bool {
+    let has = team.members.iter().any(|m| m == user);
+    match (has, present) {
+        (false, true) => {
+            team.members.push(user.to_string());
+            true
+        }
+        (true, false) => {
+            team.members.retain(|m| m != user);
+            true
+        }
+        _ => false,
+    }
 }

@@ -1,4 +1,4 @@
-use super::accounts::{merge, Kind, Overlay};
+use super::accounts::{decode, decode_all, encode, merge, set_member, Kind, Overlay, Team};
 use super::state_file::{Snapshot, StateFile};
 use super::{
     BookingSettings, Campaign, Connection, ConnectionStatus, PendingFlow, Provider, Store,
@@ -43,6 +43,9 @@ pub struct MemoryStore {
     overlay: RwLock<Overlay>,
     state: Option<StateFile>,
     flows: PendingFlows<FlowMeta>,
+    /// Single-use values already used, with when each expires (Unix
+    /// seconds). In process only: one instance is the whole deployment.
+    used: std::sync::Mutex<HashMap<String, i64>>,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -152,6 +155,68 @@ impl MemoryStore {
         Ok(out)
     }
 
+    /// The record `id` of `kind` as stored: the admin API's if set, else
+    /// the provisioning file's.
+    fn record(&self, kind: Kind, id: &str) -> Option<serde_json::Value> {
+        if let Some(set) = read(&self.overlay).of(kind).get(id) {
+            return set.clone();
+        }
+        self.seed(kind, id)
+    }
+
+    /// Every live record of `kind`, by id.
+    fn records(&self, kind: Kind) -> Vec<serde_json::Value> {
+        let over = read(&self.overlay).of(kind).clone();
+        merge(self.seeds(kind), over)
+    }
+
+    /// Sets (or, with `None`, deletes) a record and writes the state file.
+    /// Setting a campaign drops booking settings set apart from it.
+    async fn put_record(
+        &self,
+        kind: Kind,
+        id: &str,
+        value: Option<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        write(&self.overlay)
+            .of_mut(kind)
+            .insert(id.to_string(), value);
+        if kind == Kind::Campaign {
+            write(&self.bookings).remove(id);
+        }
+        self.persist().await
+    }
+
+    /// Adds or removes a member under one lock, so no change is lost.
+    async fn change_members(
+        &self,
+        team: &str,
+        user: &str,
+        present: bool,
+    ) -> Result<Option<Team>, StoreError> {
+        let (t, changed) = {
+            let mut overlay = write(&self.overlay);
+            let current = match overlay.of(Kind::Team).get(team) {
+                Some(set) => set.clone(),
+                None => self.seed(Kind::Team, team),
+            };
+            let Some(mut t) = decode::<Team>(current)? else {
+                return Ok(None);
+            };
+            let changed = set_member(&mut t, user, present);
+            if changed {
+                overlay
+                    .of_mut(Kind::Team)
+                    .insert(team.to_string(), Some(encode(&t)?));
+            }
+            (t, changed)
+        };
+        if changed {
+            self.persist().await?;
+        }
+        Ok(Some(t))
+    }
+
     /// Writes the state file, when there is one.
     async fn persist(&self) -> Result<(), StoreError> {
         let Some(state) = &self.state else {
@@ -191,7 +256,7 @@ fn upsert(uc: &mut UserConnections, c: Connection) {
 #[async_trait]
 impl Store for MemoryStore {
     async fn campaign(&self, id: &str) -> Result<Option<Campaign>, StoreError> {
-        let Some(c) = self.record(Kind::Campaign, id).await? else {
+        let Some(c) = self.record(Kind::Campaign, id) else {
             return Ok(None);
         };
         let mut c: Campaign = parse(c)?;
@@ -211,34 +276,74 @@ impl Store for MemoryStore {
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
-        self.record(Kind::User, id).await?.map(parse).transpose()
+        decode(self.record(Kind::User, id))
     }
 
-    async fn record(&self, kind: Kind, id: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        if let Some(set) = read(&self.overlay).of(kind).get(id) {
-            return Ok(set.clone());
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
+        decode_all(self.records(Kind::User))
+    }
+
+    async fn save_user(&self, user: &User) -> Result<(), StoreError> {
+        self.put_record(Kind::User, &user.id, Some(encode(user)?))
+            .await
+    }
+
+    async fn delete_user(&self, id: &str) -> Result<(), StoreError> {
+        self.put_record(Kind::User, id, None).await
+    }
+
+    async fn team(&self, id: &str) -> Result<Option<Team>, StoreError> {
+        decode(self.record(Kind::Team, id))
+    }
+
+    async fn teams(&self) -> Result<Vec<Team>, StoreError> {
+        decode_all(self.records(Kind::Team))
+    }
+
+    async fn save_team(&self, team: &Team) -> Result<(), StoreError> {
+        self.put_record(Kind::Team, &team.id, Some(encode(team)?))
+            .await
+    }
+
+    async fn delete_team(&self, id: &str) -> Result<(), StoreError> {
+        self.put_record(Kind::Team, id, None).await
+    }
+
+    async fn add_member(&self, team: &str, user: &str) -> Result<Option<Team>, StoreError> {
+        self.change_members(team, user, true).await
+    }
+
+    async fn remove_member(&self, team: &str, user: &str) -> Result<Option<Team>, StoreError> {
+        self.change_members(team, user, false).await
+    }
+
+    async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        let mut list: Vec<Campaign> = decode_all(self.records(Kind::Campaign))?;
+        let bookings = read(&self.bookings);
+        for c in &mut list {
+            if let Some(b) = bookings.get(&c.id) {
+                c.booking = Some(b.clone());
+            }
         }
-        Ok(self.seed(kind, id))
+        Ok(list)
     }
 
-    async fn records(&self, kind: Kind) -> Result<Vec<serde_json::Value>, StoreError> {
-        let over = read(&self.overlay).of(kind).clone();
-        Ok(merge(self.seeds(kind), over))
+    async fn save_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
+        self.put_record(Kind::Campaign, &campaign.id, Some(encode(campaign)?))
+            .await
     }
 
-    async fn put_record(
-        &self,
-        kind: Kind,
-        id: &str,
-        value: Option<serde_json::Value>,
-    ) -> Result<(), StoreError> {
-        write(&self.overlay)
-            .of_mut(kind)
-            .insert(id.to_string(), value);
-        if kind == Kind::Campaign {
-            write(&self.bookings).remove(id);
-        }
-        self.persist().await
+    async fn delete_campaign(&self, id: &str) -> Result<(), StoreError> {
+        self.put_record(Kind::Campaign, id, None).await
+    }
+
+    async fn first_use(&self, key: &str, now: i64, expires: i64) -> Result<bool, StoreError> {
+        let mut used = self
+            .used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        used.retain(|_, exp| *exp > now);
+        Ok(used.insert(key.to_string(), expires).is_none())
     }
 
     async fn connection(&self, user_id: &str) -> Result<Option<Connection>, StoreError> {

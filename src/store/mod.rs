@@ -392,23 +392,45 @@ pub trait Store: Send + Sync {
         token: SecretString,
     ) -> Result<(), StoreError>;
 
-    /// The record `id` of `kind` (JSON of [`User`], [`accounts::Team`] or
-    /// [`Campaign`]): the admin API's if set, else the provisioning file's.
-    async fn record(
+    /// Every user: the admin API's over the provisioning file's.
+    async fn users(&self) -> Result<Vec<User>, StoreError>;
+    /// Creates or replaces a user.
+    async fn save_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Deletes a user (one from the provisioning file stays deleted).
+    async fn delete_user(&self, id: &str) -> Result<(), StoreError>;
+    async fn team(&self, id: &str) -> Result<Option<accounts::Team>, StoreError>;
+    async fn teams(&self) -> Result<Vec<accounts::Team>, StoreError>;
+    /// Creates or replaces a team, members included.
+    async fn save_team(&self, team: &accounts::Team) -> Result<(), StoreError>;
+    async fn delete_team(&self, id: &str) -> Result<(), StoreError>;
+    /// Adds `user` to the team's members in one atomic step, so members
+    /// added at the same time through other instances are all kept;
+    /// `None` for an unknown team.
+    async fn add_member(
         &self,
-        kind: accounts::Kind,
-        id: &str,
-    ) -> Result<Option<serde_json::Value>, StoreError>;
-    /// Every live record of `kind`, by id.
-    async fn records(&self, kind: accounts::Kind) -> Result<Vec<serde_json::Value>, StoreError>;
-    /// Sets (or, with `None`, deletes) a record. Setting a campaign drops
-    /// booking settings set apart from it.
-    async fn put_record(
+        team: &str,
+        user: &str,
+    ) -> Result<Option<accounts::Team>, StoreError>;
+    /// Removes `user` from the team's members, atomically as
+    /// [`Store::add_member`]; `None` for an unknown team.
+    async fn remove_member(
         &self,
-        kind: accounts::Kind,
-        id: &str,
-        value: Option<serde_json::Value>,
-    ) -> Result<(), StoreError>;
+        team: &str,
+        user: &str,
+    ) -> Result<Option<accounts::Team>, StoreError>;
+    /// Every campaign, each with the booking settings calls use (as
+    /// [`Store::campaign`]).
+    async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError>;
+    /// Creates or replaces a campaign, booking settings included (booking
+    /// settings set apart from it are dropped).
+    async fn save_campaign(&self, campaign: &Campaign) -> Result<(), StoreError>;
+    async fn delete_campaign(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Records that the single-use value `key` (a settings link's nonce)
+    /// was used; `true` only the first time, across every instance sharing
+    /// the store. Forgotten once `expires` (Unix seconds) is past: by then
+    /// the value is refused as expired anyway.
+    async fn first_use(&self, key: &str, now: i64, expires: i64) -> Result<bool, StoreError>;
 
     /// Whether the store answers now (readiness). In process it always
     /// does; a shared store asks its server, once.

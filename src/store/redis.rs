@@ -17,6 +17,10 @@
 //! Flows are `{prefix}flow:{state}`, expiring with the flow and taken with
 //! `GETDEL`, so each works once.
 //!
+//! Single-use values (settings links' nonces) are `{prefix}used:{nonce}`,
+//! set with `SET NX` and expiring with the value, so a link opens once
+//! whichever instance it reaches.
+//!
 //! `{prefix}keycheck` holds a known value sealed under the token key the
 //! store was first used with. Connecting refuses keys that do not open it
 //! or any stored token, before anything is written, so an instance with a
@@ -24,7 +28,7 @@
 //! under a key the others cannot open). [`RedisStore::rekey`] re-seals
 //! every token, pending flow and the key check under the sealing key.
 
-use super::accounts::{merge, Kind};
+use super::accounts::{decode, decode_all, encode, merge, set_member, Kind, Team};
 use super::memory::UserConnections;
 use super::provisioning::sealed_owner;
 use super::secrets::TokenCipher;
@@ -126,6 +130,27 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 "#;
 
+/// KEYS: a hash of records. ARGV: the id, "1" if the record was there
+/// when read ("0" if absent), its JSON as read, the new JSON. Writes the
+/// new JSON only if the record is still what was read. Returns 1 when
+/// written.
+const SWAP_RECORD: &str = r#"
+local now = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[2] == '1' then
+  if now ~= ARGV[3] then return 0 end
+elseif now then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+return 1
+"#;
+
+/// How many times a membership change reads again after another instance
+/// changed the team between its read and its write. Each retry follows a
+/// change that did land, so running out means a team under constant
+/// change, reported as unavailable.
+const MEMBER_ATTEMPTS: usize = 64;
+
 /// Keys walked per `SCAN` step when checking or re-sealing every token.
 const SCAN_BATCH: usize = 500;
 
@@ -151,6 +176,7 @@ pub struct RedisStore {
     put: Script,
     remove: Script,
     set: Script,
+    swap_record: Script,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -201,6 +227,7 @@ impl RedisStore {
             put: Script::new(PUT),
             remove: Script::new(REMOVE),
             set: Script::new(SET),
+            swap_record: Script::new(SWAP_RECORD),
         };
         store.prove_keys().await?;
         for (user, uc) in store.base.all_connections() {
@@ -558,6 +585,105 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// The record `id` of `kind`: the admin API's if set, else the
+    /// provisioning file's.
+    async fn record(&self, kind: Kind, id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let mut conn = self.conn.clone();
+        let set: Option<String> = conn
+            .hget(self.records_key(kind), id)
+            .await
+            .map_err(unavailable)?;
+        match set {
+            Some(json) => {
+                let v: serde_json::Value = serde_json::from_str(&json).map_err(corrupt)?;
+                Ok((!v.is_null()).then_some(v))
+            }
+            None => Ok(self.base.seed(kind, id)),
+        }
+    }
+
+    /// Every live record of `kind`, by id.
+    async fn records(&self, kind: Kind) -> Result<Vec<serde_json::Value>, StoreError> {
+        let mut conn = self.conn.clone();
+        let all: HashMap<String, String> = conn
+            .hgetall(self.records_key(kind))
+            .await
+            .map_err(unavailable)?;
+        let mut over = Vec::with_capacity(all.len());
+        for (id, json) in all {
+            let v: serde_json::Value = serde_json::from_str(&json).map_err(corrupt)?;
+            over.push((id, (!v.is_null()).then_some(v)));
+        }
+        Ok(merge(self.base.seeds(kind), over))
+    }
+
+    /// Sets (or, with `None`, deletes) a record. Setting a campaign drops
+    /// booking settings set apart from it.
+    async fn put_record(
+        &self,
+        kind: Kind,
+        id: &str,
+        value: Option<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(&value.unwrap_or_default()).map_err(corrupt)?;
+        let mut pipe = redis::pipe();
+        pipe.atomic().hset(self.records_key(kind), id, json);
+        if kind == Kind::Campaign {
+            pipe.del(self.booking_key(id));
+        }
+        let mut conn = self.conn.clone();
+        let _: () = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Adds or removes a member without losing a concurrent change: reads
+    /// the team, changes it, and writes it only if it is still what was
+    /// read (one script, [`SWAP_RECORD`]); otherwise reads again.
+    async fn change_members(
+        &self,
+        team: &str,
+        user: &str,
+        present: bool,
+    ) -> Result<Option<Team>, StoreError> {
+        let key = self.records_key(Kind::Team);
+        let mut conn = self.conn.clone();
+        for _ in 0..MEMBER_ATTEMPTS {
+            let stored: Option<String> = conn.hget(&key, team).await.map_err(unavailable)?;
+            let current = match &stored {
+                Some(json) => {
+                    let v: serde_json::Value = serde_json::from_str(json).map_err(corrupt)?;
+                    (!v.is_null()).then_some(v)
+                }
+                None => self.base.seed(Kind::Team, team),
+            };
+            let Some(mut t) = decode::<Team>(current)? else {
+                return Ok(None);
+            };
+            if !set_member(&mut t, user, present) {
+                return Ok(Some(t));
+            }
+            let json = serde_json::to_string(&t).map_err(corrupt)?;
+            let swapped: i64 = self
+                .swap_record
+                .key(&key)
+                .arg(team)
+                .arg(if stored.is_some() { "1" } else { "0" })
+                .arg(stored.as_deref().unwrap_or(""))
+                .arg(json)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if swapped == 1 {
+                return Ok(Some(t));
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "team {team:?} kept changing; its members were not changed"
+        )))
+    }
+}
+
 #[async_trait]
 impl Store for RedisStore {
     async fn campaign(&self, id: &str) -> Result<Option<Campaign>, StoreError> {
@@ -587,56 +713,74 @@ impl Store for RedisStore {
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
-        self.record(Kind::User, id)
-            .await?
-            .map(super::memory::parse)
-            .transpose()
+        decode(self.record(Kind::User, id).await?)
     }
 
-    async fn record(&self, kind: Kind, id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
+        decode_all(self.records(Kind::User).await?)
+    }
+
+    async fn save_user(&self, user: &User) -> Result<(), StoreError> {
+        self.put_record(Kind::User, &user.id, Some(encode(user)?))
+            .await
+    }
+
+    async fn delete_user(&self, id: &str) -> Result<(), StoreError> {
+        self.put_record(Kind::User, id, None).await
+    }
+
+    async fn team(&self, id: &str) -> Result<Option<Team>, StoreError> {
+        decode(self.record(Kind::Team, id).await?)
+    }
+
+    async fn teams(&self) -> Result<Vec<Team>, StoreError> {
+        decode_all(self.records(Kind::Team).await?)
+    }
+
+    async fn save_team(&self, team: &Team) -> Result<(), StoreError> {
+        self.put_record(Kind::Team, &team.id, Some(encode(team)?))
+            .await
+    }
+
+    async fn delete_team(&self, id: &str) -> Result<(), StoreError> {
+        self.put_record(Kind::Team, id, None).await
+    }
+
+    async fn add_member(&self, team: &str, user: &str) -> Result<Option<Team>, StoreError> {
+        self.change_members(team, user, true).await
+    }
+
+    async fn remove_member(&self, team: &str, user: &str) -> Result<Option<Team>, StoreError> {
+        self.change_members(team, user, false).await
+    }
+
+    async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        let mut list: Vec<Campaign> = decode_all(self.records(Kind::Campaign).await?)?;
+        if list.is_empty() {
+            return Ok(list);
+        }
+        let keys: Vec<String> = list.iter().map(|c| self.booking_key(&c.id)).collect();
         let mut conn = self.conn.clone();
-        let set: Option<String> = conn
-            .hget(self.records_key(kind), id)
+        let set: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        match set {
-            Some(json) => {
-                let v: serde_json::Value = serde_json::from_str(&json).map_err(corrupt)?;
-                Ok((!v.is_null()).then_some(v))
+        for (c, json) in list.iter_mut().zip(set) {
+            if let Some(json) = json {
+                c.booking = Some(serde_json::from_str(&json).map_err(corrupt)?);
             }
-            None => Ok(self.base.seed(kind, id)),
         }
+        Ok(list)
     }
 
-    async fn records(&self, kind: Kind) -> Result<Vec<serde_json::Value>, StoreError> {
-        let mut conn = self.conn.clone();
-        let all: HashMap<String, String> = conn
-            .hgetall(self.records_key(kind))
+    async fn save_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
+        self.put_record(Kind::Campaign, &campaign.id, Some(encode(campaign)?))
             .await
-            .map_err(unavailable)?;
-        let mut over = Vec::with_capacity(all.len());
-        for (id, json) in all {
-            let v: serde_json::Value = serde_json::from_str(&json).map_err(corrupt)?;
-            over.push((id, (!v.is_null()).then_some(v)));
-        }
-        Ok(merge(self.base.seeds(kind), over))
     }
 
-    async fn put_record(
-        &self,
-        kind: Kind,
-        id: &str,
-        value: Option<serde_json::Value>,
-    ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(&value.unwrap_or_default()).map_err(corrupt)?;
-        let mut pipe = redis::pipe();
-        pipe.atomic().hset(self.records_key(kind), id, json);
-        if kind == Kind::Campaign {
-            pipe.del(self.booking_key(id));
-        }
-        let mut conn = self.conn.clone();
-        let _: () = pipe.query_async(&mut conn).await.map_err(unavailable)?;
-        Ok(())
+    async fn delete_campaign(&self, id: &str) -> Result<(), StoreError> {
+        self.put_record(Kind::Campaign, id, None).await
     }
 
     async fn connection(&self, user_id: &str) -> Result<Option<Connection>, StoreError> {
@@ -781,6 +925,25 @@ impl Store for RedisStore {
         self.set(user_id, provider, "token", &sealed)
             .await
             .map(|_| ())
+    }
+
+    async fn first_use(&self, key: &str, now: i64, expires: i64) -> Result<bool, StoreError> {
+        // `SET NX` with the value's remaining lifetime: one instance wins,
+        // and Redis forgets the key when the value would be refused anyway.
+        let ttl = u64::try_from(expires.saturating_sub(now))
+            .unwrap_or(0)
+            .max(1);
+        let mut conn = self.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("{}used:{key}", self.prefix))
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -15,6 +15,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const OUTLOOK: &str = "alex@contoso.example";
+const ALEX: &str = "alex@callbook.example";
 
 /// The default config, plus an Outlook work account the owner can connect.
 async fn app() -> Harness {
@@ -250,9 +251,11 @@ async fn the_owner_picks_a_writable_calendar() {
     .await;
     assert_eq!(status, StatusCode::OK);
     let cals = body["calendars"].as_array().unwrap();
-    assert_eq!(cals.len(), 1);
+    assert_eq!(cals.len(), 2, "{body}");
     assert_eq!(cals[0]["primary"], true);
     assert_eq!(cals[0]["timezone"], "America/New_York");
+    assert_eq!(cals[1]["primary"], false);
+    assert_eq!(cals[1]["name"], "Bookings");
     let (status, body) = admin(
         &app,
         reqwest::Method::PUT,
@@ -276,6 +279,73 @@ async fn the_owner_picks_a_writable_calendar() {
     assert_eq!(body["calendar_id"], "primary");
     let stored = stored_connection(&app, Provider::Google).await;
     assert_eq!(stored.canonical_id(), Some(id));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_call_books_on_the_secondary_calendar_the_owner_chose() {
+    let app = app().await;
+    let secondary = callbook::calendar::emulator::google::secondary_calendar_id(ALEX);
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::PUT,
+        "/v1/users/alex/connections/google/calendar",
+        Some(json!({"calendar_id": secondary})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["calendar_id"], secondary.as_str());
+    let booking = book(&app, "CA-secondary").await;
+    assert_eq!(booking["booking"]["status"], "booked", "{booking}");
+    // On the provider's ground truth: the event is on the chosen calendar,
+    // and the primary one has none.
+    let events = app.google.events(ALEX);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].calendar, secondary);
+    assert_eq!(events[0].status, "confirmed");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_call_books_on_the_secondary_outlook_calendar_the_owner_chose() {
+    let app = app().await;
+    let (status, page) = connect_via(
+        &app,
+        "microsoft",
+        &app,
+        Some(json!({"login_hint": OUTLOOK})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::GET,
+        "/v1/users/alex/connections/microsoft/calendars",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let secondary = app.microsoft.secondary_calendar(OUTLOOK).unwrap();
+    let listed: Vec<&str> = body["calendars"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert!(listed.contains(&secondary.as_str()), "{body}");
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::PUT,
+        "/v1/users/alex/connections/microsoft/calendar",
+        Some(json!({"calendar_id": secondary})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let booking = book(&app, "CA-secondary-ms").await;
+    assert_eq!(booking["booking"]["status"], "booked", "{booking}");
+    let events = app.microsoft.events(OUTLOOK);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].calendar, secondary);
     app.stop().await.unwrap();
 }
 

@@ -1,8 +1,9 @@
 //! The settings pages in a real browser: Debian's `chromium`, headless,
 //! driven through `chromedriver` (WebDriver) against a `callbook serve
 //! --emulator` process. An owner opens a settings link, connects Google in
-//! the sign-in popup, picks the calendar, connects Outlook in the same
-//! window (popups blocked) and sees it become active, switches back with
+//! the sign-in popup, picks the account's second calendar, connects Outlook
+//! in the same window (popups blocked), sees it become active and picks its
+//! second calendar, switches back with
 //! the radio (from the keyboard), disconnects and sees the fallback, sets up a campaign's
 //! Booking step (a validation error first); then a call books on the
 //! chosen calendar, checked on the emulator's stored events.
@@ -145,18 +146,28 @@ impl Shots {
     }
 }
 
+/// Waits for the element. A lookup the browser answers while the page is
+/// navigating (a sign-in leaving and coming back in the same window) fails
+/// with "aborted by navigation"; that is asked again, not a failure.
 async fn wait(browser: &Client, css: &str) -> fantoccini::elements::Element {
-    match browser
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css(css))
-        .await
-    {
-        Ok(e) => e,
-        Err(e) => {
-            let url = browser.current_url().await.map(|u| u.to_string());
-            let source = browser.source().await.unwrap_or_default();
-            panic!("waiting for {css}: {e} (at {url:?})\n{source}");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match browser
+            .wait()
+            .at_most(left)
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(e) => return e,
+            Err(e) if e.to_string().contains("aborted by navigation") && !left.is_zero() => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                let url = browser.current_url().await.map(|u| u.to_string());
+                let source = browser.source().await.unwrap_or_default();
+                panic!("waiting for {css}: {e} (at {url:?})\n{source}");
+            }
         }
     }
 }
@@ -321,19 +332,16 @@ async fn drive(browser: &Client, addr: SocketAddr, emulator: &str) {
     assert!(text(browser, "#provider-google")
         .await
         .contains("used for bookings"));
-    // The calendar dropdown, defaulting to Primary; pick it and save.
-    let select = wait(browser, "#calendar-google").await;
-    let chosen = select
-        .find(Locator::Css("option:checked"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(chosen.starts_with("Primary"), "{chosen}");
-    select.select_by_value("primary").await.unwrap();
-    click(browser, "#save").await;
-    wait_text(browser, "#status", "Saved.").await;
+    // The calendar dropdown, defaulting to Primary; pick the account's
+    // other calendar and save.
+    assert!(
+        checked_calendar(browser, "google")
+            .await
+            .0
+            .starts_with("Primary"),
+        "Primary is the default"
+    );
+    pick_calendar(browser, "google", BOOKINGS).await;
     shots.take(browser, "03-google-connected").await;
 
     // Outlook, with popups blocked: the sign-in runs in this window and
@@ -354,6 +362,13 @@ async fn drive(browser: &Client, addr: SocketAddr, emulator: &str) {
     assert!(!text(browser, "#provider-google")
         .await
         .contains("used for bookings"));
+    // Outlook's other calendar is the one calls will book on.
+    assert!(checked_calendar(browser, "microsoft")
+        .await
+        .0
+        .starts_with("Primary"));
+    let outlook_calendar = pick_calendar(browser, "microsoft", BOOKINGS).await;
+    assert_ne!(outlook_calendar, "primary");
     shots.take(browser, "04-outlook-connected-and-active").await;
 
     // Back to Google with the radio, from the keyboard: an arrow key moves
@@ -403,7 +418,7 @@ async fn drive(browser: &Client, addr: SocketAddr, emulator: &str) {
         .contains("Booking is on"));
     shots.take(browser, "08-booking-saved").await;
 
-    // A call on the campaign books on sam's Outlook calendar.
+    // A call on the campaign books on the Outlook calendar sam chose.
     let booked = book(addr).await;
     let events = |provider: &'static str| {
         let url = format!("{emulator}/_control/events?provider={provider}&email={SAM}");
@@ -422,10 +437,35 @@ async fn drive(browser: &Client, addr: SocketAddr, emulator: &str) {
     assert_eq!(event["summary"], "Spring call with Jane", "{event}");
     assert_eq!(event["start"], booked["start"], "{event} {booked}");
     assert_eq!(event["id"], booked["event_id"], "{event} {booked}");
+    assert_eq!(event["calendar"], outlook_calendar.as_str(), "{event}");
     let start: chrono::DateTime<chrono::Utc> = event["start"].as_str().unwrap().parse().unwrap();
     let end: chrono::DateTime<chrono::Utc> = event["end"].as_str().unwrap().parse().unwrap();
     assert_eq!(end - start, chrono::Duration::minutes(45), "{event}");
     assert!(events("google").await.is_empty());
+}
+
+/// The name every emulated account gives its second calendar.
+const BOOKINGS: &str = callbook::calendar::emulator::google::SECONDARY_CALENDAR_NAME;
+
+/// The option chosen in a provider's calendar dropdown: its text and value.
+async fn checked_calendar(browser: &Client, provider: &str) -> (String, String) {
+    let option = wait(browser, &format!("#calendar-{provider} option:checked")).await;
+    let text = option.text().await.unwrap();
+    let value = option.attr("value").await.unwrap().unwrap_or_default();
+    (text, value)
+}
+
+/// Picks the calendar named `name` in a provider's dropdown, saves, and
+/// checks the reloaded page shows it chosen; answers its id.
+async fn pick_calendar(browser: &Client, provider: &str, name: &str) -> String {
+    let select = wait(browser, &format!("#calendar-{provider}")).await;
+    select.select_by_label(name).await.unwrap();
+    let (_, id) = checked_calendar(browser, provider).await;
+    click(browser, "#save").await;
+    wait_text(browser, "#status", "Saved.").await;
+    let after = checked_calendar(browser, provider).await;
+    assert_eq!(after, (name.to_string(), id.clone()), "saved and shown");
+    id
 }
 
 /// Waits until the element shows exactly `expected` (the page may reload

@@ -527,3 +527,97 @@ async fn memory_and_redis_stores_agree_on_a_fresh_users_first_connection() {
         assert_eq!((list.len(), active), (1, Some(Provider::Microsoft)));
     }
 }
+
+/// Two servers behind one load balancer: one Redis and one admin token.
+async fn two_servers_sharing_the_admin_token(server: &RedisServer, prefix: &str) -> Vec<Harness> {
+    let emulators = Emulators::new();
+    emulators.seed(&Provisioning::parse(DEFAULT).unwrap());
+    let clock = Clock::manual(tuesday_morning());
+    let admin_token = format!("admin-{}", uuid::Uuid::new_v4().simple());
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        let ledger: Arc<dyn Ledger> = Arc::new(
+            RedisLedger::connect(&server.url, &format!("{prefix}ledger:"))
+                .await
+                .unwrap(),
+        );
+        let store: Arc<dyn Store> = Arc::new(redis_store(server, prefix).await);
+        let options = callbook::harness::Options {
+            admin_token: Some(admin_token.clone()),
+            ..Default::default()
+        };
+        apps.push(
+            Harness::start_with_options(clock.clone(), emulators.clone(), ledger, store, options)
+                .await
+                .unwrap(),
+        );
+    }
+    apps
+}
+
+#[tokio::test]
+async fn a_settings_link_opened_on_one_server_is_refused_on_the_other() {
+    let server = RedisServer::start().await.unwrap();
+    let apps = two_servers_sharing_the_admin_token(&server, "cb:links:").await;
+    let (status, answer) = admin(
+        &apps[0],
+        reqwest::Method::POST,
+        "/v1/users/alex/settings_link",
+        Some(json!({"ttl_seconds": 120})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let url = answer["url"].as_str().unwrap().to_string();
+    let on = |app: &Harness| url.replace(&apps[0].addr.to_string(), &app.addr.to_string());
+    let client = crate::helpers::http();
+
+    let first = client.get(on(&apps[0])).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    assert!(first.headers().get("set-cookie").is_some());
+    for app in [&apps[1], &apps[0]] {
+        let again = client.get(on(app)).send().await.unwrap();
+        assert_eq!(again.status(), StatusCode::FORBIDDEN, "on {}", app.addr);
+        assert!(again.headers().get("set-cookie").is_none());
+        assert!(again.text().await.unwrap().contains("already used"));
+    }
+
+    // A fresh link signed by one server opens on the other, once.
+    let (_, answer) = admin(
+        &apps[1],
+        reqwest::Method::POST,
+        "/v1/users/alex/settings_link",
+        None,
+    )
+    .await;
+    let url = answer["url"].as_str().unwrap().to_string();
+    let on_first = url.replace(&apps[1].addr.to_string(), &apps[0].addr.to_string());
+    assert_eq!(
+        client.get(&on_first).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        client.get(&url).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // Redis forgets an opened link once it would be refused as expired.
+    let redis = redis::Client::open(server.url.as_str()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("cb:links:used:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for key in keys {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!((1..=600).contains(&ttl), "{key}: {ttl}");
+    }
+    for app in apps {
+        app.stop().await.unwrap();
+    }
+}

@@ -5,7 +5,10 @@
 //!   account `login_hint` pre-selects, or the one the person picks instead
 //!   ([`super::CHOOSE_ACCOUNT`])
 //! - `POST /token` (refresh grant; `invalid_grant` once a grant is revoked)
-//! - `GET  /calendar/v3/users/me/calendarList`
+//! - `GET  /calendar/v3/users/me/calendarList`: the primary calendar (its
+//!   id the account's address) and a secondary one the owner can write to
+//!   ([`secondary_calendar_id`], named [`SECONDARY_CALENDAR_NAME`]), as an
+//!   account with a shared bookings calendar has
 //! - `POST /calendar/v3/freeBusy` (calendars keyed by id; unknown ids get a
 //!   per-calendar `errors` entry inside a 200)
 //! - `POST /calendar/v3/calendars/{cid}/events` (client ids must be base32hex,
@@ -40,7 +43,8 @@ use super::faults::{self, Before, ErrorShape, Faults, TokenFault};
 pub use super::faults::{Endpoint, Fault};
 use super::{base64_basic, pkce_s256, PendingCode};
 
-/// One Google account with its primary calendar.
+/// One Google account with its primary calendar (and a secondary one,
+/// [`secondary_calendar_id`]).
 #[derive(Debug, Clone)]
 pub struct AccountSpec {
     pub email: String,
@@ -54,6 +58,10 @@ pub struct AccountSpec {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StoredEvent {
     pub id: String,
+    /// The calendar the event is on, by its canonical id: the account's
+    /// address for the primary calendar (Google) or the calendar's id
+    /// (Graph).
+    pub calendar: String,
     pub status: String,
     pub summary: String,
     pub description: String,
@@ -297,6 +305,7 @@ impl GoogleEmulator {
         let n = acct.events.len();
         let stored = StoredEvent {
             id: format!("seed{n:04}"),
+            calendar: email.to_string(),
             status: "confirmed".into(),
             summary: summary.into(),
             description: String::new(),
@@ -644,6 +653,14 @@ async fn calendar_list_inner(
             "accessRole": "owner",
             "primary": true,
             "conferenceProperties": {"allowedConferenceSolutionTypes": solutions},
+        }, {
+            // A calendar the owner created: no `primary` field at all.
+            "kind": "calendar#calendarListEntry",
+            "id": secondary_calendar_id(&spec.email),
+            "summary": SECONDARY_CALENDAR_NAME,
+            "timeZone": spec.time_zone,
+            "accessRole": "owner",
+            "conferenceProperties": {"allowedConferenceSolutionTypes": solutions},
         }],
     }))
     .into_response()
@@ -663,8 +680,28 @@ struct FreeBusyItem {
     id: String,
 }
 
-fn is_own_calendar(spec: &AccountSpec, cid: &str) -> bool {
-    cid == "primary" || cid == spec.email
+/// What the emulator names the secondary calendar of every account.
+pub const SECONDARY_CALENDAR_NAME: &str = "Bookings";
+
+/// The id of the account's secondary calendar, shaped as Google's ids for
+/// calendars a person creates (`c_…@group.calendar.google.com`).
+pub fn secondary_calendar_id(email: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(email.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("c_{hex}@group.calendar.google.com")
+}
+
+/// The canonical id of the account's calendar `cid` names (`primary`, the
+/// address, or the secondary calendar's id); `None` for another's.
+fn own_calendar(spec: &AccountSpec, cid: &str) -> Option<String> {
+    if cid == "primary" || cid == spec.email {
+        Some(spec.email.clone())
+    } else if cid == secondary_calendar_id(&spec.email) {
+        Some(cid.to_string())
+    } else {
+        None
+    }
 }
 
 async fn free_busy(
@@ -715,16 +752,16 @@ async fn free_busy(
                 .get(id)
                 .is_none_or(|w| now.duration_since(*w) >= acct.free_busy_lag)
         };
-        let entry = if let (true, Some(reason)) =
-            (is_own_calendar(&acct.spec, &item.id), calendar_error)
-        {
+        let own = own_calendar(&acct.spec, &item.id);
+        let entry = if let (Some(_), Some(reason)) = (&own, calendar_error) {
             json!({"errors": [{"domain": "global", "reason": reason}], "busy": []})
-        } else if is_own_calendar(&acct.spec, &item.id) {
+        } else if let Some(cal) = &own {
             let busy: Vec<Interval> = acct
                 .events
                 .iter()
                 .filter(|(e, raw)| {
-                    e.status != "cancelled"
+                    &e.calendar == cal
+                        && e.status != "cancelled"
                         && raw.get("transparency").and_then(Value::as_str) != Some("transparent")
                 })
                 .filter(|(e, _)| e.start < max && min < e.end && visible(&e.id))
@@ -800,12 +837,13 @@ fn invalid_parameter(name: &str, message: &str) -> Response {
 
 /// Fills in what Google adds to a stored event and extracts the fields
 /// tests assert on.
-fn store_view(raw: &Value, invites_sent: u32) -> Option<StoredEvent> {
+fn store_view(raw: &Value, invites_sent: u32, calendar: &str) -> Option<StoredEvent> {
     let (start, zone) = read_time(raw.get("start"))?;
     let (end, _) = read_time(raw.get("end"))?;
     let s = |k: &str| raw.get(k).and_then(Value::as_str).map(str::to_string);
     Some(StoredEvent {
         id: s("id")?,
+        calendar: calendar.to_string(),
         status: s("status").unwrap_or_else(|| "confirmed".into()),
         summary: s("summary").unwrap_or_default(),
         description: s("description").unwrap_or_default(),
@@ -853,9 +891,9 @@ async fn insert_inner(
     let mut inner = emu.lock();
     let issued = inner.issued;
     let acct = &mut inner.accounts[idx];
-    if !is_own_calendar(&acct.spec, &cid) {
+    let Some(calendar) = own_calendar(&acct.spec, &cid) else {
         return err(StatusCode::NOT_FOUND, "notFound", "Not Found");
-    }
+    };
     let id = match raw.get("id").and_then(Value::as_str) {
         Some(id) if !valid_event_id(id) => {
             return err(
@@ -868,7 +906,11 @@ async fn insert_inner(
         None => format!("gen{issued:08}{:04}", acct.events.len()),
     };
     // Ids stay burned after deletion, so cancelled events count too.
-    if acct.events.iter().any(|(e, _)| e.id == id) {
+    if acct
+        .events
+        .iter()
+        .any(|(e, _)| e.id == id && e.calendar == calendar)
+    {
         return err(
             StatusCode::CONFLICT,
             "duplicate",
@@ -932,7 +974,7 @@ async fn insert_inner(
     }
     let invites =
         u32::from(q.send_updates.as_deref() == Some("all") && raw.get("attendees").is_some());
-    let Some(view) = store_view(&raw, invites) else {
+    let Some(view) = store_view(&raw, invites, &calendar) else {
         return err(StatusCode::BAD_REQUEST, "invalid", "Invalid value");
     };
     acct.written.insert(id.clone(), tokio::time::Instant::now());
@@ -950,9 +992,9 @@ async fn get_event_inner(
     };
     let mut inner = emu.lock();
     let acct = &mut inner.accounts[idx];
-    if !is_own_calendar(&acct.spec, &cid) {
+    let Some(calendar) = own_calendar(&acct.spec, &cid) else {
         return err(StatusCode::NOT_FOUND, "notFound", "Not Found");
-    }
+    };
     // A pending Meet link succeeds after the configured number of polls.
     let ready = match acct.meet_polls.get_mut(&eid) {
         Some(left) => {
@@ -964,7 +1006,11 @@ async fn get_event_inner(
     if ready {
         acct.meet_polls.remove(&eid);
     }
-    match acct.events.iter_mut().find(|(e, _)| e.id == eid) {
+    match acct
+        .events
+        .iter_mut()
+        .find(|(e, _)| e.id == eid && e.calendar == calendar)
+    {
         Some((view, raw)) => {
             if ready {
                 meet_success(raw, &eid);
@@ -1014,10 +1060,14 @@ async fn patch_event_inner(
     };
     let mut inner = emu.lock();
     let acct = &mut inner.accounts[idx];
-    if !is_own_calendar(&acct.spec, &cid) {
+    let Some(calendar) = own_calendar(&acct.spec, &cid) else {
         return err(StatusCode::NOT_FOUND, "notFound", "Not Found");
-    }
-    let Some((view, raw)) = acct.events.iter_mut().find(|(e, _)| e.id == eid) else {
+    };
+    let Some((view, raw)) = acct
+        .events
+        .iter_mut()
+        .find(|(e, _)| e.id == eid && e.calendar == calendar)
+    else {
         return err(StatusCode::NOT_FOUND, "notFound", "Not Found");
     };
     // Patch semantics: provided fields replace stored ones wholesale.
@@ -1028,7 +1078,7 @@ async fn patch_event_inner(
         }
     }
     let invites = view.invites_sent + u32::from(q.send_updates.as_deref() == Some("all"));
-    let Some(new_view) = store_view(&next, invites) else {
+    let Some(new_view) = store_view(&next, invites, &calendar) else {
         return err(StatusCode::BAD_REQUEST, "invalid", "Invalid value");
     };
     if new_view.end <= new_view.start {
@@ -1059,10 +1109,14 @@ async fn delete_event_inner(
     }
     let mut inner = emu.lock();
     let acct = &mut inner.accounts[idx];
-    if !is_own_calendar(&acct.spec, &cid) {
+    let Some(calendar) = own_calendar(&acct.spec, &cid) else {
         return err(StatusCode::NOT_FOUND, "notFound", "Not Found");
-    }
-    let Some((view, raw)) = acct.events.iter_mut().find(|(e, _)| e.id == eid) else {
+    };
+    let Some((view, raw)) = acct
+        .events
+        .iter_mut()
+        .find(|(e, _)| e.id == eid && e.calendar == calendar)
+    else {
         return err(StatusCode::NOT_FOUND, "notFound", "Not Found");
     };
     // Deleted events stay, as `cancelled`; deleting again is a 410.

@@ -9,9 +9,11 @@
 //!   grant answers `invalid_grant` with AADSTS70008 in `error_codes`; the
 //!   `id_token` carries the tenant (`tid`), the consumer tenant for personal
 //!   accounts.
-//! - `GET /v1.0/me/calendars`: the default calendar, `canEdit`, and
+//! - `GET /v1.0/me/calendars`: the default calendar and a second one the
+//!   owner can write to ([`secondary_calendar_id`], named
+//!   [`super::google::SECONDARY_CALENDAR_NAME`]), each with `canEdit` and
 //!   `allowedOnlineMeetingProviders` (`teamsForBusiness` for work or school
-//!   accounts only).
+//!   accounts only). Events live on the calendar they were created on.
 //! - `GET /v1.0/me/mailboxSettings/timeZone`: the zone name as configured
 //!   (a Windows name, an IANA name, or one neither).
 //! - `GET /v1.0/me/calendars/{id}/calendarView`: expanded events, times in
@@ -525,13 +527,15 @@ impl MicrosoftEmulator {
     /// Adds an event the owner already has.
     pub fn add_event(&self, email: &str, subject: &str, slot: Interval, show_as: &str) {
         let mut inner = self.lock();
-        let Some(acct) = inner.accounts.iter_mut().find(|a| a.spec.email == email) else {
+        let Some(idx) = inner.accounts.iter().position(|a| a.spec.email == email) else {
             return;
         };
+        let calendar = calendar_id(idx);
+        let acct = &mut inner.accounts[idx];
         let id = format!("AAMkSeed{:04}", acct.events.len());
         let raw = json!({"id": id, "subject": subject, "start": graph_time(slot.start), "end": graph_time(slot.end),
                          "showAs": show_as, "isCancelled": false, "isAllDay": false});
-        acct.events.push((view(&raw, 0), raw));
+        acct.events.push((view(&raw, 0, &calendar), raw));
     }
 
     /// Adds an all-day event of `days` days from `first`, stored exactly as
@@ -547,9 +551,11 @@ impl MicrosoftEmulator {
         show_as: &str,
     ) {
         let mut inner = self.lock();
-        let Some(acct) = inner.accounts.iter_mut().find(|a| a.spec.email == email) else {
+        let Some(idx) = inner.accounts.iter().position(|a| a.spec.email == email) else {
             return;
         };
+        let calendar = calendar_id(idx);
+        let acct = &mut inner.accounts[idx];
         let id = format!("AAMkSeed{:04}", acct.events.len());
         let midnight = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
         let last = first + chrono::Duration::days(i64::from(days.max(1)));
@@ -558,7 +564,7 @@ impl MicrosoftEmulator {
                          "originalStartTimeZone": acct.spec.windows_zone,
                          "originalEndTimeZone": acct.spec.windows_zone,
                          "showAs": show_as, "isCancelled": false});
-        let mut stored = view(&raw, 0);
+        let mut stored = view(&raw, 0, &calendar);
         if let Some((start, end)) = span(&raw, &acct.spec.windows_zone) {
             (stored.start, stored.end) = (start, end);
         }
@@ -580,9 +586,11 @@ impl MicrosoftEmulator {
         show_as: &str,
     ) {
         let mut inner = self.lock();
-        let Some(acct) = inner.accounts.iter_mut().find(|a| a.spec.email == email) else {
+        let Some(idx) = inner.accounts.iter().position(|a| a.spec.email == email) else {
             return;
         };
+        let calendar = calendar_id(idx);
+        let acct = &mut inner.accounts[idx];
         let master = format!("AAMkSeries{:04}", acct.events.len());
         let midnight = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
         for n in 0..count {
@@ -595,12 +603,22 @@ impl MicrosoftEmulator {
                              "originalStartTimeZone": acct.spec.windows_zone,
                              "originalEndTimeZone": acct.spec.windows_zone,
                              "showAs": show_as, "isCancelled": false});
-            let mut stored = view(&raw, 0);
+            let mut stored = view(&raw, 0, &calendar);
             if let Some((start, end)) = span(&raw, &acct.spec.windows_zone) {
                 (stored.start, stored.end) = (start, end);
             }
             acct.events.push((stored, raw));
         }
+    }
+
+    /// The id of the account's secondary calendar, if there is such an
+    /// account.
+    pub fn secondary_calendar(&self, email: &str) -> Option<String> {
+        self.lock()
+            .accounts
+            .iter()
+            .position(|a| a.spec.email == email)
+            .map(secondary_calendar_id)
     }
 
     /// Makes the account a personal one (outlook.com): no Teams.
@@ -701,8 +719,18 @@ fn calendar_id(idx: usize) -> String {
     format!("AAMkCalendar{idx:04}")
 }
 
+/// The id of the secondary calendar of the account at `idx`.
+pub fn secondary_calendar_id(idx: usize) -> String {
+    format!("AAMkBookings{idx:04}")
+}
+
+/// Whether `cid` is one of the calendars of the account at `idx`.
+fn own_calendar(idx: usize, cid: &str) -> bool {
+    cid == calendar_id(idx) || cid == secondary_calendar_id(idx)
+}
+
 /// What the stored Graph event shows to tests.
-fn view(raw: &Value, invites: u32) -> StoredEvent {
+fn view(raw: &Value, invites: u32, calendar: &str) -> StoredEvent {
     let s = |k: &str| raw.get(k).and_then(Value::as_str).map(str::to_string);
     let cancelled = raw
         .get("isCancelled")
@@ -710,6 +738,7 @@ fn view(raw: &Value, invites: u32) -> StoredEvent {
         .unwrap_or(false);
     StoredEvent {
         id: s("id").unwrap_or_default(),
+        calendar: calendar.to_string(),
         status: if cancelled {
             "cancelled".into()
         } else {
@@ -937,6 +966,14 @@ async fn calendars_inner(State(emu): State<MicrosoftEmulator>, headers: HeaderMa
             "owner": {"name": spec.email, "address": spec.email},
             "allowedOnlineMeetingProviders": providers,
             "defaultOnlineMeetingProvider": providers[0],
+        }, {
+            "id": secondary_calendar_id(idx),
+            "name": super::google::SECONDARY_CALENDAR_NAME,
+            "isDefaultCalendar": false,
+            "canEdit": true,
+            "owner": {"name": spec.email, "address": spec.email},
+            "allowedOnlineMeetingProviders": providers,
+            "defaultOnlineMeetingProvider": providers[0],
         }],
     }))
     .into_response()
@@ -961,7 +998,7 @@ async fn calendar_view_inner(
     let Some(idx) = emu.account_for(&headers) else {
         return unauthenticated();
     };
-    if cid != calendar_id(idx) {
+    if !own_calendar(idx, &cid) {
         return item_not_found();
     }
     if let Some(refusal) = unknown_selected(&q) {
@@ -994,7 +1031,9 @@ async fn calendar_view_inner(
         .events
         .iter()
         .filter(|(e, raw)| {
-            span(raw, zone).is_some_and(|(start, end)| start < to && from < end) && settled(&e.id)
+            e.calendar == cid
+                && span(raw, zone).is_some_and(|(start, end)| start < to && from < end)
+                && settled(&e.id)
         })
         .map(|(_, raw)| raw)
         .collect();
@@ -1042,7 +1081,7 @@ async fn create_inner(
         );
     };
     let mut inner = emu.lock();
-    if cid != calendar_id(idx) {
+    if !own_calendar(idx, &cid) {
         return item_not_found();
     }
     let acct = &mut inner.accounts[idx];
@@ -1121,7 +1160,7 @@ async fn create_inner(
             .and_then(Value::as_array)
             .is_some_and(|a| !a.is_empty()),
     );
-    acct.events.push((view(&raw, invites), raw.clone()));
+    acct.events.push((view(&raw, invites, &cid), raw.clone()));
     acct.written.insert(id, tokio::time::Instant::now());
     // Navigation properties written with the event (its extended
     // properties) come back only when `$expand`ed, as on every read.
@@ -1140,7 +1179,7 @@ async fn list_events_inner(
     let Some(idx) = emu.account_for(&headers) else {
         return unauthenticated();
     };
-    if cid != calendar_id(idx) {
+    if !own_calendar(idx, &cid) {
         return item_not_found();
     }
     if let Some(refusal) = unknown_selected(&q) {
@@ -1163,15 +1202,17 @@ async fn list_events_inner(
     let value: Vec<Value> = inner.accounts[idx]
         .events
         .iter()
-        .filter(|(_, raw)| {
-            raw.get("singleValueExtendedProperties")
-                .and_then(Value::as_array)
-                .is_some_and(|props| {
-                    props.iter().any(|p| {
-                        p.get("id").and_then(Value::as_str) == Some(prop.as_str())
-                            && p.get("value").and_then(Value::as_str) == Some(value.as_str())
+        .filter(|(e, raw)| {
+            e.calendar == cid
+                && raw
+                    .get("singleValueExtendedProperties")
+                    .and_then(Value::as_array)
+                    .is_some_and(|props| {
+                        props.iter().any(|p| {
+                            p.get("id").and_then(Value::as_str) == Some(prop.as_str())
+                                && p.get("value").and_then(Value::as_str) == Some(value.as_str())
+                        })
                     })
-                })
         })
         .map(|(_, raw)| project(raw, &q))
         .collect();
@@ -1256,7 +1297,8 @@ async fn patch_event_inner(
             "The dateTime or timeZone is invalid.",
         );
     }
-    *stored = view(&next, stored.invites_sent + 1);
+    let calendar = stored.calendar.clone();
+    *stored = view(&next, stored.invites_sent + 1, &calendar);
     *raw = next.clone();
     Json(project(&next, &HashMap::new())).into_response()
 }
@@ -1278,7 +1320,8 @@ async fn delete_event_inner(
         return item_not_found();
     };
     raw["isCancelled"] = json!(true);
-    *stored = view(raw, stored.invites_sent + 1);
+    let calendar = stored.calendar.clone();
+    *stored = view(raw, stored.invites_sent + 1, &calendar);
     StatusCode::NO_CONTENT.into_response()
 }
 

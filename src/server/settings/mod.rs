@@ -17,7 +17,7 @@ pub mod session;
 use super::accounts::{self, replace_campaign};
 use super::admin::{self, error, ApiError, ConnectStart};
 use super::AppState;
-use crate::store::accounts::{Kind, Team};
+use crate::store::accounts::Team;
 use crate::store::{Campaign, ConnectionStatus, Provider, User};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -216,11 +216,20 @@ pub(super) async fn open(State(state): State<AppState>, Query(q): Query<OpenQuer
             );
         }
     };
-    if !signer.first_opening(&link, now) {
-        tracing::warn!(user = %link.user, "settings link refused: already opened");
-        return refused(
-            "This settings link was already used. Open the settings again from the product you came from.",
-        );
+    match state
+        .deps
+        .store
+        .first_use(&format!("link:{}", link.nonce), now, link.exp)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(user = %link.user, "settings link refused: already opened");
+            return refused(
+                "This settings link was already used. Open the settings again from the product you came from.",
+            );
+        }
+        Err(e) => return admin::store_down(e).into_response(),
     }
     match state.deps.store.user(&link.user).await {
         Ok(Some(_)) => {}
@@ -343,8 +352,8 @@ fn may_edit(c: &Campaign, teams: &[Team], user: &str) -> bool {
 }
 
 async fn visible_campaigns(state: &AppState, user: &str) -> Result<Vec<Campaign>, ApiError> {
-    let teams: Vec<Team> = accounts::all(state, Kind::Team).await?;
-    let campaigns: Vec<Campaign> = accounts::all(state, Kind::Campaign).await?;
+    let teams: Vec<Team> = accounts::stored(state.deps.store.teams()).await?;
+    let campaigns: Vec<Campaign> = accounts::stored(state.deps.store.campaigns()).await?;
     Ok(campaigns
         .into_iter()
         .filter(|c| may_edit(c, &teams, user))
@@ -372,7 +381,7 @@ async fn campaign_for(
         .map_err(admin::store_down)?
         .ok_or_else(unknown)?;
     let team: Option<Team> = match &c.team {
-        Some(t) => accounts::get(state, Kind::Team, t).await?,
+        Some(t) => accounts::stored(state.deps.store.team(t)).await?,
         None => None,
     };
     if !may_edit(&c, team.as_slice(), user) {

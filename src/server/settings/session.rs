@@ -4,8 +4,9 @@
 //! ends every link and session).
 //!
 //! - A **link** names one user and expires ([`LINK_TTL`] by default);
-//!   opening it once starts a session, and the same link is refused on this
-//!   instance afterwards.
+//!   opening it once starts a session, and the same link is refused
+//!   afterwards on every instance: its nonce is recorded in the store
+//!   (Redis, when instances share one) until the link expires.
 //! - A **session** (an `HttpOnly`, `SameSite=Strict` cookie scoped to
 //!   `/settings`) names the user and expires after [`SESSION_TTL`]; every
 //!   settings request acts for that user only, never for a user the request
@@ -24,8 +25,6 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -85,12 +84,12 @@ pub enum Refused {
     Expired,
 }
 
-/// Signs and checks links, sessions and CSRF tokens; remembers the links
-/// opened here until they expire.
+/// Signs and checks links, sessions and CSRF tokens. Which links were
+/// opened is the store's to remember ([`crate::store::Store::first_use`]),
+/// so that every instance agrees.
 pub struct Signer {
     /// `None` while no admin token is configured: no links then.
     key: Option<[u8; 32]>,
-    opened: Mutex<HashMap<String, i64>>,
 }
 
 impl Signer {
@@ -102,10 +101,7 @@ impl Signer {
             mac.update(b"callbook settings signing key v1");
             Some(mac.finalize().into_bytes().into())
         });
-        Self {
-            key,
-            opened: Mutex::new(HashMap::new()),
-        }
+        Self { key }
     }
 
     fn mac(&self, label: &[u8], data: &[u8]) -> Option<HmacSha256> {
@@ -141,17 +137,6 @@ impl Signer {
             return Err(Refused::Expired);
         }
         Ok(claims)
-    }
-
-    /// True the first time a link is opened here; false after. Links past
-    /// their time are forgotten (they are refused as expired anyway).
-    pub fn first_opening(&self, link: &Claims, now: i64) -> bool {
-        let mut opened = self
-            .opened
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        opened.retain(|_, exp| *exp > now);
-        opened.insert(link.nonce.clone(), link.exp).is_none()
     }
 
     /// The CSRF token of a session.
@@ -223,15 +208,6 @@ mod tests {
         let token = signer().sign(Purpose::Link, &claims).unwrap();
         assert_eq!(s.open(Purpose::Link, &token, 0), Err(Refused::Invalid));
         assert!(!s.csrf_matches(&claims, "anything"));
-    }
-
-    #[test]
-    fn a_link_opens_once() {
-        let s = signer();
-        let link = Claims::new("alex", 1_000);
-        assert!(s.first_opening(&link, 0));
-        assert!(!s.first_opening(&link, 1));
-        assert!(s.first_opening(&Claims::new("alex", 1_000), 1));
     }
 
     #[test]
