@@ -4,7 +4,11 @@
 //! overlap and inserts in one atomic step, so of two calls confirming
 //! overlapping slots exactly one holds it; the other learns the conflict and
 //! hears alternatives. Holds expire on their own (a crashed call frees its
-//! slot); `commit` makes a hold permanent once the calendar event exists.
+//! slot); `commit` makes a hold permanent once the calendar event exists,
+//! recording the event's id. A hold whose create ended without a known
+//! outcome is marked *unknown* instead of released: it keeps the slot for
+//! [`UNKNOWN_TTL`] until the reconciler (`call::reconcile`) finds the event
+//! or its absence and commits or releases it.
 //!
 //! [`MemoryLedger`] serves one process; [`RedisLedger`] lets any number of
 //! callbook instances share one Redis and still agree on the winner.
@@ -22,6 +26,12 @@ use chrono::{DateTime, Duration, Utc};
 /// How long a hold lives without a commit. Covers the provider re-check and
 /// the create, each bounded far below this.
 pub const HOLD_TTL: Duration = Duration::seconds(60);
+
+/// How long a claim whose event may or may not exist keeps its slot when
+/// no reconciler settles it first. Long past any provider's free/busy lag,
+/// so once it lapses an event that does exist shows as busy to the
+/// provider re-check every booking makes.
+pub const UNKNOWN_TTL: Duration = Duration::minutes(15);
 
 /// How long a committed claim is kept after its interval ends. Nothing is
 /// booked in the past, so older claims only grow the set; a day covers any
@@ -45,6 +55,12 @@ pub struct Claim {
     pub id: String,
     pub interval: Interval,
     pub committed: bool,
+    /// A hold whose event may or may not exist (the create's outcome was
+    /// lost): it keeps the slot until the reconciler settles it.
+    pub unknown: bool,
+    /// The provider's id of the event the claim covers, once known (the
+    /// provider is part of the calendar key).
+    pub event_id: Option<String>,
 }
 
 /// `now` is the caller's clock. The in-memory ledger decides expiry by it
@@ -66,11 +82,48 @@ pub trait Ledger: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError>;
 
-    /// Makes a live hold permanent.
+    /// Makes a live hold (or an unknown claim) permanent, recording the
+    /// event it covers when `event_id` is given. Idempotent: committing a
+    /// committed claim succeeds.
+    async fn commit_event(
+        &self,
+        calendar: &str,
+        claim: &str,
+        event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError>;
+
+    /// [`Ledger::commit_event`] without an event id.
     async fn commit(
         &self,
         calendar: &str,
         claim: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.commit_event(calendar, claim, None, now).await
+    }
+
+    /// Gives a live hold a full [`HOLD_TTL`] from `now` again (never less
+    /// than it has), so work that took longer than planned still runs
+    /// under a hold. `NotHeld` once it lapsed; a committed claim is left
+    /// as it is.
+    async fn extend(
+        &self,
+        calendar: &str,
+        claim: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError>;
+
+    /// Marks a live hold *unknown*: its event may exist. It keeps the slot
+    /// for [`UNKNOWN_TTL`] (recording `event_id` when the event is known
+    /// and only its state is not, as for a move) until it is committed or
+    /// released. `NotHeld` once it lapsed; a committed claim is left as
+    /// it is.
+    async fn mark_unknown(
+        &self,
+        calendar: &str,
+        claim: &str,
+        event_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError>;
 

@@ -8,8 +8,10 @@
 //!
 //! Per calendar:
 //! - `iv`: sorted set, start (unix seconds) → claim id;
-//! - `b`: hash, claim id → `start|end|expires|replaces` (`expires` is 0 once
-//!   committed);
+//! - `b`: hash, claim id → `start|end|expires|replaces|state|event`
+//!   (`expires` is 0 once committed; `state` is `u` for a claim whose event
+//!   may exist, empty otherwise; `event` the provider's event id once known;
+//!   records written before the last two fields existed read as empty);
 //! - `exp`: sorted set, hold expiry → claim id (holds only);
 //! - `done`: sorted set, end → claim id (committed claims only), so claims
 //!   that ended more than [`PRUNE_AFTER`] ago are pruned first;
@@ -29,10 +31,10 @@
 //! the caller's "now", so neither a fast instance nor a fast server drops
 //! a claim the other still counts as recent.
 
-use super::{Claim, Ledger, LedgerError, HOLD_TTL, PRUNE_AFTER};
+use super::{Claim, Ledger, LedgerError, HOLD_TTL, PRUNE_AFTER, UNKNOWN_TTL};
 use crate::schedule::Interval;
 use async_trait::async_trait;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use redis::aio::ConnectionManager;
 use redis::Script;
 use sha2::{Digest, Sha256};
@@ -72,8 +74,15 @@ local function cutoff(now, caller, prune)
   return math.min(now, tonumber(caller)) - tonumber(prune)
 end
 local function parse(rec)
-  local s, e, x, rep = string.match(rec, '^(%d+)|(%d+)|(%d+)|(.*)$')
-  return tonumber(s), tonumber(e), x, rep
+  local s, e, x, rest = string.match(rec, '^(%d+)|(%d+)|(%d+)|(.*)$')
+  local rep, st, ev = string.match(rest, '^([^|]*)|([^|]*)|(.*)$')
+  if not rep then
+    rep, st, ev = rest, '', ''
+  end
+  return tonumber(s), tonumber(e), x, rep, st, ev
+end
+local function record(s, e, x, rep, st, ev)
+  return tostring(s) .. '|' .. tostring(e) .. '|' .. tostring(x) .. '|' .. rep .. '|' .. st .. '|' .. ev
 end
 "#;
 
@@ -99,7 +108,7 @@ for _, c in ipairs(near) do
   end
 end
 redis.call('ZADD', iv, s, id)
-redis.call('HSET', b, id, ARGV[2] .. '|' .. ARGV[3] .. '|' .. tostring(now + ttl) .. '|' .. rep)
+redis.call('HSET', b, id, record(ARGV[2], ARGV[3], now + ttl, rep, '', ''))
 redis.call('ZADD', exp, now + ttl, id)
 if e - s > ml then
   redis.call('SET', maxlen, e - s)
@@ -108,7 +117,8 @@ return {'ok'}
 "#;
 
 /// KEYS: iv, b, exp, done. ARGV: id, now ('' for the server's), caller's
-/// now, prune after. Returns 'ok' or 'not_held'.
+/// now, prune after, event id ('' when not given). Returns 'ok' or
+/// 'not_held'.
 const COMMIT: &str = r#"
 local iv, b, exp, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id = ARGV[1]
@@ -118,9 +128,12 @@ local rec = redis.call('HGET', b, id)
 if not rec then
   return 'not_held'
 end
-local s, e, x, rep = parse(rec)
+local s, e, x, rep, st, ev = parse(rec)
+if ARGV[5] ~= '' then
+  ev = ARGV[5]
+end
 redis.call('ZREM', exp, id)
-redis.call('HSET', b, id, tostring(s) .. '|' .. tostring(e) .. '|0|')
+redis.call('HSET', b, id, record(s, e, 0, '', '', ev))
 redis.call('ZADD', done, e, id)
 if rep ~= '' then
   redis.call('ZREM', iv, rep)
@@ -128,6 +141,35 @@ if rep ~= '' then
   redis.call('ZREM', exp, rep)
   redis.call('ZREM', done, rep)
 end
+return 'ok'
+"#;
+
+/// KEYS: iv, b, exp, done. ARGV: id, now ('' for the server's), caller's
+/// now, prune after, ttl, mark ('u' to mark unknown, '' to keep the
+/// state), event id ('' when not given). A live hold expires `ttl` from now
+/// (never earlier than it did). Returns 'ok' or 'not_held'.
+const EXTEND: &str = r#"
+local iv, b, exp, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id = ARGV[1]
+local now = clock(ARGV[2])
+reap(iv, b, exp, done, now, cutoff(now, ARGV[3], ARGV[4]))
+local rec = redis.call('HGET', b, id)
+if not rec then
+  return 'not_held'
+end
+local s, e, x, rep, st, ev = parse(rec)
+if x == '0' then
+  return 'ok'
+end
+local until_ = math.max(tonumber(x), now + tonumber(ARGV[5]))
+if ARGV[6] ~= '' then
+  st = ARGV[6]
+end
+if ARGV[7] ~= '' then
+  ev = ARGV[7]
+end
+redis.call('HSET', b, id, record(s, e, until_, rep, st, ev))
+redis.call('ZADD', exp, until_, id)
 return 'ok'
 "#;
 
@@ -142,7 +184,8 @@ return 'ok'
 
 /// KEYS: iv, b, exp, maxlen, done. ARGV: window start, window end, now (''
 /// for the server's), caller's now, prune after.
-/// Returns a flat list: id, start, end, committed (1/0), …
+/// Returns a flat list: id, start, end, committed (1/0), unknown (1/0),
+/// event id, …
 const CLAIMS: &str = r#"
 local iv, b, exp, maxlen, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local ws, we = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -151,12 +194,14 @@ reap(iv, b, exp, done, now, cutoff(now, ARGV[4], ARGV[5]))
 local ml = tonumber(redis.call('GET', maxlen) or '0')
 local out = {}
 for _, c in ipairs(redis.call('ZRANGEBYSCORE', iv, ws - ml, '(' .. ARGV[2])) do
-  local cs, ce, x = parse(redis.call('HGET', b, c))
+  local cs, ce, x, rep, st, ev = parse(redis.call('HGET', b, c))
   if cs < we and ws < ce then
     table.insert(out, c)
     table.insert(out, tostring(cs))
     table.insert(out, tostring(ce))
     table.insert(out, x == '0' and '1' or '0')
+    table.insert(out, st == 'u' and '1' or '0')
+    table.insert(out, ev)
   end
 end
 return out
@@ -170,6 +215,7 @@ pub struct RedisLedger {
     hold: std::sync::Arc<Script>,
     commit: std::sync::Arc<Script>,
     release: std::sync::Arc<Script>,
+    extend: std::sync::Arc<Script>,
     claims: std::sync::Arc<Script>,
     /// Take "now" from the callers instead of the server (replays only).
     caller_clock: bool,
@@ -185,6 +231,12 @@ fn keys(prefix: &str, calendar: &str) -> [String; 5] {
     let digest = Sha256::digest(calendar.as_bytes());
     let tag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     ["iv", "b", "exp", "maxlen", "done"].map(|k| format!("{prefix}{{{tag}}}:{k}"))
+}
+
+/// An event id as a script argument: empty when there is none, or when it
+/// could not be stored in a record (a `|`; no provider's ids have one).
+fn event_arg(event_id: Option<&str>) -> &str {
+    event_id.filter(|id| !id.contains('|')).unwrap_or("")
 }
 
 fn secs(t: DateTime<Utc>) -> i64 {
@@ -210,6 +262,7 @@ impl RedisLedger {
             hold: script(HOLD),
             commit: script(COMMIT),
             release: std::sync::Arc::new(Script::new(RELEASE)),
+            extend: script(EXTEND),
             claims: script(CLAIMS),
             caller_clock: false,
         })
@@ -224,6 +277,41 @@ impl RedisLedger {
     pub fn on_caller_clock(mut self) -> Self {
         self.caller_clock = true;
         self
+    }
+
+    /// The EXTEND script: a live hold lives `ttl` from now, `mark`ed
+    /// (`u`: unknown) and with its event id when given.
+    async fn renew(
+        &self,
+        calendar: &str,
+        claim: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+        mark: &str,
+        event_id: Option<&str>,
+    ) -> Result<(), LedgerError> {
+        let [iv, b, exp, _, done] = keys(&self.prefix, calendar);
+        let mut conn = self.conn.clone();
+        let reply: String = self
+            .extend
+            .key(iv)
+            .key(b)
+            .key(exp)
+            .key(done)
+            .arg(claim)
+            .arg(self.now_arg(now))
+            .arg(secs(now))
+            .arg(PRUNE_AFTER.num_seconds())
+            .arg(ttl.num_seconds())
+            .arg(mark)
+            .arg(event_arg(event_id))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        match reply.as_str() {
+            "ok" => Ok(()),
+            _ => Err(LedgerError::NotHeld),
+        }
     }
 
     /// The `now` argument of a script: empty for the server's clock.
@@ -277,10 +365,11 @@ impl Ledger for RedisLedger {
         }
     }
 
-    async fn commit(
+    async fn commit_event(
         &self,
         calendar: &str,
         claim: &str,
+        event_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         let [iv, b, exp, _, done] = keys(&self.prefix, calendar);
@@ -295,6 +384,7 @@ impl Ledger for RedisLedger {
             .arg(self.now_arg(now))
             .arg(secs(now))
             .arg(PRUNE_AFTER.num_seconds())
+            .arg(event_arg(event_id))
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -302,6 +392,26 @@ impl Ledger for RedisLedger {
             "ok" => Ok(()),
             _ => Err(LedgerError::NotHeld),
         }
+    }
+
+    async fn extend(
+        &self,
+        calendar: &str,
+        claim: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.renew(calendar, claim, now, HOLD_TTL, "", None).await
+    }
+
+    async fn mark_unknown(
+        &self,
+        calendar: &str,
+        claim: &str,
+        event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.renew(calendar, claim, now, UNKNOWN_TTL, "u", event_id)
+            .await
     }
 
     async fn release(&self, calendar: &str, claim: &str) -> Result<(), LedgerError> {
@@ -343,12 +453,14 @@ impl Ledger for RedisLedger {
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        flat.chunks(4)
+        flat.chunks(6)
             .map(|c| match c {
-                [id, s, e, committed] => Ok(Claim {
+                [id, s, e, committed, unknown, event] => Ok(Claim {
                     id: id.clone(),
                     interval: Interval::new(at(s)?, at(e)?),
                     committed: committed == "1",
+                    unknown: unknown == "1",
+                    event_id: (!event.is_empty()).then(|| event.clone()),
                 }),
                 _ => Err(LedgerError::Unavailable("truncated ledger reply".into())),
             })

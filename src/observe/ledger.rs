@@ -57,13 +57,41 @@ impl Ledger for MeteredLedger {
         .await
     }
 
-    async fn commit(
+    async fn commit_event(
+        &self,
+        calendar: &str,
+        claim: &str,
+        event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        timed(
+            "commit",
+            self.inner.commit_event(calendar, claim, event_id, now),
+        )
+        .await
+    }
+
+    async fn extend(
         &self,
         calendar: &str,
         claim: &str,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        timed("commit", self.inner.commit(calendar, claim, now)).await
+        timed("extend", self.inner.extend(calendar, claim, now)).await
+    }
+
+    async fn mark_unknown(
+        &self,
+        calendar: &str,
+        claim: &str,
+        event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        timed(
+            "mark_unknown",
+            self.inner.mark_unknown(calendar, claim, event_id, now),
+        )
+        .await
     }
 
     async fn release(&self, calendar: &str, claim: &str) -> Result<(), LedgerError> {

@@ -6,7 +6,9 @@
 use crate::helpers::{of_kind, tuesday_morning};
 use callbook::clock::Clock;
 use callbook::harness::{frames, Emulators, Harness, RedisServer};
-use callbook::ledger::{Ledger, LedgerError, MemoryLedger, RedisLedger, HOLD_TTL, PRUNE_AFTER};
+use callbook::ledger::{
+    Ledger, LedgerError, MemoryLedger, RedisLedger, HOLD_TTL, PRUNE_AFTER, UNKNOWN_TTL,
+};
 use callbook::schedule::Interval;
 use callbook::store::provisioning::{Provisioning, DEFAULT};
 use callbook::store::Store;
@@ -95,6 +97,80 @@ async fn the_memory_ledger_keeps_the_contract() {
 async fn the_redis_ledger_keeps_the_contract() {
     let server = RedisServer::start().await.unwrap();
     contract(&redis_ledger_on_caller_clock(&server).await).await;
+}
+
+/// The saga's extra steps, on every ledger: an unknown claim keeps its
+/// slot past a hold's life until committed (with its event id) or
+/// released; an extended hold lives a full hold's life from the extension;
+/// both refuse a hold that lapsed and leave a committed claim as it is.
+async fn open_outcomes(l: &dyn Ledger) {
+    let now = t(-600);
+    l.hold("cal", "a", iv(0, 40), None, now).await.unwrap();
+    l.mark_unknown("cal", "a", None, now).await.unwrap();
+    let later = now + HOLD_TTL + Duration::seconds(30);
+    let live = l.claims("cal", iv(-100, 100), later).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert!(live[0].unknown && !live[0].committed, "{live:?}");
+    assert!(matches!(
+        l.hold("cal", "b", iv(20, 60), None, later).await,
+        Err(LedgerError::Taken { .. })
+    ));
+    // The reconciler found its event: committed, with the event's id.
+    l.commit_event("cal", "a", Some("ev-a"), later)
+        .await
+        .unwrap();
+    let live = l.claims("cal", iv(-100, 100), later).await.unwrap();
+    assert!(live[0].committed && !live[0].unknown, "{live:?}");
+    assert_eq!(live[0].event_id.as_deref(), Some("ev-a"));
+    // Committed claims are left as they are.
+    l.extend("cal", "a", later).await.unwrap();
+    l.mark_unknown("cal", "a", None, later).await.unwrap();
+    assert!(l.claims("cal", iv(-100, 100), later).await.unwrap()[0].committed);
+
+    // Unknown claims lapse too, after UNKNOWN_TTL, if nothing settles them.
+    l.hold("cal", "u", iv(100, 130), None, now).await.unwrap();
+    l.mark_unknown("cal", "u", Some("ev-u"), now).await.unwrap();
+    let live = l.claims("cal", iv(100, 130), later).await.unwrap();
+    assert_eq!(live[0].event_id.as_deref(), Some("ev-u"));
+    let past = now + UNKNOWN_TTL + Duration::seconds(1);
+    assert!(l
+        .claims("cal", iv(100, 130), past)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // An extension counts a full hold's life from when it was made.
+    let start = now + Duration::seconds(50);
+    l.hold("cal", "h", iv(200, 230), None, now).await.unwrap();
+    l.extend("cal", "h", start).await.unwrap();
+    let after_first = now + HOLD_TTL + Duration::seconds(5);
+    assert_eq!(
+        l.claims("cal", iv(200, 230), after_first)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let lapsed = start + HOLD_TTL + Duration::seconds(1);
+    assert_eq!(
+        l.extend("cal", "h", lapsed).await,
+        Err(LedgerError::NotHeld)
+    );
+    assert_eq!(
+        l.mark_unknown("cal", "h", None, lapsed).await,
+        Err(LedgerError::NotHeld)
+    );
+}
+
+#[tokio::test]
+async fn the_memory_ledger_keeps_unknown_and_extended_claims() {
+    open_outcomes(&MemoryLedger::new()).await;
+}
+
+#[tokio::test]
+async fn the_redis_ledger_keeps_unknown_and_extended_claims() {
+    let server = RedisServer::start().await.unwrap();
+    open_outcomes(&redis_ledger_on_caller_clock(&server).await).await;
 }
 
 /// Two instances whose clocks are 10 minutes apart share one Redis: the
