@@ -541,6 +541,15 @@ impl CalendarProvider for GoogleCalendar {
         }
     }
 
+    async fn event(&self, event_id: &str) -> Result<Option<CreatedEvent>, CalendarError> {
+        match self.get_event(event_id).await {
+            Ok(e) if e.get("status").and_then(Value::as_str) == Some("cancelled") => Ok(None),
+            Ok(e) => Ok(Some(created(&e)?)),
+            Err(CalendarError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn cancel_event(&self, event_id: &str) -> Result<(), CalendarError> {
         let path = ["calendars", self.calendar_id.as_str(), "events", event_id];
         match self

@@ -625,6 +625,18 @@ impl CalendarProvider for MicrosoftCalendar {
         }
     }
 
+    async fn event(&self, event_id: &str) -> Result<Option<CreatedEvent>, CalendarError> {
+        match self
+            .send(Method::GET, self.url(&["me", "events", event_id])?, None)
+            .await
+        {
+            Ok(e) if e.get("isCancelled").and_then(Value::as_bool) == Some(true) => Ok(None),
+            Ok(e) => Ok(Some(created(&e)?)),
+            Err(CalendarError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn cancel_event(&self, event_id: &str) -> Result<(), CalendarError> {
         match self
             .send(Method::DELETE, self.url(&["me", "events", event_id])?, None)

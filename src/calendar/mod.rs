@@ -109,6 +109,11 @@ pub trait CalendarProvider: Send + Sync {
     /// booking whose outcome was lost (its instance died mid-create) is
     /// found rather than made twice.
     async fn find_booking(&self, booking_id: &str) -> Result<Option<CreatedEvent>, CalendarError>;
+    /// The live event with this provider id, if there is one (`None` once
+    /// it is deleted or cancelled): how the outcome of a move that was
+    /// lost is read back, and how the reconciler learns that an event
+    /// was deleted in the provider's own app.
+    async fn event(&self, event_id: &str) -> Result<Option<CreatedEvent>, CalendarError>;
     /// Cancels an event callbook created; the provider emails attendees.
     /// Cancelling one already cancelled succeeds.
     async fn cancel_event(&self, event_id: &str) -> Result<(), CalendarError>;

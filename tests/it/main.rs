@@ -22,4 +22,5 @@ mod processes;
 mod protocol;
 mod redis_ledger;
 mod redis_store;
+mod saga;
 mod understanding;

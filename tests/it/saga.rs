@@ -1,0 +1,259 @@
+//! The booking saga under faults, over real HTTP against the emulator and
+//! (where the ledger is shared) a real `redis-server`: a slot whose event
+//! may exist is never released; the reconciler settles it; a hold whose
+//! lease runs short is extended before the write; a hold that lapsed and
+//! was taken during the write is undone, not reported booked.
+
+use crate::helpers::{of_kind, scrape, start_call, to_proposal, tuesday_morning};
+use callbook::calendar::emulator::google::{Endpoint, Fault};
+use callbook::clock::Clock;
+use callbook::harness::{frames, Emulators, Harness, RedisServer};
+use callbook::ledger::{Claim, Ledger, RedisLedger, HOLD_TTL};
+use callbook::schedule::Interval;
+use callbook::store::provisioning::{Provisioning, DEFAULT};
+use chrono::Duration;
+use serde_json::Value;
+use std::sync::Arc;
+
+const OWNER: &str = "alex@callbook.example";
+const CALENDAR: &str = "google:alex@callbook.example";
+
+fn whole_look_ahead() -> Interval {
+    let t = tuesday_morning();
+    Interval::new(t - Duration::days(30), t + Duration::days(60))
+}
+
+/// One callbook on the default config whose ledger is a real Redis.
+async fn on_redis(server: &RedisServer) -> Harness {
+    let prov = Provisioning::parse(DEFAULT).unwrap();
+    let emulators = Emulators::new();
+    emulators.seed(&prov);
+    let ledger: Arc<dyn Ledger> = Arc::new(
+        RedisLedger::connect(&server.url, "callbook:saga:")
+            .await
+            .unwrap(),
+    );
+    Harness::start_with(
+        Clock::manual(tuesday_morning()),
+        emulators,
+        ledger,
+        Arc::new(prov.into_store()),
+    )
+    .await
+    .unwrap()
+}
+
+async fn claims(app: &Harness) -> Vec<Claim> {
+    app.ledger
+        .claims(CALENDAR, whole_look_ahead(), app.clock.now())
+        .await
+        .unwrap()
+}
+
+fn statuses(frames: &[Value]) -> Vec<String> {
+    of_kind(frames, "booking")
+        .iter()
+        .map(|f| f["booking"]["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The start of the last slot proposed in `frames`.
+fn proposed(frames: &[Value]) -> Value {
+    of_kind(frames, "booking")
+        .into_iter()
+        .rfind(|f| f["booking"]["status"] == "proposed")
+        .expect("a proposal")["booking"]["start"]
+        .clone()
+}
+
+fn booked_events(app: &Harness) -> Vec<callbook::calendar::emulator::google::StoredEvent> {
+    app.google
+        .events(OWNER)
+        .into_iter()
+        .filter(|e| e.booking_id.is_some() && e.status != "cancelled")
+        .collect()
+}
+
+/// Reads of events fail for good (a final 400, so no retry waits): the
+/// create's own look-up, its read-back and the reconciler's all fail.
+fn reads_fail(app: &Harness) {
+    let fault = Fault::Status {
+        code: 400,
+        reason: "badRequest",
+        retry_after: None,
+    };
+    app.google.inject(OWNER, Endpoint::Get, fault, u32::MAX);
+}
+
+/// The create's answer is lost on its last attempt although the event was
+/// stored, and reading it back fails: the caller hears the booking did not
+/// go through, but the slot stays held (marked unknown) so nobody else is
+/// offered it; once the provider answers again the reconciler finds the
+/// event and commits the claim with the event's id.
+#[tokio::test]
+async fn a_create_lost_on_its_last_attempt_keeps_the_slot_until_the_reconciler_finds_the_event() {
+    let server = RedisServer::start().await.unwrap();
+    let app = on_redis(&server).await;
+    // Free/busy does not show the event yet: only the ledger covers it.
+    app.google
+        .lag_free_busy(OWNER, std::time::Duration::from_secs(3600));
+    let mut a = start_call(&app, "CA0000000000000000000000saga00001").await;
+    let slot = proposed(&to_proposal(&mut a).await);
+    // The first insert is stored, its answer lost; the retry finds the id
+    // taken, and every read of the event fails.
+    app.google
+        .inject(OWNER, Endpoint::Insert, Fault::CommitThenDrop, 1);
+    reads_fail(&app);
+    a.send(&frames::transcript("yes")).await.unwrap();
+    let got = a.settle().await.unwrap();
+    assert_eq!(statuses(&got), vec!["failed"], "{got:?}");
+    assert_eq!(booked_events(&app).len(), 1, "the event was stored");
+    let held = claims(&app).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(held[0].unknown && !held[0].committed, "{held:?}");
+
+    // Another caller is not offered the slot while its event may exist.
+    let mut b = start_call(&app, "CA0000000000000000000000saga00002").await;
+    let offered = proposed(&to_proposal(&mut b).await);
+    assert_ne!(offered, slot);
+    assert_eq!(claims(&app).await.len(), 1, "the reconciler could not read");
+
+    // The provider answers again: the next load reconciles.
+    app.google.clear_faults();
+    let mut c = start_call(&app, "CA0000000000000000000000saga00003").await;
+    let offered = proposed(&to_proposal(&mut c).await);
+    assert_ne!(offered, slot, "the slot is booked");
+    let settled = claims(&app).await;
+    let event = &booked_events(&app)[0];
+    assert_eq!(settled.len(), 1, "{settled:?}");
+    assert!(settled[0].committed && !settled[0].unknown, "{settled:?}");
+    assert_eq!(settled[0].event_id.as_deref(), Some(event.id.as_str()));
+    app.stop().await.unwrap();
+}
+
+/// Every create attempt fails and nothing was stored, but the read-back
+/// fails too, so the saga cannot know: the slot stays held until the
+/// reconciler, able to read again, finds no event and releases it; then
+/// the slot is offered again.
+#[tokio::test]
+async fn a_create_that_never_landed_is_released_by_the_reconciler_not_before() {
+    let server = RedisServer::start().await.unwrap();
+    let app = on_redis(&server).await;
+    let mut a = start_call(&app, "CA0000000000000000000000saga00011").await;
+    let slot = proposed(&to_proposal(&mut a).await);
+    let fault = Fault::Status {
+        code: 503,
+        reason: "backendError",
+        retry_after: None,
+    };
+    app.google.inject(OWNER, Endpoint::Insert, fault, u32::MAX);
+    reads_fail(&app);
+    a.send(&frames::transcript("yes")).await.unwrap();
+    let got = a.settle().await.unwrap();
+    assert_eq!(statuses(&got), vec!["failed"], "{got:?}");
+    assert!(booked_events(&app).is_empty());
+    let held = claims(&app).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(held[0].unknown, "{held:?}");
+    let mut b = start_call(&app, "CA0000000000000000000000saga00012").await;
+    assert_ne!(proposed(&to_proposal(&mut b).await), slot, "still held");
+
+    app.google.clear_faults();
+    let mut c = start_call(&app, "CA0000000000000000000000saga00013").await;
+    let offered = proposed(&to_proposal(&mut c).await);
+    assert_eq!(offered, slot, "released, the slot is free again");
+    assert!(claims(&app).await.is_empty());
+    app.stop().await.unwrap();
+}
+
+/// When the create's read-back finds no event (and the create answered,
+/// so nothing is in flight), the hold is released at once: a plain
+/// failure leaves no claim behind.
+#[tokio::test]
+async fn a_create_refused_outright_releases_its_hold() {
+    let server = RedisServer::start().await.unwrap();
+    let app = on_redis(&server).await;
+    let mut a = start_call(&app, "CA0000000000000000000000saga00021").await;
+    to_proposal(&mut a).await;
+    let fault = Fault::Status {
+        code: 400,
+        reason: "badRequest",
+        retry_after: None,
+    };
+    app.google.inject(OWNER, Endpoint::Insert, fault, 1);
+    a.send(&frames::transcript("yes")).await.unwrap();
+    let got = a.settle().await.unwrap();
+    assert_eq!(statuses(&got), vec!["failed"], "{got:?}");
+    assert!(claims(&app).await.is_empty());
+    app.stop().await.unwrap();
+}
+
+/// The re-check before the create is slow enough to eat most of the
+/// hold's lease: the hold is extended before the create starts, so the
+/// event is written under a live hold and committed at once (not held
+/// again after lapsing).
+#[tokio::test]
+async fn a_recheck_that_eats_the_lease_extends_the_hold_before_the_create() {
+    let app = crate::helpers::spawn_campaign("saga-lease").await;
+    let mut c =
+        crate::helpers::start_call_on(&app, "CA0000000000000000000000saga00031", "saga-lease")
+            .await;
+    to_proposal(&mut c).await;
+    let before = callbook_sample(&app, "callbook_ledger_leases_extended_total", "extended").await;
+    app.google.inject(
+        OWNER,
+        Endpoint::FreeBusy,
+        Fault::Latency(std::time::Duration::from_millis(800)),
+        1,
+    );
+    c.send(&frames::transcript("yes")).await.unwrap();
+    // While the re-check is in flight, most of the lease goes by.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.clock.advance(HOLD_TTL - Duration::seconds(15));
+    let got = c.settle().await.unwrap();
+    assert!(statuses(&got).contains(&"booked".to_string()), "{got:?}");
+    let after = callbook_sample(&app, "callbook_ledger_leases_extended_total", "extended").await;
+    assert!(after > before, "{before} -> {after}");
+    let held = claims(&app).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(held[0].committed);
+    app.stop().await.unwrap();
+}
+
+async fn callbook_sample(app: &Harness, name: &str, outcome: &str) -> f64 {
+    crate::helpers::sample(&scrape(app).await, name, &[("outcome", outcome)])
+}
+
+/// The hold lapses while the provider creates the event, and another claim
+/// takes the slot meanwhile: the event just written is cancelled and the
+/// caller hears the slot was taken and gets an alternative, never
+/// "booked" for a slot the ledger gave to someone else.
+#[tokio::test]
+async fn a_hold_lapsed_and_taken_during_the_create_is_undone_and_the_caller_hears_taken() {
+    let app = crate::helpers::spawn_app().await;
+    let mut c = start_call(&app, "CA0000000000000000000000saga00041").await;
+    let slot = proposed(&to_proposal(&mut c).await);
+    app.google.inject(
+        OWNER,
+        Endpoint::Insert,
+        Fault::Latency(std::time::Duration::from_millis(800)),
+        1,
+    );
+    c.send(&frames::transcript("yes")).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The hold lapses; another booking takes the slot.
+    app.clock.advance(HOLD_TTL + Duration::seconds(30));
+    let start: chrono::DateTime<chrono::Utc> = slot.as_str().unwrap().parse().unwrap();
+    let other = Interval::new(start, start + Duration::minutes(30));
+    app.ledger
+        .hold(CALENDAR, "another-booking", other, None, app.clock.now())
+        .await
+        .unwrap();
+    let got = c.settle().await.unwrap();
+    let said = statuses(&got);
+    assert!(said.contains(&"taken".to_string()), "{got:?}");
+    assert!(!said.contains(&"booked".to_string()), "{got:?}");
+    assert_ne!(proposed(&got), slot, "an alternative is offered");
+    assert!(booked_events(&app).is_empty(), "the event was cancelled");
+    app.stop().await.unwrap();
+}
