@@ -6,6 +6,7 @@ use super::saga::{self, Change};
 use super::CallDeps;
 use crate::calendar::{CalendarError, CalendarProvider};
 use crate::dialog::{Availability, Effect, Input, MeetingKind, Trouble, Video};
+use crate::ledger::LedgerError;
 use crate::schedule::Interval;
 use crate::store::{BookingSettings, ConnectionStatus, Provider};
 use chrono::Duration;
@@ -145,16 +146,17 @@ async fn load(env: &BookingEnv, deps: &CallDeps) -> Result<Availability, Trouble
         &env.settings.rules,
         now,
     );
-    let settled = super::reconcile::reconcile(
-        &*deps.ledger,
-        &env.calendar_key,
-        &*env.provider,
-        &env.settings.rules,
-        window,
-        &busy,
-        now,
-    )
-    .await;
+    let (ledger, key, rules) = (&*deps.ledger, &env.calendar_key, &env.settings.rules);
+    let reconcile =
+        || super::reconcile::reconcile(ledger, key, &*env.provider, rules, window, &busy, now);
+    let mut settled = reconcile().await;
+    if settled == Err(LedgerError::Unverified)
+        && super::reconcile::rebuild(ledger, key, &*env.provider, rules, now)
+            .await
+            .is_some()
+    {
+        settled = reconcile().await;
+    }
     match settled {
         Ok((claims, _)) => busy.extend(claims.into_iter().map(|c| c.interval)),
         Err(e) => {

@@ -17,12 +17,18 @@
 //! next operation. A provider that cannot answer leaves a claim as it is,
 //! so the reconciler never frees a slot whose event may exist.
 //!
+//! A shared ledger that lost its claims (a Redis restarted empty: its
+//! calendars have no mark, see [`crate::ledger::RedisLedger`]) answers
+//! `Unverified`; [`rebuild`] then restores the calendar's committed claims
+//! from the events callbook tagged with their booking ids, and until it
+//! succeeds no confirm on that calendar goes through.
+//!
 //! It runs when a call loads availability (on that call's calendar, before
 //! the claims are read) and every [`RECONCILE_PERIOD`] over the calendars
 //! this instance loaded recently.
 
 use crate::calendar::{CalendarError, CalendarProvider, CreatedEvent};
-use crate::ledger::{Claim, Ledger, LedgerError};
+use crate::ledger::{Claim, Ledger, LedgerError, Rebuilt, PRUNE_AFTER};
 use crate::schedule::{BookingRules, Interval};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
@@ -140,6 +146,49 @@ pub async fn reconcile(
     Ok((kept, settled))
 }
 
+/// Restores `calendar`'s claims from the provider's tagged events (the
+/// meetings callbook booked there, each under its booking id, padded by
+/// `rules`) and marks them complete. `None` when the provider or the
+/// ledger could not be read: the calendar stays refused.
+pub async fn rebuild(
+    ledger: &dyn Ledger,
+    calendar: &str,
+    provider: &dyn CalendarProvider,
+    rules: &BookingRules,
+    now: DateTime<Utc>,
+) -> Option<usize> {
+    let window = Interval::new(now - PRUNE_AFTER, now + HORIZON);
+    let events = match provider.tagged_events(window).await {
+        Ok(events) => events,
+        Err(e) => {
+            tracing::warn!(error = %e, "rebuilding the ledger: the calendar could not be read");
+            return None;
+        }
+    };
+    let claims: Vec<Rebuilt> = events
+        .into_iter()
+        .map(|t| Rebuilt {
+            id: t.booking_id,
+            interval: rules.padded(t.event.slot),
+            event_id: t.event.event_id,
+        })
+        .collect();
+    match ledger.rebuild(calendar, &claims, now).await {
+        Ok(()) => {
+            tracing::info!(
+                claims = claims.len(),
+                "ledger rebuilt from the calendar's events"
+            );
+            crate::observe::metrics::rebuilt(claims.len());
+            Some(claims.len())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "rebuilding the ledger failed");
+            None
+        }
+    }
+}
+
 /// A calendar to reconcile periodically: how to reach it and its rules.
 struct Target {
     provider: Arc<dyn CalendarProvider>,
@@ -195,7 +244,17 @@ impl Reconciler {
                 Ok(Ok(busy)) => busy,
                 _ => continue,
             };
-            match reconcile(ledger, &calendar, &*provider, &rules, window, &busy, now).await {
+            let mut settled =
+                reconcile(ledger, &calendar, &*provider, &rules, window, &busy, now).await;
+            if settled == Err(LedgerError::Unverified)
+                && rebuild(ledger, &calendar, &*provider, &rules, now)
+                    .await
+                    .is_some()
+            {
+                settled =
+                    reconcile(ledger, &calendar, &*provider, &rules, window, &busy, now).await;
+            }
+            match settled {
                 Ok((_, s)) => {
                     total.forward += s.forward;
                     total.back += s.back;

@@ -124,11 +124,22 @@ async fn claim(env: &BookingEnv, deps: &CallDeps, req: ClaimRequest<'_>) -> Resu
     let id = req.id;
     let padded = env.settings.rules.padded(req.slot);
     let ledger = &deps.ledger;
-    let asked = deps.clock.now();
-    match ledger
-        .hold(&env.calendar_key, id, padded, req.replaces, asked)
-        .await
-    {
+    let key = &env.calendar_key;
+    let mut asked = deps.clock.now();
+    let mut held = ledger_retry(|| ledger.hold(key, id, padded, req.replaces, asked)).await;
+    if held == Err(LedgerError::Unverified) {
+        // The ledger lost this calendar's claims: confirms wait for them to
+        // be rebuilt from the calendar's events.
+        let rules = &env.settings.rules;
+        if super::reconcile::rebuild(&**ledger, key, &*env.provider, rules, asked)
+            .await
+            .is_some()
+        {
+            asked = deps.clock.now();
+            held = ledger_retry(|| ledger.hold(key, id, padded, req.replaces, asked)).await;
+        }
+    }
+    match held {
         Ok(()) => {}
         Err(LedgerError::Taken { conflict }) => return Err(Outcome::Taken { conflict }),
         Err(e) => {

@@ -1,6 +1,6 @@
 //! The in-process ledger: first confirm wins across the calls of one process.
 
-use super::{Claim, Ledger, LedgerError, HOLD_TTL, PRUNE_AFTER, UNKNOWN_TTL};
+use super::{Claim, Ledger, LedgerError, Rebuilt, HOLD_TTL, PRUNE_AFTER, UNKNOWN_TTL};
 use crate::schedule::Interval;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -243,6 +243,32 @@ impl Ledger for MemoryLedger {
                 }
             })
         })
+    }
+
+    async fn rebuild(
+        &self,
+        calendar: &str,
+        claims: &[Rebuilt],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.with(calendar, Some(now), |cal| {
+            for c in claims {
+                if cal.starts.contains_key(&c.id) {
+                    continue;
+                }
+                cal.insert(
+                    &c.id,
+                    Entry {
+                        interval: c.interval,
+                        expires: None,
+                        replaces: None,
+                        unknown: false,
+                        event_id: Some(c.event_id.clone()),
+                    },
+                );
+            }
+        });
+        Ok(())
     }
 
     async fn release(&self, calendar: &str, claim: &str) -> Result<(), LedgerError> {

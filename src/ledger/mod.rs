@@ -47,6 +47,22 @@ pub enum LedgerError {
     NotHeld,
     #[error("ledger unavailable: {0}")]
     Unavailable(String),
+    /// The ledger does not know this calendar's claims to be complete: a
+    /// shared ledger that restarted empty (or never saw the calendar) holds
+    /// nothing for it, which must not read as "all free". Confirms are
+    /// refused until [`Ledger::rebuild`] restores the claims from the
+    /// provider's events.
+    #[error("the calendar's claims must be rebuilt first")]
+    Unverified,
+}
+
+/// A committed claim restored from an event callbook made (the event's
+/// booking id is the claim id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebuilt {
+    pub id: String,
+    pub interval: Interval,
+    pub event_id: String,
 }
 
 /// One claim as reported by [`Ledger::claims`].
@@ -63,7 +79,10 @@ pub struct Claim {
     pub event_id: Option<String>,
 }
 
-/// `now` is the caller's clock. The in-memory ledger decides expiry by it
+/// `now` is the caller's clock. A shared ledger answers `Unverified` to a
+/// hold or a read on a calendar whose claims it does not know to be
+/// complete (see [`LedgerError::Unverified`]); the in-process one never
+/// does, since it cannot lose its claims without its process. The in-memory ledger decides expiry by it
 /// (it is the reference, replayable on a virtual clock); a shared ledger
 /// decides by its server's clock, so instances whose clocks disagree still
 /// agree on which holds are live.
@@ -124,6 +143,16 @@ pub trait Ledger: Send + Sync {
         calendar: &str,
         claim: &str,
         event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError>;
+
+    /// Restores `calendar`'s committed claims from the provider's events
+    /// (claims it holds already are kept as they are) and marks its claims
+    /// complete, so holds and reads on it are answered again. Idempotent.
+    async fn rebuild(
+        &self,
+        calendar: &str,
+        claims: &[Rebuilt],
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError>;
 

@@ -16,7 +16,18 @@
 //! - `done`: sorted set, end → claim id (committed claims only), so claims
 //!   that ended more than [`PRUNE_AFTER`] ago are pruned first;
 //! - `maxlen`: the longest claim, which bounds how far back a conflicting
-//!   start can lie, so the overlap check reads only nearby claims.
+//!   start can lie, so the overlap check reads only nearby claims;
+//! - `mark`: present once the calendar's claims are known complete in this
+//!   Redis (set by [`Ledger::rebuild`], from the provider's events).
+//!
+//! The mark is the epoch marker: a Redis that restarted empty, or a
+//! replica promoted without it, has no mark for any calendar, so holds and
+//! reads there answer `Unverified` instead of "free" until the calendar's
+//! claims are rebuilt from the events callbook tagged with their booking
+//! ids. A calendar used for the first time is rebuilt the same way (one
+//! provider read). A failover that lost only the latest writes keeps the
+//! marks; what it lost is covered by the provider re-check every booking
+//! makes, and by the reconciler.
 //!
 //! "Now" for hold expiry and reaping is the Redis server's clock
 //! (`redis.call('TIME')`), never a caller's: an instance whose clock runs
@@ -31,7 +42,7 @@
 //! the caller's "now", so neither a fast instance nor a fast server drops
 //! a claim the other still counts as recent.
 
-use super::{Claim, Ledger, LedgerError, HOLD_TTL, PRUNE_AFTER, UNKNOWN_TTL};
+use super::{Claim, Ledger, LedgerError, Rebuilt, HOLD_TTL, PRUNE_AFTER, UNKNOWN_TTL};
 use crate::schedule::Interval;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -86,11 +97,15 @@ local function record(s, e, x, rep, st, ev)
 end
 "#;
 
-/// KEYS: iv, b, exp, maxlen, done. ARGV: id, start, end, now ('' for the
-/// server's), ttl, replaces, caller's now, prune after.
-/// Returns {'ok'} or {'taken', start, end} of the first conflict.
+/// KEYS: iv, b, exp, maxlen, done, mark. ARGV: id, start, end, now (''
+/// for the server's), ttl, replaces, caller's now, prune after.
+/// Returns {'ok'}, {'taken', start, end} of the first conflict, or
+/// {'unverified'} without the calendar's mark.
 const HOLD: &str = r#"
 local iv, b, exp, maxlen, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+if redis.call('EXISTS', KEYS[6]) == 0 then
+  return {'unverified'}
+end
 local id, rep = ARGV[1], ARGV[6]
 local s, e, now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), clock(ARGV[4]), tonumber(ARGV[5])
 reap(iv, b, exp, done, now, cutoff(now, ARGV[7], ARGV[8]))
@@ -173,6 +188,31 @@ redis.call('ZADD', exp, until_, id)
 return 'ok'
 "#;
 
+/// KEYS: iv, b, exp, maxlen, done, mark. ARGV: now ('' for the
+/// server's), caller's now, prune after, then id, start, end, event id for
+/// each claim. Adds each claim not there yet as committed, then sets the
+/// mark.
+const REBUILD: &str = r#"
+local iv, b, exp, maxlen, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local now = clock(ARGV[1])
+reap(iv, b, exp, done, now, cutoff(now, ARGV[2], ARGV[3]))
+local ml = tonumber(redis.call('GET', maxlen) or '0')
+for i = 4, #ARGV, 4 do
+  local id, s, e, ev = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
+  if redis.call('HEXISTS', b, id) == 0 then
+    redis.call('ZADD', iv, s, id)
+    redis.call('HSET', b, id, record(s, e, 0, '', '', ev))
+    redis.call('ZADD', done, e, id)
+    if e - s > ml then
+      ml = e - s
+      redis.call('SET', maxlen, ml)
+    end
+  end
+end
+redis.call('SET', KEYS[6], '1')
+return 'ok'
+"#;
+
 /// KEYS: iv, b, exp, done. ARGV: id.
 const RELEASE: &str = r#"
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -182,17 +222,20 @@ redis.call('ZREM', KEYS[4], ARGV[1])
 return 'ok'
 "#;
 
-/// KEYS: iv, b, exp, maxlen, done. ARGV: window start, window end, now (''
-/// for the server's), caller's now, prune after.
-/// Returns a flat list: id, start, end, committed (1/0), unknown (1/0),
-/// event id, …
+/// KEYS: iv, b, exp, maxlen, done, mark. ARGV: window start, window end,
+/// now ('' for the server's), caller's now, prune after.
+/// Returns {'unverified'} without the calendar's mark, else a flat list
+/// after 'ok': id, start, end, committed (1/0), unknown (1/0), event id, …
 const CLAIMS: &str = r#"
 local iv, b, exp, maxlen, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+if redis.call('EXISTS', KEYS[6]) == 0 then
+  return {'unverified'}
+end
 local ws, we = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = clock(ARGV[3])
 reap(iv, b, exp, done, now, cutoff(now, ARGV[4], ARGV[5]))
 local ml = tonumber(redis.call('GET', maxlen) or '0')
-local out = {}
+local out = {'ok'}
 for _, c in ipairs(redis.call('ZRANGEBYSCORE', iv, ws - ml, '(' .. ARGV[2])) do
   local cs, ce, x, rep, st, ev = parse(redis.call('HGET', b, c))
   if cs < we and ws < ce then
@@ -216,6 +259,7 @@ pub struct RedisLedger {
     commit: std::sync::Arc<Script>,
     release: std::sync::Arc<Script>,
     extend: std::sync::Arc<Script>,
+    rebuild: std::sync::Arc<Script>,
     claims: std::sync::Arc<Script>,
     /// Take "now" from the callers instead of the server (replays only).
     caller_clock: bool,
@@ -225,12 +269,12 @@ fn unavailable(e: redis::RedisError) -> LedgerError {
     LedgerError::Unavailable(e.to_string())
 }
 
-/// The five keys of one calendar. The calendar key is hashed, so any
-/// calendar id is safe inside the hash tag and all five share a slot.
-fn keys(prefix: &str, calendar: &str) -> [String; 5] {
+/// The six keys of one calendar. The calendar key is hashed, so any
+/// calendar id is safe inside the hash tag and all six share a slot.
+fn keys(prefix: &str, calendar: &str) -> [String; 6] {
     let digest = Sha256::digest(calendar.as_bytes());
     let tag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    ["iv", "b", "exp", "maxlen", "done"].map(|k| format!("{prefix}{{{tag}}}:{k}"))
+    ["iv", "b", "exp", "maxlen", "done", "mark"].map(|k| format!("{prefix}{{{tag}}}:{k}"))
 }
 
 /// An event id as a script argument: empty when there is none, or when it
@@ -263,6 +307,7 @@ impl RedisLedger {
             commit: script(COMMIT),
             release: std::sync::Arc::new(Script::new(RELEASE)),
             extend: script(EXTEND),
+            rebuild: script(REBUILD),
             claims: script(CLAIMS),
             caller_clock: false,
         })
@@ -290,7 +335,7 @@ impl RedisLedger {
         mark: &str,
         event_id: Option<&str>,
     ) -> Result<(), LedgerError> {
-        let [iv, b, exp, _, done] = keys(&self.prefix, calendar);
+        let [iv, b, exp, _, done, _] = keys(&self.prefix, calendar);
         let mut conn = self.conn.clone();
         let reply: String = self
             .extend
@@ -334,7 +379,7 @@ impl Ledger for RedisLedger {
         replaces: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let [iv, b, exp, maxlen, done] = keys(&self.prefix, calendar);
+        let [iv, b, exp, maxlen, done, mark] = keys(&self.prefix, calendar);
         let mut conn = self.conn.clone();
         let reply: Vec<String> = self
             .hold
@@ -343,6 +388,7 @@ impl Ledger for RedisLedger {
             .key(exp)
             .key(maxlen)
             .key(done)
+            .key(mark)
             .arg(claim)
             .arg(secs(interval.start))
             .arg(secs(interval.end))
@@ -356,6 +402,7 @@ impl Ledger for RedisLedger {
             .map_err(unavailable)?;
         match reply.as_slice() {
             [ok] if ok == "ok" => Ok(()),
+            [unverified] if unverified == "unverified" => Err(LedgerError::Unverified),
             [taken, s, e] if taken == "taken" => Err(LedgerError::Taken {
                 conflict: Interval::new(at(s)?, at(e)?),
             }),
@@ -372,7 +419,7 @@ impl Ledger for RedisLedger {
         event_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let [iv, b, exp, _, done] = keys(&self.prefix, calendar);
+        let [iv, b, exp, _, done, _] = keys(&self.prefix, calendar);
         let mut conn = self.conn.clone();
         let reply: String = self
             .commit
@@ -415,7 +462,7 @@ impl Ledger for RedisLedger {
     }
 
     async fn release(&self, calendar: &str, claim: &str) -> Result<(), LedgerError> {
-        let [iv, b, exp, _, done] = keys(&self.prefix, calendar);
+        let [iv, b, exp, _, done, _] = keys(&self.prefix, calendar);
         let mut conn = self.conn.clone();
         let _: String = self
             .release
@@ -436,7 +483,7 @@ impl Ledger for RedisLedger {
         window: Interval,
         now: DateTime<Utc>,
     ) -> Result<Vec<Claim>, LedgerError> {
-        let [iv, b, exp, maxlen, done] = keys(&self.prefix, calendar);
+        let [iv, b, exp, maxlen, done, mark] = keys(&self.prefix, calendar);
         let mut conn = self.conn.clone();
         let flat: Vec<String> = self
             .claims
@@ -445,6 +492,7 @@ impl Ledger for RedisLedger {
             .key(exp)
             .key(maxlen)
             .key(done)
+            .key(mark)
             .arg(secs(window.start))
             .arg(secs(window.end))
             .arg(self.now_arg(now))
@@ -453,6 +501,13 @@ impl Ledger for RedisLedger {
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
+        let flat = match flat.split_first() {
+            Some((ok, rest)) if ok == "ok" => rest,
+            Some((unverified, _)) if unverified == "unverified" => {
+                return Err(LedgerError::Unverified)
+            }
+            _ => return Err(LedgerError::Unavailable("unexpected ledger reply".into())),
+        };
         flat.chunks(6)
             .map(|c| match c {
                 [id, s, e, committed, unknown, event] => Ok(Claim {
@@ -465,6 +520,34 @@ impl Ledger for RedisLedger {
                 _ => Err(LedgerError::Unavailable("truncated ledger reply".into())),
             })
             .collect()
+    }
+
+    async fn rebuild(
+        &self,
+        calendar: &str,
+        claims: &[Rebuilt],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let [iv, b, exp, maxlen, done, mark] = keys(&self.prefix, calendar);
+        let mut conn = self.conn.clone();
+        let mut call = self.rebuild.prepare_invoke();
+        call.key(iv)
+            .key(b)
+            .key(exp)
+            .key(maxlen)
+            .key(done)
+            .key(mark)
+            .arg(self.now_arg(now))
+            .arg(secs(now))
+            .arg(PRUNE_AFTER.num_seconds());
+        for c in claims {
+            call.arg(&c.id)
+                .arg(secs(c.interval.start))
+                .arg(secs(c.interval.end))
+                .arg(event_arg(Some(&c.event_id)));
+        }
+        let _: String = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), LedgerError> {

@@ -3,7 +3,7 @@
 //! knowing about metrics.
 
 use super::metrics;
-use crate::ledger::{Claim, Ledger, LedgerError};
+use crate::ledger::{Claim, Ledger, LedgerError, Rebuilt};
 use crate::schedule::Interval;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -27,6 +27,7 @@ fn outcome<T>(r: &Result<T, LedgerError>) -> &'static str {
         Err(LedgerError::Taken { .. }) => "taken",
         Err(LedgerError::NotHeld) => "not_held",
         Err(LedgerError::Unavailable(_)) => "unavailable",
+        Err(LedgerError::Unverified) => "unverified",
     }
 }
 
@@ -92,6 +93,15 @@ impl Ledger for MeteredLedger {
             self.inner.mark_unknown(calendar, claim, event_id, now),
         )
         .await
+    }
+
+    async fn rebuild(
+        &self,
+        calendar: &str,
+        claims: &[Rebuilt],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        timed("rebuild", self.inner.rebuild(calendar, claims, now)).await
     }
 
     async fn release(&self, calendar: &str, claim: &str) -> Result<(), LedgerError> {

@@ -72,6 +72,12 @@ pub const OUTCOMES_UNKNOWN: &str = "callbook_booking_outcomes_unknown_total";
 /// claim's event exists: committed), `back` (it does not: released),
 /// `removed` (a committed claim's event was deleted).
 pub const RECONCILED: &str = "callbook_reconciled_claims_total";
+/// Calendars whose claims a shared ledger did not know complete (it
+/// restarted empty, or never saw them) and that were rebuilt from the
+/// provider's tagged events.
+pub const REBUILDS: &str = "callbook_ledger_rebuilds_total";
+/// Claims restored by those rebuilds.
+pub const REBUILT_CLAIMS: &str = "callbook_ledger_rebuilt_claims_total";
 /// Call actors running now (a call whose socket dropped counts until its
 /// work in flight is done).
 pub const LIVE_CALLS: &str = "callbook_live_calls";
@@ -166,6 +172,8 @@ fn describe() {
         "Calendar writes whose outcome stayed unknown, by outcome."
     );
     describe_counter!(RECONCILED, "Claims the reconciler settled, by action.");
+    describe_counter!(REBUILDS, "Calendars whose ledger claims were rebuilt.");
+    describe_counter!(REBUILT_CLAIMS, "Claims restored by ledger rebuilds.");
     describe_gauge!(LIVE_CALLS, "Call actors running now.");
     describe_counter!(FRAMES_RECEIVED, "Text frames read from pipelines.");
     describe_counter!(FRAMES_SENT, "Frames written to pipelines.");
@@ -250,6 +258,12 @@ pub fn reconciled(forward: usize, back: usize, removed: usize) {
             counter!(RECONCILED, "action" => action).increment(n as u64);
         }
     }
+}
+
+/// A calendar's claims were rebuilt from its events; see [`REBUILDS`].
+pub fn rebuilt(claims: usize) {
+    counter!(REBUILDS).increment(1);
+    counter!(REBUILT_CLAIMS).increment(claims as u64);
 }
 
 /// A call started on `campaign` (a label from [`campaign_label`]).

@@ -36,9 +36,18 @@ async fn redis_ledger_on_caller_clock(server: &RedisServer) -> RedisLedger {
     redis_ledger(server).await.on_caller_clock()
 }
 
+/// Marks `calendars` complete (a rebuild with no events), as a first load
+/// does: a shared ledger answers only for calendars whose claims it knows.
+async fn ready(l: &dyn Ledger, calendars: &[&str]) {
+    for cal in calendars {
+        l.rebuild(cal, &[], t(-60)).await.unwrap();
+    }
+}
+
 /// What every ledger must do, whatever it runs on.
 async fn contract(l: &dyn Ledger) {
     let now = t(-60);
+    ready(l, &["cal", "other"]).await;
     l.hold("cal", "a", iv(0, 40), None, now).await.unwrap();
     assert_eq!(
         l.hold("cal", "b", iv(30, 70), None, now).await,
@@ -105,6 +114,7 @@ async fn the_redis_ledger_keeps_the_contract() {
 /// both refuse a hold that lapsed and leave a committed claim as it is.
 async fn open_outcomes(l: &dyn Ledger) {
     let now = t(-600);
+    ready(l, &["cal"]).await;
     l.hold("cal", "a", iv(0, 40), None, now).await.unwrap();
     l.mark_unknown("cal", "a", None, now).await.unwrap();
     let later = now + HOLD_TTL + Duration::seconds(30);
@@ -182,6 +192,7 @@ async fn a_fast_clock_cannot_reap_another_instances_live_hold() {
     let (slow, fast) = (redis_ledger(&server).await, redis_ledger(&server).await);
     let slow_now = t(-60);
     let fast_now = slow_now + Duration::minutes(10);
+    ready(&slow, &["cal"]).await;
     slow.hold("cal", "slow", iv(0, 30), None, slow_now)
         .await
         .unwrap();
@@ -202,6 +213,7 @@ async fn a_fast_clock_cannot_reap_another_instances_live_hold() {
 /// ones stay, and the pruned time can be held again.
 async fn past_claims_are_pruned(l: &dyn Ledger) {
     let now = t(-60);
+    ready(l, &["cal"]).await;
     for (id, slot) in [("old", iv(0, 30)), ("recent", iv(60, 90))] {
         l.hold("cal", id, slot, None, now).await.unwrap();
         l.commit("cal", id, now).await.unwrap();
@@ -260,6 +272,7 @@ async fn a_fast_caller_alone_cannot_prune_recent_claims() {
     let (secs, _): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
     let real = DateTime::from_timestamp(secs, 0).unwrap();
     let slot = Interval::new(real - Duration::hours(1), real);
+    ready(&l, &["cal"]).await;
     l.hold("cal", "yesterday", slot, None, real).await.unwrap();
     l.commit("cal", "yesterday", real).await.unwrap();
     let fast = real + PRUNE_AFTER + Duration::hours(2);
@@ -277,6 +290,7 @@ async fn redis_answers_like_the_reference_on_random_histories() {
         let model = MemoryLedger::new();
         let mut rng = fastrand::Rng::with_seed(seed);
         let cal = format!("cal-{seed}");
+        ready(&redis, &[&cal]).await;
         let mut now = t(-600);
         let mut ids: Vec<String> = Vec::new();
         for step in 0..300 {
@@ -331,6 +345,7 @@ async fn redis_answers_like_the_reference_on_random_histories() {
 async fn first_confirm_wins_across_instances() {
     let server = RedisServer::start().await.unwrap();
     let instances = [redis_ledger(&server).await, redis_ledger(&server).await];
+    ready(&instances[0], &["hot"]).await;
     let now = t(-60);
     let mut tasks = Vec::new();
     for i in 0..64u32 {

@@ -257,3 +257,136 @@ async fn a_hold_lapsed_and_taken_during_the_create_is_undone_and_the_caller_hear
     assert!(booked_events(&app).is_empty(), "the event was cancelled");
     app.stop().await.unwrap();
 }
+
+/// Redis restarts without persistence and comes back empty. Its missing
+/// epoch mark makes the ledger refuse rather than report the calendar
+/// free: a caller confirming while the calendar cannot be read hears a
+/// follow-up sentence and nothing is booked. Once the calendar answers,
+/// the next load rebuilds the claims from the events callbook tagged, and
+/// a competitor for the booked slot loses to the rebuilt claim, although
+/// the provider's free/busy does not show the meeting yet.
+#[tokio::test]
+async fn a_redis_restarted_empty_refuses_confirms_until_rebuilt_and_the_rebuilt_claim_wins() {
+    let mut server = RedisServer::start().await.unwrap();
+    let app = on_redis(&server).await;
+    app.google
+        .lag_free_busy(OWNER, std::time::Duration::from_secs(3600));
+    let booked = crate::helpers::book(&app, "CA0000000000000000000000saga00051").await;
+    assert_eq!(booked["booking"]["status"], "booked", "{booked}");
+    let start: chrono::DateTime<chrono::Utc> = booked["booking"]["start"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let meeting = Interval::new(start, start + Duration::minutes(30));
+    let mut b = start_call(&app, "CA0000000000000000000000saga00052").await;
+    to_proposal(&mut b).await;
+
+    server.restart().await.unwrap();
+    let mut refused = Err(callbook::ledger::LedgerError::Unavailable(String::new()));
+    for _ in 0..3 {
+        // The first command after the restart may meet the old connection.
+        refused = app
+            .ledger
+            .hold(CALENDAR, "competitor", meeting, None, app.clock.now())
+            .await;
+        if !matches!(refused, Err(callbook::ledger::LedgerError::Unavailable(_))) {
+            break;
+        }
+    }
+    assert_eq!(refused, Err(callbook::ledger::LedgerError::Unverified));
+    // The calendar cannot be read, so the claims cannot be rebuilt: the
+    // confirm is refused with a sentence, and nothing is written.
+    reads_fail(&app);
+    b.send(&frames::transcript("yes")).await.unwrap();
+    let got = b.settle().await.unwrap();
+    assert_eq!(statuses(&got), vec!["failed"], "{got:?}");
+    assert!(of_kind(&got, "say")
+        .iter()
+        .any(|f| f["say"]["text"].as_str().unwrap().contains("follow up")));
+    assert_eq!(booked_events(&app).len(), 1);
+
+    app.google.clear_faults();
+    let mut c = start_call(&app, "CA0000000000000000000000saga00053").await;
+    let offered = proposed(&to_proposal(&mut c).await);
+    assert_ne!(
+        offered, booked["booking"]["start"],
+        "the booked slot is not offered"
+    );
+    let event = &booked_events(&app)[0];
+    let rebuilt = claims(&app).await;
+    assert_eq!(rebuilt.len(), 1, "{rebuilt:?}");
+    assert!(rebuilt[0].committed);
+    assert_eq!(Some(&rebuilt[0].id), event.booking_id.as_ref());
+    assert_eq!(rebuilt[0].event_id.as_deref(), Some(event.id.as_str()));
+    assert!(matches!(
+        app.ledger
+            .hold(CALENDAR, "competitor", meeting, None, app.clock.now())
+            .await,
+        Err(callbook::ledger::LedgerError::Taken { .. })
+    ));
+    app.stop().await.unwrap();
+}
+
+/// Two instances share one Redis and one calendar, and one's clock runs
+/// ten minutes fast. While the slow one's create is in flight, the fast
+/// one's caller confirms the same slot: the hold is still live by the
+/// Redis server's clock, so the fast instance's caller hears it was taken,
+/// and one event exists.
+#[tokio::test]
+async fn an_instance_with_a_fast_clock_does_not_take_a_slot_another_holds() {
+    let server = RedisServer::start().await.unwrap();
+    let prov = || Provisioning::parse(DEFAULT).unwrap();
+    let emulators = Emulators::new();
+    emulators.seed(&prov());
+    let mut apps = Vec::new();
+    for skew in [-10, 0] {
+        let clock = Clock::manual(tuesday_morning() + Duration::minutes(skew));
+        let ledger: Arc<dyn Ledger> = Arc::new(
+            RedisLedger::connect(&server.url, "callbook:skew:")
+                .await
+                .unwrap(),
+        );
+        let store = Arc::new(prov().into_store());
+        apps.push(
+            Harness::start_with(clock, emulators.clone(), ledger, store)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut slow = start_call(&apps[0], "CA0000000000000000000000saga00061").await;
+    let mut fast = start_call(&apps[1], "CA0000000000000000000000saga00062").await;
+    let (a, b) = (
+        proposed(&to_proposal(&mut slow).await),
+        proposed(&to_proposal(&mut fast).await),
+    );
+    assert_eq!(a, b, "both are offered the same slot");
+    emulators.google.inject(
+        OWNER,
+        Endpoint::Insert,
+        Fault::Latency(std::time::Duration::from_millis(1500)),
+        1,
+    );
+    slow.send(&frames::transcript("yes")).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    fast.send(&frames::transcript("yes")).await.unwrap();
+    let (got_slow, got_fast) = (slow.settle().await.unwrap(), fast.settle().await.unwrap());
+    assert!(
+        statuses(&got_slow).contains(&"booked".to_string()),
+        "{got_slow:?}"
+    );
+    assert!(
+        statuses(&got_fast).contains(&"taken".to_string()),
+        "{got_fast:?}"
+    );
+    let events: Vec<_> = emulators
+        .google
+        .events(OWNER)
+        .into_iter()
+        .filter(|e| e.booking_id.is_some() && e.status != "cancelled")
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    for app in apps {
+        app.stop().await.unwrap();
+    }
+}
