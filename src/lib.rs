@@ -36,7 +36,9 @@
 //!   (`RedisLedger`: one atomic Lua script per operation and calendar,
 //!   holds expiring by the Redis server's clock). A claim is held,
 //!   unknown (its event may exist) or committed (with its event's id);
-//!   holds can be extended. Claims are keyed by the
+//!   holds can be extended. A Redis that lost its data is detected by a
+//!   missing per-calendar mark, and the calendar's claims are rebuilt from
+//!   the events callbook tagged before it answers again. Claims are keyed by the
 //!   calendar as the provider names it (`provider:canonical id`), not by
 //!   its owner, so owners sharing a calendar compete for it.
 //! - [`calendar`]: the `CalendarProvider` trait; the Google Calendar and

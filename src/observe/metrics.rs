@@ -48,10 +48,10 @@ pub const TOKEN_REFRESHES: &str = "callbook_token_refreshes_total";
 /// outcomes).
 pub const TOKEN_REFRESH_FAILURES: &str = "callbook_token_refresh_failures_total";
 /// One ledger operation, by `op` (`hold`, `commit`, `release`, `claims`,
-/// `extend`, `mark_unknown`).
+/// `extend`, `mark_unknown`, `rebuild`).
 pub const LEDGER_DURATION: &str = "callbook_ledger_decision_duration_seconds";
 /// Ledger operations by `op` and `outcome` (`ok`, `taken`, `not_held`,
-/// `unavailable`).
+/// `unavailable`, `unverified`).
 pub const LEDGER_DECISIONS: &str = "callbook_ledger_decisions_total";
 /// Commits made after a calendar write (a booking or a move), by `op`
 /// (`book`, `move`) and `outcome`: `committed`; `recommitted` (the hold
