@@ -1,7 +1,10 @@
 //! Separate processes, as deployed: one `callbook emulator`, one
-//! `redis-server`, three `callbook serve` sharing it, and concurrent
-//! callers spread over the servers, one server killed -9 mid-run. The
-//! invariants are checked on the emulator's ground truth, read over HTTP.
+//! `redis-server` (append-only file, fsynced on every write), three
+//! `callbook serve` sharing it, and concurrent callers spread over the
+//! servers. Mid-run one server is killed -9, another stopped (SIGSTOP) for
+//! a few seconds and continued, and Redis is killed and restarted from its
+//! file. The invariants are checked on the emulator's ground truth, read
+//! over HTTP, and counted (`N passed, N failed`) before they are asserted.
 
 use callbook::harness::{frames, CallClient, RedisServer};
 use callbook::store::provisioning::DEFAULT;
@@ -26,6 +29,16 @@ const MAX_TRIES: usize = 60;
 struct Proc(Child);
 
 impl Proc {
+    /// Sends a signal by name (`STOP`, `CONT`) to this process only.
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.0.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
+    }
+
     /// SIGKILL: nothing of the process runs its shutdown.
     fn kill9(&mut self) {
         let _ = self.0.kill();
@@ -340,7 +353,7 @@ async fn three_serve_processes_on_one_redis_and_one_emulator_never_double_book()
     let key = base64_key(seed);
 
     let emulator = Emulator::start(&prov);
-    let redis = RedisServer::start().await.unwrap();
+    let mut redis = RedisServer::start_with_aof().await.unwrap();
     let mut procs = Vec::new();
     let mut addrs = Vec::new();
     for _ in 0..SERVERS {
@@ -377,7 +390,10 @@ async fn three_serve_processes_on_one_redis_and_one_emulator_never_double_book()
     let booked = Arc::new(AtomicUsize::new(0));
     let victim = rng.usize(..SERVERS);
     let kill_after = rng.usize(1..5);
-    println!("{storm} 503s on insert, one commit-then-drop; serve #{victim} killed -9 after {kill_after} bookings");
+    let stopped = (victim + 1 + rng.usize(..SERVERS - 1)) % SERVERS;
+    let pause = Duration::from_millis(rng.u64(1500..4000));
+    let restart_after = kill_after + rng.usize(1..5);
+    println!("{storm} 503s on insert, one commit-then-drop; serve #{victim} killed -9 after {kill_after} bookings; serve #{stopped} stopped for {pause:?} and Redis restarted after {restart_after}");
     let run = async {
         let tasks: Vec<_> = (0..CALLERS)
             .map(|i| tokio::spawn(caller(i, servers.clone(), dead.clone(), booked.clone())))
@@ -393,6 +409,20 @@ async fn three_serve_processes_on_one_redis_and_one_emulator_never_double_book()
             "killed serve #{victim} at {} booked frames, {} callers done",
             booked.load(Ordering::SeqCst),
             tasks.iter().filter(|t| t.is_finished()).count()
+        );
+        while booked.load(Ordering::SeqCst) < restart_after
+            && !tasks.iter().all(|t| t.is_finished())
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // One server freezes mid-work while Redis dies and comes back.
+        procs[stopped].signal("STOP");
+        redis.restart().await.unwrap();
+        tokio::time::sleep(pause).await;
+        procs[stopped].signal("CONT");
+        println!(
+            "stopped serve #{stopped} and restarted Redis at {} booked frames",
+            booked.load(Ordering::SeqCst)
         );
         let mut results = Vec::new();
         for t in tasks {
@@ -472,6 +502,30 @@ async fn three_serve_processes_on_one_redis_and_one_emulator_never_double_book()
             }
         }
     }
+    let mut told_ids: Vec<&str> = told.iter().map(|s| s.as_str()).collect();
+    told_ids.sort_unstable();
+    told_ids.dedup();
+    let checks = [
+        ("no two live events overlap with buffers", overlaps == 0),
+        (
+            "at most one event per booking",
+            per_booking.values().all(|n| *n == 1),
+        ),
+        (
+            "every caller told booked has an event",
+            told.iter().all(|id| ids.contains(id.as_str())),
+        ),
+        (
+            "one event per caller told booked",
+            told_ids.len() == live.len(),
+        ),
+        ("some callers booked", callers_booked > 0),
+    ];
+    for (name, ok) in &checks {
+        println!("{} {name}", if *ok { "pass" } else { "FAIL" });
+    }
+    let failed = checks.iter().filter(|(_, ok)| !ok).count();
+    println!("{} passed, {failed} failed", checks.len() - failed);
     assert_eq!(overlaps, 0, "no two live events overlap with buffers");
     assert!(
         per_booking.values().all(|n| *n == 1),
@@ -485,9 +539,6 @@ async fn three_serve_processes_on_one_redis_and_one_emulator_never_double_book()
     }
     // A `booked` frame lost with a dropped socket (or a killed server) is
     // sent again when the call resumes, so every event has its frame.
-    let mut told_ids: Vec<&str> = told.iter().map(|s| s.as_str()).collect();
-    told_ids.sort_unstable();
-    told_ids.dedup();
     assert_eq!(
         told_ids.len(),
         live.len(),
