@@ -11,12 +11,14 @@
 //! The invariants, each kept by one step below:
 //!
 //! 1. **Every calendar write runs under a live hold.** The saga counts its
-//!    hold's lease from just before it asked for it ([`HOLD_TTL`] on its
-//!    own clock; the ledger may count from later, never earlier). A write
-//!    is only started with [`WRITE_BUDGET`] plus [`LEASE_MARGIN`] of lease
-//!    left, the hold being extended first when less remains, and the
-//!    write is cut off after [`WRITE_BUDGET`], so the read-back and the
-//!    commit after it still run before the hold can lapse.
+//!    hold's lease from just before it asked for it (the ledger's hold
+//!    life, [`crate::ledger::HOLD_TTL`] by default, on its own clock; the
+//!    ledger may count from later, never earlier). A write is only started
+//!    with its budget ([`write_budget`]: a third of the hold's life) plus a
+//!    margin ([`lease_margin`]: a quarter) of lease left, the hold being
+//!    extended first when less remains, and the write is cut off after its
+//!    budget, so the read-back and the commit after it still run before
+//!    the hold can lapse.
 //! 2. **A slot whose event may exist is never released.** After a write
 //!    that failed, or was cut off, the event is read back (by booking id
 //!    for a create, by event id for a move). Found: it is committed as if
@@ -41,18 +43,24 @@ use super::effects::{trouble, BookingEnv};
 use super::CallDeps;
 use crate::calendar::{template, CalendarError, CreatedEvent, NewEvent};
 use crate::dialog::{BookRequest, Outcome, Trouble};
-use crate::ledger::{LedgerError, HOLD_TTL};
+use crate::ledger::LedgerError;
 use crate::schedule::{subtract, Interval};
 use chrono::{DateTime, Duration, Utc};
 use std::future::Future;
 
-/// Lease kept back after a write for the read-back and the commit.
-pub const LEASE_MARGIN: Duration = Duration::seconds(15);
+/// Lease kept back after a write for the read-back and the commit: a
+/// quarter of the hold's life (15 s of the default 60 s).
+pub fn lease_margin(hold_ttl: Duration) -> Duration {
+    hold_ttl / 4
+}
 
 /// The longest a calendar write may take, retries, look-ups and Meet
-/// polling included. A write runs only with this much lease left (plus
-/// [`LEASE_MARGIN`]) and is cut off past it.
-pub const WRITE_BUDGET: Duration = Duration::seconds(20);
+/// polling included: a third of the hold's life (20 s of the default
+/// 60 s). A write runs only with this much lease left (plus the
+/// [`lease_margin`]) and is cut off past it.
+pub fn write_budget(hold_ttl: Duration) -> Duration {
+    hold_ttl / 3
+}
 
 /// The longest the read-back after a failed write may take.
 const READ_BACK_BUDGET: std::time::Duration = std::time::Duration::from_secs(8);
@@ -90,16 +98,19 @@ where
     }
 }
 
-/// The time a hold is known to live until, on the saga's clock.
+/// The time a hold is known to live until, on the saga's clock, and how
+/// long the ledger's holds live.
 struct Lease {
     until: DateTime<Utc>,
+    ttl: Duration,
 }
 
 impl Lease {
     /// A lease for a hold asked for at `asked`.
-    fn from(asked: DateTime<Utc>) -> Self {
+    fn from(asked: DateTime<Utc>, ttl: Duration) -> Self {
         Lease {
-            until: asked + HOLD_TTL,
+            until: asked + ttl,
+            ttl,
         }
     }
 }
@@ -147,7 +158,7 @@ async fn claim(env: &BookingEnv, deps: &CallDeps, req: ClaimRequest<'_>) -> Resu
             return Err(Outcome::Failed(Trouble::Unavailable));
         }
     }
-    let lease = Lease::from(asked);
+    let lease = Lease::from(asked, ledger.hold_ttl());
     if !req.recheck {
         return Ok(lease);
     }
@@ -171,7 +182,7 @@ async fn claim(env: &BookingEnv, deps: &CallDeps, req: ClaimRequest<'_>) -> Resu
 }
 
 /// Makes sure a write can run to its budget under the hold: when less than
-/// [`WRITE_BUDGET`] plus [`LEASE_MARGIN`] is left (a slow re-check, a
+/// [`write_budget`] plus [`lease_margin`] is left (a slow re-check, a
 /// stopped process), the hold is extended, or held again under the same id
 /// if it lapsed. Nothing is written yet, so a slot taken meanwhile is
 /// simply taken.
@@ -184,7 +195,7 @@ async fn ensure_lease(
     replaces: Option<&str>,
 ) -> Result<(), Outcome> {
     let now = deps.clock.now();
-    if lease.until - now >= WRITE_BUDGET + LEASE_MARGIN {
+    if lease.until - now >= write_budget(lease.ttl) + lease_margin(lease.ttl) {
         return Ok(());
     }
     let key = &env.calendar_key;
@@ -203,7 +214,7 @@ async fn ensure_lease(
     match extended {
         Ok(()) => {
             tracing::info!(claim, "little lease left before the write; hold extended");
-            lease.until = now + HOLD_TTL;
+            lease.until = now + lease.ttl;
             Ok(())
         }
         Err(LedgerError::Taken { conflict }) => Err(Outcome::Taken { conflict }),
@@ -215,12 +226,13 @@ async fn ensure_lease(
     }
 }
 
-/// Runs a calendar write, cut off at [`WRITE_BUDGET`]. `Err(None)` when
-/// it was cut off: the request may still land.
+/// Runs a calendar write, cut off at its [`write_budget`]. `Err(None)`
+/// when it was cut off: the request may still land.
 async fn bounded_write<T>(
+    lease: &Lease,
     write: impl Future<Output = Result<T, CalendarError>>,
 ) -> Result<T, Option<CalendarError>> {
-    match tokio::time::timeout(std_duration(WRITE_BUDGET), write).await {
+    match tokio::time::timeout(std_duration(write_budget(lease.ttl)), write).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(Some(e)),
         Err(_) => Err(None),
@@ -350,7 +362,7 @@ pub(super) async fn book(
         attendee_name: req.name.clone(),
         meeting: env.settings.meeting.clone(),
     };
-    let created = match bounded_write(env.provider.create_event(&event)).await {
+    let created = match bounded_write(&lease, env.provider.create_event(&event)).await {
         Ok(created) => created,
         Err(failed) => match read_back(env.provider.find_booking(&claim)).await {
             ReadBack::Found(created) => {
@@ -594,7 +606,12 @@ pub(super) async fn move_meeting(
     if let Err(outcome) = ensure_lease(env, deps, &mut lease, &claim, padded, Some(&old)).await {
         return outcome;
     }
-    let moved = match bounded_write(env.provider.move_event(event_id, to, rules.timezone)).await {
+    let moved = match bounded_write(
+        &lease,
+        env.provider.move_event(event_id, to, rules.timezone),
+    )
+    .await
+    {
         Ok(moved) => moved,
         Err(failed) => match read_back(env.provider.event(event_id)).await {
             ReadBack::Found(ev) if ev.slot == to => {

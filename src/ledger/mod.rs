@@ -23,9 +23,14 @@ use crate::schedule::Interval;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
-/// How long a hold lives without a commit. Covers the provider re-check and
-/// the create, each bounded far below this.
+/// How long a hold lives without a commit, by default. Covers the provider
+/// re-check and the create, each bounded far below this (the booking saga
+/// derives its budgets from a ledger's [`Ledger::hold_ttl`]).
 pub const HOLD_TTL: Duration = Duration::seconds(60);
+
+/// The shortest hold a ledger may be configured with: the saga gives a
+/// write a third of it, and a provider request alone may take 2 s.
+pub const MIN_HOLD_TTL: Duration = Duration::seconds(6);
 
 /// How long a claim whose event may or may not exist keeps its slot when
 /// no reconciler settles it first. Long past any provider's free/busy lag,
@@ -122,7 +127,7 @@ pub trait Ledger: Send + Sync {
         self.commit_event(calendar, claim, None, now).await
     }
 
-    /// Gives a live hold a full [`HOLD_TTL`] from `now` again (never less
+    /// Gives a live hold a full [`Ledger::hold_ttl`] from `now` again (never less
     /// than it has), so work that took longer than planned still runs
     /// under a hold. `NotHeld` once it lapsed; a committed claim is left
     /// as it is.
@@ -166,6 +171,11 @@ pub trait Ledger: Send + Sync {
         window: Interval,
         now: DateTime<Utc>,
     ) -> Result<Vec<Claim>, LedgerError>;
+
+    /// How long this ledger's holds live ([`HOLD_TTL`] unless configured).
+    fn hold_ttl(&self) -> Duration {
+        HOLD_TTL
+    }
 
     /// Whether the ledger answers now (readiness). In process it always
     /// does; a shared ledger asks its server, once, without retrying.

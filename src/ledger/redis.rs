@@ -42,7 +42,9 @@
 //! the caller's "now", so neither a fast instance nor a fast server drops
 //! a claim the other still counts as recent.
 
-use super::{Claim, Ledger, LedgerError, Rebuilt, HOLD_TTL, PRUNE_AFTER, UNKNOWN_TTL};
+use super::{
+    Claim, Ledger, LedgerError, Rebuilt, HOLD_TTL, MIN_HOLD_TTL, PRUNE_AFTER, UNKNOWN_TTL,
+};
 use crate::schedule::Interval;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -263,6 +265,7 @@ pub struct RedisLedger {
     claims: std::sync::Arc<Script>,
     /// Take "now" from the callers instead of the server (replays only).
     caller_clock: bool,
+    hold_ttl: Duration,
 }
 
 fn unavailable(e: redis::RedisError) -> LedgerError {
@@ -310,6 +313,7 @@ impl RedisLedger {
             rebuild: script(REBUILD),
             claims: script(CLAIMS),
             caller_clock: false,
+            hold_ttl: HOLD_TTL,
         })
     }
 
@@ -359,6 +363,16 @@ impl RedisLedger {
         }
     }
 
+    /// Holds on this ledger live `ttl` (at least [`MIN_HOLD_TTL`]) instead
+    /// of [`HOLD_TTL`]. Every instance sharing the Redis should use the
+    /// same; a short one makes a stopped or slow instance's holds lapse
+    /// sooner (test runs use it to reach that case in seconds).
+    #[must_use]
+    pub fn with_hold_ttl(mut self, ttl: Duration) -> Self {
+        self.hold_ttl = ttl.max(MIN_HOLD_TTL);
+        self
+    }
+
     /// The `now` argument of a script: empty for the server's clock.
     fn now_arg(&self, now: DateTime<Utc>) -> String {
         if self.caller_clock {
@@ -393,7 +407,7 @@ impl Ledger for RedisLedger {
             .arg(secs(interval.start))
             .arg(secs(interval.end))
             .arg(self.now_arg(now))
-            .arg(HOLD_TTL.num_seconds())
+            .arg(self.hold_ttl.num_seconds())
             .arg(replaces.unwrap_or(""))
             .arg(secs(now))
             .arg(PRUNE_AFTER.num_seconds())
@@ -447,7 +461,8 @@ impl Ledger for RedisLedger {
         claim: &str,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        self.renew(calendar, claim, now, HOLD_TTL, "", None).await
+        self.renew(calendar, claim, now, self.hold_ttl, "", None)
+            .await
     }
 
     async fn mark_unknown(
@@ -548,6 +563,10 @@ impl Ledger for RedisLedger {
         }
         let _: String = call.invoke_async(&mut conn).await.map_err(unavailable)?;
         Ok(())
+    }
+
+    fn hold_ttl(&self) -> Duration {
+        self.hold_ttl
     }
 
     async fn ping(&self) -> Result<(), LedgerError> {

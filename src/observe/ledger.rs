@@ -117,6 +117,10 @@ impl Ledger for MeteredLedger {
         timed("claims", self.inner.claims(calendar, window, now)).await
     }
 
+    fn hold_ttl(&self) -> chrono::Duration {
+        self.inner.hold_ttl()
+    }
+
     async fn ping(&self) -> Result<(), LedgerError> {
         self.inner.ping().await
     }

@@ -1,8 +1,8 @@
 //! Separate processes, as deployed: one `callbook emulator`, one
 //! `redis-server` (append-only file, fsynced on every write), three
 //! `callbook serve` sharing it, and concurrent callers spread over the
-//! servers. Mid-run one server is killed -9, another stopped (SIGSTOP) for
-//! a few seconds and continued, and Redis is killed and restarted from its
+//! servers. Mid-run one server is killed -9, another stopped (SIGSTOP) past
+//! the hold's life (8 s in this run) and continued, and Redis is killed and restarted from its
 //! file. The invariants are checked on the emulator's ground truth, read
 //! over HTTP, and counted (`N passed, N failed`) before they are asserted.
 
@@ -24,6 +24,9 @@ const CALLERS: usize = 30;
 const SERVERS: usize = 3;
 /// Proposals a caller says yes to before giving up.
 const MAX_TRIES: usize = 60;
+/// The servers' hold life, short so that a server stopped for longer lets
+/// its holds lapse mid-booking within a short run.
+const HOLD_TTL_SECONDS: u64 = 8;
 
 /// A child process killed (and reaped) when dropped.
 struct Proc(Child);
@@ -125,6 +128,7 @@ async fn start_serve(
     let listen = crate::helpers::free_listen_addr();
     let child = Command::new(BIN)
         .args(["serve", "--listen", &listen, "--redis-url", redis])
+        .args(["--hold-ttl-seconds", &HOLD_TTL_SECONDS.to_string()])
         .args(["--auth-token", PIPELINE_TOKEN, "--provisioning"])
         .arg(prov)
         .args(emulator.serve_args())
@@ -391,7 +395,10 @@ async fn three_serve_processes_on_one_redis_and_one_emulator_never_double_book()
     let victim = rng.usize(..SERVERS);
     let kill_after = rng.usize(1..5);
     let stopped = (victim + 1 + rng.usize(..SERVERS - 1)) % SERVERS;
-    let pause = Duration::from_millis(rng.u64(1500..4000));
+    // Past the hold's life: the stopped server's holds lapse mid-booking.
+    let pause = Duration::from_millis(
+        rng.u64(HOLD_TTL_SECONDS * 1000 + 1000..HOLD_TTL_SECONDS * 1000 + 4000),
+    );
     let restart_after = kill_after + rng.usize(1..5);
     println!("{storm} 503s on insert, one commit-then-drop; serve #{victim} killed -9 after {kill_after} bookings; serve #{stopped} stopped for {pause:?} and Redis restarted after {restart_after}");
     let run = async {
