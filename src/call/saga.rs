@@ -490,6 +490,17 @@ async fn commit_after_write(
                     }
                 }
                 Err(LedgerError::Taken { conflict }) => AfterWrite::Conflict { conflict },
+                // The ledger lost the calendar's claims meanwhile: rebuilt
+                // from the calendar, which now shows this very event.
+                Err(LedgerError::Unverified) => {
+                    let rules = &env.settings.rules;
+                    match super::reconcile::rebuild(&**ledger, key, &*env.provider, rules, now)
+                        .await
+                    {
+                        Some(_) => AfterWrite::Recommitted,
+                        None => AfterWrite::Unavailable,
+                    }
+                }
                 Err(_) => AfterWrite::Unavailable,
             }
         }

@@ -390,3 +390,34 @@ async fn an_instance_with_a_fast_clock_does_not_take_a_slot_another_holds() {
         app.stop().await.unwrap();
     }
 }
+
+/// The owner deletes a booked meeting in Google Calendar itself: its
+/// claim would keep the slot from every caller, so the next load of the
+/// calendar looks the event up (its time shows free), finds it gone, and
+/// removes the claim; the slot is offered again.
+#[tokio::test]
+async fn a_meeting_deleted_in_the_calendar_app_frees_its_slot_at_the_next_load() {
+    let server = RedisServer::start().await.unwrap();
+    let app = on_redis(&server).await;
+    let booked = crate::helpers::book(&app, "CA0000000000000000000000saga00071").await;
+    assert_eq!(booked["booking"]["status"], "booked", "{booked}");
+    let held = claims(&app).await;
+    assert_eq!(held.len(), 1);
+    let event_id = booked["booking"]["event_id"].as_str().unwrap();
+    assert_eq!(held[0].event_id.as_deref(), Some(event_id));
+    // While the event stands, the slot is not offered.
+    let mut b = start_call(&app, "CA0000000000000000000000saga00072").await;
+    assert_ne!(
+        proposed(&to_proposal(&mut b).await),
+        booked["booking"]["start"]
+    );
+
+    app.google.delete_by_owner(OWNER, event_id);
+    let mut c = start_call(&app, "CA0000000000000000000000saga00073").await;
+    assert_eq!(
+        proposed(&to_proposal(&mut c).await),
+        booked["booking"]["start"]
+    );
+    assert!(claims(&app).await.is_empty());
+    app.stop().await.unwrap();
+}

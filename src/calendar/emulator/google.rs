@@ -310,6 +310,18 @@ impl GoogleEmulator {
         acct.events.push((stored, raw));
     }
 
+    /// Deletes an event as its owner would in Google Calendar itself (no
+    /// API call of callbook's): it reads as cancelled from then on.
+    pub fn delete_by_owner(&self, email: &str, event_id: &str) {
+        let mut inner = self.lock();
+        if let Some(acct) = inner.accounts.iter_mut().find(|a| a.spec.email == email) {
+            for (view, raw) in acct.events.iter_mut().filter(|(e, _)| e.id == event_id) {
+                view.status = "cancelled".into();
+                raw["status"] = json!("cancelled");
+            }
+        }
+    }
+
     /// Whether the account's grant is revoked (refreshes are refused).
     pub fn is_revoked(&self, email: &str) -> bool {
         self.lock()
