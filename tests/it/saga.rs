@@ -421,3 +421,102 @@ async fn a_meeting_deleted_in_the_calendar_app_frees_its_slot_at_the_next_load()
     assert!(claims(&app).await.is_empty());
     app.stop().await.unwrap();
 }
+
+/// Books, then asks to move the meeting to Wednesday and returns the
+/// frames up to the proposal of the new time.
+async fn booked_then_asked_to_move(
+    app: &Harness,
+    sid: &str,
+) -> (callbook::harness::CallClient, Value) {
+    let mut c = start_call(app, sid).await;
+    to_proposal(&mut c).await;
+    c.send(&frames::transcript("yes")).await.unwrap();
+    let got = c.settle().await.unwrap();
+    let booked = of_kind(&got, "booking")
+        .into_iter()
+        .find(|f| f["booking"]["status"] == "booked")
+        .expect("booked")
+        .clone();
+    c.send(&frames::transcript(
+        "actually can we make it Wednesday instead?",
+    ))
+    .await
+    .unwrap();
+    let got = c.settle().await.unwrap();
+    assert!(statuses(&got).contains(&"proposed".to_string()), "{got:?}");
+    (c, booked)
+}
+
+/// The move's answer is lost after it landed, and every retry fails: the
+/// event is read back by its id, found in the new slot, and the move is
+/// reported and committed (the old claim replaced), not failed.
+#[tokio::test]
+async fn a_move_whose_answer_was_lost_is_read_back_and_committed() {
+    let server = RedisServer::start().await.unwrap();
+    let app = on_redis(&server).await;
+    let (mut c, booked) =
+        booked_then_asked_to_move(&app, "CA0000000000000000000000saga00081").await;
+    app.google
+        .inject(OWNER, Endpoint::Patch, Fault::CommitThenDrop, 1);
+    let fault = Fault::Status {
+        code: 503,
+        reason: "backendError",
+        retry_after: None,
+    };
+    app.google.inject(OWNER, Endpoint::Patch, fault, u32::MAX);
+    c.send(&frames::transcript("yes please")).await.unwrap();
+    let got = c.settle().await.unwrap();
+    assert!(
+        statuses(&got).contains(&"rescheduled".to_string()),
+        "{got:?}"
+    );
+    let events = booked_events(&app);
+    assert_eq!(events.len(), 1);
+    assert_ne!(json_time(events[0].start), booked["booking"]["start"]);
+    let held = claims(&app).await;
+    assert_eq!(held.len(), 1, "the old claim was replaced: {held:?}");
+    assert!(held[0].committed);
+    assert_eq!(held[0].interval.start, events[0].start);
+    app.stop().await.unwrap();
+}
+
+/// A move that fails and cannot be read back keeps its new slot held as
+/// unknown beside the meeting's claim; once the calendar answers, the
+/// reconciler sees the meeting still in its old slot and releases the new
+/// one.
+#[tokio::test]
+async fn a_move_of_unknown_outcome_is_rolled_back_by_the_reconciler() {
+    let server = RedisServer::start().await.unwrap();
+    let app = on_redis(&server).await;
+    let (mut c, booked) =
+        booked_then_asked_to_move(&app, "CA0000000000000000000000saga00091").await;
+    let fault = Fault::Status {
+        code: 503,
+        reason: "backendError",
+        retry_after: None,
+    };
+    app.google.inject(OWNER, Endpoint::Patch, fault, u32::MAX);
+    reads_fail(&app);
+    c.send(&frames::transcript("yes please")).await.unwrap();
+    let got = c.settle().await.unwrap();
+    assert_eq!(statuses(&got), vec!["failed"], "{got:?}");
+    let held = claims(&app).await;
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert_eq!(held.iter().filter(|h| h.unknown).count(), 1, "{held:?}");
+
+    app.google.clear_faults();
+    let mut d = start_call(&app, "CA0000000000000000000000saga00092").await;
+    to_proposal(&mut d).await;
+    let held = claims(&app).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(held[0].committed);
+    assert_eq!(
+        json_time(held[0].interval.start),
+        booked["booking"]["start"]
+    );
+    app.stop().await.unwrap();
+}
+
+fn json_time(t: chrono::DateTime<chrono::Utc>) -> Value {
+    Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
