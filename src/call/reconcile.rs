@@ -10,7 +10,11 @@
 //!   event id they recorded, and kept only if the event is in the new slot;
 //! - removes a committed claim for a future meeting whose event was
 //!   deleted in the provider's own app (the claim covers no busy time on
-//!   the calendar, and the event, looked up by its id, is gone).
+//!   the calendar, and the event, looked up by its id, is gone);
+//! - adopts an event callbook made that no claim covers (its instance died
+//!   between the create and the commit, and its hold lapsed): the events
+//!   carrying a booking id in the window are listed, and each that no
+//!   claim names (by claim id or event id) gets a committed claim.
 //!
 //! Abandoned holds need no reconciler: they lapse after
 //! [`crate::ledger::HOLD_TTL`] by the ledger's clock and are reaped by its
@@ -61,6 +65,8 @@ pub struct Settled {
     pub back: usize,
     /// Committed claims whose event was deleted: released.
     pub removed: usize,
+    /// Events no claim covered: committed claims made for them.
+    pub adopted: usize,
 }
 
 async fn look(
@@ -142,8 +148,60 @@ pub async fn reconcile(
             (false, Some(_)) => kept.push(c),
         }
     }
-    crate::observe::metrics::reconciled(settled.forward, settled.back, settled.removed);
+    settled.adopted = adopt(ledger, calendar, provider, rules, window, &mut kept, now).await?;
+    crate::observe::metrics::reconciled(
+        settled.forward,
+        settled.back,
+        settled.removed,
+        settled.adopted,
+    );
     Ok((kept, settled))
+}
+
+/// Gives every event callbook made in `window` that no claim in `kept`
+/// names a committed claim (added to `kept`); returns how many. A calendar
+/// that cannot be listed now is left for the next run.
+async fn adopt(
+    ledger: &dyn Ledger,
+    calendar: &str,
+    provider: &dyn CalendarProvider,
+    rules: &BookingRules,
+    window: Interval,
+    kept: &mut Vec<Claim>,
+    now: DateTime<Utc>,
+) -> Result<usize, LedgerError> {
+    let tagged = match tokio::time::timeout(LOOKUP_BUDGET, provider.tagged_events(window)).await {
+        Ok(Ok(tagged)) => tagged,
+        _ => return Ok(0),
+    };
+    let orphans: Vec<Rebuilt> = tagged
+        .into_iter()
+        .filter(|t| {
+            !kept.iter().any(|c| {
+                c.id == t.booking_id || c.event_id.as_deref() == Some(t.event.event_id.as_str())
+            })
+        })
+        .map(|t| Rebuilt {
+            id: t.booking_id,
+            interval: rules.padded(t.event.slot),
+            event_id: t.event.event_id,
+        })
+        .collect();
+    if orphans.is_empty() {
+        return Ok(0);
+    }
+    ledger.rebuild(calendar, &orphans, now).await?;
+    for o in &orphans {
+        tracing::warn!(claim = %o.id, "reconciler: an event no claim covered; claim committed");
+    }
+    kept.extend(orphans.iter().map(|o| Claim {
+        id: o.id.clone(),
+        interval: o.interval,
+        committed: true,
+        unknown: false,
+        event_id: Some(o.event_id.clone()),
+    }));
+    Ok(orphans.len())
 }
 
 /// Restores `calendar`'s claims from the provider's tagged events (the
@@ -259,6 +317,7 @@ impl Reconciler {
                     total.forward += s.forward;
                     total.back += s.back;
                     total.removed += s.removed;
+                    total.adopted += s.adopted;
                 }
                 Err(e) => tracing::warn!(error = %e, "reconciler: ledger unavailable"),
             }

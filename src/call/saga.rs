@@ -65,8 +65,9 @@ pub fn write_budget(hold_ttl: Duration) -> Duration {
 /// The longest the read-back after a failed write may take.
 const READ_BACK_BUDGET: std::time::Duration = std::time::Duration::from_secs(8);
 
-/// How many times a ledger step is tried while the ledger is unavailable.
-pub const LEDGER_TRIES: u32 = 3;
+/// How many times a ledger step is tried while the ledger is unavailable:
+/// with the doubling waits, about 1.5 s, what a Redis restart takes.
+pub const LEDGER_TRIES: u32 = 5;
 
 /// The first wait between ledger tries; doubles after each.
 const LEDGER_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);

@@ -70,7 +70,8 @@ pub const LEASES_EXTENDED: &str = "callbook_ledger_leases_extended_total";
 pub const OUTCOMES_UNKNOWN: &str = "callbook_booking_outcomes_unknown_total";
 /// Claims the reconciler settled, by `action`: `forward` (an unknown
 /// claim's event exists: committed), `back` (it does not: released),
-/// `removed` (a committed claim's event was deleted).
+/// `removed` (a committed claim's event was deleted), `adopted` (an event
+/// callbook made that no claim covered: a claim committed for it).
 pub const RECONCILED: &str = "callbook_reconciled_claims_total";
 /// Calendars whose claims a shared ledger did not know complete (it
 /// restarted empty, or never saw them) and that were rebuilt from the
@@ -252,8 +253,13 @@ pub fn outcome_unknown(op: &'static str, outcome: &'static str) {
 }
 
 /// What a reconcile settled; see [`RECONCILED`].
-pub fn reconciled(forward: usize, back: usize, removed: usize) {
-    for (action, n) in [("forward", forward), ("back", back), ("removed", removed)] {
+pub fn reconciled(forward: usize, back: usize, removed: usize, adopted: usize) {
+    for (action, n) in [
+        ("forward", forward),
+        ("back", back),
+        ("removed", removed),
+        ("adopted", adopted),
+    ] {
         if n > 0 {
             counter!(RECONCILED, "action" => action).increment(n as u64);
         }

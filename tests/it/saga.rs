@@ -520,3 +520,33 @@ async fn a_move_of_unknown_outcome_is_rolled_back_by_the_reconciler() {
 fn json_time(t: chrono::DateTime<chrono::Utc>) -> Value {
     Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
+
+/// An instance dies between the create and the commit, and its hold lapses:
+/// the event stands with no claim, and free/busy does not show it yet. The
+/// next load lists the calendar's tagged events, adopts the orphan with a
+/// committed claim, and does not offer its slot.
+#[tokio::test]
+async fn an_event_no_claim_covers_is_adopted_at_the_next_load() {
+    let server = RedisServer::start().await.unwrap();
+    let app = on_redis(&server).await;
+    app.google
+        .lag_free_busy(OWNER, std::time::Duration::from_secs(3600));
+    let booked = crate::helpers::book(&app, "CA0000000000000000000000saga00101").await;
+    assert_eq!(booked["booking"]["status"], "booked", "{booked}");
+    let claim = claims(&app).await.remove(0);
+    // What a lapsed hold leaves: nothing in the ledger.
+    app.ledger.release(CALENDAR, &claim.id).await.unwrap();
+    assert!(claims(&app).await.is_empty());
+
+    let mut b = start_call(&app, "CA0000000000000000000000saga00102").await;
+    assert_ne!(
+        proposed(&to_proposal(&mut b).await),
+        booked["booking"]["start"]
+    );
+    let adopted = claims(&app).await;
+    assert_eq!(adopted.len(), 1, "{adopted:?}");
+    assert_eq!(adopted[0].id, claim.id);
+    assert!(adopted[0].committed);
+    assert_eq!(adopted[0].event_id, claim.event_id);
+    app.stop().await.unwrap();
+}
