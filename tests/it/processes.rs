@@ -536,7 +536,7 @@ async fn three_serve_processes_on_one_redis_and_one_emulator_never_double_book()
     let ledger = callbook::ledger::RedisLedger::connect(&redis.url, "callbook:ledger:")
         .await
         .unwrap();
-    let now = chrono::Utc::now();
+    let now = callbook::clock::Clock::System.now();
     let window = callbook::schedule::Interval::new(
         now - chrono::Duration::days(30),
         now + chrono::Duration::days(400),
