@@ -503,8 +503,9 @@ async fn without_redis_nothing_is_booked_and_the_caller_is_told_until_it_is_back
     c.send(&frames::transcript("yes")).await.unwrap();
     let got = c.settle().await.unwrap();
     assert_eq!(got[0]["turn"]["owner"], "callbook");
+    // The hold is retried for a moment first (a filler line may come).
     assert_eq!(
-        got[1]["booking"],
+        of_kind(&got, "booking")[0]["booking"],
         json!({"status": "failed", "reason": "calendar_unavailable"}),
         "{got:?}"
     );
