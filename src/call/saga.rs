@@ -281,6 +281,7 @@ async fn keep_unknown(
     op: &'static str,
     claim: &str,
     padded: Interval,
+    replaces: Option<&str>,
     event_id: Option<&str>,
 ) {
     let key = &env.calendar_key;
@@ -288,7 +289,7 @@ async fn keep_unknown(
     let now = deps.clock.now();
     let mut marked = ledger_retry(|| ledger.mark_unknown(key, claim, event_id, now)).await;
     if marked == Err(LedgerError::NotHeld) {
-        marked = match ledger_retry(|| ledger.hold(key, claim, padded, None, now)).await {
+        marked = match ledger_retry(|| ledger.hold(key, claim, padded, replaces, now)).await {
             Ok(()) => ledger_retry(|| ledger.mark_unknown(key, claim, event_id, now)).await,
             Err(e) => Err(e),
         };
@@ -377,7 +378,7 @@ pub(super) async fn book(
             }
             // Unknown, or absent only so far: a create cut off may land yet.
             _ => {
-                keep_unknown(env, deps, "book", &claim, padded, None).await;
+                keep_unknown(env, deps, "book", &claim, padded, None, None).await;
                 return match failed {
                     Some(e) => Outcome::Failed(trouble(e, env, deps).await),
                     None => Outcome::Failed(Trouble::Unavailable),
@@ -637,7 +638,16 @@ pub(super) async fn move_meeting(
                 return Outcome::Failed(trouble(e, env, deps).await);
             }
             _ => {
-                keep_unknown(env, deps, "move", &claim, padded, Some(event_id)).await;
+                keep_unknown(
+                    env,
+                    deps,
+                    "move",
+                    &claim,
+                    padded,
+                    Some(&old),
+                    Some(event_id),
+                )
+                .await;
                 return match failed {
                     Some(e) => Outcome::Failed(trouble(e, env, deps).await),
                     None => Outcome::Failed(Trouble::Unavailable),
