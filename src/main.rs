@@ -621,14 +621,14 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             "--redis-url keeps connections in Redis; --state-file is for a single instance: give one"
         ),
         (Some(url), None) => {
-            let store = RedisStore::connect(url, REDIS_PREFIX, need_key("--redis-url")?, store)
-                .await
-                .map_err(store_refused("connecting to Redis (CALLBOOK_REDIS_URL)"))?;
             let ttl = callbook::ledger::MIN_HOLD_TTL.num_seconds() as u64;
             anyhow::ensure!(
                 args.hold_ttl_seconds >= ttl,
                 "--hold-ttl-seconds must be at least {ttl}"
             );
+            let store = RedisStore::connect(url, REDIS_PREFIX, need_key("--redis-url")?, store)
+                .await
+                .map_err(store_refused("connecting to Redis (CALLBOOK_REDIS_URL)"))?;
             let ledger = RedisLedger::connect(url, "callbook:ledger:")
                 .await
                 .context("connecting to Redis (CALLBOOK_REDIS_URL)")?
