@@ -153,7 +153,21 @@ pub async fn run(
         settle_wait: settings.settle_wait,
         outcomes: outcomes.clone(),
         trail: Arc::new(crate::observe::CallTrail::new()),
+        reconciler: Arc::new(crate::call::reconcile::Reconciler::new()),
     });
+    let reconciling = {
+        let deps = deps.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(crate::call::reconcile::RECONCILE_PERIOD);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let now = deps.clock.now();
+                deps.reconciler.run(&*deps.ledger, now).await;
+            }
+        })
+    };
     let draining = CancellationToken::new();
     let stop_serving = CancellationToken::new();
     let state = AppState {
@@ -195,6 +209,7 @@ pub async fn run(
     crate::server::listen::serve(listener, router(state), limits, stop_serving).await;
     drainer.abort();
     upkeep.abort();
+    reconciling.abort();
     // Serving stops after the drain; end whatever is left.
     calls_cancel.cancel();
     tracker.close();

@@ -499,29 +499,44 @@ pub mod frames {
     }
 }
 
-/// A real `redis-server` on a free loopback port, with nothing on disk;
-/// killed when dropped. For tests and benchmarks.
+/// A real `redis-server` on a free loopback port, with nothing on disk
+/// (or an append-only file, [`RedisServer::start_with_aof`]); killed when
+/// dropped. For tests and benchmarks.
 pub struct RedisServer {
     child: std::process::Child,
     port: u16,
     pub url: String,
     dir: std::path::PathBuf,
+    /// Every write appended to a file and fsynced before it is answered,
+    /// so a restart (even after a kill) loses nothing.
+    aof: bool,
 }
 
 impl RedisServer {
     pub async fn start() -> anyhow::Result<RedisServer> {
+        Self::start_persistent(false).await
+    }
+
+    /// A server with an append-only file fsynced on every write: a
+    /// [`RedisServer::restart`] reloads everything it had.
+    pub async fn start_with_aof() -> anyhow::Result<RedisServer> {
+        Self::start_persistent(true).await
+    }
+
+    async fn start_persistent(aof: bool) -> anyhow::Result<RedisServer> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let dir = std::env::temp_dir().join(format!("callbook-redis-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir)?;
-        let child = Self::spawn(port, &dir)?;
+        let child = Self::spawn(port, &dir, aof)?;
         // Owned from here on: dropped (killed and reaped) on every path.
         let server = RedisServer {
             child,
             port,
             url: format!("redis://127.0.0.1:{port}/"),
             dir,
+            aof,
         };
         server.ready().await?;
         Ok(server)
@@ -533,18 +548,25 @@ impl RedisServer {
         let _ = self.child.wait();
     }
 
-    /// Kills the server and starts a new one on the same port, empty: what
-    /// a Redis restart without persistence looks like to callbook.
+    /// Kills the server and starts a new one on the same port: empty, as
+    /// a Redis restart without persistence looks to callbook; or, started
+    /// [`RedisServer::start_with_aof`], with everything it had.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
-        self.child = Self::spawn(self.port, &self.dir)?;
+        self.child = Self::spawn(self.port, &self.dir, self.aof)?;
         self.ready().await
     }
 
-    fn spawn(port: u16, dir: &std::path::Path) -> anyhow::Result<std::process::Child> {
+    fn spawn(port: u16, dir: &std::path::Path, aof: bool) -> anyhow::Result<std::process::Child> {
+        let persistence: &[&str] = if aof {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            &["--appendonly", "no"]
+        };
         std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", ""])
+            .args(persistence)
             .arg("--dir")
             .arg(dir)
             .stdout(std::process::Stdio::null())

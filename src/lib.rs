@@ -23,15 +23,26 @@
 //!   queries) and the `callbook slots` answers.
 //! - [`phone`]: E.164 numbers and the zone their area code suggests.
 //! - [`call`]: one actor per call; answers each transcript's turn, runs the
-//!   dialog's effects (free/busy, claim-then-create booking, moves) as tasks
-//!   and feeds results back. [`call::resume`] keeps a call's state past its
-//!   socket (in process or in Redis) so a reconnect with the same call SID
-//!   takes it up; bookings are named by call SID and attempt, so a repeated
-//!   request is the same booking.
+//!   dialog's effects (free/busy, bookings, moves, cancels) as tasks and
+//!   feeds results back. Booking, moving and cancelling are one saga in one
+//!   file (`call::saga`, its invariants in its docs): every calendar write
+//!   runs under a live hold, bounded by the hold's lease; a write that
+//!   failed is read back before anything is released, and a slot whose
+//!   event may exist stays held (marked unknown) for [`call::reconcile`],
+//!   which settles such claims against the provider when a call loads
+//!   availability and periodically, and removes claims whose event was
+//!   deleted. [`call::resume`] keeps a call's state past its socket (in
+//!   process or in Redis) so a reconnect with the same call SID takes it
+//!   up; bookings are named by call SID and attempt, so a repeated request
+//!   is the same booking.
 //! - [`ledger`]: cross-call slot claims; the first confirm wins. In process
 //!   (`MemoryLedger`) or shared by any number of instances through Redis
 //!   (`RedisLedger`: one atomic Lua script per operation and calendar,
-//!   holds expiring by the Redis server's clock). Claims are keyed by the
+//!   holds expiring by the Redis server's clock). A claim is held,
+//!   unknown (its event may exist) or committed (with its event's id);
+//!   holds can be extended. A Redis that lost its data is detected by a
+//!   missing per-calendar mark, and the calendar's claims are rebuilt from
+//!   the events callbook tagged before it answers again. Claims are keyed by the
 //!   calendar as the provider names it (`provider:canonical id`), not by
 //!   its owner, so owners sharing a calendar compete for it.
 //! - [`calendar`]: the `CalendarProvider` trait; the Google Calendar and

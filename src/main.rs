@@ -444,6 +444,12 @@ struct ServeArgs {
     /// be resumed by a `start` with the same callSid.
     #[arg(long, env = "CALLBOOK_RESUME_MINUTES", default_value_t = 10)]
     resume_minutes: u64,
+    /// Seconds a hold in the shared ledger lives before its booking commits
+    /// (with --redis-url; every instance sharing the Redis should use the
+    /// same). The booking saga gives a calendar write a third of it. At
+    /// least 6; shorter than the default only for test runs.
+    #[arg(long, env = "CALLBOOK_HOLD_TTL_SECONDS", default_value_t = 60)]
+    hold_ttl_seconds: u64,
     /// POST every booking outcome here, signed with CALLBOOK_WEBHOOK_SECRET.
     #[arg(long, env = "CALLBOOK_WEBHOOK_URL", hide_env_values = true)]
     webhook_url: Option<String>,
@@ -615,12 +621,20 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             "--redis-url keeps connections in Redis; --state-file is for a single instance: give one"
         ),
         (Some(url), None) => {
+            let ttl = callbook::ledger::MIN_HOLD_TTL.num_seconds() as u64;
+            anyhow::ensure!(
+                args.hold_ttl_seconds >= ttl,
+                "--hold-ttl-seconds must be at least {ttl}"
+            );
             let store = RedisStore::connect(url, REDIS_PREFIX, need_key("--redis-url")?, store)
                 .await
                 .map_err(store_refused("connecting to Redis (CALLBOOK_REDIS_URL)"))?;
             let ledger = RedisLedger::connect(url, "callbook:ledger:")
                 .await
-                .context("connecting to Redis (CALLBOOK_REDIS_URL)")?;
+                .context("connecting to Redis (CALLBOOK_REDIS_URL)")?
+                .with_hold_ttl(chrono::Duration::seconds(
+                    args.hold_ttl_seconds.min(86_400) as i64,
+                ));
             (Arc::new(store), Arc::new(ledger))
         }
         (None, Some(path)) => {

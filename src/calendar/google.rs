@@ -5,7 +5,7 @@ use super::oauth::{AuthorizedClient, OAuthClient};
 use super::retry::{retry, RetryPolicy};
 use super::{
     event_id_for, CalendarError, CalendarInfo, CalendarProvider, CalendarSummary, CreatedEvent,
-    NewEvent,
+    NewEvent, TaggedEvent,
 };
 use crate::domain::{MeetingKind, Video};
 use crate::schedule::{merge_busy, Interval};
@@ -536,6 +536,58 @@ impl CalendarProvider for GoogleCalendar {
                     Ok(None)
                 }
             }
+            Err(CalendarError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn tagged_events(&self, window: Interval) -> Result<Vec<TaggedEvent>, CalendarError> {
+        let path = ["calendars", self.calendar_id.as_str(), "events"];
+        let (from, to) = (rfc3339(window.start), rfc3339(window.end));
+        let mut found = Vec::new();
+        let mut page: Option<String> = None;
+        loop {
+            let mut query = vec![
+                ("timeMin", from.as_str()),
+                ("timeMax", to.as_str()),
+                ("singleEvents", "true"),
+                ("maxResults", "2500"),
+            ];
+            if let Some(token) = &page {
+                query.push(("pageToken", token.as_str()));
+            }
+            let listed = self.call(Method::GET, &path, &query, None).await?;
+            for e in listed
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let tag = e
+                    .pointer("/extendedProperties/private/bookingId")
+                    .and_then(Value::as_str);
+                let live = e.get("status").and_then(Value::as_str) != Some("cancelled");
+                if let (Some(tag), true) = (tag, live) {
+                    found.push(TaggedEvent {
+                        booking_id: tag.to_string(),
+                        event: created(e)?,
+                    });
+                }
+            }
+            page = listed
+                .get("nextPageToken")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if page.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
+    async fn event(&self, event_id: &str) -> Result<Option<CreatedEvent>, CalendarError> {
+        match self.get_event(event_id).await {
+            Ok(e) if e.get("status").and_then(Value::as_str) == Some("cancelled") => Ok(None),
+            Ok(e) => Ok(Some(created(&e)?)),
             Err(CalendarError::NotFound) => Ok(None),
             Err(e) => Err(e),
         }

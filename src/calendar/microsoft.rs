@@ -8,7 +8,7 @@ use super::oauth::{AuthorizedClient, OAuthClient};
 use super::retry::{retry, RetryPolicy};
 use super::{
     windows_zones, CalendarError, CalendarInfo, CalendarProvider, CalendarSummary, CreatedEvent,
-    NewEvent,
+    NewEvent, TaggedEvent,
 };
 use crate::domain::{MeetingKind, Video};
 use crate::schedule::{merge_busy, Interval};
@@ -628,6 +628,76 @@ impl CalendarProvider for MicrosoftCalendar {
         match self.find_booking_in(&r.calendar_id, booking_id).await? {
             Some(e) => Ok(Some(created(&e)?)),
             None => Ok(None),
+        }
+    }
+
+    async fn tagged_events(&self, window: Interval) -> Result<Vec<TaggedEvent>, CalendarError> {
+        let r = self.resolve().await?;
+        let mut url = self.url(&["me", "calendars", &r.calendar_id, "calendarView"])?;
+        url.query_pairs_mut()
+            .append_pair(
+                "startDateTime",
+                &window.start.to_rfc3339_opts(SecondsFormat::Secs, true),
+            )
+            .append_pair(
+                "endDateTime",
+                &window.end.to_rfc3339_opts(SecondsFormat::Secs, true),
+            )
+            .append_pair("$select", "start,end,isCancelled,onlineMeeting")
+            .append_pair(
+                "$expand",
+                &format!("singleValueExtendedProperties($filter=id eq '{BOOKING_PROPERTY}')"),
+            )
+            .append_pair("$top", "1000");
+        let mut found = Vec::new();
+        let mut next = Some(url);
+        while let Some(page_url) = next.take() {
+            let page = self.send(Method::GET, page_url, None).await?;
+            for ev in page
+                .get("value")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let cancelled = ev
+                    .get("isCancelled")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let tag = ev
+                    .get("singleValueExtendedProperties")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .find(|p| p.get("id").and_then(Value::as_str) == Some(BOOKING_PROPERTY))
+                    .and_then(|p| p.get("value").and_then(Value::as_str));
+                if let (Some(tag), false) = (tag, cancelled) {
+                    found.push(TaggedEvent {
+                        booking_id: tag.to_string(),
+                        event: created(ev)?,
+                    });
+                }
+            }
+            next = page
+                .get("@odata.nextLink")
+                .and_then(Value::as_str)
+                .map(|l| {
+                    Url::parse(l)
+                        .map_err(|e| CalendarError::Transient(format!("bad nextLink: {e}")))
+                })
+                .transpose()?;
+        }
+        Ok(found)
+    }
+
+    async fn event(&self, event_id: &str) -> Result<Option<CreatedEvent>, CalendarError> {
+        match self
+            .send(Method::GET, self.url(&["me", "events", event_id])?, None)
+            .await
+        {
+            Ok(e) if e.get("isCancelled").and_then(Value::as_bool) == Some(true) => Ok(None),
+            Ok(e) => Ok(Some(created(&e)?)),
+            Err(CalendarError::NotFound) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

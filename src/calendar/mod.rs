@@ -69,6 +69,14 @@ pub struct CreatedEvent {
     pub join_link: Option<String>,
 }
 
+/// An event callbook made, as found on the calendar: the booking id it
+/// carries (the tag `find_booking` looks up) and the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaggedEvent {
+    pub booking_id: String,
+    pub event: CreatedEvent,
+}
+
 /// Provider faults, classified for the code that must react to them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CalendarError {
@@ -109,6 +117,14 @@ pub trait CalendarProvider: Send + Sync {
     /// booking whose outcome was lost (its instance died mid-create) is
     /// found rather than made twice.
     async fn find_booking(&self, booking_id: &str) -> Result<Option<CreatedEvent>, CalendarError>;
+    /// The live events callbook made (those carrying a booking id) that
+    /// overlap `window`: what a ledger that lost its claims is rebuilt from.
+    async fn tagged_events(&self, window: Interval) -> Result<Vec<TaggedEvent>, CalendarError>;
+    /// The live event with this provider id, if there is one (`None` once
+    /// it is deleted or cancelled): how the outcome of a move that was
+    /// lost is read back, and how the reconciler learns that an event
+    /// was deleted in the provider's own app.
+    async fn event(&self, event_id: &str) -> Result<Option<CreatedEvent>, CalendarError>;
     /// Cancels an event callbook created; the provider emails attendees.
     /// Cancelling one already cancelled succeeds.
     async fn cancel_event(&self, event_id: &str) -> Result<(), CalendarError>;

@@ -9,7 +9,9 @@
 
 mod effects;
 mod outlet;
+pub mod reconcile;
 pub mod resume;
+mod saga;
 mod setup;
 
 pub use outlet::Outlet;
@@ -59,6 +61,9 @@ pub struct CallDeps {
     /// Where each call's ending (how far its booking got) is kept for the
     /// diagnostics.
     pub trail: Arc<crate::observe::CallTrail>,
+    /// The calendars this instance loaded recently, reconciled
+    /// periodically ([`reconcile`]).
+    pub reconciler: Arc<reconcile::Reconciler>,
 }
 
 enum Msg {

@@ -1,6 +1,6 @@
 //! The in-process ledger: first confirm wins across the calls of one process.
 
-use super::{Claim, Ledger, LedgerError, HOLD_TTL, PRUNE_AFTER};
+use super::{Claim, Ledger, LedgerError, Rebuilt, HOLD_TTL, PRUNE_AFTER, UNKNOWN_TTL};
 use crate::schedule::Interval;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -13,6 +13,9 @@ struct Entry {
     /// `None` once committed.
     expires: Option<DateTime<Utc>>,
     replaces: Option<String>,
+    /// The event may exist (see [`Ledger::mark_unknown`]).
+    unknown: bool,
+    event_id: Option<String>,
 }
 
 /// One calendar's claims, indexed so that every operation costs
@@ -77,6 +80,25 @@ impl Calendar {
             .take_while(move |((start, _), _)| *start < window.end)
             .filter(move |(_, e)| e.interval.overlaps(&window))
             .map(|((_, id), e)| (id.as_str(), e))
+    }
+
+    /// A live hold's expiry moved to `until` (never earlier) and `change`
+    /// applied to it; a committed claim is left as it is.
+    fn renew(
+        &mut self,
+        id: &str,
+        until: DateTime<Utc>,
+        change: impl FnOnce(&mut Entry),
+    ) -> Result<(), LedgerError> {
+        let mut entry = self.get(id).cloned().ok_or(LedgerError::NotHeld)?;
+        let Some(expires) = entry.expires else {
+            return Ok(());
+        };
+        self.remove(id);
+        entry.expires = Some(expires.max(until));
+        change(&mut entry);
+        self.insert(id, entry);
+        Ok(())
     }
 
     fn insert(&mut self, id: &str, entry: Entry) {
@@ -163,22 +185,29 @@ impl Ledger for MemoryLedger {
                     interval,
                     expires: Some(now + HOLD_TTL),
                     replaces: replaces.map(str::to_string),
+                    unknown: false,
+                    event_id: None,
                 },
             );
             Ok(())
         })
     }
 
-    async fn commit(
+    async fn commit_event(
         &self,
         calendar: &str,
         claim: &str,
+        event_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         self.with(calendar, Some(now), |cal| {
             let mut entry = cal.get(claim).cloned().ok_or(LedgerError::NotHeld)?;
             cal.remove(claim);
             entry.expires = None;
+            entry.unknown = false;
+            if let Some(id) = event_id {
+                entry.event_id = Some(id.to_string());
+            }
             let old = entry.replaces.take();
             cal.insert(claim, entry);
             if let Some(old) = old {
@@ -186,6 +215,60 @@ impl Ledger for MemoryLedger {
             }
             Ok(())
         })
+    }
+
+    async fn extend(
+        &self,
+        calendar: &str,
+        claim: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.with(calendar, Some(now), |cal| {
+            cal.renew(claim, now + HOLD_TTL, |_| {})
+        })
+    }
+
+    async fn mark_unknown(
+        &self,
+        calendar: &str,
+        claim: &str,
+        event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.with(calendar, Some(now), |cal| {
+            cal.renew(claim, now + UNKNOWN_TTL, |e| {
+                e.unknown = true;
+                if let Some(id) = event_id {
+                    e.event_id = Some(id.to_string());
+                }
+            })
+        })
+    }
+
+    async fn rebuild(
+        &self,
+        calendar: &str,
+        claims: &[Rebuilt],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.with(calendar, Some(now), |cal| {
+            for c in claims {
+                if cal.starts.contains_key(&c.id) {
+                    continue;
+                }
+                cal.insert(
+                    &c.id,
+                    Entry {
+                        interval: c.interval,
+                        expires: None,
+                        replaces: None,
+                        unknown: false,
+                        event_id: Some(c.event_id.clone()),
+                    },
+                );
+            }
+        });
+        Ok(())
     }
 
     async fn release(&self, calendar: &str, claim: &str) -> Result<(), LedgerError> {
@@ -205,6 +288,8 @@ impl Ledger for MemoryLedger {
                     id: id.to_string(),
                     interval: e.interval,
                     committed: e.expires.is_none(),
+                    unknown: e.unknown,
+                    event_id: e.event_id.clone(),
                 })
                 .collect()
         }))

@@ -8,13 +8,26 @@
 //!
 //! Per calendar:
 //! - `iv`: sorted set, start (unix seconds) → claim id;
-//! - `b`: hash, claim id → `start|end|expires|replaces` (`expires` is 0 once
-//!   committed);
+//! - `b`: hash, claim id → `start|end|expires|replaces|state|event`
+//!   (`expires` is 0 once committed; `state` is `u` for a claim whose event
+//!   may exist, empty otherwise; `event` the provider's event id once known;
+//!   records written before the last two fields existed read as empty);
 //! - `exp`: sorted set, hold expiry → claim id (holds only);
 //! - `done`: sorted set, end → claim id (committed claims only), so claims
 //!   that ended more than [`PRUNE_AFTER`] ago are pruned first;
 //! - `maxlen`: the longest claim, which bounds how far back a conflicting
-//!   start can lie, so the overlap check reads only nearby claims.
+//!   start can lie, so the overlap check reads only nearby claims;
+//! - `mark`: present once the calendar's claims are known complete in this
+//!   Redis (set by [`Ledger::rebuild`], from the provider's events).
+//!
+//! The mark is the epoch marker: a Redis that restarted empty, or a
+//! replica promoted without it, has no mark for any calendar, so holds and
+//! reads there answer `Unverified` instead of "free" until the calendar's
+//! claims are rebuilt from the events callbook tagged with their booking
+//! ids. A calendar used for the first time is rebuilt the same way (one
+//! provider read). A failover that lost only the latest writes keeps the
+//! marks; what it lost is covered by the provider re-check every booking
+//! makes, and by the reconciler.
 //!
 //! "Now" for hold expiry and reaping is the Redis server's clock
 //! (`redis.call('TIME')`), never a caller's: an instance whose clock runs
@@ -29,10 +42,12 @@
 //! the caller's "now", so neither a fast instance nor a fast server drops
 //! a claim the other still counts as recent.
 
-use super::{Claim, Ledger, LedgerError, HOLD_TTL, PRUNE_AFTER};
+use super::{
+    Claim, Ledger, LedgerError, Rebuilt, HOLD_TTL, MIN_HOLD_TTL, PRUNE_AFTER, UNKNOWN_TTL,
+};
 use crate::schedule::Interval;
 use async_trait::async_trait;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use redis::aio::ConnectionManager;
 use redis::Script;
 use sha2::{Digest, Sha256};
@@ -72,16 +87,27 @@ local function cutoff(now, caller, prune)
   return math.min(now, tonumber(caller)) - tonumber(prune)
 end
 local function parse(rec)
-  local s, e, x, rep = string.match(rec, '^(%d+)|(%d+)|(%d+)|(.*)$')
-  return tonumber(s), tonumber(e), x, rep
+  local s, e, x, rest = string.match(rec, '^(%d+)|(%d+)|(%d+)|(.*)$')
+  local rep, st, ev = string.match(rest, '^([^|]*)|([^|]*)|(.*)$')
+  if not rep then
+    rep, st, ev = rest, '', ''
+  end
+  return tonumber(s), tonumber(e), x, rep, st, ev
+end
+local function record(s, e, x, rep, st, ev)
+  return tostring(s) .. '|' .. tostring(e) .. '|' .. tostring(x) .. '|' .. rep .. '|' .. st .. '|' .. ev
 end
 "#;
 
-/// KEYS: iv, b, exp, maxlen, done. ARGV: id, start, end, now ('' for the
-/// server's), ttl, replaces, caller's now, prune after.
-/// Returns {'ok'} or {'taken', start, end} of the first conflict.
+/// KEYS: iv, b, exp, maxlen, done, mark. ARGV: id, start, end, now (''
+/// for the server's), ttl, replaces, caller's now, prune after.
+/// Returns {'ok'}, {'taken', start, end} of the first conflict, or
+/// {'unverified'} without the calendar's mark.
 const HOLD: &str = r#"
 local iv, b, exp, maxlen, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+if redis.call('EXISTS', KEYS[6]) == 0 then
+  return {'unverified'}
+end
 local id, rep = ARGV[1], ARGV[6]
 local s, e, now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), clock(ARGV[4]), tonumber(ARGV[5])
 reap(iv, b, exp, done, now, cutoff(now, ARGV[7], ARGV[8]))
@@ -99,7 +125,7 @@ for _, c in ipairs(near) do
   end
 end
 redis.call('ZADD', iv, s, id)
-redis.call('HSET', b, id, ARGV[2] .. '|' .. ARGV[3] .. '|' .. tostring(now + ttl) .. '|' .. rep)
+redis.call('HSET', b, id, record(ARGV[2], ARGV[3], now + ttl, rep, '', ''))
 redis.call('ZADD', exp, now + ttl, id)
 if e - s > ml then
   redis.call('SET', maxlen, e - s)
@@ -108,7 +134,8 @@ return {'ok'}
 "#;
 
 /// KEYS: iv, b, exp, done. ARGV: id, now ('' for the server's), caller's
-/// now, prune after. Returns 'ok' or 'not_held'.
+/// now, prune after, event id ('' when not given). Returns 'ok' or
+/// 'not_held'.
 const COMMIT: &str = r#"
 local iv, b, exp, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id = ARGV[1]
@@ -118,9 +145,12 @@ local rec = redis.call('HGET', b, id)
 if not rec then
   return 'not_held'
 end
-local s, e, x, rep = parse(rec)
+local s, e, x, rep, st, ev = parse(rec)
+if ARGV[5] ~= '' then
+  ev = ARGV[5]
+end
 redis.call('ZREM', exp, id)
-redis.call('HSET', b, id, tostring(s) .. '|' .. tostring(e) .. '|0|')
+redis.call('HSET', b, id, record(s, e, 0, '', '', ev))
 redis.call('ZADD', done, e, id)
 if rep ~= '' then
   redis.call('ZREM', iv, rep)
@@ -128,6 +158,60 @@ if rep ~= '' then
   redis.call('ZREM', exp, rep)
   redis.call('ZREM', done, rep)
 end
+return 'ok'
+"#;
+
+/// KEYS: iv, b, exp, done. ARGV: id, now ('' for the server's), caller's
+/// now, prune after, ttl, mark ('u' to mark unknown, '' to keep the
+/// state), event id ('' when not given). A live hold expires `ttl` from now
+/// (never earlier than it did). Returns 'ok' or 'not_held'.
+const EXTEND: &str = r#"
+local iv, b, exp, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id = ARGV[1]
+local now = clock(ARGV[2])
+reap(iv, b, exp, done, now, cutoff(now, ARGV[3], ARGV[4]))
+local rec = redis.call('HGET', b, id)
+if not rec then
+  return 'not_held'
+end
+local s, e, x, rep, st, ev = parse(rec)
+if x == '0' then
+  return 'ok'
+end
+local until_ = math.max(tonumber(x), now + tonumber(ARGV[5]))
+if ARGV[6] ~= '' then
+  st = ARGV[6]
+end
+if ARGV[7] ~= '' then
+  ev = ARGV[7]
+end
+redis.call('HSET', b, id, record(s, e, until_, rep, st, ev))
+redis.call('ZADD', exp, until_, id)
+return 'ok'
+"#;
+
+/// KEYS: iv, b, exp, maxlen, done, mark. ARGV: now ('' for the
+/// server's), caller's now, prune after, then id, start, end, event id for
+/// each claim. Adds each claim not there yet as committed, then sets the
+/// mark.
+const REBUILD: &str = r#"
+local iv, b, exp, maxlen, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local now = clock(ARGV[1])
+reap(iv, b, exp, done, now, cutoff(now, ARGV[2], ARGV[3]))
+local ml = tonumber(redis.call('GET', maxlen) or '0')
+for i = 4, #ARGV, 4 do
+  local id, s, e, ev = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
+  if redis.call('HEXISTS', b, id) == 0 then
+    redis.call('ZADD', iv, s, id)
+    redis.call('HSET', b, id, record(s, e, 0, '', '', ev))
+    redis.call('ZADD', done, e, id)
+    if e - s > ml then
+      ml = e - s
+      redis.call('SET', maxlen, ml)
+    end
+  end
+end
+redis.call('SET', KEYS[6], '1')
 return 'ok'
 "#;
 
@@ -140,23 +224,29 @@ redis.call('ZREM', KEYS[4], ARGV[1])
 return 'ok'
 "#;
 
-/// KEYS: iv, b, exp, maxlen, done. ARGV: window start, window end, now (''
-/// for the server's), caller's now, prune after.
-/// Returns a flat list: id, start, end, committed (1/0), …
+/// KEYS: iv, b, exp, maxlen, done, mark. ARGV: window start, window end,
+/// now ('' for the server's), caller's now, prune after.
+/// Returns {'unverified'} without the calendar's mark, else a flat list
+/// after 'ok': id, start, end, committed (1/0), unknown (1/0), event id, …
 const CLAIMS: &str = r#"
 local iv, b, exp, maxlen, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+if redis.call('EXISTS', KEYS[6]) == 0 then
+  return {'unverified'}
+end
 local ws, we = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = clock(ARGV[3])
 reap(iv, b, exp, done, now, cutoff(now, ARGV[4], ARGV[5]))
 local ml = tonumber(redis.call('GET', maxlen) or '0')
-local out = {}
+local out = {'ok'}
 for _, c in ipairs(redis.call('ZRANGEBYSCORE', iv, ws - ml, '(' .. ARGV[2])) do
-  local cs, ce, x = parse(redis.call('HGET', b, c))
+  local cs, ce, x, rep, st, ev = parse(redis.call('HGET', b, c))
   if cs < we and ws < ce then
     table.insert(out, c)
     table.insert(out, tostring(cs))
     table.insert(out, tostring(ce))
     table.insert(out, x == '0' and '1' or '0')
+    table.insert(out, st == 'u' and '1' or '0')
+    table.insert(out, ev)
   end
 end
 return out
@@ -170,21 +260,30 @@ pub struct RedisLedger {
     hold: std::sync::Arc<Script>,
     commit: std::sync::Arc<Script>,
     release: std::sync::Arc<Script>,
+    extend: std::sync::Arc<Script>,
+    rebuild: std::sync::Arc<Script>,
     claims: std::sync::Arc<Script>,
     /// Take "now" from the callers instead of the server (replays only).
     caller_clock: bool,
+    hold_ttl: Duration,
 }
 
 fn unavailable(e: redis::RedisError) -> LedgerError {
     LedgerError::Unavailable(e.to_string())
 }
 
-/// The five keys of one calendar. The calendar key is hashed, so any
-/// calendar id is safe inside the hash tag and all five share a slot.
-fn keys(prefix: &str, calendar: &str) -> [String; 5] {
+/// The six keys of one calendar. The calendar key is hashed, so any
+/// calendar id is safe inside the hash tag and all six share a slot.
+fn keys(prefix: &str, calendar: &str) -> [String; 6] {
     let digest = Sha256::digest(calendar.as_bytes());
     let tag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    ["iv", "b", "exp", "maxlen", "done"].map(|k| format!("{prefix}{{{tag}}}:{k}"))
+    ["iv", "b", "exp", "maxlen", "done", "mark"].map(|k| format!("{prefix}{{{tag}}}:{k}"))
+}
+
+/// An event id as a script argument: empty when there is none, or when it
+/// could not be stored in a record (a `|`; no provider's ids have one).
+fn event_arg(event_id: Option<&str>) -> &str {
+    event_id.filter(|id| !id.contains('|')).unwrap_or("")
 }
 
 fn secs(t: DateTime<Utc>) -> i64 {
@@ -210,8 +309,11 @@ impl RedisLedger {
             hold: script(HOLD),
             commit: script(COMMIT),
             release: std::sync::Arc::new(Script::new(RELEASE)),
+            extend: script(EXTEND),
+            rebuild: script(REBUILD),
             claims: script(CLAIMS),
             caller_clock: false,
+            hold_ttl: HOLD_TTL,
         })
     }
 
@@ -223,6 +325,51 @@ impl RedisLedger {
     #[must_use]
     pub fn on_caller_clock(mut self) -> Self {
         self.caller_clock = true;
+        self
+    }
+
+    /// The EXTEND script: a live hold lives `ttl` from now, `mark`ed
+    /// (`u`: unknown) and with its event id when given.
+    async fn renew(
+        &self,
+        calendar: &str,
+        claim: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+        mark: &str,
+        event_id: Option<&str>,
+    ) -> Result<(), LedgerError> {
+        let [iv, b, exp, _, done, _] = keys(&self.prefix, calendar);
+        let mut conn = self.conn.clone();
+        let reply: String = self
+            .extend
+            .key(iv)
+            .key(b)
+            .key(exp)
+            .key(done)
+            .arg(claim)
+            .arg(self.now_arg(now))
+            .arg(secs(now))
+            .arg(PRUNE_AFTER.num_seconds())
+            .arg(ttl.num_seconds())
+            .arg(mark)
+            .arg(event_arg(event_id))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        match reply.as_str() {
+            "ok" => Ok(()),
+            _ => Err(LedgerError::NotHeld),
+        }
+    }
+
+    /// Holds on this ledger live `ttl` (at least [`MIN_HOLD_TTL`]) instead
+    /// of [`HOLD_TTL`]. Every instance sharing the Redis should use the
+    /// same; a short one makes a stopped or slow instance's holds lapse
+    /// sooner (test runs use it to reach that case in seconds).
+    #[must_use]
+    pub fn with_hold_ttl(mut self, ttl: Duration) -> Self {
+        self.hold_ttl = ttl.max(MIN_HOLD_TTL);
         self
     }
 
@@ -246,7 +393,7 @@ impl Ledger for RedisLedger {
         replaces: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let [iv, b, exp, maxlen, done] = keys(&self.prefix, calendar);
+        let [iv, b, exp, maxlen, done, mark] = keys(&self.prefix, calendar);
         let mut conn = self.conn.clone();
         let reply: Vec<String> = self
             .hold
@@ -255,11 +402,12 @@ impl Ledger for RedisLedger {
             .key(exp)
             .key(maxlen)
             .key(done)
+            .key(mark)
             .arg(claim)
             .arg(secs(interval.start))
             .arg(secs(interval.end))
             .arg(self.now_arg(now))
-            .arg(HOLD_TTL.num_seconds())
+            .arg(self.hold_ttl.num_seconds())
             .arg(replaces.unwrap_or(""))
             .arg(secs(now))
             .arg(PRUNE_AFTER.num_seconds())
@@ -268,6 +416,7 @@ impl Ledger for RedisLedger {
             .map_err(unavailable)?;
         match reply.as_slice() {
             [ok] if ok == "ok" => Ok(()),
+            [unverified] if unverified == "unverified" => Err(LedgerError::Unverified),
             [taken, s, e] if taken == "taken" => Err(LedgerError::Taken {
                 conflict: Interval::new(at(s)?, at(e)?),
             }),
@@ -277,13 +426,14 @@ impl Ledger for RedisLedger {
         }
     }
 
-    async fn commit(
+    async fn commit_event(
         &self,
         calendar: &str,
         claim: &str,
+        event_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let [iv, b, exp, _, done] = keys(&self.prefix, calendar);
+        let [iv, b, exp, _, done, _] = keys(&self.prefix, calendar);
         let mut conn = self.conn.clone();
         let reply: String = self
             .commit
@@ -295,6 +445,7 @@ impl Ledger for RedisLedger {
             .arg(self.now_arg(now))
             .arg(secs(now))
             .arg(PRUNE_AFTER.num_seconds())
+            .arg(event_arg(event_id))
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -304,8 +455,29 @@ impl Ledger for RedisLedger {
         }
     }
 
+    async fn extend(
+        &self,
+        calendar: &str,
+        claim: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.renew(calendar, claim, now, self.hold_ttl, "", None)
+            .await
+    }
+
+    async fn mark_unknown(
+        &self,
+        calendar: &str,
+        claim: &str,
+        event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.renew(calendar, claim, now, UNKNOWN_TTL, "u", event_id)
+            .await
+    }
+
     async fn release(&self, calendar: &str, claim: &str) -> Result<(), LedgerError> {
-        let [iv, b, exp, _, done] = keys(&self.prefix, calendar);
+        let [iv, b, exp, _, done, _] = keys(&self.prefix, calendar);
         let mut conn = self.conn.clone();
         let _: String = self
             .release
@@ -326,7 +498,7 @@ impl Ledger for RedisLedger {
         window: Interval,
         now: DateTime<Utc>,
     ) -> Result<Vec<Claim>, LedgerError> {
-        let [iv, b, exp, maxlen, done] = keys(&self.prefix, calendar);
+        let [iv, b, exp, maxlen, done, mark] = keys(&self.prefix, calendar);
         let mut conn = self.conn.clone();
         let flat: Vec<String> = self
             .claims
@@ -335,6 +507,7 @@ impl Ledger for RedisLedger {
             .key(exp)
             .key(maxlen)
             .key(done)
+            .key(mark)
             .arg(secs(window.start))
             .arg(secs(window.end))
             .arg(self.now_arg(now))
@@ -343,16 +516,57 @@ impl Ledger for RedisLedger {
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        flat.chunks(4)
+        let flat = match flat.split_first() {
+            Some((ok, rest)) if ok == "ok" => rest,
+            Some((unverified, _)) if unverified == "unverified" => {
+                return Err(LedgerError::Unverified)
+            }
+            _ => return Err(LedgerError::Unavailable("unexpected ledger reply".into())),
+        };
+        flat.chunks(6)
             .map(|c| match c {
-                [id, s, e, committed] => Ok(Claim {
+                [id, s, e, committed, unknown, event] => Ok(Claim {
                     id: id.clone(),
                     interval: Interval::new(at(s)?, at(e)?),
                     committed: committed == "1",
+                    unknown: unknown == "1",
+                    event_id: (!event.is_empty()).then(|| event.clone()),
                 }),
                 _ => Err(LedgerError::Unavailable("truncated ledger reply".into())),
             })
             .collect()
+    }
+
+    async fn rebuild(
+        &self,
+        calendar: &str,
+        claims: &[Rebuilt],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let [iv, b, exp, maxlen, done, mark] = keys(&self.prefix, calendar);
+        let mut conn = self.conn.clone();
+        let mut call = self.rebuild.prepare_invoke();
+        call.key(iv)
+            .key(b)
+            .key(exp)
+            .key(maxlen)
+            .key(done)
+            .key(mark)
+            .arg(self.now_arg(now))
+            .arg(secs(now))
+            .arg(PRUNE_AFTER.num_seconds());
+        for c in claims {
+            call.arg(&c.id)
+                .arg(secs(c.interval.start))
+                .arg(secs(c.interval.end))
+                .arg(event_arg(Some(&c.event_id)));
+        }
+        let _: String = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn hold_ttl(&self) -> Duration {
+        self.hold_ttl
     }
 
     async fn ping(&self) -> Result<(), LedgerError> {

@@ -3,7 +3,7 @@
 //! knowing about metrics.
 
 use super::metrics;
-use crate::ledger::{Claim, Ledger, LedgerError};
+use crate::ledger::{Claim, Ledger, LedgerError, Rebuilt};
 use crate::schedule::Interval;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -27,6 +27,7 @@ fn outcome<T>(r: &Result<T, LedgerError>) -> &'static str {
         Err(LedgerError::Taken { .. }) => "taken",
         Err(LedgerError::NotHeld) => "not_held",
         Err(LedgerError::Unavailable(_)) => "unavailable",
+        Err(LedgerError::Unverified) => "unverified",
     }
 }
 
@@ -57,13 +58,50 @@ impl Ledger for MeteredLedger {
         .await
     }
 
-    async fn commit(
+    async fn commit_event(
+        &self,
+        calendar: &str,
+        claim: &str,
+        event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        timed(
+            "commit",
+            self.inner.commit_event(calendar, claim, event_id, now),
+        )
+        .await
+    }
+
+    async fn extend(
         &self,
         calendar: &str,
         claim: &str,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        timed("commit", self.inner.commit(calendar, claim, now)).await
+        timed("extend", self.inner.extend(calendar, claim, now)).await
+    }
+
+    async fn mark_unknown(
+        &self,
+        calendar: &str,
+        claim: &str,
+        event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        timed(
+            "mark_unknown",
+            self.inner.mark_unknown(calendar, claim, event_id, now),
+        )
+        .await
+    }
+
+    async fn rebuild(
+        &self,
+        calendar: &str,
+        claims: &[Rebuilt],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        timed("rebuild", self.inner.rebuild(calendar, claims, now)).await
     }
 
     async fn release(&self, calendar: &str, claim: &str) -> Result<(), LedgerError> {
@@ -77,6 +115,10 @@ impl Ledger for MeteredLedger {
         now: DateTime<Utc>,
     ) -> Result<Vec<Claim>, LedgerError> {
         timed("claims", self.inner.claims(calendar, window, now)).await
+    }
+
+    fn hold_ttl(&self) -> chrono::Duration {
+        self.inner.hold_ttl()
     }
 
     async fn ping(&self) -> Result<(), LedgerError> {

@@ -47,18 +47,38 @@ pub const TOKEN_REFRESHES: &str = "callbook_token_refreshes_total";
 /// Refreshes refused or failed, by `provider` and `class` (as the provider
 /// outcomes).
 pub const TOKEN_REFRESH_FAILURES: &str = "callbook_token_refresh_failures_total";
-/// One ledger operation, by `op` (`hold`, `commit`, `release`, `claims`).
+/// One ledger operation, by `op` (`hold`, `commit`, `release`, `claims`,
+/// `extend`, `mark_unknown`, `rebuild`).
 pub const LEDGER_DURATION: &str = "callbook_ledger_decision_duration_seconds";
 /// Ledger operations by `op` and `outcome` (`ok`, `taken`, `not_held`,
-/// `unavailable`).
+/// `unavailable`, `unverified`).
 pub const LEDGER_DECISIONS: &str = "callbook_ledger_decisions_total";
 /// Commits made after a calendar write (a booking or a move), by `op`
 /// (`book`, `move`) and `outcome`: `committed`; `recommitted` (the hold
 /// had lapsed during the write and was held again and committed under the
 /// same claim id); `conflict` (it lapsed and another claim took the slot
-/// meanwhile: the event stands, the ledger does not cover it);
+/// meanwhile: the write is undone and the caller hears it was taken);
 /// `unavailable` (the ledger could not be reached).
 pub const LEDGER_COMMITS_AFTER_WRITE: &str = "callbook_ledger_commits_after_write_total";
+/// Holds extended before a calendar write because little of their lease
+/// was left, by `outcome`: `extended`, `taken` (it had lapsed and the slot
+/// was taken), `unavailable`.
+pub const LEASES_EXTENDED: &str = "callbook_ledger_leases_extended_total";
+/// Calendar writes (`op`: `book`, `move`) whose outcome stayed unknown
+/// after the read-back, by `outcome`: `kept` (the slot stays held for the
+/// reconciler), `taken` or `unavailable` (it could not be kept).
+pub const OUTCOMES_UNKNOWN: &str = "callbook_booking_outcomes_unknown_total";
+/// Claims the reconciler settled, by `action`: `forward` (an unknown
+/// claim's event exists: committed), `back` (it does not: released),
+/// `removed` (a committed claim's event was deleted), `adopted` (an event
+/// callbook made that no claim covered: a claim committed for it).
+pub const RECONCILED: &str = "callbook_reconciled_claims_total";
+/// Calendars whose claims a shared ledger did not know complete (it
+/// restarted empty, or never saw them) and that were rebuilt from the
+/// provider's tagged events.
+pub const REBUILDS: &str = "callbook_ledger_rebuilds_total";
+/// Claims restored by those rebuilds.
+pub const REBUILT_CLAIMS: &str = "callbook_ledger_rebuilt_claims_total";
 /// Call actors running now (a call whose socket dropped counts until its
 /// work in flight is done).
 pub const LIVE_CALLS: &str = "callbook_live_calls";
@@ -144,6 +164,17 @@ fn describe() {
         LEDGER_COMMITS_AFTER_WRITE,
         "Ledger commits after a calendar write, by outcome."
     );
+    describe_counter!(
+        LEASES_EXTENDED,
+        "Holds extended before a calendar write, by outcome."
+    );
+    describe_counter!(
+        OUTCOMES_UNKNOWN,
+        "Calendar writes whose outcome stayed unknown, by outcome."
+    );
+    describe_counter!(RECONCILED, "Claims the reconciler settled, by action.");
+    describe_counter!(REBUILDS, "Calendars whose ledger claims were rebuilt.");
+    describe_counter!(REBUILT_CLAIMS, "Claims restored by ledger rebuilds.");
     describe_gauge!(LIVE_CALLS, "Call actors running now.");
     describe_counter!(FRAMES_RECEIVED, "Text frames read from pipelines.");
     describe_counter!(FRAMES_SENT, "Frames written to pipelines.");
@@ -209,6 +240,36 @@ pub fn ledger(op: &'static str, outcome: &'static str, took: Duration) {
 /// [`LEDGER_COMMITS_AFTER_WRITE`].
 pub fn commit_after_write(op: &'static str, outcome: &'static str) {
     counter!(LEDGER_COMMITS_AFTER_WRITE, "op" => op, "outcome" => outcome).increment(1);
+}
+
+/// A hold was extended before a write; see [`LEASES_EXTENDED`].
+pub fn lease_extended(outcome: &'static str) {
+    counter!(LEASES_EXTENDED, "outcome" => outcome).increment(1);
+}
+
+/// A write's outcome stayed unknown; see [`OUTCOMES_UNKNOWN`].
+pub fn outcome_unknown(op: &'static str, outcome: &'static str) {
+    counter!(OUTCOMES_UNKNOWN, "op" => op, "outcome" => outcome).increment(1);
+}
+
+/// What a reconcile settled; see [`RECONCILED`].
+pub fn reconciled(forward: usize, back: usize, removed: usize, adopted: usize) {
+    for (action, n) in [
+        ("forward", forward),
+        ("back", back),
+        ("removed", removed),
+        ("adopted", adopted),
+    ] {
+        if n > 0 {
+            counter!(RECONCILED, "action" => action).increment(n as u64);
+        }
+    }
+}
+
+/// A calendar's claims were rebuilt from its events; see [`REBUILDS`].
+pub fn rebuilt(claims: usize) {
+    counter!(REBUILDS).increment(1);
+    counter!(REBUILT_CLAIMS).increment(claims as u64);
 }
 
 /// A call started on `campaign` (a label from [`campaign_label`]).

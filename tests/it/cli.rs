@@ -196,3 +196,30 @@ fn serve_refuses_shared_or_saved_connections_it_cannot_seal() {
     ]);
     assert!(!ok && err.contains("give one"), "{err}");
 }
+
+#[test]
+fn serve_refuses_a_hold_shorter_than_a_write_can_take() {
+    let out = Command::new(env!("CARGO_BIN_EXE_callbook"))
+        .arg("serve")
+        .args(["--auth-token", "pipeline-token-0123456789"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--redis-url",
+            "redis://127.0.0.1:1/",
+        ])
+        .args(["--hold-ttl-seconds", "3"])
+        .env(
+            "CALLBOOK_TOKEN_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .env_remove("CALLBOOK_STATE_FILE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--hold-ttl-seconds must be at least 6"),
+        "{err}"
+    );
+}

@@ -24,5 +24,6 @@ mod processes;
 mod protocol;
 mod redis_ledger;
 mod redis_store;
+mod saga;
 mod settings;
 mod understanding;

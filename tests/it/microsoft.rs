@@ -462,3 +462,41 @@ async fn a_weekly_all_day_series_is_each_occurrences_local_day() {
             .collect::<Vec<_>>()
     );
 }
+
+/// What a ledger that lost its claims is rebuilt from: the events callbook
+/// made (carrying their booking ids) in the window, across pages, not the
+/// owner's own events nor cancelled ones; and one event by its id, gone
+/// once cancelled.
+#[tokio::test]
+async fn tagged_events_are_listed_with_their_booking_ids_and_read_back_by_id() {
+    let s = setup(true, "Eastern Standard Time").await;
+    for i in 0..12 {
+        let start = t("2026-12-01T13:00:00Z") + chrono::Duration::minutes(30 * i);
+        s.emu.add_event(
+            OWNER,
+            "owner's own",
+            Interval::new(start, start + chrono::Duration::minutes(15)),
+            "busy",
+        );
+    }
+    let kept = s.client.create_event(&event("bk-6")).await.unwrap();
+    let mut second = event("bk-7");
+    second.slot = Interval::new(t("2026-12-01T20:00:00Z"), t("2026-12-01T20:30:00Z"));
+    let cancelled = s.client.create_event(&second).await.unwrap();
+    s.client.cancel_event(&cancelled.event_id).await.unwrap();
+    let day = Interval::new(t("2026-12-01T00:00:00Z"), t("2026-12-02T00:00:00Z"));
+    let tagged = s.client.tagged_events(day).await.unwrap();
+    assert_eq!(tagged.len(), 1, "{tagged:?}");
+    assert_eq!(tagged[0].booking_id, "bk-6");
+    assert_eq!(tagged[0].event.event_id, kept.event_id);
+    assert_eq!(tagged[0].event.slot, kept.slot);
+    assert_eq!(
+        s.client
+            .event(&kept.event_id)
+            .await
+            .unwrap()
+            .map(|e| e.slot),
+        Some(kept.slot)
+    );
+    assert_eq!(s.client.event(&cancelled.event_id).await.unwrap(), None);
+}

@@ -323,6 +323,18 @@ impl GoogleEmulator {
         acct.events.push((stored, raw));
     }
 
+    /// Deletes an event as its owner would in Google Calendar itself (no
+    /// API call of callbook's): it reads as cancelled from then on.
+    pub fn delete_by_owner(&self, email: &str, event_id: &str) {
+        let mut inner = self.lock();
+        if let Some(acct) = inner.accounts.iter_mut().find(|a| a.spec.email == email) {
+            for (view, raw) in acct.events.iter_mut().filter(|(e, _)| e.id == event_id) {
+                view.status = "cancelled".into();
+                raw["status"] = json!("cancelled");
+            }
+        }
+    }
+
     /// Whether the account's grant is revoked (refreshes are refused).
     pub fn is_revoked(&self, email: &str) -> bool {
         self.lock()
@@ -377,7 +389,10 @@ impl GoogleEmulator {
             .route("/revoke", post(revoke))
             .route("/calendar/v3/users/me/calendarList", get(calendar_list))
             .route("/calendar/v3/freeBusy", post(free_busy))
-            .route("/calendar/v3/calendars/{cid}/events", post(insert))
+            .route(
+                "/calendar/v3/calendars/{cid}/events",
+                post(insert).get(list_events),
+            )
             .route(
                 "/calendar/v3/calendars/{cid}/events/{eid}",
                 get(get_event).patch(patch_event).delete(delete_event),
@@ -1025,6 +1040,41 @@ async fn get_event_inner(
     }
 }
 
+/// `events.list` over a window (`timeMin`, `timeMax`): the live events
+/// overlapping it, in one page.
+async fn list_events_inner(
+    State(emu): State<GoogleEmulator>,
+    headers: HeaderMap,
+    Path(cid): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(idx) = emu.account_for(&headers) else {
+        return unauthenticated();
+    };
+    let time = |k: &str| {
+        q.get(k)
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let (Some(from), Some(to)) = (time("timeMin"), time("timeMax")) else {
+        return err(StatusCode::BAD_REQUEST, "badRequest", "Bad Request");
+    };
+    let inner = emu.lock();
+    let acct = &inner.accounts[idx];
+    let Some(calendar) = own_calendar(&acct.spec, &cid) else {
+        return err(StatusCode::NOT_FOUND, "notFound", "Not Found");
+    };
+    let items: Vec<Value> = acct
+        .events
+        .iter()
+        .filter(|(e, _)| {
+            e.calendar == calendar && e.status != "cancelled" && e.start < to && from < e.end
+        })
+        .map(|(_, raw)| raw.clone())
+        .collect();
+    Json(json!({"kind": "calendar#events", "items": items})).into_response()
+}
+
 /// Completes a Meet request: status `success`, entry points and the link.
 fn meet_success(raw: &mut Value, id: &str) {
     let link = meet_link(id);
@@ -1147,6 +1197,7 @@ faulty!(
     (q: Query<HashMap<String, String>>)
 );
 faulty!(get_event, get_event_inner, Endpoint::Get, (path: Path<(String, String)>));
+faulty!(list_events, list_events_inner, Endpoint::Get, (path: Path<String>, q: Query<HashMap<String, String>>));
 faulty!(patch_event, patch_event_inner, Endpoint::Patch, (path: Path<(String, String)>, q: Query<WriteQuery>, body: Option<Json<Value>>));
 faulty!(delete_event, delete_event_inner, Endpoint::Delete, (path: Path<(String, String)>, q: Query<WriteQuery>));
 faulty!(insert, insert_inner, Endpoint::Insert, (path: Path<String>, q: Query<WriteQuery>, body: Option<Json<Value>>));
