@@ -506,13 +506,33 @@ fn check_query(op: Op, query: &[(String, String)], push: &mut dyn FnMut(String))
                 shape.select = Some(names);
             }
             "$expand" => {
-                let names: Vec<String> = value.split(',').map(|s| s.trim().to_string()).collect();
-                for n in &names {
+                // OData items, each a navigation property with optional
+                // nested options: `singleValueExtendedProperties($filter=…)`.
+                let mut names = Vec::new();
+                for item in top_level_items(value) {
+                    let (n, nested) = match item.split_once('(') {
+                        Some((n, rest)) => (n.trim(), rest.strip_suffix(')')),
+                        None => (item.trim(), Some("")),
+                    };
                     if m.navigation(ty, n).is_none() {
                         push(format!(
                             "query: $expand names {n:?}, not a navigation property of {ty}"
                         ));
                     }
+                    match nested {
+                        None => push(format!("query: $expand item {item:?} is not closed")),
+                        Some(opts) => {
+                            for opt in top_level_items_by(opts, ';').filter(|o| !o.is_empty()) {
+                                let key = opt.split('=').next().unwrap_or_default().trim();
+                                if !matches!(key, "$filter" | "$select" | "$top" | "$orderby") {
+                                    push(format!(
+                                        "query: $expand {n:?} has the option {key:?}, which OData does not nest"
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    names.push(n.to_string());
                 }
                 shape.expand = names;
             }
@@ -588,4 +608,29 @@ pub fn check_error(body: &Value, status: u16, push: &mut dyn FnMut(String)) {
             push(format!("error {status}: unknown field error.{k}"));
         }
     }
+}
+
+/// The comma-separated items of an OData query option, not splitting
+/// inside parentheses or quotes.
+fn top_level_items(value: &str) -> impl Iterator<Item = &str> {
+    top_level_items_by(value, ',')
+}
+
+fn top_level_items_by(value: &str, sep: char) -> impl Iterator<Item = &str> {
+    let mut items = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0);
+    for (i, c) in value.char_indices() {
+        match c {
+            '\'' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth -= 1,
+            c if c == sep && depth == 0 && !quoted => {
+                items.push(value[start..i].trim());
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    items.push(value[start..].trim());
+    items.into_iter()
 }
