@@ -30,10 +30,10 @@
 //! a claim the other still counts as recent.
 
 use super::{Claim, Ledger, LedgerError, HOLD_TTL, PRUNE_AFTER};
+use crate::redis_conn::RedisConn;
 use crate::schedule::Interval;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use redis::aio::ConnectionManager;
 use redis::Script;
 use sha2::{Digest, Sha256};
 
@@ -165,7 +165,7 @@ return out
 /// Claims in Redis, shared by every instance pointing at the same server.
 #[derive(Clone)]
 pub struct RedisLedger {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     hold: std::sync::Arc<Script>,
     commit: std::sync::Arc<Script>,
