@@ -43,7 +43,10 @@ async fn store(
 #[tokio::test]
 async fn the_ledger_keeps_its_contract_on_a_redis_cluster() {
     let cluster = RedisCluster::start(3, 0).await;
-    crate::redis_ledger::contract(&ledger(&cluster, "cb:c:").await.on_caller_clock()).await;
+    let l = ledger(&cluster, "cb:c:").await;
+    // The readiness probe asks every primary.
+    l.ping().await.unwrap();
+    crate::redis_ledger::contract(&l.on_caller_clock()).await;
     crate::redis_ledger::past_claims_are_pruned(&ledger(&cluster, "cb:p:").await.on_caller_clock())
         .await;
 
@@ -322,4 +325,18 @@ async fn a_failover_of_the_busy_calendars_primary_keeps_one_winner_and_holds_res
         next - 1,
         all.len()
     );
+}
+
+/// The whole service on a Redis Cluster: 30 callers over two callbook
+/// servers whose store and ledger share the cluster, all chasing one
+/// calendar; every one books, and no two events overlap.
+#[tokio::test]
+async fn thirty_callers_over_two_servers_on_a_redis_cluster_all_book_without_overlap() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let report = callbook::load::run(30, 2, Some(&cluster.url))
+        .await
+        .unwrap();
+    assert_eq!(report["booked"], 30, "{report}");
+    assert_eq!(report["events"], 30, "{report}");
+    assert_eq!(report["overlapping_events"], 0, "{report}");
 }
