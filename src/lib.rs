@@ -88,7 +88,9 @@
 //!   `/metrics`), each call's booking progress and where it stopped, the
 //!   recent calls per campaign that `GET /v1/campaigns/{id}/diagnostics`
 //!   reads, and that checklist printed for a person (`callbook diagnose`).
-//! - [`redis_conn`]: how the Redis ledger and store connect.
+//! - [`redis_conn`]: how every Redis user (ledger, store, call resumes,
+//!   outcomes) connects: one node (`redis://`) or a Redis Cluster
+//!   (`redis+cluster://`), chosen by the URL, behind one cloneable type.
 //! - [`app`]: wiring, serving and draining; [`clock`]: where "now" comes
 //!   from (system or a virtual clock for replays).
 //! - Test machinery, behind the `testkit` cargo feature (on by default,

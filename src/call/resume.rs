@@ -13,8 +13,8 @@
 //! so it sees the outcome instead of guessing.
 
 use crate::dialog::Memo;
+use crate::redis_conn::RedisConn;
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use redis::Script;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -141,7 +141,7 @@ return 1
 
 /// In Redis: a reconnect may land on any instance.
 pub struct RedisCallStates {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     save: Script,
 }

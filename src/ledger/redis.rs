@@ -45,10 +45,10 @@
 use super::{
     Claim, Ledger, LedgerError, Rebuilt, HOLD_TTL, MIN_HOLD_TTL, PRUNE_AFTER, UNKNOWN_TTL,
 };
+use crate::redis_conn::RedisConn;
 use crate::schedule::Interval;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use redis::aio::ConnectionManager;
 use redis::Script;
 use sha2::{Digest, Sha256};
 
@@ -255,7 +255,7 @@ return out
 /// Claims in Redis, shared by every instance pointing at the same server.
 #[derive(Clone)]
 pub struct RedisLedger {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     hold: std::sync::Arc<Script>,
     commit: std::sync::Arc<Script>,

@@ -11,12 +11,12 @@
 
 use super::{BookingRecord, OutcomeError, OutcomeStore, PER_CALL, PER_CAMPAIGN, RETENTION};
 use crate::clock::Clock;
+use crate::redis_conn::RedisConn;
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 
 /// Outcomes shared through Redis.
 pub struct RedisOutcomes {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     clock: Clock,
 }
@@ -86,16 +86,20 @@ impl OutcomeStore for RedisOutcomes {
         if let Some(c) = &record.campaign_id {
             lists.push((self.campaign_key(c), PER_CAMPAIGN));
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        // One transaction per list: the call's and the campaign's lists
+        // hash to different slots, and a Redis Cluster runs a transaction
+        // on one slot only.
         for (key, keep) in &lists {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
             pipe.cmd("LPUSH").arg(key).arg(&json).ignore();
             pipe.cmd("LTRIM").arg(key).arg(0).arg(keep - 1).ignore();
             pipe.cmd("EXPIRE").arg(key).arg(ttl).ignore();
+            pipe.query_async::<()>(&mut self.conn.clone())
+                .await
+                .map_err(unavailable)?;
         }
-        pipe.query_async::<()>(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)
+        Ok(())
     }
 
     async fn by_call(

@@ -37,8 +37,8 @@ use super::{
     MemoryStore, PendingFlow, Provider, RekeyReport, Store, StoreError, User,
 };
 use crate::calendar::oauth::FLOW_TTL;
+use crate::redis_conn::RedisConn;
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -168,7 +168,7 @@ struct FlowDoc {
 
 /// Shared connections; users and campaigns from provisioning.
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     cipher: Arc<TokenCipher>,
     /// Users and campaigns (read-only, from the provisioning file).
@@ -324,30 +324,12 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Every key matching `pattern`.
+    /// Every key matching `pattern` (on every primary of a Cluster).
     async fn scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.conn.clone();
-        let mut cursor: u64 = 0;
-        let mut keys = Vec::new();
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_BATCH)
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            keys.extend(batch);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        keys.sort();
-        keys.dedup();
-        Ok(keys)
+        self.conn
+            .scan_match(pattern, SCAN_BATCH)
+            .await
+            .map_err(unavailable)
     }
 
     /// Re-seals every stored token, pending consent flow and the key check
@@ -627,13 +609,20 @@ impl RedisStore {
         value: Option<serde_json::Value>,
     ) -> Result<(), StoreError> {
         let json = serde_json::to_string(&value.unwrap_or_default()).map_err(corrupt)?;
-        let mut pipe = redis::pipe();
-        pipe.atomic().hset(self.records_key(kind), id, json);
-        if kind == Kind::Campaign {
-            pipe.del(self.booking_key(id));
-        }
         let mut conn = self.conn.clone();
-        let _: () = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        // The campaign's booking settings and its record hash to different
+        // slots, so a Redis Cluster cannot change both in one transaction.
+        // The settings go first: a write cut in between leaves the old
+        // record without the settings the new one replaces (the caller sees
+        // the error and writes again), never the new record under old
+        // settings.
+        if kind == Kind::Campaign {
+            let _: () = conn.del(self.booking_key(id)).await.map_err(unavailable)?;
+        }
+        let _: () = conn
+            .hset(self.records_key(kind), id, json)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -761,11 +750,12 @@ impl Store for RedisStore {
         }
         let keys: Vec<String> = list.iter().map(|c| self.booking_key(&c.id)).collect();
         let mut conn = self.conn.clone();
-        let set: Vec<Option<String>> = redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        // One GET per campaign, not MGET: each campaign's settings hash to
+        // their own slot, and a Redis Cluster refuses a cross-slot MGET.
+        let mut set: Vec<Option<String>> = Vec::with_capacity(keys.len());
+        for key in &keys {
+            set.push(conn.get(key).await.map_err(unavailable)?);
+        }
         for (c, json) in list.iter_mut().zip(set) {
             if let Some(json) = json {
                 c.booking = Some(serde_json::from_str(&json).map_err(corrupt)?);

@@ -198,3 +198,274 @@ pub fn free_listen_addr() -> String {
         .port();
     format!("127.0.0.1:{port}")
 }
+
+/// A real Redis Cluster on free loopback ports: `masters` primaries, each
+/// with `replicas` replicas, created with `redis-cli --cluster create`,
+/// nothing on disk; every node killed when dropped.
+pub struct RedisCluster {
+    /// `redis+cluster://` naming every primary.
+    pub url: String,
+    nodes: Vec<(u16, std::process::Child)>,
+    dir: std::path::PathBuf,
+}
+
+/// How long a cluster may take to form, or a failover to finish, before
+/// the test gives up: generous, so a slow machine waits rather than fails.
+const CLUSTER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl RedisCluster {
+    pub async fn start(masters: usize, replicas: usize) -> RedisCluster {
+        let dir = std::env::temp_dir().join(format!("callbook-cluster-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cluster = RedisCluster {
+            url: String::new(),
+            nodes: Vec::new(),
+            dir,
+        };
+        for _ in 0..masters * (1 + replicas) {
+            // The cluster bus gets a port of its own (not port + 10000,
+            // which may not exist).
+            let (port, bus) = (free_port(), free_port());
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus.to_string(),
+                ])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                .args(["--cluster-node-timeout", "2000"])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&cluster.dir)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("starting redis-server (apt-get install -y redis-server)");
+            cluster.nodes.push((port, child));
+        }
+        for port in cluster.ports() {
+            cluster
+                .until(port, "PING", |r| r == "PONG")
+                .await
+                .unwrap_or_else(|| panic!("redis-server did not start on port {port}"));
+        }
+        let created = std::process::Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(cluster.ports().iter().map(|p| format!("127.0.0.1:{p}")))
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("running redis-cli");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        for port in cluster.ports() {
+            cluster
+                .until(port, "CLUSTER INFO", |r| r.contains("cluster_state:ok"))
+                .await
+                .unwrap_or_else(|| panic!("node {port} never saw the cluster ok"));
+        }
+        let primaries = cluster.primaries().await;
+        cluster.url = format!(
+            "redis+cluster://{}",
+            primaries
+                .iter()
+                .map(|p| format!("127.0.0.1:{p}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        cluster
+    }
+
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|(p, _)| *p).collect()
+    }
+
+    /// Sends `cmd` (space-separated words) to the node on `port`.
+    pub async fn on(&self, port: u16, cmd: &str) -> redis::RedisResult<redis::Value> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+        let mut c = client.get_multiplexed_async_connection().await?;
+        let mut words = cmd.split(' ');
+        let mut command = redis::cmd(words.next().unwrap_or_default());
+        for w in words {
+            command.arg(w);
+        }
+        command.query_async(&mut c).await
+    }
+
+    /// Asks `port` `cmd` until its answer, as text, passes `ok`.
+    async fn until(&self, port: u16, cmd: &str, ok: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + CLUSTER_PATIENCE;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(v) = self.on(port, cmd).await {
+                let text = text(&v);
+                if ok(&text) {
+                    return Some(text);
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    /// The node table as one node sees it: port, flags, primary id (or
+    /// `-`), id, slot ranges, per line of `CLUSTER NODES`.
+    async fn table(&self, port: u16) -> Vec<(u16, String, String, String, Vec<String>)> {
+        let v = self.on(port, "CLUSTER NODES").await.unwrap();
+        text(&v)
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let addr = f.get(1)?.split('@').next()?;
+                let port: u16 = addr.rsplit(':').next()?.parse().ok()?;
+                Some((
+                    port,
+                    f.get(2)?.to_string(),
+                    f.get(3)?.to_string(),
+                    f.first()?.to_string(),
+                    f.iter().skip(8).map(|s| s.to_string()).collect(),
+                ))
+            })
+            .collect()
+    }
+
+    /// The ports of the primaries that serve slots.
+    pub async fn primaries(&self) -> Vec<u16> {
+        let mut out: Vec<u16> = self
+            .table(self.ports()[0])
+            .await
+            .into_iter()
+            .filter(|(_, flags, _, _, slots)| flags.contains("master") && !slots.is_empty())
+            .map(|(p, ..)| p)
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The port of the primary that owns `key`'s slot.
+    pub async fn owner_of(&self, key: &str) -> u16 {
+        let any = self.ports()[0];
+        let slot: i64 = redis::from_redis_value(
+            self.on(any, &format!("CLUSTER KEYSLOT {key}"))
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        for (port, flags, _, _, ranges) in self.table(any).await {
+            if !flags.contains("master") {
+                continue;
+            }
+            for r in ranges {
+                let (a, b) = r.split_once('-').unwrap_or((&r, &r));
+                if let (Ok(a), Ok(b)) = (a.parse::<i64>(), b.parse::<i64>()) {
+                    if (a..=b).contains(&slot) {
+                        return port;
+                    }
+                }
+            }
+        }
+        panic!("no primary owns slot {slot}");
+    }
+
+    /// Every key matching `pattern` on each primary, by port (a test's look
+    /// at where keys landed; `KEYS` is fine on a test's few keys).
+    pub async fn keys_by_primary(&self, pattern: &str) -> Vec<(u16, Vec<String>)> {
+        let mut out = Vec::new();
+        for port in self.primaries().await {
+            let v = self.on(port, &format!("KEYS {pattern}")).await.unwrap();
+            out.push((port, redis::from_redis_value(v).unwrap()));
+        }
+        out
+    }
+
+    /// Promotes a replica of the primary on `primary` with `CLUSTER
+    /// FAILOVER` (the replica first catches up, so nothing acknowledged
+    /// is lost), and returns once every node routes the slots to it. The
+    /// new primary's port.
+    pub async fn fail_over(&self, primary: u16) -> u16 {
+        let table = self.table(primary).await;
+        let id = table
+            .iter()
+            .find(|(p, ..)| *p == primary)
+            .map(|(_, _, _, id, _)| id.clone())
+            .unwrap();
+        // Each node's own line says whose replica it is (the others learn
+        // it by gossip, a moment later).
+        let deadline = tokio::time::Instant::now() + CLUSTER_PATIENCE;
+        let replica = 'found: loop {
+            for port in self.ports() {
+                let own = self.table(port).await;
+                if own.iter().any(|(p, flags, of, ..)| {
+                    *p == port && flags.contains("myself,slave") && *of == id
+                }) {
+                    break 'found port;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the primary has no replica"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        self.until(replica, "INFO replication", |r| {
+            r.contains("master_link_status:up")
+        })
+        .await
+        .expect("the replica caught up with its primary");
+        self.on(replica, "CLUSTER FAILOVER").await.unwrap();
+        self.until(replica, "ROLE", |r| r.starts_with("master"))
+            .await
+            .expect("the replica became primary");
+        for port in self.ports() {
+            let deadline = tokio::time::Instant::now() + CLUSTER_PATIENCE;
+            loop {
+                let t = self.table(port).await;
+                let promoted = t
+                    .iter()
+                    .any(|(p, flags, ..)| *p == replica && flags.contains("master"));
+                let demoted = t
+                    .iter()
+                    .any(|(p, flags, ..)| *p == primary && flags.contains("slave"));
+                if promoted && demoted {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "node {port} never saw the failover"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        replica
+    }
+}
+
+/// A reply as text: bulk and simple strings as they are, arrays joined by
+/// spaces.
+fn text(v: &redis::Value) -> String {
+    match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        redis::Value::VerbatimString { text, .. } => text.clone(),
+        redis::Value::Int(n) => n.to_string(),
+        redis::Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(" "),
+        other => format!("{other:?}"),
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.nodes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -22,6 +22,7 @@ mod outcomes;
 mod pipeline;
 mod processes;
 mod protocol;
+mod redis_cluster;
 mod redis_ledger;
 mod redis_store;
 mod saga;

@@ -45,7 +45,7 @@ async fn ready(l: &dyn Ledger, calendars: &[&str]) {
 }
 
 /// What every ledger must do, whatever it runs on.
-async fn contract(l: &dyn Ledger) {
+pub(crate) async fn contract(l: &dyn Ledger) {
     let now = t(-60);
     ready(l, &["cal", "other"]).await;
     l.hold("cal", "a", iv(0, 40), None, now).await.unwrap();
@@ -211,7 +211,7 @@ async fn a_fast_clock_cannot_reap_another_instances_live_hold() {
 
 /// Committed claims that ended more than a day ago are pruned; younger
 /// ones stay, and the pruned time can be held again.
-async fn past_claims_are_pruned(l: &dyn Ledger) {
+pub(crate) async fn past_claims_are_pruned(l: &dyn Ledger) {
     let now = t(-60);
     ready(l, &["cal"]).await;
     for (id, slot) in [("old", iv(0, 30)), ("recent", iv(60, 90))] {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 const OUTLOOK: &str = "alex@contoso.example";
 
-fn cipher() -> TokenCipher {
+pub(crate) fn cipher() -> TokenCipher {
     let key = SecretString::from(base64::engine::general_purpose::STANDARD.encode([5u8; 32]));
     TokenCipher::from_base64(&key).unwrap()
 }
@@ -40,7 +40,7 @@ fn conn(p: Provider, token: &str) -> Connection {
 
 /// What every store must do with connections and flows. `alex` starts with
 /// the default config's Google connection.
-async fn contract(s: &dyn Store) {
+pub(crate) async fn contract(s: &dyn Store) {
     let (list, active) = s.connections("alex").await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(active, Some(Provider::Google));
@@ -230,7 +230,7 @@ async fn booking_settings_set_on_one_instance_are_what_every_instance_uses() {
 }
 
 /// Keys from these bytes, the sealing one first.
-fn keys(bytes: &[u8]) -> TokenCipher {
+pub(crate) fn keys(bytes: &[u8]) -> TokenCipher {
     let list: Vec<SecretString> = bytes
         .iter()
         .map(|b| SecretString::from(base64::engine::general_purpose::STANDARD.encode([*b; 32])))
