@@ -12,7 +12,7 @@ mod outlet;
 pub mod resume;
 mod setup;
 
-pub use outlet::Outlet;
+pub use outlet::{Outlet, Queued};
 pub use setup::Calendars;
 
 use crate::clock::Clock;
@@ -60,8 +60,11 @@ pub struct CallDeps {
     pub trail: Arc<crate::observe::CallTrail>,
 }
 
+/// What the socket sends its call. The mailbox keeps room for a block of
+/// these for the call's whole life, so the rare large one (an input) is
+/// boxed and the common one (a transcript) is kept small.
 enum Msg {
-    Input(Input),
+    Input(Box<Input>),
     /// A final transcript, with the id its `turn` answer echoes.
     Heard {
         id: Option<String>,
@@ -84,7 +87,7 @@ impl CallHandle {
     /// Feeds an input; waits if the mailbox is full. Returns false once the
     /// call has ended.
     pub async fn send(&self, input: Input) -> bool {
-        self.tx.send(Msg::Input(input)).await.is_ok()
+        self.tx.send(Msg::Input(Box::new(input))).await.is_ok()
     }
 
     /// Feeds a final transcript; its `turn` answer echoes `id`.
@@ -110,17 +113,19 @@ impl CallHandle {
 
 /// Starts the actor for a call whose `start` frame just arrived, or takes
 /// up the call's saved state when its SID was seen within the resume
-/// window. `playback` says the pipeline already declared playback reports.
+/// window. `playback` says the pipeline already declared playback reports;
+/// `span` is the call's (its socket's), which every log line of the call
+/// carries.
 pub fn spawn(
     deps: Arc<CallDeps>,
     start: Start,
     playback: bool,
     out: Outlet,
     cancel: CancellationToken,
+    span: tracing::Span,
 ) -> CallHandle {
     let (tx, rx) = mpsc::channel(MAILBOX);
     let tracker = deps.tracker.clone();
-    let span = tracing::info_span!("call", call_sid = %start.call_sid);
     tracker.spawn(
         async move {
             let _live = crate::observe::metrics::LiveCall::start();
@@ -129,7 +134,6 @@ pub fn spawn(
             let (setup, env) = setup::prepare(&deps, &start).await;
             let known = !matches!(setup.booking, Err(SkipReason::CampaignUnknown));
             let campaign = start.param("campaign_id").filter(|_| known);
-            let (done_tx, done_rx) = mpsc::unbounded_channel();
             let mut actor = CallActor {
                 dialog: Dialog::new(),
                 outcome: CallMeta::from_start(&start, env.as_ref().map(|e| e.provider_kind)),
@@ -141,8 +145,7 @@ pub fn spawn(
                 env: env.map(Arc::new),
                 out: Some(out),
                 rx,
-                done_tx,
-                done_rx,
+                done: None,
                 in_flight: 0,
                 syncs: Vec::new(),
                 turn_id: None,
@@ -179,6 +182,8 @@ pub fn spawn(
                     });
                 }
             }
+            // What the call needs of its `start` is in the actor now.
+            drop(start);
             actor.run(cancel).await;
             let ending = if actor.hung_up {
                 Ending::Hangup
@@ -211,8 +216,10 @@ struct CallActor {
     /// found too slow).
     out: Option<Outlet>,
     rx: mpsc::Receiver<Msg>,
-    done_tx: mpsc::UnboundedSender<Done>,
-    done_rx: mpsc::UnboundedReceiver<Done>,
+    /// Where effects report back: made when one starts and dropped when
+    /// none is left, so a call between effects (most of a call's life)
+    /// holds no room for their results.
+    done: Option<(mpsc::UnboundedSender<Done>, mpsc::UnboundedReceiver<Done>)>,
     in_flight: usize,
     syncs: Vec<String>,
     /// The id of the transcript being answered.
@@ -245,10 +252,10 @@ impl CallActor {
                 }
                 msg = self.rx.recv(), if open => match msg {
                     Some(Msg::Input(input)) => {
-                        if matches!(input, Input::Hangup(_)) {
+                        if matches!(*input, Input::Hangup(_)) {
                             self.hung_up = true;
                         }
-                        self.apply(input);
+                        self.apply(*input);
                     }
                     Some(Msg::Heard { id, text }) => {
                         self.turn_id = id;
@@ -272,9 +279,15 @@ impl CallActor {
                         self.dirty = true;
                     }
                 },
-                Some(done) = self.done_rx.recv() => {
+                Some(done) = next_done(&mut self.done) => {
                     if done.finished {
                         self.in_flight -= 1;
+                        if self.in_flight == 0 {
+                            // Every effect has reported its end (its
+                            // filler, if any, came before): nothing more
+                            // can arrive.
+                            self.done = None;
+                        }
                     }
                     self.apply(done.input);
                 }
@@ -394,7 +407,11 @@ impl CallActor {
     fn run_effect(&mut self, effect: Effect) {
         let Some(env) = self.env.clone() else { return };
         self.in_flight += 1;
-        let done = self.done_tx.clone();
+        let done = self
+            .done
+            .get_or_insert_with(mpsc::unbounded_channel)
+            .0
+            .clone();
         let deps = self.deps.clone();
         let call_sid = self.call_sid.clone();
         self.deps.tracker.spawn(
@@ -406,7 +423,35 @@ impl CallActor {
     }
 }
 
+/// The next effect result, or never while no effect runs.
+async fn next_done(
+    done: &mut Option<(mpsc::UnboundedSender<Done>, mpsc::UnboundedReceiver<Done>)>,
+) -> Option<Done> {
+    match done {
+        Some((_, rx)) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The number of a line from its wire id (`s4` → 4).
 pub fn line_number(wire_id: &str) -> Option<u32> {
     wire_id.strip_prefix('s')?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call's mailbox and its socket's outbound queue each keep room for
+    /// a block of 32 entries as long as the call lives, so their entries
+    /// are what every idle call pays for 64 times over.
+    #[test]
+    fn what_a_live_call_keeps_room_for_is_small() {
+        assert!(
+            std::mem::size_of::<Msg>() <= 56,
+            "{}",
+            std::mem::size_of::<Msg>()
+        );
+        assert!(std::mem::size_of::<Queued>() <= 40);
+    }
 }

@@ -8,20 +8,31 @@
 //! like any dropped socket's, and the resume tells the pipeline where the
 //! call stands.
 
+use crate::observe::metrics;
 use crate::protocol::Outbound;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// A frame on its way out, already written as JSON. The queue of a live
+/// call stays allocated for the call's life, room for a block of frames
+/// at once, so what it holds is kept small: the text and the frame's
+/// event name (for the metrics), not the frame's largest variant.
+#[derive(Debug)]
+pub struct Queued {
+    pub event: &'static str,
+    pub text: String,
+}
+
 /// The sending side of one socket's outbound queue.
 #[derive(Clone)]
 pub struct Outlet {
-    tx: mpsc::Sender<Outbound>,
+    tx: mpsc::Sender<Queued>,
     stalled: CancellationToken,
 }
 
 impl Outlet {
     /// A queue of `capacity` frames and its receiving end.
-    pub fn channel(capacity: usize) -> (Outlet, mpsc::Receiver<Outbound>) {
+    pub fn channel(capacity: usize) -> (Outlet, mpsc::Receiver<Queued>) {
         let (tx, rx) = mpsc::channel(capacity);
         let outlet = Outlet {
             tx,
@@ -37,7 +48,11 @@ impl Outlet {
         if self.stalled.is_cancelled() {
             return false;
         }
-        match self.tx.try_send(frame) {
+        let queued = Queued {
+            event: metrics::outbound_event(&frame),
+            text: frame.to_json(),
+        };
+        match self.tx.try_send(queued) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!("outbound queue full: the socket is closed as too slow");

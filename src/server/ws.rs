@@ -11,7 +11,7 @@
 
 use super::limits::Peer;
 use super::{authorized, unauthorized, AppState};
-use crate::call::{self, line_number, CallHandle, Outlet};
+use crate::call::{self, line_number, CallHandle, Outlet, Queued};
 use crate::dialog::{EndReason, Input, Offer};
 use crate::observe::metrics;
 use crate::protocol::{
@@ -131,7 +131,7 @@ type Sink = SplitSink<WebSocket, Message>;
 /// was too slow (then it has sent the close itself, if the client took it).
 async fn write_frames(
     mut sink: Sink,
-    mut frames: mpsc::Receiver<Outbound>,
+    mut frames: mpsc::Receiver<Queued>,
     stalled: CancellationToken,
 ) -> Option<Sink> {
     loop {
@@ -143,8 +143,8 @@ async fn write_frames(
                 None => return Some(sink),
             },
         };
-        metrics::frame_sent(metrics::outbound_event(&frame));
-        let message = Message::Text(frame.to_json().into());
+        metrics::frame_sent(frame.event);
+        let message = Message::Text(frame.text.into());
         let sent = tokio::select! {
             biased;
             _ = stalled.cancelled() => break,
@@ -185,8 +185,14 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
         playback: false,
         span: tracing::Span::none(),
     };
-    let cancelled = state.calls_cancel.cancelled();
+    // The shutdown as this socket's own token: a future on the token all
+    // calls share would lock that token's waiter list, shared by every
+    // call, each time the loop polls it (every frame).
+    let shutdown = state.calls_cancel.child_token();
+    let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
+    let too_slow = stalled.cancelled();
+    tokio::pin!(too_slow);
     let (start_timeout, idle_timeout) = (state.limits.start_timeout, state.limits.idle_timeout);
     // One timer, moved on only when it fires: no timer work per frame.
     let timer = tokio::time::sleep(start_timeout);
@@ -196,7 +202,7 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
         let msg = tokio::select! {
             m = stream.next() => m,
             _ = &mut cancelled => break Ending::Shutdown,
-            _ = stalled.cancelled() => break Ending::TooSlow,
+            _ = &mut too_slow => break Ending::TooSlow,
             () = &mut timer => {
                 if session.call.is_none() {
                     session.reject(&ProtocolError::StartTimeout(start_timeout.as_secs())).await;
@@ -214,8 +220,7 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
         let started = session.call.is_some();
         match msg {
             Some(Ok(Message::Text(text))) => {
-                let span = session.span.clone();
-                session.frame(&text).instrument(span).await;
+                session.frame(&text, &shutdown).await;
                 // After `stop` the call only finishes its work; the socket
                 // closes once the last frame is written.
                 if session.hung_up {
@@ -323,15 +328,29 @@ impl Session<'_> {
         }
     }
 
-    async fn frame(&mut self, text: &str) {
+    /// Handles one text frame. Media, 50 a second per call, is counted
+    /// and nothing more; other frames are handled in the call's span
+    /// (entering a span consults the log filter's table of spans, which
+    /// every call shares, so media frames do not).
+    async fn frame(&mut self, text: &str, shutdown: &CancellationToken) {
         let frame = match protocol::parse(text) {
             Ok(f) => f,
             Err(e) => {
                 metrics::frame_received("invalid");
-                return self.reject(&e).await;
+                let span = self.span.clone();
+                return self.reject(&e).instrument(span).await;
             }
         };
         metrics::frame_received(metrics::inbound_event(&frame));
+        if let Inbound::Media = frame {
+            self.media_frames += 1;
+            return;
+        }
+        let span = self.span.clone();
+        self.handle(frame, shutdown).instrument(span).await;
+    }
+
+    async fn handle(&mut self, frame: Inbound, shutdown: &CancellationToken) {
         match frame {
             Inbound::Media => self.media_frames += 1,
             Inbound::Connected | Inbound::Dtmf { .. } => {}
@@ -342,13 +361,14 @@ impl Session<'_> {
                 self.stream_sid = Some(start.stream_sid.clone());
                 self.span = tracing::info_span!("call", call_sid = %start.call_sid);
                 let playback = self.playback || start.declares_playback();
-                let cancel = self.state.calls_cancel.child_token();
+                let cancel = shutdown.clone();
                 self.call = Some(call::spawn(
                     self.state.deps.clone(),
                     start,
                     playback,
                     self.out.clone(),
                     cancel,
+                    self.span.clone(),
                 ));
             }
             Inbound::Capabilities(caps) => {
