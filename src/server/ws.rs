@@ -134,10 +134,12 @@ async fn write_frames(
     mut frames: mpsc::Receiver<Queued>,
     stalled: CancellationToken,
 ) -> Option<Sink> {
+    let too_slow = stalled.cancelled();
+    tokio::pin!(too_slow);
     loop {
         let frame = tokio::select! {
             biased;
-            _ = stalled.cancelled() => break,
+            _ = &mut too_slow => break,
             frame = frames.recv() => match frame {
                 Some(frame) => frame,
                 None => return Some(sink),
@@ -147,7 +149,7 @@ async fn write_frames(
         let message = Message::Text(frame.text.into());
         let sent = tokio::select! {
             biased;
-            _ = stalled.cancelled() => break,
+            _ = &mut too_slow => break,
             sent = tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)) => sent,
         };
         match sent {
