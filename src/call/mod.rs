@@ -66,15 +66,18 @@ pub struct CallDeps {
 enum Msg {
     Input(Box<Input>),
     /// A final transcript, with the id its `turn` answer echoes.
-    Heard {
-        id: Option<String>,
-        text: String,
-    },
-    Clear(Clear),
-    Sync(String),
+    Heard(Box<Heard>),
+    Clear(Box<Clear>),
+    Sync(Box<str>),
     /// The socket is gone without a `stop`: finish the work in flight,
     /// keep the state for a resume, and end.
     Detach,
+}
+
+/// A final transcript and its id.
+struct Heard {
+    id: Option<String>,
+    text: String,
 }
 
 /// The socket's side of a call.
@@ -92,17 +95,20 @@ impl CallHandle {
 
     /// Feeds a final transcript; its `turn` answer echoes `id`.
     pub async fn heard(&self, id: Option<String>, text: String) -> bool {
-        self.tx.send(Msg::Heard { id, text }).await.is_ok()
+        self.tx
+            .send(Msg::Heard(Box::new(Heard { id, text })))
+            .await
+            .is_ok()
     }
 
     /// Reports a barge-in.
     pub async fn clear(&self, clear: Clear) -> bool {
-        self.tx.send(Msg::Clear(clear)).await.is_ok()
+        self.tx.send(Msg::Clear(Box::new(clear))).await.is_ok()
     }
 
     /// Asks for a `sync` frame once everything before it has been handled.
     pub async fn sync(&self, id: String) -> bool {
-        self.tx.send(Msg::Sync(id)).await.is_ok()
+        self.tx.send(Msg::Sync(id.into())).await.is_ok()
     }
 
     /// Tells the call its socket is gone (no `stop`).
@@ -129,61 +135,9 @@ pub fn spawn(
     tracker.spawn(
         async move {
             let _live = crate::observe::metrics::LiveCall::start();
-            let saved =
-                resume::take_up(deps.states.as_ref(), &start.call_sid, deps.settle_wait).await;
-            let (setup, env) = setup::prepare(&deps, &start).await;
-            let known = !matches!(setup.booking, Err(SkipReason::CampaignUnknown));
-            let campaign = start.param("campaign_id").filter(|_| known);
-            let mut actor = CallActor {
-                dialog: Dialog::new(),
-                outcome: CallMeta::from_start(&start, env.as_ref().map(|e| e.provider_kind)),
-                progress: CallProgress::start(&start.call_sid, campaign),
-                call_sid: start.call_sid.clone(),
-                stream_sid: start.stream_sid.clone(),
-                generation: saved.as_ref().map_or(1, |s| s.generation + 1),
-                deps,
-                env: env.map(Arc::new),
-                out: Some(out),
-                rx,
-                done: None,
-                in_flight: 0,
-                syncs: Vec::new(),
-                turn_id: None,
-                recent: Vec::with_capacity(RECENT_LINES),
-                dirty: true,
-                hung_up: false,
-                detached: false,
-            };
-            if playback {
-                actor
-                    .dialog
-                    .step(Input::PlaybackReported, actor.deps.clock.now());
-            }
-            actor.apply(Input::Start(setup));
-            if let Some(saved) = saved {
-                tracing::info!(generation = actor.generation, "call resumed");
-                let last = saved.memo.last_line();
-                actor.apply(Input::Resume(Box::new(saved.memo)));
-                actor.emit(Outbound::Resumed {
-                    stream_sid: Some(actor.stream_sid.clone()),
-                    resumed: Resumed {
-                        call_sid: actor.call_sid.clone(),
-                        floor: actor.dialog.holds_floor(),
-                        last_say: (last > 0).then(|| format!("s{last}")),
-                    },
-                });
-                // The `booked` frame may have died with the old socket (or
-                // its instance): say it again. Sent as a frame only; the
-                // outcome was recorded when it happened.
-                if let Some(booked) = actor.dialog.booked_status() {
-                    actor.emit(Outbound::Booking {
-                        stream_sid: Some(actor.stream_sid.clone()),
-                        booking: booked,
-                    });
-                }
-            }
-            // What the call needs of its `start` is in the actor now.
-            drop(start);
+            // The setup runs once; boxed, its state does not size the
+            // task every live call keeps for its whole life.
+            let mut actor = Box::pin(begin(deps, start, playback, out, rx)).await;
             actor.run(cancel).await;
             let ending = if actor.hung_up {
                 Ending::Hangup
@@ -198,6 +152,72 @@ pub fn spawn(
         .instrument(span),
     );
     CallHandle { tx }
+}
+
+/// Takes up a saved state (if any), reads the call's setup, and makes the
+/// actor, with the call's first frames said.
+async fn begin(
+    deps: Arc<CallDeps>,
+    start: Start,
+    playback: bool,
+    out: Outlet,
+    rx: mpsc::Receiver<Msg>,
+) -> CallActor {
+    let saved = resume::take_up(deps.states.as_ref(), &start.call_sid, deps.settle_wait).await;
+    let (setup, env) = setup::prepare(&deps, &start).await;
+    let known = !matches!(setup.booking, Err(SkipReason::CampaignUnknown));
+    let campaign = start.param("campaign_id").filter(|_| known);
+    let mut actor = CallActor {
+        dialog: Dialog::new(),
+        outcome: CallMeta::from_start(&start, env.as_ref().map(|e| e.provider_kind)),
+        progress: CallProgress::start(&start.call_sid, campaign),
+        call_sid: start.call_sid.clone(),
+        stream_sid: start.stream_sid.clone(),
+        generation: saved.as_ref().map_or(1, |s| s.generation + 1),
+        deps,
+        env: env.map(Arc::new),
+        out: Some(out),
+        rx,
+        done: None,
+        in_flight: 0,
+        syncs: Vec::new(),
+        turn_id: None,
+        recent: Vec::with_capacity(RECENT_LINES),
+        dirty: true,
+        hung_up: false,
+        detached: false,
+    };
+    if playback {
+        actor
+            .dialog
+            .step(Input::PlaybackReported, actor.deps.clock.now());
+    }
+    actor.apply(Input::Start(setup));
+    if let Some(saved) = saved {
+        tracing::info!(generation = actor.generation, "call resumed");
+        let last = saved.memo.last_line();
+        actor.apply(Input::Resume(Box::new(saved.memo)));
+        actor.emit(Outbound::Resumed {
+            stream_sid: Some(actor.stream_sid.clone()),
+            resumed: Resumed {
+                call_sid: actor.call_sid.clone(),
+                floor: actor.dialog.holds_floor(),
+                last_say: (last > 0).then(|| format!("s{last}")),
+            },
+        });
+        // The `booked` frame may have died with the old socket (or
+        // its instance): say it again. Sent as a frame only; the
+        // outcome was recorded when it happened.
+        if let Some(booked) = actor.dialog.booked_status() {
+            actor.emit(Outbound::Booking {
+                stream_sid: Some(actor.stream_sid.clone()),
+                booking: booked,
+            });
+        }
+    }
+    // What the call needs of its `start` is in the actor now.
+    drop(start);
+    actor
 }
 
 struct CallActor {
@@ -257,7 +277,8 @@ impl CallActor {
                         }
                         self.apply(*input);
                     }
-                    Some(Msg::Heard { id, text }) => {
+                    Some(Msg::Heard(heard)) => {
+                        let Heard { id, text } = *heard;
                         self.turn_id = id;
                         self.apply(Input::Heard(text));
                     }
@@ -266,7 +287,7 @@ impl CallActor {
                         self.apply(Input::Cut { fully_spoken });
                     }
                     Some(Msg::Sync(id)) => {
-                        self.syncs.push(id);
+                        self.syncs.push(id.into());
                     }
                     Some(Msg::Detach) | None if cancel.is_cancelled() => {
                         self.shut_down().await;
@@ -448,10 +469,10 @@ mod tests {
     #[test]
     fn what_a_live_call_keeps_room_for_is_small() {
         assert!(
-            std::mem::size_of::<Msg>() <= 56,
+            std::mem::size_of::<Msg>() <= 24,
             "{}",
             std::mem::size_of::<Msg>()
         );
-        assert!(std::mem::size_of::<Queued>() <= 40);
+        assert!(std::mem::size_of::<Queued>() <= 32);
     }
 }

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug)]
 pub struct Queued {
     pub event: &'static str,
-    pub text: String,
+    pub text: Box<str>,
 }
 
 /// The sending side of one socket's outbound queue.
@@ -50,7 +50,7 @@ impl Outlet {
         }
         let queued = Queued {
             event: metrics::outbound_event(&frame),
-            text: frame.to_json(),
+            text: frame.to_json().into_boxed_str(),
         };
         match self.tx.try_send(queued) {
             Ok(()) => true,

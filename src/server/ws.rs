@@ -146,7 +146,7 @@ async fn write_frames(
             },
         };
         metrics::frame_sent(frame.event);
-        let message = Message::Text(frame.text.into());
+        let message = Message::Text(String::from(frame.text).into());
         let sent = tokio::select! {
             biased;
             _ = &mut too_slow => break,
@@ -340,7 +340,7 @@ impl Session<'_> {
             Err(e) => {
                 metrics::frame_received("invalid");
                 let span = self.span.clone();
-                return self.reject(&e).instrument(span).await;
+                return Box::pin(self.reject(&e).instrument(span)).await;
             }
         };
         metrics::frame_received(metrics::inbound_event(&frame));
@@ -348,8 +348,10 @@ impl Session<'_> {
             self.media_frames += 1;
             return;
         }
+        // Boxed: the state of a frame's handling would otherwise size the
+        // socket's task for the socket's whole life.
         let span = self.span.clone();
-        self.handle(frame, shutdown).instrument(span).await;
+        Box::pin(self.handle(frame, shutdown).instrument(span)).await;
     }
 
     async fn handle(&mut self, frame: Inbound, shutdown: &CancellationToken) {
