@@ -9,10 +9,14 @@
 
 mod effects;
 mod outlet;
+mod queue;
 pub mod resume;
 mod setup;
 
 pub use outlet::{Outlet, Queued};
+
+/// The receiving end of a socket's outbound queue.
+pub type Frames = queue::Receiver<Queued>;
 pub use setup::Calendars;
 
 use crate::clock::Clock;
@@ -83,7 +87,7 @@ struct Heard {
 /// The socket's side of a call.
 #[derive(Clone)]
 pub struct CallHandle {
-    tx: mpsc::Sender<Msg>,
+    tx: queue::Sender<Msg>,
 }
 
 impl CallHandle {
@@ -130,7 +134,7 @@ pub fn spawn(
     cancel: CancellationToken,
     span: tracing::Span,
 ) -> CallHandle {
-    let (tx, rx) = mpsc::channel(MAILBOX);
+    let (tx, rx) = queue::bounded(MAILBOX);
     let tracker = deps.tracker.clone();
     tracker.spawn(
         async move {
@@ -161,7 +165,7 @@ async fn begin(
     start: Start,
     playback: bool,
     out: Outlet,
-    rx: mpsc::Receiver<Msg>,
+    rx: queue::Receiver<Msg>,
 ) -> CallActor {
     let saved = resume::take_up(deps.states.as_ref(), &start.call_sid, deps.settle_wait).await;
     let (setup, env) = setup::prepare(&deps, &start).await;
@@ -235,7 +239,7 @@ struct CallActor {
     /// The socket's outbound queue; gone once the socket is (or was
     /// found too slow).
     out: Option<Outlet>,
-    rx: mpsc::Receiver<Msg>,
+    rx: queue::Receiver<Msg>,
     /// Where effects report back: made when one starts and dropped when
     /// none is left, so a call between effects (most of a call's life)
     /// holds no room for their results.
@@ -256,7 +260,9 @@ impl CallActor {
     async fn run(&mut self, cancel: CancellationToken) {
         loop {
             if self.dirty {
-                self.save().await;
+                // Boxed, as every await the loop makes only now and then:
+                // the loop's state is what a live call keeps all its life.
+                Box::pin(self.save()).await;
             }
             if (self.hung_up || self.detached) && self.in_flight == 0 {
                 break;
@@ -267,7 +273,7 @@ impl CallActor {
                 // shutdown first, or it would take it for a dropped line.
                 biased;
                 _ = cancel.cancelled() => {
-                    self.shut_down().await;
+                    Box::pin(self.shut_down()).await;
                     break;
                 }
                 msg = self.rx.recv(), if open => match msg {
@@ -290,7 +296,7 @@ impl CallActor {
                         self.syncs.push(id.into());
                     }
                     Some(Msg::Detach) | None if cancel.is_cancelled() => {
-                        self.shut_down().await;
+                        Box::pin(self.shut_down()).await;
                         break;
                     }
                     Some(Msg::Detach) | None => {

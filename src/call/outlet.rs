@@ -8,9 +8,9 @@
 //! like any dropped socket's, and the resume tells the pipeline where the
 //! call stands.
 
+use super::queue::{self, TrySendError};
 use crate::observe::metrics;
 use crate::protocol::Outbound;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// A frame on its way out, already written as JSON. The queue of a live
@@ -26,14 +26,14 @@ pub struct Queued {
 /// The sending side of one socket's outbound queue.
 #[derive(Clone)]
 pub struct Outlet {
-    tx: mpsc::Sender<Queued>,
+    tx: queue::Sender<Queued>,
     stalled: CancellationToken,
 }
 
 impl Outlet {
     /// A queue of `capacity` frames and its receiving end.
-    pub fn channel(capacity: usize) -> (Outlet, mpsc::Receiver<Queued>) {
-        let (tx, rx) = mpsc::channel(capacity);
+    pub fn channel(capacity: usize) -> (Outlet, queue::Receiver<Queued>) {
+        let (tx, rx) = queue::bounded(capacity);
         let outlet = Outlet {
             tx,
             stalled: CancellationToken::new(),
@@ -54,12 +54,12 @@ impl Outlet {
         };
         match self.tx.try_send(queued) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(TrySendError::Full(_)) => {
                 tracing::warn!("outbound queue full: the socket is closed as too slow");
                 self.stall();
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(TrySendError::Closed(_)) => false,
         }
     }
 
@@ -88,7 +88,7 @@ mod tests {
         assert!(!out.push(Outbound::hello()));
         assert!(out.stalled().is_cancelled());
         // Room again, but the story has a hole: no more frames.
-        assert!(rx.try_recv().is_ok());
+        assert!(rx.try_recv().is_some());
         assert!(!out.push(Outbound::hello()));
     }
 

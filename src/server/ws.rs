@@ -11,7 +11,7 @@
 
 use super::limits::Peer;
 use super::{authorized, unauthorized, AppState};
-use crate::call::{self, line_number, CallHandle, Outlet, Queued};
+use crate::call::{self, line_number, CallHandle, Outlet};
 use crate::dialog::{EndReason, Input, Offer};
 use crate::observe::metrics;
 use crate::protocol::{
@@ -25,7 +25,6 @@ use axum::{Extension, Json};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -131,7 +130,7 @@ type Sink = SplitSink<WebSocket, Message>;
 /// was too slow (then it has sent the close itself, if the client took it).
 async fn write_frames(
     mut sink: Sink,
-    mut frames: mpsc::Receiver<Queued>,
+    mut frames: call::Frames,
     stalled: CancellationToken,
 ) -> Option<Sink> {
     let too_slow = stalled.cancelled();
