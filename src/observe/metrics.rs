@@ -203,15 +203,15 @@ impl FrameCounters {
         }
     }
 
-    fn increment(&self, event: &'static str) {
+    fn increment(&self, event: &'static str, n: u64) {
         match FRAME_EVENTS.iter().position(|e| *e == event) {
             Some(i) => self.handles[i]
                 .get_or_init(|| {
                     install();
                     counter!(self.name, "event" => FRAME_EVENTS[i])
                 })
-                .increment(1),
-            None => counter!(self.name, "event" => event).increment(1),
+                .increment(n),
+            None => counter!(self.name, "event" => event).increment(n),
         }
     }
 }
@@ -221,12 +221,19 @@ static SENT: FrameCounters = FrameCounters::new(FRAMES_SENT);
 
 /// One inbound text frame, by event name.
 pub fn frame_received(event: &'static str) {
-    RECEIVED.increment(event);
+    RECEIVED.increment(event, 1);
+}
+
+/// `n` inbound text frames of one event, counted at once.
+pub fn frames_received(event: &'static str, n: u64) {
+    if n > 0 {
+        RECEIVED.increment(event, n);
+    }
 }
 
 /// One outbound frame, by event name.
 pub fn frame_sent(event: &'static str) {
-    SENT.increment(event);
+    SENT.increment(event, 1);
 }
 
 /// One request to a calendar provider and how it ended.
