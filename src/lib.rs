@@ -96,7 +96,9 @@
 //! - Test machinery, behind the `testkit` cargo feature (on by default,
 //!   off in production builds: `cargo build --release --no-default-features`):
 //!   `harness`, the whole service plus emulators in-process, driven over a
-//!   real WebSocket; `replay`, `load` and the demo are built on it. Without
+//!   real WebSocket; `replay`, `load` and the demo are built on it
+//!   (`load::twilio` instead measures a `serve` process from outside, at
+//!   Twilio's frame rate, next to a bare WebSocket server). Without
 //!   the feature the binary has no emulator, so it cannot serve a fake
 //!   calendar by accident.
 

@@ -70,6 +70,43 @@ enum Command {
         /// this many seconds; reports transcript → `turn` latency.
         #[arg(long)]
         turns_for: Option<u64>,
+        /// Measure the per-call cost of a server process instead, next to
+        /// a bare WebSocket server: idle memory per call, server CPU per
+        /// message and reply times while --calls stream Twilio media every
+        /// 20 ms and a transcript every 2 s, and a burst of call starts.
+        #[arg(long, conflicts_with_all = ["turns_for", "instances", "redis_url"])]
+        twilio_rate: bool,
+        /// With --twilio-rate: calls connected (and started) for the
+        /// memory figure; the streaming calls are among them.
+        #[arg(long, default_value_t = 5000, requires = "twilio_rate")]
+        idle_calls: usize,
+        /// With --twilio-rate: seconds of streaming per run.
+        #[arg(long, default_value_t = 20, requires = "twilio_rate")]
+        seconds: u64,
+        /// With --twilio-rate: bare-then-callbook rounds.
+        #[arg(long, default_value_t = 2, requires = "twilio_rate")]
+        rounds: usize,
+        /// With --twilio-rate: calls started in the burst (0: none).
+        #[arg(long, default_value_t = 1000, requires = "twilio_rate")]
+        burst: usize,
+        /// With --twilio-rate: call starts per second in the burst.
+        #[arg(long, default_value_t = 1000, requires = "twilio_rate")]
+        burst_rate: u32,
+        /// With --twilio-rate: the callbook binary to measure (this one by
+        /// default).
+        #[arg(long, requires = "twilio_rate")]
+        server_bin: Option<PathBuf>,
+        /// With --twilio-rate: pin each server process to this core.
+        #[arg(long, requires = "twilio_rate")]
+        pin_cpu: Option<usize>,
+    },
+    /// The bare WebSocket server `load --twilio-rate` compares callbook
+    /// with: parses each frame as JSON and answers transcripts.
+    #[cfg(feature = "testkit")]
+    #[command(hide = true)]
+    BareEcho {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: String,
     },
     /// The Google Calendar and Microsoft Graph emulators as one process,
     /// seeded from a provisioning file, with a control API under
@@ -493,6 +530,35 @@ async fn main() -> ExitCode {
             record,
         } => callbook::replay::replay_files(&files, verbose, record).await,
         #[cfg(feature = "testkit")]
+        Command::BareEcho { listen } => bare_echo(&listen).await.map(|_| true),
+        #[cfg(feature = "testkit")]
+        Command::Load {
+            calls,
+            twilio_rate: true,
+            idle_calls,
+            seconds,
+            rounds,
+            burst,
+            burst_rate,
+            server_bin,
+            pin_cpu,
+            ..
+        } => callbook::load::twilio::run(callbook::load::twilio::Options {
+            calls,
+            idle: idle_calls.max(calls),
+            seconds,
+            rounds,
+            burst,
+            burst_rate,
+            server_bin,
+            pin_cpu,
+        })
+        .await
+        .map(|report| {
+            println!("{report}");
+            true
+        }),
+        #[cfg(feature = "testkit")]
         Command::Load {
             calls,
             turns_for: Some(seconds),
@@ -509,6 +575,7 @@ async fn main() -> ExitCode {
             instances,
             redis_url,
             turns_for: None,
+            ..
         } => callbook::load::run(calls, instances, redis_url.as_deref())
             .await
             .map(|report| {
@@ -709,6 +776,15 @@ async fn start_emulators(
         harness::emulator_endpoints(addr),
         harness::ms_emulator_endpoints(addr),
     ))
+}
+
+/// `callbook bare-echo`: the bare server `load --twilio-rate` measures.
+#[cfg(feature = "testkit")]
+async fn bare_echo(listen: &str) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    callbook::load::twilio::bare_echo(listener).await
 }
 
 /// `callbook emulator`: both emulators and their control API on one

@@ -9,12 +9,16 @@
 
 mod effects;
 mod outlet;
+mod queue;
 pub mod reconcile;
 pub mod resume;
 mod saga;
 mod setup;
 
-pub use outlet::Outlet;
+pub use outlet::{Outlet, Queued};
+
+/// The receiving end of a socket's outbound queue.
+pub type Frames = queue::Receiver<Queued>;
 pub use setup::Calendars;
 
 use crate::clock::Clock;
@@ -66,46 +70,55 @@ pub struct CallDeps {
     pub reconciler: Arc<reconcile::Reconciler>,
 }
 
+/// What the socket sends its call. The mailbox keeps room for a block of
+/// these for the call's whole life, so the rare large one (an input) is
+/// boxed and the common one (a transcript) is kept small.
 enum Msg {
-    Input(Input),
+    Input(Box<Input>),
     /// A final transcript, with the id its `turn` answer echoes.
-    Heard {
-        id: Option<String>,
-        text: String,
-    },
-    Clear(Clear),
-    Sync(String),
+    Heard(Box<Heard>),
+    Clear(Box<Clear>),
+    Sync(Box<str>),
     /// The socket is gone without a `stop`: finish the work in flight,
     /// keep the state for a resume, and end.
     Detach,
 }
 
+/// A final transcript and its id.
+struct Heard {
+    id: Option<String>,
+    text: String,
+}
+
 /// The socket's side of a call.
 #[derive(Clone)]
 pub struct CallHandle {
-    tx: mpsc::Sender<Msg>,
+    tx: queue::Sender<Msg>,
 }
 
 impl CallHandle {
     /// Feeds an input; waits if the mailbox is full. Returns false once the
     /// call has ended.
     pub async fn send(&self, input: Input) -> bool {
-        self.tx.send(Msg::Input(input)).await.is_ok()
+        self.tx.send(Msg::Input(Box::new(input))).await.is_ok()
     }
 
     /// Feeds a final transcript; its `turn` answer echoes `id`.
     pub async fn heard(&self, id: Option<String>, text: String) -> bool {
-        self.tx.send(Msg::Heard { id, text }).await.is_ok()
+        self.tx
+            .send(Msg::Heard(Box::new(Heard { id, text })))
+            .await
+            .is_ok()
     }
 
     /// Reports a barge-in.
     pub async fn clear(&self, clear: Clear) -> bool {
-        self.tx.send(Msg::Clear(clear)).await.is_ok()
+        self.tx.send(Msg::Clear(Box::new(clear))).await.is_ok()
     }
 
     /// Asks for a `sync` frame once everything before it has been handled.
     pub async fn sync(&self, id: String) -> bool {
-        self.tx.send(Msg::Sync(id)).await.is_ok()
+        self.tx.send(Msg::Sync(id.into())).await.is_ok()
     }
 
     /// Tells the call its socket is gone (no `stop`).
@@ -116,75 +129,25 @@ impl CallHandle {
 
 /// Starts the actor for a call whose `start` frame just arrived, or takes
 /// up the call's saved state when its SID was seen within the resume
-/// window. `playback` says the pipeline already declared playback reports.
+/// window. `playback` says the pipeline already declared playback reports;
+/// `span` is the call's (its socket's), which every log line of the call
+/// carries.
 pub fn spawn(
     deps: Arc<CallDeps>,
     start: Start,
     playback: bool,
     out: Outlet,
     cancel: CancellationToken,
+    span: tracing::Span,
 ) -> CallHandle {
-    let (tx, rx) = mpsc::channel(MAILBOX);
+    let (tx, rx) = queue::bounded(MAILBOX);
     let tracker = deps.tracker.clone();
-    let span = tracing::info_span!("call", call_sid = %start.call_sid);
     tracker.spawn(
         async move {
             let _live = crate::observe::metrics::LiveCall::start();
-            let saved =
-                resume::take_up(deps.states.as_ref(), &start.call_sid, deps.settle_wait).await;
-            let (setup, env) = setup::prepare(&deps, &start).await;
-            let known = !matches!(setup.booking, Err(SkipReason::CampaignUnknown));
-            let campaign = start.param("campaign_id").filter(|_| known);
-            let (done_tx, done_rx) = mpsc::unbounded_channel();
-            let mut actor = CallActor {
-                dialog: Dialog::new(),
-                outcome: CallMeta::from_start(&start, env.as_ref().map(|e| e.provider_kind)),
-                progress: CallProgress::start(&start.call_sid, campaign),
-                call_sid: start.call_sid.clone(),
-                stream_sid: start.stream_sid.clone(),
-                generation: saved.as_ref().map_or(1, |s| s.generation + 1),
-                deps,
-                env: env.map(Arc::new),
-                out: Some(out),
-                rx,
-                done_tx,
-                done_rx,
-                in_flight: 0,
-                syncs: Vec::new(),
-                turn_id: None,
-                recent: Vec::with_capacity(RECENT_LINES),
-                dirty: true,
-                hung_up: false,
-                detached: false,
-            };
-            if playback {
-                actor
-                    .dialog
-                    .step(Input::PlaybackReported, actor.deps.clock.now());
-            }
-            actor.apply(Input::Start(setup));
-            if let Some(saved) = saved {
-                tracing::info!(generation = actor.generation, "call resumed");
-                let last = saved.memo.last_line();
-                actor.apply(Input::Resume(Box::new(saved.memo)));
-                actor.emit(Outbound::Resumed {
-                    stream_sid: Some(actor.stream_sid.clone()),
-                    resumed: Resumed {
-                        call_sid: actor.call_sid.clone(),
-                        floor: actor.dialog.holds_floor(),
-                        last_say: (last > 0).then(|| format!("s{last}")),
-                    },
-                });
-                // The `booked` frame may have died with the old socket (or
-                // its instance): say it again. Sent as a frame only; the
-                // outcome was recorded when it happened.
-                if let Some(booked) = actor.dialog.booked_status() {
-                    actor.emit(Outbound::Booking {
-                        stream_sid: Some(actor.stream_sid.clone()),
-                        booking: booked,
-                    });
-                }
-            }
+            // The setup runs once; boxed, its state does not size the
+            // task every live call keeps for its whole life.
+            let mut actor = Box::pin(begin(deps, start, playback, out, rx)).await;
             actor.run(cancel).await;
             let ending = if actor.hung_up {
                 Ending::Hangup
@@ -199,6 +162,72 @@ pub fn spawn(
         .instrument(span),
     );
     CallHandle { tx }
+}
+
+/// Takes up a saved state (if any), reads the call's setup, and makes the
+/// actor, with the call's first frames said.
+async fn begin(
+    deps: Arc<CallDeps>,
+    start: Start,
+    playback: bool,
+    out: Outlet,
+    rx: queue::Receiver<Msg>,
+) -> CallActor {
+    let saved = resume::take_up(deps.states.as_ref(), &start.call_sid, deps.settle_wait).await;
+    let (setup, env) = setup::prepare(&deps, &start).await;
+    let known = !matches!(setup.booking, Err(SkipReason::CampaignUnknown));
+    let campaign = start.param("campaign_id").filter(|_| known);
+    let mut actor = CallActor {
+        dialog: Dialog::new(),
+        outcome: CallMeta::from_start(&start, env.as_ref().map(|e| e.provider_kind)),
+        progress: CallProgress::start(&start.call_sid, campaign),
+        call_sid: start.call_sid.clone(),
+        stream_sid: start.stream_sid.clone(),
+        generation: saved.as_ref().map_or(1, |s| s.generation + 1),
+        deps,
+        env: env.map(Arc::new),
+        out: Some(out),
+        rx,
+        done: None,
+        in_flight: 0,
+        syncs: Vec::new(),
+        turn_id: None,
+        recent: Vec::with_capacity(RECENT_LINES),
+        dirty: true,
+        hung_up: false,
+        detached: false,
+    };
+    if playback {
+        actor
+            .dialog
+            .step(Input::PlaybackReported, actor.deps.clock.now());
+    }
+    actor.apply(Input::Start(setup));
+    if let Some(saved) = saved {
+        tracing::info!(generation = actor.generation, "call resumed");
+        let last = saved.memo.last_line();
+        actor.apply(Input::Resume(Box::new(saved.memo)));
+        actor.emit(Outbound::Resumed {
+            stream_sid: Some(actor.stream_sid.clone()),
+            resumed: Resumed {
+                call_sid: actor.call_sid.clone(),
+                floor: actor.dialog.holds_floor(),
+                last_say: (last > 0).then(|| format!("s{last}")),
+            },
+        });
+        // The `booked` frame may have died with the old socket (or
+        // its instance): say it again. Sent as a frame only; the
+        // outcome was recorded when it happened.
+        if let Some(booked) = actor.dialog.booked_status() {
+            actor.emit(Outbound::Booking {
+                stream_sid: Some(actor.stream_sid.clone()),
+                booking: booked,
+            });
+        }
+    }
+    // What the call needs of its `start` is in the actor now.
+    drop(start);
+    actor
 }
 
 struct CallActor {
@@ -216,9 +245,11 @@ struct CallActor {
     /// The socket's outbound queue; gone once the socket is (or was
     /// found too slow).
     out: Option<Outlet>,
-    rx: mpsc::Receiver<Msg>,
-    done_tx: mpsc::UnboundedSender<Done>,
-    done_rx: mpsc::UnboundedReceiver<Done>,
+    rx: queue::Receiver<Msg>,
+    /// Where effects report back: made when one starts and dropped when
+    /// none is left, so a call between effects (most of a call's life)
+    /// holds no room for their results.
+    done: Option<(mpsc::UnboundedSender<Done>, mpsc::UnboundedReceiver<Done>)>,
     in_flight: usize,
     syncs: Vec<String>,
     /// The id of the transcript being answered.
@@ -235,7 +266,9 @@ impl CallActor {
     async fn run(&mut self, cancel: CancellationToken) {
         loop {
             if self.dirty {
-                self.save().await;
+                // Boxed, as every await the loop makes only now and then:
+                // the loop's state is what a live call keeps all its life.
+                Box::pin(self.save()).await;
             }
             if (self.hung_up || self.detached) && self.in_flight == 0 {
                 break;
@@ -246,17 +279,18 @@ impl CallActor {
                 // shutdown first, or it would take it for a dropped line.
                 biased;
                 _ = cancel.cancelled() => {
-                    self.shut_down().await;
+                    Box::pin(self.shut_down()).await;
                     break;
                 }
                 msg = self.rx.recv(), if open => match msg {
                     Some(Msg::Input(input)) => {
-                        if matches!(input, Input::Hangup(_)) {
+                        if matches!(*input, Input::Hangup(_)) {
                             self.hung_up = true;
                         }
-                        self.apply(input);
+                        self.apply(*input);
                     }
-                    Some(Msg::Heard { id, text }) => {
+                    Some(Msg::Heard(heard)) => {
+                        let Heard { id, text } = *heard;
                         self.turn_id = id;
                         self.apply(Input::Heard(text));
                     }
@@ -265,10 +299,10 @@ impl CallActor {
                         self.apply(Input::Cut { fully_spoken });
                     }
                     Some(Msg::Sync(id)) => {
-                        self.syncs.push(id);
+                        self.syncs.push(id.into());
                     }
                     Some(Msg::Detach) | None if cancel.is_cancelled() => {
-                        self.shut_down().await;
+                        Box::pin(self.shut_down()).await;
                         break;
                     }
                     Some(Msg::Detach) | None => {
@@ -278,9 +312,15 @@ impl CallActor {
                         self.dirty = true;
                     }
                 },
-                Some(done) = self.done_rx.recv() => {
+                Some(done) = next_done(&mut self.done) => {
                     if done.finished {
                         self.in_flight -= 1;
+                        if self.in_flight == 0 {
+                            // Every effect has reported its end (its
+                            // filler, if any, came before): nothing more
+                            // can arrive.
+                            self.done = None;
+                        }
                     }
                     self.apply(done.input);
                 }
@@ -400,7 +440,11 @@ impl CallActor {
     fn run_effect(&mut self, effect: Effect) {
         let Some(env) = self.env.clone() else { return };
         self.in_flight += 1;
-        let done = self.done_tx.clone();
+        let done = self
+            .done
+            .get_or_insert_with(mpsc::unbounded_channel)
+            .0
+            .clone();
         let deps = self.deps.clone();
         let call_sid = self.call_sid.clone();
         self.deps.tracker.spawn(
@@ -412,7 +456,35 @@ impl CallActor {
     }
 }
 
+/// The next effect result, or never while no effect runs.
+async fn next_done(
+    done: &mut Option<(mpsc::UnboundedSender<Done>, mpsc::UnboundedReceiver<Done>)>,
+) -> Option<Done> {
+    match done {
+        Some((_, rx)) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The number of a line from its wire id (`s4` → 4).
 pub fn line_number(wire_id: &str) -> Option<u32> {
     wire_id.strip_prefix('s')?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call's mailbox and its socket's outbound queue each keep room for
+    /// a block of 32 entries as long as the call lives, so their entries
+    /// are what every idle call pays for 64 times over.
+    #[test]
+    fn what_a_live_call_keeps_room_for_is_small() {
+        assert!(
+            std::mem::size_of::<Msg>() <= 24,
+            "{}",
+            std::mem::size_of::<Msg>()
+        );
+        assert!(std::mem::size_of::<Queued>() <= 32);
+    }
 }

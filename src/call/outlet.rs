@@ -8,21 +8,32 @@
 //! like any dropped socket's, and the resume tells the pipeline where the
 //! call stands.
 
+use super::queue::{self, TrySendError};
+use crate::observe::metrics;
 use crate::protocol::Outbound;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+/// A frame on its way out, already written as JSON. The queue of a live
+/// call stays allocated for the call's life, room for a block of frames
+/// at once, so what it holds is kept small: the text and the frame's
+/// event name (for the metrics), not the frame's largest variant.
+#[derive(Debug)]
+pub struct Queued {
+    pub event: &'static str,
+    pub text: Box<str>,
+}
 
 /// The sending side of one socket's outbound queue.
 #[derive(Clone)]
 pub struct Outlet {
-    tx: mpsc::Sender<Outbound>,
+    tx: queue::Sender<Queued>,
     stalled: CancellationToken,
 }
 
 impl Outlet {
     /// A queue of `capacity` frames and its receiving end.
-    pub fn channel(capacity: usize) -> (Outlet, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(capacity);
+    pub fn channel(capacity: usize) -> (Outlet, queue::Receiver<Queued>) {
+        let (tx, rx) = queue::bounded(capacity);
         let outlet = Outlet {
             tx,
             stalled: CancellationToken::new(),
@@ -37,14 +48,18 @@ impl Outlet {
         if self.stalled.is_cancelled() {
             return false;
         }
-        match self.tx.try_send(frame) {
+        let queued = Queued {
+            event: metrics::outbound_event(&frame),
+            text: frame.to_json().into_boxed_str(),
+        };
+        match self.tx.try_send(queued) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(TrySendError::Full(_)) => {
                 tracing::warn!("outbound queue full: the socket is closed as too slow");
                 self.stall();
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(TrySendError::Closed(_)) => false,
         }
     }
 
@@ -73,7 +88,7 @@ mod tests {
         assert!(!out.push(Outbound::hello()));
         assert!(out.stalled().is_cancelled());
         // Room again, but the story has a hole: no more frames.
-        assert!(rx.try_recv().is_ok());
+        assert!(rx.try_recv().is_some());
         assert!(!out.push(Outbound::hello()));
     }
 

@@ -199,14 +199,72 @@ pub fn protocol_error(kind: &'static str) {
     counter!(PROTOCOL_ERRORS, "kind" => kind).increment(1);
 }
 
+/// The frame events counted, each with a counter handle registered on its
+/// first use and kept: a call sends 50 frames a second, and registering a
+/// labelled counter anew builds its key (an allocation) and looks it up
+/// in the recorder's registry (a lock every call shares) each time.
+const FRAME_EVENTS: [&str; 14] = [
+    "media",
+    "transcript",
+    "mark",
+    "turn",
+    "say",
+    "booking",
+    "connected",
+    "start",
+    "stop",
+    "dtmf",
+    "clear",
+    "capabilities",
+    "sync",
+    "invalid",
+];
+
+/// Handles of one counter, by the index of the event in [`FRAME_EVENTS`].
+struct FrameCounters {
+    name: &'static str,
+    handles: [OnceLock<metrics::Counter>; FRAME_EVENTS.len()],
+}
+
+impl FrameCounters {
+    const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            handles: [const { OnceLock::new() }; FRAME_EVENTS.len()],
+        }
+    }
+
+    fn increment(&self, event: &'static str, n: u64) {
+        match FRAME_EVENTS.iter().position(|e| *e == event) {
+            Some(i) => self.handles[i]
+                .get_or_init(|| {
+                    install();
+                    counter!(self.name, "event" => FRAME_EVENTS[i])
+                })
+                .increment(n),
+            None => counter!(self.name, "event" => event).increment(n),
+        }
+    }
+}
+
+static RECEIVED: FrameCounters = FrameCounters::new(FRAMES_RECEIVED);
+static SENT: FrameCounters = FrameCounters::new(FRAMES_SENT);
+
 /// One inbound text frame, by event name.
 pub fn frame_received(event: &'static str) {
-    counter!(FRAMES_RECEIVED, "event" => event).increment(1);
+    RECEIVED.increment(event, 1);
+}
+
+/// `n` inbound text frames of one event, counted at once.
+pub fn frames_received(event: &'static str, n: u64) {
+    if n > 0 {
+        RECEIVED.increment(event, n);
+    }
 }
 
 /// One outbound frame, by event name.
 pub fn frame_sent(event: &'static str) {
-    counter!(FRAMES_SENT, "event" => event).increment(1);
+    SENT.increment(event, 1);
 }
 
 /// One request to a calendar provider and how it ended.

@@ -26,7 +26,7 @@ use axum::{Extension, Json};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -37,6 +37,11 @@ const OUTBOUND_QUEUE: usize = 256;
 /// tungstenite's default read buffer is 128 KiB per connection and is zeroed
 /// on every read; Twilio frames are ~330 bytes.
 const READ_BUFFER: usize = 4096;
+
+/// Media frames are added to the frame counter a second's worth at a time
+/// (and the rest when the socket closes): one shared counter touched by
+/// every call 50 times a second would bounce between cores.
+const MEDIA_COUNTED_EVERY: u64 = 50;
 
 /// How long one frame may wait to go out before the client counts as too
 /// slow: its receive window has stayed shut that long.
@@ -130,25 +135,46 @@ type Sink = SplitSink<WebSocket, Message>;
 /// Writes the queued frames to the socket. Gives the sink back once the
 /// queue is closed, for the close frame; `None` when the socket broke or
 /// was too slow (then it has sent the close itself, if the client took it).
+///
+/// The writer, not the socket's reading loop, watches the shutdown and the
+/// too-slow signal: a cancellation token's future locks the token each
+/// time it is polled, and the reading loop is polled for every frame the
+/// pipeline sends (50 a second), the writer only for frames callbook
+/// sends. The reading loop learns of a shutdown through `shutting_down`
+/// (a one-shot, polled without a lock), and of a stall by the writer's end.
 async fn write_frames(
     mut sink: Sink,
-    mut frames: mpsc::Receiver<Outbound>,
+    mut frames: call::Frames,
     stalled: CancellationToken,
+    shutdown: CancellationToken,
+    shutting_down: oneshot::Sender<()>,
 ) -> Option<Sink> {
+    let too_slow = stalled.cancelled();
+    tokio::pin!(too_slow);
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    let mut shutting_down = Some(shutting_down);
     loop {
         let frame = tokio::select! {
             biased;
-            _ = stalled.cancelled() => break,
+            _ = &mut too_slow => break,
+            // The call's last frames still go out after a shutdown.
+            _ = &mut cancelled, if shutting_down.is_some() => {
+                if let Some(tell) = shutting_down.take() {
+                    let _ = tell.send(());
+                }
+                continue;
+            }
             frame = frames.recv() => match frame {
                 Some(frame) => frame,
                 None => return Some(sink),
             },
         };
-        metrics::frame_sent(metrics::outbound_event(&frame));
-        let message = Message::Text(frame.to_json().into());
+        metrics::frame_sent(frame.event);
+        let message = Message::Text(String::from(frame.text).into());
         let sent = tokio::select! {
             biased;
-            _ = stalled.cancelled() => break,
+            _ = &mut too_slow => break,
             sent = tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)) => sent,
         };
         match sent {
@@ -174,7 +200,18 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
     let (sink, mut stream) = socket.split();
     let (out, out_rx) = Outlet::channel(OUTBOUND_QUEUE);
     let stalled = out.stalled();
-    let writer = tokio::spawn(write_frames(sink, out_rx, stalled.clone()));
+    // The shutdown as this socket's own token, so no lock every call
+    // shares is taken to watch it.
+    let shutdown = state.calls_cancel.child_token();
+    let (tell_shutdown, mut shutting_down) = oneshot::channel();
+    let mut writer = tokio::spawn(write_frames(
+        sink,
+        out_rx,
+        stalled.clone(),
+        shutdown.clone(),
+        tell_shutdown,
+    ));
+    let mut written = None;
     out.push(Outbound::hello());
     let mut session = Session {
         state: &state,
@@ -186,18 +223,35 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
         playback: false,
         span: tracing::Span::none(),
     };
-    let cancelled = state.calls_cancel.cancelled();
-    tokio::pin!(cancelled);
+    let mut listening = true;
     let (start_timeout, idle_timeout) = (state.limits.start_timeout, state.limits.idle_timeout);
     // One timer, moved on only when it fires: no timer work per frame.
     let timer = tokio::time::sleep(start_timeout);
     tokio::pin!(timer);
     let mut last_frame = Instant::now();
     let ending = loop {
+        // Nothing here takes a lock when polled: the pipeline's frames,
+        // the writer's end, the shutdown one-shot and one timer.
         let msg = tokio::select! {
             m = stream.next() => m,
-            _ = &mut cancelled => break Ending::Shutdown,
-            _ = stalled.cancelled() => break Ending::TooSlow,
+            ended = &mut writer => {
+                let ended = ended.ok().flatten();
+                let ending = match &ended {
+                    Some(_) => Ending::Normal,
+                    None if stalled.is_cancelled() => Ending::TooSlow,
+                    None => Ending::Broken,
+                };
+                written = Some(ended);
+                break ending;
+            }
+            told = &mut shutting_down, if listening => match told {
+                Ok(()) => break Ending::Shutdown,
+                // The writer ended; its own branch says why.
+                Err(_) => {
+                    listening = false;
+                    continue;
+                }
+            },
             () = &mut timer => {
                 if session.call.is_none() {
                     session.reject(&ProtocolError::StartTimeout(start_timeout.as_secs())).await;
@@ -215,8 +269,7 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
         let started = session.call.is_some();
         match msg {
             Some(Ok(Message::Text(text))) => {
-                let span = session.span.clone();
-                session.frame(&text).instrument(span).await;
+                session.frame(&text, &shutdown).await;
                 // After `stop` the call only finishes its work; the socket
                 // closes once the last frame is written.
                 if session.hung_up {
@@ -270,12 +323,17 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
             call.detach().await;
         }
     }
+    metrics::frames_received("media", session.media_frames % MEDIA_COUNTED_EVERY);
     tracing::debug!(parent: &span, media_frames = session.media_frames, ?ending, "socket closed");
     drop(session);
     drop(out);
     // The writer takes at most WRITE_TIMEOUT a frame, and the call's last
     // frames come once its work is done.
-    if let Ok(Some(mut sink)) = writer.await {
+    let written = match written {
+        Some(w) => w,
+        None => writer.await.ok().flatten(),
+    };
+    if let Some(mut sink) = written {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
             if let Some(frame) = ending.close_frame() {
                 let _ = sink.send(Message::Close(Some(frame))).await;
@@ -324,15 +382,34 @@ impl Session<'_> {
         }
     }
 
-    async fn frame(&mut self, text: &str) {
+    /// Handles one text frame. Media, 50 a second per call, is counted
+    /// and nothing more; other frames are handled in the call's span
+    /// (entering a span consults the log filter's table of spans, which
+    /// every call shares, so media frames do not).
+    async fn frame(&mut self, text: &str, shutdown: &CancellationToken) {
         let frame = match protocol::parse(text) {
             Ok(f) => f,
             Err(e) => {
                 metrics::frame_received("invalid");
-                return self.reject(&e).await;
+                let span = self.span.clone();
+                return Box::pin(self.reject(&e).instrument(span)).await;
             }
         };
+        if let Inbound::Media = frame {
+            self.media_frames += 1;
+            if self.media_frames % MEDIA_COUNTED_EVERY == 0 {
+                metrics::frames_received("media", MEDIA_COUNTED_EVERY);
+            }
+            return;
+        }
         metrics::frame_received(metrics::inbound_event(&frame));
+        // Boxed: the state of a frame's handling would otherwise size the
+        // socket's task for the socket's whole life.
+        let span = self.span.clone();
+        Box::pin(self.handle(frame, shutdown).instrument(span)).await;
+    }
+
+    async fn handle(&mut self, frame: Inbound, shutdown: &CancellationToken) {
         match frame {
             Inbound::Media => self.media_frames += 1,
             Inbound::Connected | Inbound::Dtmf { .. } => {}
@@ -343,13 +420,14 @@ impl Session<'_> {
                 self.stream_sid = Some(start.stream_sid.clone());
                 self.span = tracing::info_span!("call", call_sid = %start.call_sid);
                 let playback = self.playback || start.declares_playback();
-                let cancel = self.state.calls_cancel.child_token();
+                let cancel = shutdown.clone();
                 self.call = Some(call::spawn(
                     self.state.deps.clone(),
                     start,
                     playback,
                     self.out.clone(),
                     cancel,
+                    self.span.clone(),
                 ));
             }
             Inbound::Capabilities(caps) => {

@@ -9,6 +9,8 @@
 //! and events, checks that no two events overlap, and gives reply times.
 //! (Tooling: errors are `anyhow`.)
 
+pub mod twilio;
+
 use crate::clock::Clock;
 use crate::harness::{frames, CallClient, Emulators, Harness};
 use crate::ledger::{Ledger, MemoryLedger, RedisLedger};
