@@ -325,6 +325,50 @@ impl MicrosoftCalendar {
         .await
     }
 
+    /// Every event of `calendar` overlapping `window` (`calendarView`,
+    /// occurrences of series expanded), with the query options given,
+    /// following `@odata.nextLink` across pages.
+    async fn calendar_view(
+        &self,
+        calendar: &str,
+        window: Interval,
+        options: &[(&str, &str)],
+    ) -> Result<Vec<Value>, CalendarError> {
+        let mut url = self.url(&["me", "calendars", calendar, "calendarView"])?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair(
+                "startDateTime",
+                &window.start.to_rfc3339_opts(SecondsFormat::Secs, true),
+            )
+            .append_pair(
+                "endDateTime",
+                &window.end.to_rfc3339_opts(SecondsFormat::Secs, true),
+            );
+            for (k, v) in options {
+                q.append_pair(k, v);
+            }
+            q.append_pair("$top", "1000");
+        }
+        let mut events = Vec::new();
+        let mut next = Some(url);
+        while let Some(page_url) = next.take() {
+            let mut page = self.send(Method::GET, page_url, None).await?;
+            if let Some(Value::Array(items)) = page.get_mut("value").map(Value::take) {
+                events.extend(items);
+            }
+            next = page
+                .get("@odata.nextLink")
+                .and_then(Value::as_str)
+                .map(|l| {
+                    Url::parse(l)
+                        .map_err(|e| CalendarError::Transient(format!("bad nextLink: {e}")))
+                })
+                .transpose()?;
+        }
+        Ok(events)
+    }
+
     /// The live event carrying this booking id, if any: one request, no
     /// retries (it runs inside the create's own retry loop).
     async fn find_booking_in(
@@ -493,65 +537,43 @@ impl CalendarProvider for MicrosoftCalendar {
 
     async fn free_busy(&self, window: Interval) -> Result<Vec<Interval>, CalendarError> {
         let r = self.resolve().await?;
-        let mut url = self.url(&["me", "calendars", &r.calendar_id, "calendarView"])?;
-        url.query_pairs_mut()
-            .append_pair(
-                "startDateTime",
-                &window.start.to_rfc3339_opts(SecondsFormat::Secs, true),
+        let events = self
+            .calendar_view(
+                &r.calendar_id,
+                window,
+                &[(
+                    "$select",
+                    "start,end,showAs,isCancelled,isAllDay,originalStartTimeZone",
+                )],
             )
-            .append_pair(
-                "endDateTime",
-                &window.end.to_rfc3339_opts(SecondsFormat::Secs, true),
-            )
-            .append_pair(
-                "$select",
-                "start,end,showAs,isCancelled,isAllDay,originalStartTimeZone",
-            )
-            .append_pair("$top", "1000");
+            .await?;
         let mut busy = Vec::new();
-        let mut next = Some(url);
-        while let Some(page_url) = next.take() {
-            let page = self.send(Method::GET, page_url, None).await?;
-            for ev in page
-                .get("value")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let cancelled = ev
-                    .get("isCancelled")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                let show_as = ev.get("showAs").and_then(Value::as_str).unwrap_or("busy");
-                if cancelled || matches!(show_as, "free" | "workingElsewhere") {
-                    continue;
+        for ev in &events {
+            let cancelled = ev
+                .get("isCancelled")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let show_as = ev.get("showAs").and_then(Value::as_str).unwrap_or("busy");
+            if cancelled || matches!(show_as, "free" | "workingElsewhere") {
+                continue;
+            }
+            let all_day = ev.get("isAllDay").and_then(Value::as_bool).unwrap_or(false);
+            let span = if all_day {
+                all_day_span(ev, r.zone)
+            } else {
+                match (read_time(ev.get("start")), read_time(ev.get("end"))) {
+                    (Some(s), Some(e)) if s < e => Some(Interval::new(s, e)),
+                    _ => None,
                 }
-                let all_day = ev.get("isAllDay").and_then(Value::as_bool).unwrap_or(false);
-                let span = if all_day {
-                    all_day_span(ev, r.zone)
-                } else {
-                    match (read_time(ev.get("start")), read_time(ev.get("end"))) {
-                        (Some(s), Some(e)) if s < e => Some(Interval::new(s, e)),
-                        _ => None,
-                    }
-                };
-                match span {
-                    Some(span) => busy.push(span),
-                    None => {
-                        return Err(CalendarError::Transient(
-                            "calendarView returned an unreadable event".into(),
-                        ))
-                    }
+            };
+            match span {
+                Some(span) => busy.push(span),
+                None => {
+                    return Err(CalendarError::Transient(
+                        "calendarView returned an unreadable event".into(),
+                    ))
                 }
             }
-            next = page
-                .get("@odata.nextLink")
-                .and_then(Value::as_str)
-                .map(|l| {
-                    Url::parse(l)
-                        .map_err(|e| CalendarError::Transient(format!("bad nextLink: {e}")))
-                })
-                .transpose()?;
         }
         Ok(merge_busy(busy))
     }
@@ -633,58 +655,36 @@ impl CalendarProvider for MicrosoftCalendar {
 
     async fn tagged_events(&self, window: Interval) -> Result<Vec<TaggedEvent>, CalendarError> {
         let r = self.resolve().await?;
-        let mut url = self.url(&["me", "calendars", &r.calendar_id, "calendarView"])?;
-        url.query_pairs_mut()
-            .append_pair(
-                "startDateTime",
-                &window.start.to_rfc3339_opts(SecondsFormat::Secs, true),
+        let expand = format!("singleValueExtendedProperties($filter=id eq '{BOOKING_PROPERTY}')");
+        let events = self
+            .calendar_view(
+                &r.calendar_id,
+                window,
+                &[
+                    ("$select", "start,end,isCancelled,onlineMeeting"),
+                    ("$expand", &expand),
+                ],
             )
-            .append_pair(
-                "endDateTime",
-                &window.end.to_rfc3339_opts(SecondsFormat::Secs, true),
-            )
-            .append_pair("$select", "start,end,isCancelled,onlineMeeting")
-            .append_pair(
-                "$expand",
-                &format!("singleValueExtendedProperties($filter=id eq '{BOOKING_PROPERTY}')"),
-            )
-            .append_pair("$top", "1000");
+            .await?;
         let mut found = Vec::new();
-        let mut next = Some(url);
-        while let Some(page_url) = next.take() {
-            let page = self.send(Method::GET, page_url, None).await?;
-            for ev in page
-                .get("value")
+        for ev in &events {
+            let cancelled = ev
+                .get("isCancelled")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let tag = ev
+                .get("singleValueExtendedProperties")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-            {
-                let cancelled = ev
-                    .get("isCancelled")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                let tag = ev
-                    .get("singleValueExtendedProperties")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .find(|p| p.get("id").and_then(Value::as_str) == Some(BOOKING_PROPERTY))
-                    .and_then(|p| p.get("value").and_then(Value::as_str));
-                if let (Some(tag), false) = (tag, cancelled) {
-                    found.push(TaggedEvent {
-                        booking_id: tag.to_string(),
-                        event: created(ev)?,
-                    });
-                }
+                .find(|p| p.get("id").and_then(Value::as_str) == Some(BOOKING_PROPERTY))
+                .and_then(|p| p.get("value").and_then(Value::as_str));
+            if let (Some(tag), false) = (tag, cancelled) {
+                found.push(TaggedEvent {
+                    booking_id: tag.to_string(),
+                    event: created(ev)?,
+                });
             }
-            next = page
-                .get("@odata.nextLink")
-                .and_then(Value::as_str)
-                .map(|l| {
-                    Url::parse(l)
-                        .map_err(|e| CalendarError::Transient(format!("bad nextLink: {e}")))
-                })
-                .transpose()?;
         }
         Ok(found)
     }
