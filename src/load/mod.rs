@@ -66,7 +66,14 @@ pub async fn run(calls: usize, instances: usize, redis_url: Option<&str>) -> any
             None => (Arc::new(MemoryLedger::new()), Arc::new(prov.into_store())),
         };
         apps.push(Arc::new(
-            Harness::start_with(clock.clone(), emulators.clone(), ledger, store).await?,
+            Harness::start_with_options(
+                clock.clone(),
+                emulators.clone(),
+                ledger,
+                store,
+                loopback_clients(calls),
+            )
+            .await?,
         ));
     }
     let started = Instant::now();
@@ -134,6 +141,21 @@ const TURN_SCRIPT: [&str; 8] = [
     "what's the weather like there?",
 ];
 
+/// Every simulated call comes from loopback, one client address: the
+/// per-client connection cap (64 by default, against one abusive client)
+/// is raised to the calls the run opens, so the load is measured rather
+/// than refused.
+fn loopback_clients(calls: usize) -> crate::harness::Options {
+    let defaults = crate::server::limits::Limits::default();
+    crate::harness::Options {
+        limits: Some(crate::server::limits::Limits {
+            max_connections_per_client: defaults.max_connections_per_client.max(calls + 16),
+            ..defaults
+        }),
+        ..crate::harness::Options::default()
+    }
+}
+
 /// `callbook load --turns-for S`: `calls` concurrent calls, each streaming
 /// Twilio media (a frame every 20 ms, as Twilio sends them) and a final
 /// transcript every second. Reports how long each transcript waited for
@@ -143,11 +165,12 @@ pub async fn turns(calls: usize, run_for: Duration) -> anyhow::Result<Value> {
     let emulators = Emulators::new();
     emulators.seed(&Provisioning::parse(DEFAULT)?);
     let app = Arc::new(
-        Harness::start_with(
+        Harness::start_with_options(
             Clock::System,
             emulators,
             Arc::new(MemoryLedger::new()),
             Arc::new(Provisioning::parse(DEFAULT)?.into_store()),
+            loopback_clients(calls),
         )
         .await?,
     );

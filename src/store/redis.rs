@@ -750,12 +750,13 @@ impl Store for RedisStore {
         }
         let keys: Vec<String> = list.iter().map(|c| self.booking_key(&c.id)).collect();
         let mut conn = self.conn.clone();
-        // One GET per campaign, not MGET: each campaign's settings hash to
-        // their own slot, and a Redis Cluster refuses a cross-slot MGET.
-        let mut set: Vec<Option<String>> = Vec::with_capacity(keys.len());
-        for key in &keys {
-            set.push(conn.get(key).await.map_err(unavailable)?);
-        }
+        // The keys hash to different slots: on a Cluster the client splits
+        // the MGET by node (tested on a real cluster).
+        let set: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
         for (c, json) in list.iter_mut().zip(set) {
             if let Some(json) = json {
                 c.booking = Some(serde_json::from_str(&json).map_err(corrupt)?);

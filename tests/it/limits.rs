@@ -833,3 +833,15 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_capped_not_the_proxy() {
     assert!(served);
     app.stop().await.unwrap();
 }
+
+/// `callbook load` opens every call from loopback, one client address: it
+/// measures more calls than the per-client cap allows one client (64)
+/// rather than being refused with 429 past it.
+#[tokio::test]
+async fn load_runs_more_calls_than_one_clients_cap() {
+    let report = callbook::load::turns(80, std::time::Duration::from_millis(1500))
+        .await
+        .expect("every call connects");
+    assert_eq!(report["calls"], 80);
+    assert_eq!(report["unanswered"], 0, "{report}");
+}

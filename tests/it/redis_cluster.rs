@@ -116,7 +116,7 @@ async fn the_store_keeps_its_contract_and_rekeys_every_primary_on_a_redis_cluste
     assert!(s.set_booking("demo", booking.clone()).await.unwrap());
     assert_eq!(
         s.campaign("demo").await.unwrap().unwrap().booking,
-        Some(booking)
+        Some(booking.clone())
     );
     let mut record = s.campaign("demo").await.unwrap().unwrap();
     record.name = "Renamed".into();
@@ -124,7 +124,26 @@ async fn the_store_keeps_its_contract_and_rekeys_every_primary_on_a_redis_cluste
     s.save_campaign(&record).await.unwrap();
     let seen = s.campaign("demo").await.unwrap().unwrap();
     assert_eq!(seen.name, "Renamed");
-    assert_eq!(seen.booking, Some(original));
+    assert_eq!(seen.booking, Some(original.clone()));
+
+    // Listing campaigns reads every campaign's own booking settings, which
+    // live in different slots: no cross-slot command.
+    let mut second = seen.clone();
+    second.id = "demo-2".into();
+    s.save_campaign(&second).await.unwrap();
+    let mut longer = original.clone();
+    longer.rules.length_minutes = 60;
+    assert!(s.set_booking("demo-2", longer.clone()).await.unwrap());
+    assert!(s.set_booking("demo", booking.clone()).await.unwrap());
+    let listed = s.campaigns().await.unwrap();
+    let of = |id: &str| {
+        listed
+            .iter()
+            .find(|c| c.id == id)
+            .and_then(|c| c.booking.clone())
+    };
+    assert_eq!(of("demo"), Some(booking));
+    assert_eq!(of("demo-2"), Some(longer));
 
     // Everything under key A: tokens and a dozen consent flows, whose keys
     // land on several primaries.
