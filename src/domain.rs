@@ -54,6 +54,10 @@ pub enum FailReason {
     CalendarExpired,
     AdminApprovalNeeded,
     CalendarUnavailable,
+    /// The calendar write was sent but its answer was lost, and reading
+    /// the event back failed too: the meeting may exist. Its slot stays
+    /// held until the reconciler learns which.
+    OutcomeUnknown,
 }
 
 /// Whether the owner's calendar can attach a video link.

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// The protocol version this build speaks, announced in the first frame.
-pub const VERSION: &str = "1.4.0";
+pub const VERSION: &str = "1.5.0";
 
 /// Largest inbound text frame accepted, in bytes. Twilio frames are ~330 B.
 /// A larger frame gets an `error` frame and the call goes on.

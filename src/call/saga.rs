@@ -264,6 +264,21 @@ async fn read_back(
     }
 }
 
+/// What the caller hears of a write whose outcome is unknown: that it
+/// may have happened ([`Trouble::Unconfirmed`]), unless the write was
+/// refused for a reason the owner must fix (an expired connection, a
+/// missing approval), which is reported as such.
+async fn unconfirmed(failed: Option<CalendarError>, env: &BookingEnv, deps: &CallDeps) -> Outcome {
+    let refused = match failed {
+        Some(e) => trouble(e, env, deps).await,
+        None => Trouble::Unavailable,
+    };
+    Outcome::Failed(match refused {
+        Trouble::Unavailable => Trouble::Unconfirmed,
+        other => other,
+    })
+}
+
 /// Releases a claim nothing was written for, retried; a release that still
 /// fails leaves a hold that lapses on its own.
 async fn release(env: &BookingEnv, deps: &CallDeps, claim: &str) {
@@ -379,10 +394,7 @@ pub(super) async fn book(
             // Unknown, or absent only so far: a create cut off may land yet.
             _ => {
                 keep_unknown(env, deps, "book", &claim, padded, None, None).await;
-                return match failed {
-                    Some(e) => Outcome::Failed(trouble(e, env, deps).await),
-                    None => Outcome::Failed(Trouble::Unavailable),
-                };
+                return unconfirmed(failed, env, deps).await;
             }
         },
     };
@@ -648,10 +660,7 @@ pub(super) async fn move_meeting(
                     Some(event_id),
                 )
                 .await;
-                return match failed {
-                    Some(e) => Outcome::Failed(trouble(e, env, deps).await),
-                    None => Outcome::Failed(Trouble::Unavailable),
-                };
+                return unconfirmed(failed, env, deps).await;
             }
         },
     };

@@ -939,6 +939,9 @@ impl Dialog {
             FailReason::NoAvailability => {
                 "I'm sorry, I don't see any open times in the next couple of weeks. Someone from our team will reach out to find a time."
             }
+            FailReason::OutcomeUnknown => {
+                "I'm sorry, the calendar didn't confirm that in time. If it went through, the invite will reach your inbox in a few minutes; if not, someone from our team will follow up by email."
+            }
             _ => "I'm sorry, I can't reach the calendar right now. Someone from our team will follow up by email to set up a time.",
         });
     }
@@ -1513,7 +1516,11 @@ impl Dialog {
                 out.status(Status::Failed {
                     reason: trouble.fail_reason(),
                 });
-                out.say("I'm sorry, I couldn't move it just now, so your meeting stays as booked. Someone from our team will follow up.");
+                out.say(if trouble == Trouble::Unconfirmed {
+                    "I'm sorry, the calendar didn't confirm the change in time. If it went through, an updated invite is on its way; if not, your meeting stays as booked. Someone from our team will follow up."
+                } else {
+                    "I'm sorry, I couldn't move it just now, so your meeting stays as booked. Someone from our team will follow up."
+                });
             }
         }
     }

@@ -51,6 +51,9 @@ pub enum Trouble {
     Expired,
     AdminApproval,
     Unavailable,
+    /// A write whose answer was lost and whose event could not be read
+    /// back: it may have happened.
+    Unconfirmed,
 }
 
 impl Trouble {
@@ -59,6 +62,7 @@ impl Trouble {
             Trouble::Expired => FailReason::CalendarExpired,
             Trouble::AdminApproval => FailReason::AdminApprovalNeeded,
             Trouble::Unavailable => FailReason::CalendarUnavailable,
+            Trouble::Unconfirmed => FailReason::OutcomeUnknown,
         }
     }
 
@@ -66,7 +70,7 @@ impl Trouble {
         match self {
             Trouble::Expired => Some(SkipReason::CalendarExpired),
             Trouble::AdminApproval => Some(SkipReason::AdminApprovalNeeded),
-            Trouble::Unavailable => None,
+            Trouble::Unavailable | Trouble::Unconfirmed => None,
         }
     }
 }

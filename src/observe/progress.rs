@@ -240,6 +240,7 @@ pub fn fail_name(r: FailReason) -> &'static str {
         FailReason::CalendarExpired => "calendar_expired",
         FailReason::AdminApprovalNeeded => "admin_approval_needed",
         FailReason::CalendarUnavailable => "calendar_unavailable",
+        FailReason::OutcomeUnknown => "outcome_unknown",
     }
 }
 
@@ -311,6 +312,9 @@ pub fn fail_sentence(r: FailReason) -> &'static str {
         FailReason::AdminApprovalNeeded => "an administrator must approve callbook",
         FailReason::CalendarUnavailable => {
             "the calendar or the ledger could not be reached at the time"
+        }
+        FailReason::OutcomeUnknown => {
+            "the calendar write's answer was lost; the reconciler settles whether the meeting exists"
         }
     }
 }

@@ -650,12 +650,13 @@ const SKIPS: [SkipReason; 6] = [
 ];
 
 /// Every fail reason, to read a code back.
-const FAILS: [FailReason; 5] = [
+const FAILS: [FailReason; 6] = [
     FailReason::EmailUnconfirmed,
     FailReason::NoAvailability,
     FailReason::CalendarExpired,
     FailReason::AdminApprovalNeeded,
     FailReason::CalendarUnavailable,
+    FailReason::OutcomeUnknown,
 ];
 
 /// Whether the last calls got anywhere, and how they stopped. The check

@@ -29,7 +29,7 @@ async fn health_reports_the_protocol_version() {
         .json()
         .await
         .unwrap();
-    assert_eq!(body, json!({"status": "ok", "protocol": "1.4.0"}));
+    assert_eq!(body, json!({"status": "ok", "protocol": "1.5.0"}));
     app.stop().await.unwrap();
 }
 
@@ -39,7 +39,7 @@ async fn the_first_frame_announces_the_version() {
     let c = app.connect().await.unwrap();
     assert_eq!(
         c.hello,
-        json!({"event": "connected", "protocol": "callbook", "version": "1.4.0"})
+        json!({"event": "connected", "protocol": "callbook", "version": "1.5.0"})
     );
     app.stop().await.unwrap();
 }
