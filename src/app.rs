@@ -92,6 +92,9 @@ pub struct Settings {
     /// How long a resume waits for a dropped socket's calendar work to
     /// report back ([`crate::call::resume::SETTLE_WAIT`]).
     pub settle_wait: Duration,
+    /// How often the calendars loaded recently are reconciled
+    /// ([`crate::call::reconcile::RECONCILE_PERIOD`] by default).
+    pub reconcile_period: Duration,
     /// Where booking outcomes are kept for the admin API.
     pub outcomes: Arc<dyn OutcomeStore>,
     /// Where booking outcomes are POSTed, signed; `None` sends none.
@@ -157,8 +160,9 @@ pub async fn run(
     });
     let reconciling = {
         let deps = deps.clone();
+        let period = settings.reconcile_period.max(Duration::from_secs(1));
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(crate::call::reconcile::RECONCILE_PERIOD);
+            let mut every = tokio::time::interval(period);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             every.tick().await;
             loop {

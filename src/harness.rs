@@ -74,6 +74,8 @@ pub struct Options {
     pub states: Option<Arc<dyn crate::call::resume::CallStates>>,
     /// How long a resume waits for a dropped call's work to settle.
     pub settle_wait: Option<Duration>,
+    /// How often the reconciler runs (60 s when `None`).
+    pub reconcile_period: Option<Duration>,
     /// `/metrics` asks for the admin token.
     pub metrics_auth: bool,
     /// Connection caps and timeouts; the defaults when `None`.
@@ -287,6 +289,9 @@ impl Harness {
             settle_wait: options
                 .settle_wait
                 .unwrap_or(crate::call::resume::SETTLE_WAIT),
+            reconcile_period: options
+                .reconcile_period
+                .unwrap_or(crate::call::reconcile::RECONCILE_PERIOD),
             outcomes: outcomes.clone(),
             webhook: options.webhook,
             metrics_auth: options.metrics_auth,

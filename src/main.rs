@@ -487,6 +487,11 @@ struct ServeArgs {
     /// least 6; shorter than the default only for test runs.
     #[arg(long, env = "CALLBOOK_HOLD_TTL_SECONDS", default_value_t = 60)]
     hold_ttl_seconds: u64,
+    /// Seconds between two runs of the reconciler over the calendars this
+    /// instance loaded recently: unknown outcomes settled, claims of
+    /// deleted events removed, untracked events adopted. At least 1.
+    #[arg(long, env = "CALLBOOK_RECONCILE_SECONDS", default_value_t = 60)]
+    reconcile_seconds: u64,
     /// POST every booking outcome here, signed with CALLBOOK_WEBHOOK_SECRET.
     #[arg(long, env = "CALLBOOK_WEBHOOK_URL", hide_env_values = true)]
     webhook_url: Option<String>,
@@ -745,6 +750,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         states,
         resume_window: Duration::from_secs(args.resume_minutes.max(1) * 60),
         settle_wait: callbook::call::resume::SETTLE_WAIT,
+        reconcile_period: Duration::from_secs(args.reconcile_seconds.max(1)),
         outcomes,
         webhook,
         metrics_auth: args.metrics_auth,
