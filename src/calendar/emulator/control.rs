@@ -8,13 +8,18 @@
 //!   `{"token": "invalid_grant" | "consent_required" |
 //!   "interaction_required" | "temporarily_unavailable"}`; `endpoint` one
 //!   of `token`, `calendar_list`, `mailbox_settings`, `free_busy`,
-//!   `insert`, `get`, `patch`, `delete`; `times` defaults to 1.
+//!   `insert`, `get`, `patch`, `delete`; `times` defaults to 1; with
+//!   `for_ms` instead, every request for that long fails (an outage).
 //! - `DELETE /_control/faults`: drops every fault still waiting, both
 //!   providers.
 //! - `GET /_control/events?provider=google&email=…`: the account's
 //!   events as stored (cancelled ones included), as [`StoredEvent`]s.
 //! - `POST /_control/events` `{provider, email, summary, start, end}`: a
 //!   busy event the owner already has.
+//! - `PUT /_control/lag` `{provider, email, free_busy_ms}`: from now on the
+//!   account's free/busy (Google) or calendar view (Microsoft) shows a
+//!   write only this long after it was made, as the real services
+//!   sometimes do; 0 ends it.
 
 use super::{Endpoint, Fault, GoogleEmulator, MicrosoftEmulator, StoredEvent, TokenFault};
 use crate::schedule::Interval;
@@ -40,6 +45,7 @@ pub fn router(google: GoogleEmulator, microsoft: MicrosoftEmulator) -> Router {
     Router::new()
         .route("/_control/faults", post(inject).delete(clear))
         .route("/_control/events", get(events).post(add_event))
+        .route("/_control/lag", axum::routing::put(lag))
         .with_state(Control { google, microsoft })
 }
 
@@ -78,6 +84,8 @@ struct Injection {
     endpoint: String,
     fault: FaultSpec,
     times: Option<u32>,
+    /// Fire on every request for this long instead of `times` requests.
+    for_ms: Option<u64>,
 }
 
 fn bad(msg: impl Into<String>) -> Response {
@@ -166,10 +174,22 @@ async fn inject(State(c): State<Control>, Json(req): Json<Injection>) -> Respons
         Ok(f) => f,
         Err(msg) => return bad(msg),
     };
-    let times = req.times.unwrap_or(1);
-    match req.provider {
-        Which::Google => c.google.inject(&req.email, ep, f, times),
-        Which::Microsoft => c.microsoft.inject(&req.email, ep, f, times),
+    match (req.times, req.for_ms) {
+        (Some(_), Some(_)) => return bad("give times or for_ms, not both"),
+        (_, Some(ms)) => {
+            let window = Duration::from_millis(ms);
+            match req.provider {
+                Which::Google => c.google.inject_for(&req.email, ep, f, window),
+                Which::Microsoft => c.microsoft.inject_for(&req.email, ep, f, window),
+            }
+        }
+        (times, None) => {
+            let times = times.unwrap_or(1);
+            match req.provider {
+                Which::Google => c.google.inject(&req.email, ep, f, times),
+                Which::Microsoft => c.microsoft.inject(&req.email, ep, f, times),
+            }
+        }
     }
     StatusCode::NO_CONTENT.into_response()
 }
@@ -212,6 +232,26 @@ async fn add_event(State(c): State<Control>, Json(b): Json<Busy>) -> Response {
     match b.provider {
         Which::Google => c.google.add_event(&b.email, &b.summary, slot),
         Which::Microsoft => c.microsoft.add_event(&b.email, &b.summary, slot, "busy"),
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Lag {
+    provider: Which,
+    email: String,
+    free_busy_ms: u64,
+}
+
+async fn lag(State(c): State<Control>, Json(l): Json<Lag>) -> Response {
+    if l.free_busy_ms > 60_000 {
+        return bad("free_busy_ms is at most 60000");
+    }
+    let lag = Duration::from_millis(l.free_busy_ms);
+    match l.provider {
+        Which::Google => c.google.lag_free_busy(&l.email, lag),
+        Which::Microsoft => c.microsoft.lag_free_busy(&l.email, lag),
     }
     StatusCode::NO_CONTENT.into_response()
 }

@@ -62,6 +62,8 @@ struct Injected {
     endpoint: Endpoint,
     fault: Fault,
     remaining: u32,
+    /// Fires only until then, when set.
+    until: Option<tokio::time::Instant>,
 }
 
 /// The faults waiting to fire.
@@ -77,6 +79,25 @@ impl Faults {
             endpoint,
             fault,
             remaining: times,
+            until: None,
+        });
+    }
+
+    /// A fault on every request to `endpoint` for the next `window`: an
+    /// outage of that endpoint.
+    pub(super) fn inject_for(
+        &mut self,
+        email: &str,
+        endpoint: Endpoint,
+        fault: Fault,
+        window: Duration,
+    ) {
+        self.list.push(Injected {
+            email: email.to_string(),
+            endpoint,
+            fault,
+            remaining: u32::MAX,
+            until: Some(tokio::time::Instant::now() + window),
         });
     }
 
@@ -86,10 +107,13 @@ impl Faults {
 
     /// The next fault for this account and endpoint, used up by one.
     pub(super) fn take(&mut self, email: &str, endpoint: Endpoint) -> Option<Fault> {
+        let now = tokio::time::Instant::now();
+        self.list
+            .retain(|f| f.remaining > 0 && f.until.is_none_or(|until| until > now));
         let hit = self
             .list
             .iter_mut()
-            .find(|f| f.email == email && f.endpoint == endpoint && f.remaining > 0)?;
+            .find(|f| f.email == email && f.endpoint == endpoint)?;
         hit.remaining -= 1;
         Some(hit.fault.clone())
     }

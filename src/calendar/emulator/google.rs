@@ -272,6 +272,20 @@ impl GoogleEmulator {
         self.lock().faults.inject(email, endpoint, fault, times);
     }
 
+    /// `fault` on every request of the account's to `endpoint` for the
+    /// next `window`: an outage of that endpoint.
+    pub fn inject_for(
+        &self,
+        email: &str,
+        endpoint: Endpoint,
+        fault: Fault,
+        window: std::time::Duration,
+    ) {
+        self.lock()
+            .faults
+            .inject_for(email, endpoint, fault, window);
+    }
+
     /// New Meet requests stay `pending` for this many `events.get` polls.
     pub fn meet_pending_for(&self, email: &str, polls: u32) {
         self.with_account(email, |a| a.meet_pending_polls = polls);

@@ -465,6 +465,20 @@ impl MicrosoftEmulator {
         self.lock().faults.inject(email, endpoint, fault, times);
     }
 
+    /// `fault` on every request of the account's to `endpoint` for the
+    /// next `window`: an outage of that endpoint.
+    pub fn inject_for(
+        &self,
+        email: &str,
+        endpoint: Endpoint,
+        fault: Fault,
+        window: std::time::Duration,
+    ) {
+        self.lock()
+            .faults
+            .inject_for(email, endpoint, fault, window);
+    }
+
     /// calendarView lags writes by this long.
     pub fn lag_free_busy(&self, email: &str, lag: std::time::Duration) {
         self.with_account(email, |a| a.view_lag = lag);
