@@ -51,12 +51,54 @@ pub enum RedisConn {
     Cluster(ClusterConnection),
 }
 
-impl ConnectionLike for RedisConn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+/// Commands that only read: sent again, once, when the connection dropped
+/// under them (the reply was lost with it), since reading twice changes
+/// nothing. Writes are never repeated here: the callers that may repeat
+/// one (the ledger's scripts, idempotent by claim id) do so themselves.
+const READS: [&[u8]; 14] = [
+    b"GET",
+    b"MGET",
+    b"HGET",
+    b"HMGET",
+    b"HGETALL",
+    b"EXISTS",
+    b"SMEMBERS",
+    b"SCARD",
+    b"ZRANGE",
+    b"ZRANGEBYSCORE",
+    b"ZCARD",
+    b"SCAN",
+    b"TIME",
+    b"PING",
+];
+
+fn reads_only(cmd: &Cmd) -> bool {
+    match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(name)) => READS.iter().any(|r| name.eq_ignore_ascii_case(r)),
+        _ => false,
+    }
+}
+
+impl RedisConn {
+    fn send<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             RedisConn::Single(c) => c.req_packed_command(cmd),
             RedisConn::Cluster(c) => c.req_packed_command(cmd),
         }
+    }
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            match self.send(cmd).await {
+                Err(e) if (e.is_connection_dropped() || e.is_io_error()) && reads_only(cmd) => {
+                    tracing::debug!(error = %e, "a read lost its connection; reading again");
+                    self.send(cmd).await
+                }
+                other => other,
+            }
+        })
     }
 
     fn req_packed_commands<'a>(

@@ -13,6 +13,7 @@ mod google_faults;
 mod helpers;
 mod keys;
 mod limits;
+mod lossy;
 mod metrics;
 mod microsoft;
 mod microsoft_faults;
