@@ -7,7 +7,7 @@
 use crate::helpers::{of_kind, scrape, start_call, to_proposal, tuesday_morning};
 use callbook::calendar::emulator::google::{Endpoint, Fault};
 use callbook::clock::Clock;
-use callbook::harness::{frames, Emulators, Harness, RedisServer};
+use callbook::harness::{frames, Emulators, Harness, Options, RedisServer};
 use callbook::ledger::{Claim, Ledger, RedisLedger, HOLD_TTL};
 use callbook::schedule::Interval;
 use callbook::store::provisioning::{Provisioning, DEFAULT};
@@ -25,6 +25,10 @@ fn whole_look_ahead() -> Interval {
 
 /// One callbook on the default config whose ledger is a real Redis.
 async fn on_redis(server: &RedisServer) -> Harness {
+    on_redis_with(server, Options::default()).await
+}
+
+async fn on_redis_with(server: &RedisServer, options: Options) -> Harness {
     let prov = Provisioning::parse(DEFAULT).unwrap();
     let emulators = Emulators::new();
     emulators.seed(&prov);
@@ -33,11 +37,12 @@ async fn on_redis(server: &RedisServer) -> Harness {
             .await
             .unwrap(),
     );
-    Harness::start_with(
+    Harness::start_with_options(
         Clock::manual(tuesday_morning()),
         emulators,
         ledger,
         Arc::new(prov.into_store()),
+        options,
     )
     .await
     .unwrap()
@@ -64,6 +69,26 @@ fn proposed(frames: &[Value]) -> Value {
         .rfind(|f| f["booking"]["status"] == "proposed")
         .expect("a proposal")["booking"]["start"]
         .clone()
+}
+
+/// The `failed` frame's reason and what the caller heard with it.
+fn failure(frames: &[Value]) -> (String, String) {
+    let reason = frames
+        .iter()
+        .find(|f| f["booking"]["status"] == "failed")
+        .map(|f| {
+            f["booking"]["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .unwrap_or_default();
+    let said = frames
+        .iter()
+        .filter_map(|f| f["say"]["text"].as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (reason, said)
 }
 
 fn booked_events(app: &Harness) -> Vec<callbook::calendar::emulator::google::StoredEvent> {
@@ -107,6 +132,10 @@ async fn a_create_lost_on_its_last_attempt_keeps_the_slot_until_the_reconciler_f
     a.send(&frames::transcript("yes")).await.unwrap();
     let got = a.settle().await.unwrap();
     assert_eq!(statuses(&got), vec!["failed"], "{got:?}");
+    // The caller is not told it failed: it may have gone through.
+    let (reason, said) = failure(&got);
+    assert_eq!(reason, "outcome_unknown");
+    assert!(said.contains("If it went through"), "{said}");
     assert_eq!(booked_events(&app).len(), 1, "the event was stored");
     let held = claims(&app).await;
     assert_eq!(held.len(), 1, "{held:?}");
@@ -131,6 +160,54 @@ async fn a_create_lost_on_its_last_attempt_keeps_the_slot_until_the_reconciler_f
     app.stop().await.unwrap();
 }
 
+/// Nobody loads the calendar again after a create's answer was lost: the
+/// periodic run (every second here) finds the event once the provider
+/// answers, and commits the claim on its own.
+#[tokio::test]
+async fn the_periodic_reconciler_settles_an_unknown_create_with_no_other_call() {
+    let server = RedisServer::start().await.unwrap();
+    let options = Options {
+        reconcile_period: Some(std::time::Duration::from_secs(1)),
+        ..Options::default()
+    };
+    let app = on_redis_with(&server, options).await;
+    app.google
+        .lag_free_busy(OWNER, std::time::Duration::from_secs(3600));
+    let mut a = start_call(&app, "CA0000000000000000000000saga00005").await;
+    to_proposal(&mut a).await;
+    app.google
+        .inject(OWNER, Endpoint::Insert, Fault::CommitThenDrop, 1);
+    reads_fail(&app);
+    a.send(&frames::transcript("yes")).await.unwrap();
+    let got = a.settle().await.unwrap();
+    assert_eq!(failure(&got).0, "outcome_unknown");
+    let held = claims(&app).await;
+    assert!(held.len() == 1 && held[0].unknown, "{held:?}");
+    // While reads fail, the periodic runs leave it unknown.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let held = claims(&app).await;
+    assert!(held.len() == 1 && held[0].unknown, "{held:?}");
+
+    app.google.clear_faults();
+    let event = booked_events(&app).remove(0);
+    let waited = tokio::time::Instant::now();
+    loop {
+        let held = claims(&app).await;
+        if held.len() == 1 && held[0].committed {
+            assert!(!held[0].unknown);
+            assert_eq!(held[0].event_id.as_deref(), Some(event.id.as_str()));
+            break;
+        }
+        // A liveness bound only: the run comes every second.
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(60),
+            "the periodic reconciler never settled {held:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    app.stop().await.unwrap();
+}
+
 /// Every create attempt fails and nothing was stored, but the read-back
 /// fails too, so the saga cannot know: the slot stays held until the
 /// reconciler, able to read again, finds no event and releases it; then
@@ -151,6 +228,7 @@ async fn a_create_that_never_landed_is_released_by_the_reconciler_not_before() {
     a.send(&frames::transcript("yes")).await.unwrap();
     let got = a.settle().await.unwrap();
     assert_eq!(statuses(&got), vec!["failed"], "{got:?}");
+    assert_eq!(failure(&got).0, "outcome_unknown");
     assert!(booked_events(&app).is_empty());
     let held = claims(&app).await;
     assert_eq!(held.len(), 1, "{held:?}");
@@ -500,6 +578,9 @@ async fn a_move_of_unknown_outcome_is_rolled_back_by_the_reconciler() {
     c.send(&frames::transcript("yes please")).await.unwrap();
     let got = c.settle().await.unwrap();
     assert_eq!(statuses(&got), vec!["failed"], "{got:?}");
+    let (reason, said) = failure(&got);
+    assert_eq!(reason, "outcome_unknown");
+    assert!(said.contains("an updated invite is on its way"), "{said}");
     let held = claims(&app).await;
     assert_eq!(held.len(), 2, "{held:?}");
     assert_eq!(held.iter().filter(|h| h.unknown).count(), 1, "{held:?}");
