@@ -18,16 +18,28 @@
 //! - `maxlen`: the longest claim, which bounds how far back a conflicting
 //!   start can lie, so the overlap check reads only nearby claims;
 //! - `mark`: present once the calendar's claims are known complete in this
-//!   Redis (set by [`Ledger::rebuild`], from the provider's events).
+//!   Redis (set by [`Ledger::rebuild`], from the provider's events);
+//! - `ver` and `hist`: the calendar's history, a counter every write
+//!   advances and the last [`HISTORY`] versions' tags (the server's time
+//!   when written and the count), newest first.
 //!
 //! The mark is the epoch marker: a Redis that restarted empty, or a
 //! replica promoted without it, has no mark for any calendar, so holds and
 //! reads there answer `Unverified` instead of "free" until the calendar's
 //! claims are rebuilt from the events callbook tagged with their booking
 //! ids. A calendar used for the first time is rebuilt the same way (one
-//! provider read). A failover that lost only the latest writes keeps the
-//! marks; what it lost is covered by the provider re-check every booking
-//! makes, and by the reconciler.
+//! provider read).
+//!
+//! A failover that lost only the latest writes keeps the marks, so each
+//! instance also remembers, per calendar, the last version it saw, and
+//! sends it with every script. A Redis whose history of the calendar does
+//! not hold that version (its counter is behind, or another write took the
+//! same place) lost writes this instance saw: the script drops the mark,
+//! and from then on every instance's holds and reads on the calendar are
+//! refused as `Unverified` until it is rebuilt. An instance that saw none
+//! of the lost writes cannot tell; until one that saw them touches the
+//! calendar, the provider re-check every booking makes and the reconciler
+//! cover what was lost.
 //!
 //! "Now" for hold expiry and reaping is the Redis server's clock
 //! (`redis.call('TIME')`), never a caller's: an instance whose clock runs
@@ -51,6 +63,46 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use redis::Script;
 use sha2::{Digest, Sha256};
+
+/// How many versions of a calendar's history Redis keeps for the lineage
+/// check. An instance whose last seen version is further back than this
+/// is taken at its word.
+pub const HISTORY: u64 = 1000;
+
+/// Shared by every script: the calendar's keys and the caller's last seen
+/// version (`ARGV[1]` counter, `ARGV[2]` tag, empty for none), checked
+/// against this Redis's history of the calendar (the mark is dropped when
+/// it does not hold it), and `advance`, which every write calls once.
+const LINEAGE: &str = r#"
+local iv, b, exp, maxlen, done, mark, ver, hist =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local function version()
+  return tonumber(redis.call('GET', ver) or '0'), redis.call('LINDEX', hist, 0) or ''
+end
+if ARGV[1] ~= '' then
+  local known = tonumber(ARGV[1])
+  local cur = version()
+  local back = cur - known
+  if back < 0 or (back < HISTORY and redis.call('LINDEX', hist, back) ~= ARGV[2]) then
+    redis.call('DEL', mark)
+  end
+end
+local function advance()
+  local c = redis.call('INCR', ver)
+  local t = redis.call('TIME')
+  redis.call('LPUSH', hist, t[1] .. '.' .. t[2] .. '.' .. c)
+  redis.call('LTRIM', hist, 0, HISTORY - 1)
+end
+-- The reply: the calendar's version after the script, then its result.
+local function reply(result)
+  local c, t = version()
+  local out = {tostring(c), t}
+  for _, r in ipairs(result) do
+    table.insert(out, r)
+  end
+  return out
+end
+"#;
 
 /// Shared by the scripts that read or write claims: `clock` is "now" in unix
 /// seconds, the server's unless the caller passed its own (a ledger on the
@@ -99,55 +151,54 @@ local function record(s, e, x, rep, st, ev)
 end
 "#;
 
-/// KEYS: iv, b, exp, maxlen, done, mark. ARGV: id, start, end, now (''
-/// for the server's), ttl, replaces, caller's now, prune after.
-/// Returns {'ok'}, {'taken', start, end} of the first conflict, or
-/// {'unverified'} without the calendar's mark.
+/// KEYS: the calendar's eight. ARGV: last seen version (2), id, start,
+/// end, now ('' for the server's), ttl, replaces, caller's now, prune
+/// after. Returns the version, then {'ok'}, {'taken', start, end} of the
+/// first conflict, or {'unverified'} without the calendar's mark.
 const HOLD: &str = r#"
-local iv, b, exp, maxlen, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-if redis.call('EXISTS', KEYS[6]) == 0 then
-  return {'unverified'}
+if redis.call('EXISTS', mark) == 0 then
+  return reply({'unverified'})
 end
-local id, rep = ARGV[1], ARGV[6]
-local s, e, now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), clock(ARGV[4]), tonumber(ARGV[5])
-reap(iv, b, exp, done, now, cutoff(now, ARGV[7], ARGV[8]))
+local id, rep = ARGV[3], ARGV[8]
+local s, e, now, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), clock(ARGV[6]), tonumber(ARGV[7])
+reap(iv, b, exp, done, now, cutoff(now, ARGV[9], ARGV[10]))
 if redis.call('HEXISTS', b, id) == 1 then
-  return {'ok'}
+  return reply({'ok'})
 end
 local ml = tonumber(redis.call('GET', maxlen) or '0')
-local near = redis.call('ZRANGEBYSCORE', iv, s - ml, '(' .. ARGV[3])
+local near = redis.call('ZRANGEBYSCORE', iv, s - ml, '(' .. ARGV[5])
 for _, c in ipairs(near) do
   if c ~= rep then
     local cs, ce = parse(redis.call('HGET', b, c))
     if cs < e and s < ce then
-      return {'taken', tostring(cs), tostring(ce)}
+      return reply({'taken', tostring(cs), tostring(ce)})
     end
   end
 end
 redis.call('ZADD', iv, s, id)
-redis.call('HSET', b, id, record(ARGV[2], ARGV[3], now + ttl, rep, '', ''))
+redis.call('HSET', b, id, record(ARGV[4], ARGV[5], now + ttl, rep, '', ''))
 redis.call('ZADD', exp, now + ttl, id)
 if e - s > ml then
   redis.call('SET', maxlen, e - s)
 end
-return {'ok'}
+advance()
+return reply({'ok'})
 "#;
 
-/// KEYS: iv, b, exp, done. ARGV: id, now ('' for the server's), caller's
-/// now, prune after, event id ('' when not given). Returns 'ok' or
-/// 'not_held'.
+/// KEYS: the calendar's eight. ARGV: last seen version (2), id, now (''
+/// for the server's), caller's now, prune after, event id ('' when not
+/// given). Returns the version, then 'ok' or 'not_held'.
 const COMMIT: &str = r#"
-local iv, b, exp, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local id = ARGV[1]
-local now = clock(ARGV[2])
-reap(iv, b, exp, done, now, cutoff(now, ARGV[3], ARGV[4]))
+local id = ARGV[3]
+local now = clock(ARGV[4])
+reap(iv, b, exp, done, now, cutoff(now, ARGV[5], ARGV[6]))
 local rec = redis.call('HGET', b, id)
 if not rec then
-  return 'not_held'
+  return reply({'not_held'})
 end
 local s, e, x, rep, st, ev = parse(rec)
-if ARGV[5] ~= '' then
-  ev = ARGV[5]
+if ARGV[7] ~= '' then
+  ev = ARGV[7]
 end
 redis.call('ZREM', exp, id)
 redis.call('HSET', b, id, record(s, e, 0, '', '', ev))
@@ -158,48 +209,49 @@ if rep ~= '' then
   redis.call('ZREM', exp, rep)
   redis.call('ZREM', done, rep)
 end
-return 'ok'
+advance()
+return reply({'ok'})
 "#;
 
-/// KEYS: iv, b, exp, done. ARGV: id, now ('' for the server's), caller's
-/// now, prune after, ttl, mark ('u' to mark unknown, '' to keep the
-/// state), event id ('' when not given). A live hold expires `ttl` from now
-/// (never earlier than it did). Returns 'ok' or 'not_held'.
+/// KEYS: the calendar's eight. ARGV: last seen version (2), id, now (''
+/// for the server's), caller's now, prune after, ttl, mark ('u' to mark
+/// unknown, '' to keep the state), event id ('' when not given). A live
+/// hold expires `ttl` from now (never earlier than it did). Returns the
+/// version, then 'ok' or 'not_held'.
 const EXTEND: &str = r#"
-local iv, b, exp, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local id = ARGV[1]
-local now = clock(ARGV[2])
-reap(iv, b, exp, done, now, cutoff(now, ARGV[3], ARGV[4]))
+local id = ARGV[3]
+local now = clock(ARGV[4])
+reap(iv, b, exp, done, now, cutoff(now, ARGV[5], ARGV[6]))
 local rec = redis.call('HGET', b, id)
 if not rec then
-  return 'not_held'
+  return reply({'not_held'})
 end
 local s, e, x, rep, st, ev = parse(rec)
 if x == '0' then
-  return 'ok'
+  return reply({'ok'})
 end
-local until_ = math.max(tonumber(x), now + tonumber(ARGV[5]))
-if ARGV[6] ~= '' then
-  st = ARGV[6]
+local until_ = math.max(tonumber(x), now + tonumber(ARGV[7]))
+if ARGV[8] ~= '' then
+  st = ARGV[8]
 end
-if ARGV[7] ~= '' then
-  ev = ARGV[7]
+if ARGV[9] ~= '' then
+  ev = ARGV[9]
 end
 redis.call('HSET', b, id, record(s, e, until_, rep, st, ev))
 redis.call('ZADD', exp, until_, id)
-return 'ok'
+advance()
+return reply({'ok'})
 "#;
 
-/// KEYS: iv, b, exp, maxlen, done, mark. ARGV: now ('' for the
-/// server's), caller's now, prune after, then id, start, end, event id for
-/// each claim. Adds each claim not there yet as committed, then sets the
-/// mark.
+/// KEYS: the calendar's eight. ARGV: last seen version (2), now (''
+/// for the server's), caller's now, prune after, then id, start, end, event
+/// id for each claim. Adds each claim not there yet as committed, then
+/// sets the mark. Returns the version, then 'ok'.
 const REBUILD: &str = r#"
-local iv, b, exp, maxlen, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local now = clock(ARGV[1])
-reap(iv, b, exp, done, now, cutoff(now, ARGV[2], ARGV[3]))
+local now = clock(ARGV[3])
+reap(iv, b, exp, done, now, cutoff(now, ARGV[4], ARGV[5]))
 local ml = tonumber(redis.call('GET', maxlen) or '0')
-for i = 4, #ARGV, 4 do
+for i = 6, #ARGV, 4 do
   local id, s, e, ev = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
   if redis.call('HEXISTS', b, id) == 0 then
     redis.call('ZADD', iv, s, id)
@@ -211,34 +263,39 @@ for i = 4, #ARGV, 4 do
     end
   end
 end
-redis.call('SET', KEYS[6], '1')
-return 'ok'
+redis.call('SET', mark, '1')
+advance()
+return reply({'ok'})
 "#;
 
-/// KEYS: iv, b, exp, done. ARGV: id.
+/// KEYS: the calendar's eight. ARGV: last seen version (2), id. Returns
+/// the version, then 'ok'.
 const RELEASE: &str = r#"
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('ZREM', KEYS[4], ARGV[1])
-return 'ok'
+local id = ARGV[3]
+if redis.call('HDEL', b, id) == 1 then
+  redis.call('ZREM', iv, id)
+  redis.call('ZREM', exp, id)
+  redis.call('ZREM', done, id)
+  advance()
+end
+return reply({'ok'})
 "#;
 
-/// KEYS: iv, b, exp, maxlen, done, mark. ARGV: window start, window end,
-/// now ('' for the server's), caller's now, prune after.
-/// Returns {'unverified'} without the calendar's mark, else a flat list
-/// after 'ok': id, start, end, committed (1/0), unknown (1/0), event id, …
+/// KEYS: the calendar's eight. ARGV: last seen version (2), window
+/// start, window end, now ('' for the server's), caller's now, prune
+/// after. Returns the version, then {'unverified'} without the calendar's
+/// mark, else a flat list after 'ok': id, start, end, committed (1/0),
+/// unknown (1/0), event id, …
 const CLAIMS: &str = r#"
-local iv, b, exp, maxlen, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-if redis.call('EXISTS', KEYS[6]) == 0 then
-  return {'unverified'}
+if redis.call('EXISTS', mark) == 0 then
+  return reply({'unverified'})
 end
-local ws, we = tonumber(ARGV[1]), tonumber(ARGV[2])
-local now = clock(ARGV[3])
-reap(iv, b, exp, done, now, cutoff(now, ARGV[4], ARGV[5]))
+local ws, we = tonumber(ARGV[3]), tonumber(ARGV[4])
+local now = clock(ARGV[5])
+reap(iv, b, exp, done, now, cutoff(now, ARGV[6], ARGV[7]))
 local ml = tonumber(redis.call('GET', maxlen) or '0')
 local out = {'ok'}
-for _, c in ipairs(redis.call('ZRANGEBYSCORE', iv, ws - ml, '(' .. ARGV[2])) do
+for _, c in ipairs(redis.call('ZRANGEBYSCORE', iv, ws - ml, '(' .. ARGV[4])) do
   local cs, ce, x, rep, st, ev = parse(redis.call('HGET', b, c))
   if cs < we and ws < ce then
     table.insert(out, c)
@@ -249,7 +306,7 @@ for _, c in ipairs(redis.call('ZRANGEBYSCORE', iv, ws - ml, '(' .. ARGV[2])) do
     table.insert(out, ev)
   end
 end
-return out
+return reply(out)
 "#;
 
 /// Claims in Redis, shared by every instance pointing at the same server.
@@ -266,18 +323,22 @@ pub struct RedisLedger {
     /// Take "now" from the callers instead of the server (replays only).
     caller_clock: bool,
     hold_ttl: Duration,
+    /// Per calendar, the last version of its history this instance saw
+    /// (counter, tag), sent with every script for the lineage check.
+    seen: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (String, String)>>>,
 }
 
 fn unavailable(e: redis::RedisError) -> LedgerError {
     LedgerError::Unavailable(e.to_string())
 }
 
-/// The six keys of one calendar. The calendar key is hashed, so any
-/// calendar id is safe inside the hash tag and all six share a slot.
-fn keys(prefix: &str, calendar: &str) -> [String; 6] {
+/// The eight keys of one calendar. The calendar key is hashed, so any
+/// calendar id is safe inside the hash tag and all eight share a slot.
+fn keys(prefix: &str, calendar: &str) -> [String; 8] {
     let digest = Sha256::digest(calendar.as_bytes());
     let tag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    ["iv", "b", "exp", "maxlen", "done", "mark"].map(|k| format!("{prefix}{{{tag}}}:{k}"))
+    ["iv", "b", "exp", "maxlen", "done", "mark", "ver", "hist"]
+        .map(|k| format!("{prefix}{{{tag}}}:{k}"))
 }
 
 /// An event id as a script argument: empty when there is none, or when it
@@ -302,19 +363,65 @@ impl RedisLedger {
     /// `prefix`, e.g. `callbook:ledger:`.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, LedgerError> {
         let conn = crate::redis_conn::connect(url).await.map_err(unavailable)?;
-        let script = |body: &str| std::sync::Arc::new(Script::new(&format!("{REAP}\n{body}")));
+        let script = |body: &str| {
+            std::sync::Arc::new(Script::new(&format!(
+                "local HISTORY = {HISTORY}\n{LINEAGE}\n{REAP}\n{body}"
+            )))
+        };
         Ok(Self {
             conn,
             prefix: prefix.to_string(),
             hold: script(HOLD),
             commit: script(COMMIT),
-            release: std::sync::Arc::new(Script::new(RELEASE)),
+            release: script(RELEASE),
             extend: script(EXTEND),
             rebuild: script(REBUILD),
             claims: script(CLAIMS),
             caller_clock: false,
             hold_ttl: HOLD_TTL,
+            seen: Default::default(),
         })
+    }
+
+    /// `script` on `calendar`: its eight keys, then the version of the
+    /// calendar this instance saw last; the script's own arguments follow.
+    fn on<'a>(&self, script: &'a Script, calendar: &str) -> redis::ScriptInvocation<'a> {
+        let mut call = script.prepare_invoke();
+        for k in keys(&self.prefix, calendar) {
+            call.key(k);
+        }
+        let (count, tag) = self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(calendar)
+            .cloned()
+            .unwrap_or_default();
+        call.arg(count).arg(tag);
+        call
+    }
+
+    /// Runs `call` and returns the script's result, remembering the
+    /// version of the calendar that came with it.
+    async fn run(
+        &self,
+        calendar: &str,
+        call: redis::ScriptInvocation<'_>,
+    ) -> Result<Vec<String>, LedgerError> {
+        let mut conn = self.conn.clone();
+        let mut reply: Vec<String> = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        if reply.len() < 2 {
+            return Err(LedgerError::Unavailable(format!(
+                "unexpected ledger reply {reply:?}"
+            )));
+        }
+        let result = reply.split_off(2);
+        let [count, tag]: [String; 2] = reply.try_into().unwrap_or_default();
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(calendar.to_string(), (count, tag));
+        Ok(result)
     }
 
     /// This ledger takes "now" from its callers, like the in-memory
@@ -339,26 +446,17 @@ impl RedisLedger {
         mark: &str,
         event_id: Option<&str>,
     ) -> Result<(), LedgerError> {
-        let [iv, b, exp, _, done, _] = keys(&self.prefix, calendar);
-        let mut conn = self.conn.clone();
-        let reply: String = self
-            .extend
-            .key(iv)
-            .key(b)
-            .key(exp)
-            .key(done)
-            .arg(claim)
+        let mut call = self.on(&self.extend, calendar);
+        call.arg(claim)
             .arg(self.now_arg(now))
             .arg(secs(now))
             .arg(PRUNE_AFTER.num_seconds())
             .arg(ttl.num_seconds())
             .arg(mark)
-            .arg(event_arg(event_id))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        match reply.as_str() {
-            "ok" => Ok(()),
+            .arg(event_arg(event_id));
+        let reply = self.run(calendar, call).await?;
+        match reply.as_slice() {
+            [ok] if ok == "ok" => Ok(()),
             _ => Err(LedgerError::NotHeld),
         }
     }
@@ -393,27 +491,16 @@ impl Ledger for RedisLedger {
         replaces: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let [iv, b, exp, maxlen, done, mark] = keys(&self.prefix, calendar);
-        let mut conn = self.conn.clone();
-        let reply: Vec<String> = self
-            .hold
-            .key(iv)
-            .key(b)
-            .key(exp)
-            .key(maxlen)
-            .key(done)
-            .key(mark)
-            .arg(claim)
+        let mut call = self.on(&self.hold, calendar);
+        call.arg(claim)
             .arg(secs(interval.start))
             .arg(secs(interval.end))
             .arg(self.now_arg(now))
             .arg(self.hold_ttl.num_seconds())
             .arg(replaces.unwrap_or(""))
             .arg(secs(now))
-            .arg(PRUNE_AFTER.num_seconds())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+            .arg(PRUNE_AFTER.num_seconds());
+        let reply = self.run(calendar, call).await?;
         match reply.as_slice() {
             [ok] if ok == "ok" => Ok(()),
             [unverified] if unverified == "unverified" => Err(LedgerError::Unverified),
@@ -433,24 +520,15 @@ impl Ledger for RedisLedger {
         event_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let [iv, b, exp, _, done, _] = keys(&self.prefix, calendar);
-        let mut conn = self.conn.clone();
-        let reply: String = self
-            .commit
-            .key(iv)
-            .key(b)
-            .key(exp)
-            .key(done)
-            .arg(claim)
+        let mut call = self.on(&self.commit, calendar);
+        call.arg(claim)
             .arg(self.now_arg(now))
             .arg(secs(now))
             .arg(PRUNE_AFTER.num_seconds())
-            .arg(event_arg(event_id))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        match reply.as_str() {
-            "ok" => Ok(()),
+            .arg(event_arg(event_id));
+        let reply = self.run(calendar, call).await?;
+        match reply.as_slice() {
+            [ok] if ok == "ok" => Ok(()),
             _ => Err(LedgerError::NotHeld),
         }
     }
@@ -477,18 +555,9 @@ impl Ledger for RedisLedger {
     }
 
     async fn release(&self, calendar: &str, claim: &str) -> Result<(), LedgerError> {
-        let [iv, b, exp, _, done, _] = keys(&self.prefix, calendar);
-        let mut conn = self.conn.clone();
-        let _: String = self
-            .release
-            .key(iv)
-            .key(b)
-            .key(exp)
-            .key(done)
-            .arg(claim)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        let mut call = self.on(&self.release, calendar);
+        call.arg(claim);
+        self.run(calendar, call).await?;
         Ok(())
     }
 
@@ -498,24 +567,13 @@ impl Ledger for RedisLedger {
         window: Interval,
         now: DateTime<Utc>,
     ) -> Result<Vec<Claim>, LedgerError> {
-        let [iv, b, exp, maxlen, done, mark] = keys(&self.prefix, calendar);
-        let mut conn = self.conn.clone();
-        let flat: Vec<String> = self
-            .claims
-            .key(iv)
-            .key(b)
-            .key(exp)
-            .key(maxlen)
-            .key(done)
-            .key(mark)
-            .arg(secs(window.start))
+        let mut call = self.on(&self.claims, calendar);
+        call.arg(secs(window.start))
             .arg(secs(window.end))
             .arg(self.now_arg(now))
             .arg(secs(now))
-            .arg(PRUNE_AFTER.num_seconds())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+            .arg(PRUNE_AFTER.num_seconds());
+        let flat = self.run(calendar, call).await?;
         let flat = match flat.split_first() {
             Some((ok, rest)) if ok == "ok" => rest,
             Some((unverified, _)) if unverified == "unverified" => {
@@ -543,16 +601,8 @@ impl Ledger for RedisLedger {
         claims: &[Rebuilt],
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let [iv, b, exp, maxlen, done, mark] = keys(&self.prefix, calendar);
-        let mut conn = self.conn.clone();
-        let mut call = self.rebuild.prepare_invoke();
-        call.key(iv)
-            .key(b)
-            .key(exp)
-            .key(maxlen)
-            .key(done)
-            .key(mark)
-            .arg(self.now_arg(now))
+        let mut call = self.on(&self.rebuild, calendar);
+        call.arg(self.now_arg(now))
             .arg(secs(now))
             .arg(PRUNE_AFTER.num_seconds());
         for c in claims {
@@ -561,7 +611,7 @@ impl Ledger for RedisLedger {
                 .arg(secs(c.interval.end))
                 .arg(event_arg(Some(&c.event_id)));
         }
-        let _: String = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        self.run(calendar, call).await?;
         Ok(())
     }
 

@@ -635,3 +635,117 @@ async fn one_calendar_named_two_ways_by_two_owners_is_one_ledger_key() {
     );
     app.stop().await.unwrap();
 }
+
+/// Every key of one ledger prefix, as `DUMP` payloads: a replica's copy.
+async fn snapshot(url: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for k in keys {
+        let dump: Vec<u8> = redis::cmd("DUMP")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        out.push((k, dump));
+    }
+    out
+}
+
+/// Puts a prefix's keys back as `snapshot` found them: what a failover to
+/// a replica that missed the latest writes leaves.
+async fn fail_over_to(url: &str, prefix: &str, copy: &[(String, Vec<u8>)]) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let now: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for k in now {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    for (k, dump) in copy {
+        let _: String = redis::cmd("RESTORE")
+            .arg(k)
+            .arg(0)
+            .arg(dump.as_slice())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+/// A failover to a replica that missed the latest writes keeps every
+/// calendar's mark. The instance that made (or saw) the lost writes
+/// notices at its next step, even when another write has since taken the
+/// lost one's place in the history, and from then on every instance is
+/// refused on that calendar until it is rebuilt from the provider; the
+/// rebuilt claim then wins.
+#[tokio::test]
+async fn a_failover_that_lost_the_latest_writes_is_detected_and_refused_until_rebuilt() {
+    let server = RedisServer::start().await.unwrap();
+    let prefix = "callbook:failover:";
+    let a = RedisLedger::connect(&server.url, prefix).await.unwrap();
+    let b = RedisLedger::connect(&server.url, prefix).await.unwrap();
+    let cal = "google:owner@callbook.example";
+    let now = Clock::System.now();
+    let window = iv(-600, 6000);
+    a.rebuild(cal, &[], now).await.unwrap();
+    b.hold(cal, "b-0", iv(0, 30), None, now).await.unwrap();
+    let replica = snapshot(&server.url, prefix).await;
+
+    // A books; the replica never gets it.
+    a.hold(cal, "a-1", iv(60, 90), None, now).await.unwrap();
+    a.commit_event(cal, "a-1", Some("ev-a1"), now)
+        .await
+        .unwrap();
+    fail_over_to(&server.url, prefix, &replica).await;
+
+    // B saw none of it and cannot tell; it writes twice, so the history's
+    // counter is back where A last saw it, with other writes in its place.
+    let seen = b.claims(cal, window, now).await.unwrap();
+    assert!(seen.iter().all(|c| c.id != "a-1"), "the write was lost");
+    b.hold(cal, "b-2", iv(120, 150), None, now).await.unwrap();
+    b.release(cal, "b-2").await.unwrap();
+
+    // A's next step finds its booking missing from this history.
+    assert_eq!(
+        a.claims(cal, window, now).await,
+        Err(LedgerError::Unverified)
+    );
+    // Every instance is refused now, not only the one that noticed.
+    assert_eq!(
+        b.hold(cal, "b-3", iv(60, 90), None, now).await,
+        Err(LedgerError::Unverified)
+    );
+    assert_eq!(
+        b.claims(cal, window, now).await,
+        Err(LedgerError::Unverified)
+    );
+    // Rebuilt from the provider's events, the lost booking wins again.
+    let rebuilt = callbook::ledger::Rebuilt {
+        id: "a-1".into(),
+        interval: iv(60, 90),
+        event_id: "ev-a1".into(),
+    };
+    a.rebuild(cal, &[rebuilt], now).await.unwrap();
+    assert!(matches!(
+        b.hold(cal, "b-3", iv(60, 90), None, now).await,
+        Err(LedgerError::Taken { .. })
+    ));
+    let after = a.claims(cal, window, now).await.unwrap();
+    assert!(after.iter().any(|c| c.id == "a-1" && c.committed));
+    // Once rebuilt, no one is refused for what was lost before.
+    b.hold(cal, "b-4", iv(200, 230), None, now).await.unwrap();
+    assert!(a.claims(cal, window, now).await.is_ok());
+}
