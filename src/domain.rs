@@ -54,9 +54,10 @@ pub enum FailReason {
     CalendarExpired,
     AdminApprovalNeeded,
     CalendarUnavailable,
-    /// The calendar write was sent but its answer was lost, and reading
-    /// the event back failed too: the meeting may exist. Its slot stays
-    /// held until the reconciler learns which.
+    /// The calendar write was sent but its answer was lost (or it was cut
+    /// off), and reading the event back failed or could not yet rule it
+    /// out: the meeting may exist. Its slot is kept (when the ledger
+    /// answers) until the reconciler learns which.
     OutcomeUnknown,
 }
 

@@ -92,7 +92,8 @@ impl ConnectionLike for RedisConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             match self.send(cmd).await {
-                Err(e) if (e.is_connection_dropped() || e.is_io_error()) && reads_only(cmd) => {
+                // Not after a timeout: the caller would wait twice as long.
+                Err(e) if e.is_connection_dropped() && !e.is_timeout() && reads_only(cmd) => {
                     tracing::debug!(error = %e, "a read lost its connection; reading again");
                     self.send(cmd).await
                 }

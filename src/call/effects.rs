@@ -148,14 +148,15 @@ async fn load(env: &BookingEnv, deps: &CallDeps) -> Result<Availability, Trouble
         now,
     );
     let (ledger, key, rules) = (&*deps.ledger, &env.calendar_key, &env.settings.rules);
-    // Every step of a reconcile is idempotent: one whose Redis answer was
-    // lost is run again rather than failing the caller's load.
-    let reconcile = || {
-        super::saga::ledger_retry(|| {
-            super::reconcile::reconcile(ledger, key, &*env.provider, rules, window, &busy, now)
-        })
-    };
+    let reconcile =
+        || super::reconcile::reconcile(ledger, key, &*env.provider, rules, window, &busy, now);
     let mut settled = reconcile().await;
+    // Every step of a reconcile is idempotent: one whose Redis answer was
+    // lost (its connection dropped) is run once more rather than failing
+    // the caller's load. Once only: a Redis that is down fails fast.
+    if matches!(settled, Err(LedgerError::Unavailable(_))) {
+        settled = reconcile().await;
+    }
     if settled == Err(LedgerError::Unverified)
         && super::reconcile::rebuild(ledger, key, &*env.provider, rules, now)
             .await

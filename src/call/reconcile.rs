@@ -28,8 +28,9 @@
 //! succeeds no confirm on that calendar goes through.
 //!
 //! It runs when a call loads availability (on that call's calendar, before
-//! the claims are read) and every [`RECONCILE_PERIOD`] over the calendars
-//! this instance loaded recently.
+//! the claims are read) and periodically (every [`RECONCILE_PERIOD`] unless
+//! `--reconcile-seconds` says otherwise) over the calendars this instance
+//! loaded recently.
 
 use crate::calendar::{CalendarError, CalendarProvider, CreatedEvent};
 use crate::ledger::{Claim, Ledger, LedgerError, Rebuilt, PRUNE_AFTER};

@@ -343,7 +343,13 @@ pub(super) async fn book(
         match env.provider.find_booking(&claim).await {
             Ok(Some(found)) => return recovered(env, deps, &claim, found).await,
             Ok(None) => {}
-            Err(e) => return Outcome::Failed(trouble(e, env, deps).await),
+            // The dead instance's create may have landed: its slot is kept
+            // for the reconciler, as after a write of unknown outcome.
+            Err(e) => {
+                let padded = rules.padded(req.slot);
+                keep_unknown(env, deps, "book", &claim, padded, None, None).await;
+                return unconfirmed(Some(e), env, deps).await;
+            }
         }
     }
     let request = ClaimRequest {

@@ -21,7 +21,8 @@
 //!   Redis (set by [`Ledger::rebuild`], from the provider's events);
 //! - `ver` and `hist`: the calendar's history, a counter every write
 //!   advances and the last [`HISTORY`] versions' tags (the server's time
-//!   when written and the count), newest first.
+//!   when written and the count), newest first;
+//! - `epoch`: how many times the calendar was rebuilt here.
 //!
 //! The mark is the epoch marker: a Redis that restarted empty, or a
 //! replica promoted without it, has no mark for any calendar, so holds and
@@ -36,7 +37,11 @@
 //! not hold that version (its counter is behind, or another write took the
 //! same place) lost writes this instance saw: the script drops the mark,
 //! and from then on every instance's holds and reads on the calendar are
-//! refused as `Unverified` until it is rebuilt. An instance that saw none
+//! refused as `Unverified` until it is rebuilt. A version from before the
+//! last rebuild is accepted (the rebuild re-read what was lost from the
+//! provider), so after a failover each calendar is rebuilt once, not once
+//! per instance that saw the lost writes; one from a rebuild this Redis
+//! does not have is not. An instance that saw none
 //! of the lost writes cannot tell; until one that saw them touches the
 //! calendar, the provider re-check every booking makes and the reconciler
 //! cover what was lost.
@@ -67,23 +72,34 @@ use sha2::{Digest, Sha256};
 /// How many versions of a calendar's history Redis keeps for the lineage
 /// check. An instance whose last seen version is further back than this
 /// is taken at its word.
-pub const HISTORY: u64 = 1000;
+pub const HISTORY: u64 = 128;
 
 /// Shared by every script: the calendar's keys and the caller's last seen
 /// version (`ARGV[1]` counter, `ARGV[2]` tag, empty for none), checked
 /// against this Redis's history of the calendar (the mark is dropped when
 /// it does not hold it), and `advance`, which every write calls once.
 const LINEAGE: &str = r#"
-local iv, b, exp, maxlen, done, mark, ver, hist =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local iv, b, exp, maxlen, done, mark, ver, hist, epoch =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local function version()
-  return tonumber(redis.call('GET', ver) or '0'), redis.call('LINDEX', hist, 0) or ''
+  return tonumber(redis.call('GET', epoch) or '0'), tonumber(redis.call('GET', ver) or '0'),
+    redis.call('LINDEX', hist, 0) or ''
 end
-if ARGV[1] ~= '' then
-  local known = tonumber(ARGV[1])
-  local cur = version()
-  local back = cur - known
-  if back < 0 or (back < HISTORY and redis.call('LINDEX', hist, back) ~= ARGV[2]) then
+local ke, kc = string.match(ARGV[1], '^(%d+):(%d+)$')
+ke, kc = tonumber(ke), tonumber(kc)
+-- Version 0 comes before every history: nothing of it can be lost.
+if ke and kc > 0 then
+  local e, c = version()
+  local lost
+  if ke ~= e then
+    -- Behind: a rebuild since then re-read the provider. Ahead: this
+    -- Redis lost a rebuild the caller saw.
+    lost = ke > e
+  else
+    local back = c - kc
+    lost = back < 0 or (back < HISTORY and redis.call('LINDEX', hist, back) ~= ARGV[2])
+  end
+  if lost then
     redis.call('DEL', mark)
   end
 end
@@ -95,8 +111,8 @@ local function advance()
 end
 -- The reply: the calendar's version after the script, then its result.
 local function reply(result)
-  local c, t = version()
-  local out = {tostring(c), t}
+  local e, c, t = version()
+  local out = {tostring(e) .. ':' .. tostring(c), t}
   for _, r in ipairs(result) do
     table.insert(out, r)
   end
@@ -151,7 +167,7 @@ local function record(s, e, x, rep, st, ev)
 end
 "#;
 
-/// KEYS: the calendar's eight. ARGV: last seen version (2), id, start,
+/// KEYS: the calendar's nine. ARGV: last seen version (2), id, start,
 /// end, now ('' for the server's), ttl, replaces, caller's now, prune
 /// after. Returns the version, then {'ok'}, {'taken', start, end} of the
 /// first conflict, or {'unverified'} without the calendar's mark.
@@ -185,7 +201,7 @@ advance()
 return reply({'ok'})
 "#;
 
-/// KEYS: the calendar's eight. ARGV: last seen version (2), id, now (''
+/// KEYS: the calendar's nine. ARGV: last seen version (2), id, now (''
 /// for the server's), caller's now, prune after, event id ('' when not
 /// given). Returns the version, then 'ok' or 'not_held'.
 const COMMIT: &str = r#"
@@ -213,7 +229,7 @@ advance()
 return reply({'ok'})
 "#;
 
-/// KEYS: the calendar's eight. ARGV: last seen version (2), id, now (''
+/// KEYS: the calendar's nine. ARGV: last seen version (2), id, now (''
 /// for the server's), caller's now, prune after, ttl, mark ('u' to mark
 /// unknown, '' to keep the state), event id ('' when not given). A live
 /// hold expires `ttl` from now (never earlier than it did). Returns the
@@ -243,7 +259,7 @@ advance()
 return reply({'ok'})
 "#;
 
-/// KEYS: the calendar's eight. ARGV: last seen version (2), now (''
+/// KEYS: the calendar's nine. ARGV: last seen version (2), now (''
 /// for the server's), caller's now, prune after, then id, start, end, event
 /// id for each claim. Adds each claim not there yet as committed, then
 /// sets the mark. Returns the version, then 'ok'.
@@ -264,11 +280,12 @@ for i = 6, #ARGV, 4 do
   end
 end
 redis.call('SET', mark, '1')
+redis.call('INCR', epoch)
 advance()
 return reply({'ok'})
 "#;
 
-/// KEYS: the calendar's eight. ARGV: last seen version (2), id. Returns
+/// KEYS: the calendar's nine. ARGV: last seen version (2), id. Returns
 /// the version, then 'ok'.
 const RELEASE: &str = r#"
 local id = ARGV[3]
@@ -281,7 +298,7 @@ end
 return reply({'ok'})
 "#;
 
-/// KEYS: the calendar's eight. ARGV: last seen version (2), window
+/// KEYS: the calendar's nine. ARGV: last seen version (2), window
 /// start, window end, now ('' for the server's), caller's now, prune
 /// after. Returns the version, then {'unverified'} without the calendar's
 /// mark, else a flat list after 'ok': id, start, end, committed (1/0),
@@ -332,13 +349,15 @@ fn unavailable(e: redis::RedisError) -> LedgerError {
     LedgerError::Unavailable(e.to_string())
 }
 
-/// The eight keys of one calendar. The calendar key is hashed, so any
-/// calendar id is safe inside the hash tag and all eight share a slot.
-fn keys(prefix: &str, calendar: &str) -> [String; 8] {
+/// The nine keys of one calendar. The calendar key is hashed, so any
+/// calendar id is safe inside the hash tag and all nine share a slot.
+fn keys(prefix: &str, calendar: &str) -> [String; 9] {
     let digest = Sha256::digest(calendar.as_bytes());
     let tag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    ["iv", "b", "exp", "maxlen", "done", "mark", "ver", "hist"]
-        .map(|k| format!("{prefix}{{{tag}}}:{k}"))
+    [
+        "iv", "b", "exp", "maxlen", "done", "mark", "ver", "hist", "epoch",
+    ]
+    .map(|k| format!("{prefix}{{{tag}}}:{k}"))
 }
 
 /// An event id as a script argument: empty when there is none, or when it
@@ -383,7 +402,7 @@ impl RedisLedger {
         })
     }
 
-    /// `script` on `calendar`: its eight keys, then the version of the
+    /// `script` on `calendar`: its nine keys, then the version of the
     /// calendar this instance saw last; the script's own arguments follow.
     fn on<'a>(&self, script: &'a Script, calendar: &str) -> redis::ScriptInvocation<'a> {
         let mut call = script.prepare_invoke();

@@ -912,3 +912,116 @@ async fn serve_without_configuration_books_nothing_anywhere() {
         "{got:?}"
     );
 }
+
+/// The instance dies while its create is in flight (the create lands, its
+/// answer is lost), and when the call resumes elsewhere the calendar
+/// cannot be read: the caller is not told the booking failed, the slot
+/// stays held as unknown, and once the calendar answers the reconciler
+/// commits the booking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_that_cannot_read_the_calendar_keeps_the_dead_instances_booking() {
+    use callbook::calendar::emulator::{Endpoint, Fault};
+    let server = RedisServer::start().await.unwrap();
+    let prov = Provisioning::parse(DEFAULT).unwrap();
+    let emulators = Emulators::new();
+    emulators.seed(&prov);
+    let store: Arc<dyn callbook::store::Store> = Arc::new(prov.into_store());
+    let a = Doomed::start(server.url.clone(), emulators.clone(), store.clone());
+    let b = Harness::start_with_options(
+        Clock::manual(tuesday_morning()),
+        emulators.clone(),
+        Arc::new(
+            RedisLedger::connect(&server.url, "test:ledger:")
+                .await
+                .unwrap(),
+        ),
+        store.clone(),
+        callbook::harness::Options {
+            states: Some(Arc::new(
+                RedisCallStates::connect(&server.url, "test:call:")
+                    .await
+                    .unwrap(),
+            )),
+            settle_wait: Some(std::time::Duration::from_millis(500)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let sid = "CA0000000000000000000000killedrd1";
+    let params = json!({"campaign_id": "demo", "recipient_phone": "+14155550123", "recipient_first_name": "Jane"});
+    let mut c = CallClient::connect(a.addr, Some(&a.token)).await.unwrap();
+    c.send(&frames::start(sid, params.clone())).await.unwrap();
+    c.settle().await.unwrap();
+    to_proposal(&mut c).await;
+    emulators
+        .google
+        .inject(OWNER, Endpoint::Insert, Fault::CommitThenDrop, 1);
+    c.send(&frames::transcript("yes")).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    a.kill();
+    c.cut();
+
+    // Every read of an event fails while the call resumes.
+    let refused = Fault::Status {
+        code: 400,
+        reason: "badRequest",
+        retry_after: None,
+    };
+    emulators
+        .google
+        .inject(OWNER, Endpoint::Get, refused, u32::MAX);
+    let mut c = b.connect().await.unwrap();
+    c.send(&frames::start(sid, params)).await.unwrap();
+    let got = c.settle().await.unwrap();
+    let failed: Vec<_> = got
+        .iter()
+        .filter(|f| f["booking"]["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{got:?}");
+    assert_eq!(failed[0]["booking"]["reason"], "outcome_unknown");
+    let calendar = "google:alex@callbook.example";
+    let window = callbook::schedule::Interval::new(
+        tuesday_morning() - chrono::Duration::days(1),
+        tuesday_morning() + chrono::Duration::days(60),
+    );
+    let claims = b
+        .ledger
+        .claims(calendar, window, b.clock.now())
+        .await
+        .unwrap();
+    assert!(
+        claims.len() == 1 && claims[0].unknown,
+        "the slot is kept: {claims:?}"
+    );
+
+    // The calendar answers again: the next load settles it.
+    emulators.google.clear_faults();
+    let mut d = b.connect().await.unwrap();
+    d.send(&frames::start(
+        "CA0000000000000000000000killedrd2",
+        json!({"campaign_id": "demo"}),
+    ))
+    .await
+    .unwrap();
+    d.settle().await.unwrap();
+    to_proposal(&mut d).await;
+    let claims = b
+        .ledger
+        .claims(calendar, window, b.clock.now())
+        .await
+        .unwrap();
+    let events: Vec<_> = emulators
+        .google
+        .events(OWNER)
+        .into_iter()
+        .filter(|e| e.booking_id.is_some() && e.status == "confirmed")
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        claims.len() == 1 && claims[0].committed && !claims[0].unknown,
+        "{claims:?}"
+    );
+    assert_eq!(claims[0].event_id.as_deref(), Some(events[0].id.as_str()));
+    b.stop().await.unwrap();
+}

@@ -697,10 +697,20 @@ async fn a_failover_that_lost_the_latest_writes_is_detected_and_refused_until_re
     let prefix = "callbook:failover:";
     let a = RedisLedger::connect(&server.url, prefix).await.unwrap();
     let b = RedisLedger::connect(&server.url, prefix).await.unwrap();
+    // C also sees the write that will be lost, and does nothing more until
+    // after the rebuild.
+    let c = RedisLedger::connect(&server.url, prefix).await.unwrap();
     let cal = "google:owner@callbook.example";
     let now = Clock::System.now();
     let window = iv(-600, 6000);
+    // Before any write, a read is refused and remembers version 0, which
+    // every later history holds: it drops nothing.
+    assert_eq!(
+        c.claims(cal, window, now).await,
+        Err(LedgerError::Unverified)
+    );
     a.rebuild(cal, &[], now).await.unwrap();
+    assert!(c.claims(cal, window, now).await.is_ok());
     b.hold(cal, "b-0", iv(0, 30), None, now).await.unwrap();
     let replica = snapshot(&server.url, prefix).await;
 
@@ -709,6 +719,7 @@ async fn a_failover_that_lost_the_latest_writes_is_detected_and_refused_until_re
     a.commit_event(cal, "a-1", Some("ev-a1"), now)
         .await
         .unwrap();
+    assert!(c.claims(cal, window, now).await.is_ok());
     fail_over_to(&server.url, prefix, &replica).await;
 
     // B saw none of it and cannot tell; it writes twice, so the history's
@@ -745,7 +756,10 @@ async fn a_failover_that_lost_the_latest_writes_is_detected_and_refused_until_re
     ));
     let after = a.claims(cal, window, now).await.unwrap();
     assert!(after.iter().any(|c| c.id == "a-1" && c.committed));
-    // Once rebuilt, no one is refused for what was lost before.
+    // Once rebuilt, no one is refused for what was lost before: not even C,
+    // which saw the lost write and has not been here since.
+    c.hold(cal, "c-5", iv(300, 330), None, now).await.unwrap();
     b.hold(cal, "b-4", iv(200, 230), None, now).await.unwrap();
     assert!(a.claims(cal, window, now).await.is_ok());
+    assert!(b.claims(cal, window, now).await.is_ok());
 }

@@ -111,9 +111,10 @@ fn reads_fail(app: &Harness) {
 }
 
 /// The create's answer is lost on its last attempt although the event was
-/// stored, and reading it back fails: the caller hears the booking did not
-/// go through, but the slot stays held (marked unknown) so nobody else is
-/// offered it; once the provider answers again the reconciler finds the
+/// stored, and reading it back fails: the caller hears the calendar did not
+/// confirm in time and the invite comes if it went through
+/// (`outcome_unknown`), and the slot stays held (marked unknown) so nobody
+/// else is offered it; once the provider answers again the reconciler finds the
 /// event and commits the claim with the event's id.
 #[tokio::test]
 async fn a_create_lost_on_its_last_attempt_keeps_the_slot_until_the_reconciler_finds_the_event() {
@@ -183,7 +184,7 @@ async fn the_periodic_reconciler_settles_an_unknown_create_with_no_other_call() 
     assert_eq!(failure(&got).0, "outcome_unknown");
     let held = claims(&app).await;
     assert!(held.len() == 1 && held[0].unknown, "{held:?}");
-    // While reads fail, the periodic runs leave it unknown.
+    // While reads fail, it stays unknown (whatever the periodic runs try).
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let held = claims(&app).await;
     assert!(held.len() == 1 && held[0].unknown, "{held:?}");
