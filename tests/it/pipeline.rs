@@ -742,6 +742,36 @@ impl Doomed {
     }
 }
 
+/// The instance a call resumes on after a [`Doomed`] one died: the same
+/// Redis ledger and call states, the same emulators and store.
+async fn survivor(
+    server: &RedisServer,
+    emulators: &Emulators,
+    store: &Arc<dyn callbook::store::Store>,
+) -> Harness {
+    Harness::start_with_options(
+        Clock::manual(tuesday_morning()),
+        emulators.clone(),
+        Arc::new(
+            RedisLedger::connect(&server.url, "test:ledger:")
+                .await
+                .unwrap(),
+        ),
+        store.clone(),
+        callbook::harness::Options {
+            states: Some(Arc::new(
+                RedisCallStates::connect(&server.url, "test:call:")
+                    .await
+                    .unwrap(),
+            )),
+            settle_wait: Some(std::time::Duration::from_millis(500)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_killed_mid_booking_leaves_one_booking_that_the_resume_finds_or_makes() {
     use callbook::calendar::emulator::{Endpoint, Fault};
@@ -761,27 +791,7 @@ async fn an_instance_killed_mid_booking_leaves_one_booking_that_the_resume_finds
         emulators.seed(&prov);
         let store: Arc<dyn callbook::store::Store> = Arc::new(prov.into_store());
         let a = Doomed::start(server.url.clone(), emulators.clone(), store.clone());
-        let b = Harness::start_with_options(
-            Clock::manual(tuesday_morning()),
-            emulators.clone(),
-            Arc::new(
-                RedisLedger::connect(&server.url, "test:ledger:")
-                    .await
-                    .unwrap(),
-            ),
-            store.clone(),
-            callbook::harness::Options {
-                states: Some(Arc::new(
-                    RedisCallStates::connect(&server.url, "test:call:")
-                        .await
-                        .unwrap(),
-                )),
-                settle_wait: Some(std::time::Duration::from_millis(500)),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let b = survivor(&server, &emulators, &store).await;
         let sid = format!("CA00000000000000000000000killed{i:02}");
         let params = json!({"campaign_id": "demo", "recipient_phone": "+14155550123", "recipient_first_name": "Jane"});
         let mut c = CallClient::connect(a.addr, Some(&a.token)).await.unwrap();
@@ -927,27 +937,7 @@ async fn a_resume_that_cannot_read_the_calendar_keeps_the_dead_instances_booking
     emulators.seed(&prov);
     let store: Arc<dyn callbook::store::Store> = Arc::new(prov.into_store());
     let a = Doomed::start(server.url.clone(), emulators.clone(), store.clone());
-    let b = Harness::start_with_options(
-        Clock::manual(tuesday_morning()),
-        emulators.clone(),
-        Arc::new(
-            RedisLedger::connect(&server.url, "test:ledger:")
-                .await
-                .unwrap(),
-        ),
-        store.clone(),
-        callbook::harness::Options {
-            states: Some(Arc::new(
-                RedisCallStates::connect(&server.url, "test:call:")
-                    .await
-                    .unwrap(),
-            )),
-            settle_wait: Some(std::time::Duration::from_millis(500)),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let b = survivor(&server, &emulators, &store).await;
     let sid = "CA0000000000000000000000killedrd1";
     let params = json!({"campaign_id": "demo", "recipient_phone": "+14155550123", "recipient_first_name": "Jane"});
     let mut c = CallClient::connect(a.addr, Some(&a.token)).await.unwrap();
