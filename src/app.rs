@@ -168,7 +168,10 @@ pub async fn run(
             loop {
                 every.tick().await;
                 let now = deps.clock.now();
-                deps.reconciler.run(&*deps.ledger, now).await;
+                let settled = deps.reconciler.run(&*deps.ledger, now).await;
+                for (claim, event) in &settled.forwarded {
+                    deps.outcomes.settle(claim, event, now).await;
+                }
             }
         })
     };

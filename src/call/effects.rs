@@ -5,9 +5,10 @@
 use super::saga::{self, Change};
 use super::CallDeps;
 use crate::calendar::{CalendarError, CalendarProvider};
-use crate::dialog::{Availability, Effect, Input, Trouble};
+use crate::dialog::{Availability, Effect, Input, Outcome, Trouble};
 use crate::domain::{MeetingKind, Video};
 use crate::ledger::LedgerError;
+use crate::outcomes::{BookingRecord, OutcomeStatus};
 use crate::schedule::Interval;
 use crate::store::{BookingSettings, ConnectionStatus, Provider};
 use chrono::Duration;
@@ -24,6 +25,7 @@ const LOAD_MARGIN_DAYS: i64 = 2;
 /// Everything a call's effects need, fixed at call start.
 pub(super) struct BookingEnv {
     pub calendar_key: String,
+    pub campaign_id: String,
     pub owner_id: String,
     pub owner_name: String,
     pub campaign_name: String,
@@ -51,6 +53,42 @@ pub(super) fn claim_id(call_sid: &str, attempt: u32) -> String {
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A calendar change whose outcome is unknown, as its outcome record will
+/// say if the reconciler finds it made.
+enum Pending {
+    Booked { slot: Interval, invitee: String },
+    Moved { from: Interval, to: Interval },
+}
+
+/// Keeps the record a change of unknown outcome makes if it happened, for
+/// the reconciler to send ([`crate::outcomes::Recorder::settle`]): the
+/// call heard `outcome_unknown`, and whoever follows its outcomes learns
+/// the end of it.
+async fn pend(env: &BookingEnv, deps: &CallDeps, call_sid: &str, claim: &str, change: Pending) {
+    let (status, slot, previous_start, invitee) = match change {
+        Pending::Booked { slot, invitee } => (OutcomeStatus::Booked, slot, None, Some(invitee)),
+        Pending::Moved { from, to } => (OutcomeStatus::Moved, to, Some(from.start), None),
+    };
+    let record = BookingRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        call_sid: call_sid.to_string(),
+        campaign_id: Some(env.campaign_id.clone()),
+        status,
+        event_id: None,
+        start: Some(slot.start),
+        end: Some(slot.end),
+        previous_start,
+        invitee,
+        reason: None,
+        join_link: None,
+        provider: Some(env.provider_kind),
+        at: deps.clock.now(),
+    };
+    if let Err(e) = deps.outcomes.store().pend(claim, &record).await {
+        tracing::warn!(error = %e, claim, "could not keep the record of a change of unknown outcome");
+    }
+}
+
 pub(super) async fn run(
     effect: Effect,
     env: Arc<BookingEnv>,
@@ -63,7 +101,13 @@ pub(super) async fn run(
             Effect::LoadAvailability => Input::AvailabilityLoaded(load(&env, &deps).await),
             Effect::Book(req) => {
                 let claim = claim_id(call_sid, req.attempt);
-                Input::Booked(saga::book(&env, &deps, req, claim).await)
+                let (slot, invitee) = (req.slot, req.email.as_str().to_string());
+                let outcome = saga::book(&env, &deps, req, claim.clone()).await;
+                if outcome == Outcome::Failed(Trouble::Unconfirmed) {
+                    let change = Pending::Booked { slot, invitee };
+                    pend(&env, &deps, call_sid, &claim, change).await;
+                }
+                Input::Booked(outcome)
             }
             Effect::Move {
                 event_id,
@@ -77,11 +121,16 @@ pub(super) async fn run(
                 let change = Change {
                     from,
                     to,
-                    claim,
+                    claim: claim.clone(),
                     old,
                     recover,
                 };
-                Input::Moved(saga::move_meeting(&env, &deps, &event_id, change).await)
+                let outcome = saga::move_meeting(&env, &deps, &event_id, change).await;
+                if outcome == Outcome::Failed(Trouble::Unconfirmed) {
+                    let change = Pending::Moved { from, to };
+                    pend(&env, &deps, call_sid, &claim, change).await;
+                }
+                Input::Moved(outcome)
             }
             Effect::CancelMeeting { event_id, claim } => {
                 Input::Cancelled(saga::cancel(&env, &deps, &event_id, &claim).await)
@@ -165,7 +214,12 @@ async fn load(env: &BookingEnv, deps: &CallDeps) -> Result<Availability, Trouble
         settled = reconcile().await;
     }
     match settled {
-        Ok((claims, _)) => busy.extend(claims.into_iter().map(|c| c.interval)),
+        Ok((claims, settled)) => {
+            for (claim, event) in &settled.forwarded {
+                deps.outcomes.settle(claim, event, now).await;
+            }
+            busy.extend(claims.into_iter().map(|c| c.interval));
+        }
         Err(e) => {
             tracing::warn!(error = %e, "ledger unavailable at load");
             return Err(Trouble::Unavailable);

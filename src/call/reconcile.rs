@@ -58,10 +58,13 @@ const LOOKUP_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
 const HORIZON: Duration = Duration::days(120);
 
 /// What one reconcile settled.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Settled {
     /// Unknown claims whose event exists: committed.
     pub forward: usize,
+    /// Those claims' ids and events, for their outcome records
+    /// ([`crate::outcomes::Recorder::settle`]).
+    pub forwarded: Vec<(String, CreatedEvent)>,
     /// Unknown claims whose event does not: released.
     pub back: usize,
     /// Committed claims whose event was deleted: released.
@@ -129,6 +132,7 @@ pub async fn reconcile(
                     .await?;
                 tracing::info!(claim = %c.id, "reconciler: the event exists; claim committed");
                 settled.forward += 1;
+                settled.forwarded.push((c.id.clone(), ev.clone()));
                 kept.push(Claim {
                     committed: true,
                     unknown: false,
@@ -316,6 +320,7 @@ impl Reconciler {
             match settled {
                 Ok((_, s)) => {
                     total.forward += s.forward;
+                    total.forwarded.extend(s.forwarded);
                     total.back += s.back;
                     total.removed += s.removed;
                     total.adopted += s.adopted;

@@ -255,6 +255,7 @@ async fn booking_env(
     let calendar_key = calendar_key(deps, &campaign.owner, &conn, provider.as_ref()).await;
     Ok(BookingEnv {
         calendar_key,
+        campaign_id: campaign.id.clone(),
         owner_id: campaign.owner.clone(),
         owner_name: owner.map(|o| o.name).unwrap_or_default(),
         campaign_name: campaign.name,

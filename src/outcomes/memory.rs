@@ -3,7 +3,9 @@
 //! than [`RETENTION`]. Lost on restart; use Redis to keep them across
 //! restarts and share them between instances.
 
-use super::{BookingRecord, OutcomeError, OutcomeStore, PER_CALL, PER_CAMPAIGN, RETENTION};
+use super::{
+    BookingRecord, OutcomeError, OutcomeStore, PENDING_FOR, PER_CALL, PER_CAMPAIGN, RETENTION,
+};
 use crate::clock::Clock;
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
@@ -27,7 +29,13 @@ struct Inner {
     /// Per call, oldest first.
     by_call: HashMap<String, Vec<Arc<BookingRecord>>>,
     total: usize,
+    /// Records of writes whose outcome is unknown, by claim, with when
+    /// they were kept.
+    pending: HashMap<String, (chrono::DateTime<chrono::Utc>, BookingRecord)>,
 }
+
+/// The most records of unknown outcome kept at once (the oldest go first).
+const PENDING_CAPACITY: usize = 10_000;
 
 impl MemoryOutcomes {
     /// Ages are measured on `clock`.
@@ -190,5 +198,35 @@ impl OutcomeStore for MemoryOutcomes {
             .get(&Some(campaign_id.to_string()))
             .map(|q| newest(q.iter(), cutoff, limit))
             .unwrap_or_default())
+    }
+
+    async fn pend(&self, claim: &str, record: &BookingRecord) -> Result<(), OutcomeError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        inner.pending.retain(|_, (at, _)| now - *at < PENDING_FOR);
+        if inner.pending.len() >= PENDING_CAPACITY {
+            let oldest = inner
+                .pending
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                inner.pending.remove(&k);
+            }
+        }
+        inner
+            .pending
+            .insert(claim.to_string(), (now, record.clone()));
+        Ok(())
+    }
+
+    async fn take_pending(&self, claim: &str) -> Result<Option<BookingRecord>, OutcomeError> {
+        let now = self.clock.now();
+        Ok(self
+            .lock()
+            .pending
+            .remove(claim)
+            .filter(|(at, _)| now - *at < PENDING_FOR)
+            .map(|(_, r)| r))
     }
 }

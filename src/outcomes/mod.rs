@@ -175,7 +175,17 @@ pub trait OutcomeStore: Send + Sync {
         campaign_id: &str,
         limit: usize,
     ) -> Result<Vec<BookingRecord>, OutcomeError>;
+    /// Keeps `record` (a `booked` or `moved` without its event yet) for
+    /// the claim whose write's outcome is unknown, for up to
+    /// [`PENDING_FOR`]: what to record if the reconciler finds the event.
+    async fn pend(&self, claim: &str, record: &BookingRecord) -> Result<(), OutcomeError>;
+    /// Takes the record kept for `claim`, if any.
+    async fn take_pending(&self, claim: &str) -> Result<Option<BookingRecord>, OutcomeError>;
 }
+
+/// How long the record of a write whose outcome is unknown waits for the
+/// reconciler: longer than an unknown claim lives.
+pub const PENDING_FOR: Duration = Duration::hours(1);
 
 /// What a call's outcomes carry about the call, plus what the call said
 /// earlier that a later outcome needs: the confirmed email (the invitee of
@@ -397,6 +407,38 @@ impl Recorder {
         let Some(record) = call.record_for(status, now) else {
             return;
         };
+        self.enqueue(record);
+    }
+
+    /// A change whose outcome was unknown turned out to be made (the
+    /// reconciler found `event` for `claim`): the record kept for it
+    /// ([`OutcomeStore::pend`]) is completed with the event and recorded,
+    /// after the call's `failed` (`outcome_unknown`) one. Nothing when no
+    /// record was kept.
+    pub async fn settle(
+        &self,
+        claim: &str,
+        event: &crate::calendar::CreatedEvent,
+        now: DateTime<Utc>,
+    ) {
+        let mut record = match self.store.take_pending(claim).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, claim, "the record of a settled change could not be read");
+                return;
+            }
+        };
+        record.event_id = Some(event.event_id.clone());
+        record.start = Some(event.slot.start);
+        record.end = Some(event.slot.end);
+        record.join_link = event.join_link.clone();
+        record.at = now;
+        self.enqueue(record);
+    }
+
+    /// Queues `record` for the store and the webhook without waiting.
+    fn enqueue(&self, record: BookingRecord) {
         let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(tx) = tx else {
             tracing::warn!(call_sid = %record.call_sid, outcome_id = %record.id, "outcome after shutdown; not recorded");

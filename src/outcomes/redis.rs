@@ -7,9 +7,13 @@
 //! trimmed and its expiry set to [`RETENTION`] again; reads also skip
 //! records older than that, since a busy campaign's list never expires.
 //! Lists keep the order records were written in, which a sorted set by
-//! time would not for records made in the same millisecond.
+//! time would not for records made in the same millisecond. The record a
+//! write of unknown outcome would make waits under
+//! `{prefix}outcomes:pending:{claim}`, expiring after [`PENDING_FOR`].
 
-use super::{BookingRecord, OutcomeError, OutcomeStore, PER_CALL, PER_CAMPAIGN, RETENTION};
+use super::{
+    BookingRecord, OutcomeError, OutcomeStore, PENDING_FOR, PER_CALL, PER_CAMPAIGN, RETENTION,
+};
 use crate::clock::Clock;
 use crate::redis_conn::RedisConn;
 use async_trait::async_trait;
@@ -39,6 +43,10 @@ impl RedisOutcomes {
 
     fn call_key(&self, call_sid: &str) -> String {
         format!("{}outcomes:call:{call_sid}", self.prefix)
+    }
+
+    fn pending_key(&self, claim: &str) -> String {
+        format!("{}outcomes:pending:{claim}", self.prefix)
     }
 
     fn campaign_key(&self, campaign_id: &str) -> String {
@@ -116,5 +124,27 @@ impl OutcomeStore for RedisOutcomes {
         limit: usize,
     ) -> Result<Vec<BookingRecord>, OutcomeError> {
         self.newest(&self.campaign_key(campaign_id), limit).await
+    }
+
+    async fn pend(&self, claim: &str, record: &BookingRecord) -> Result<(), OutcomeError> {
+        let json =
+            serde_json::to_string(record).map_err(|e| OutcomeError::Encode(e.to_string()))?;
+        redis::cmd("SET")
+            .arg(self.pending_key(claim))
+            .arg(json)
+            .arg("EX")
+            .arg(PENDING_FOR.num_seconds())
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn take_pending(&self, claim: &str) -> Result<Option<BookingRecord>, OutcomeError> {
+        let json: Option<String> = redis::cmd("GETDEL")
+            .arg(self.pending_key(claim))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 }

@@ -285,6 +285,12 @@ impl OutcomeStore for Stuck {
     async fn by_campaign(&self, _: &str, _: usize) -> Result<Vec<BookingRecord>, OutcomeError> {
         Ok(Vec::new())
     }
+    async fn pend(&self, _: &str, _: &BookingRecord) -> Result<(), OutcomeError> {
+        Ok(())
+    }
+    async fn take_pending(&self, _: &str) -> Result<Option<BookingRecord>, OutcomeError> {
+        Ok(None)
+    }
 }
 
 #[tokio::test]

@@ -567,3 +567,63 @@ async fn the_bookings_api_needs_the_admin_token_and_a_sane_query() {
     assert_eq!(body, json!({"bookings": []}));
     app.stop().await.unwrap();
 }
+
+/// The record a change of unknown outcome would make waits in the store
+/// for the reconciler, is taken once, and is gone after its hour (in
+/// process and in Redis alike).
+#[tokio::test]
+async fn a_pending_record_is_taken_once_and_expires() {
+    let redis = RedisServer::start().await.unwrap();
+    let clock = Clock::manual(tuesday_morning());
+    let stores: Vec<(&str, Arc<dyn OutcomeStore>)> = vec![
+        (
+            "memory",
+            Arc::new(callbook::outcomes::MemoryOutcomes::new(clock.clone())),
+        ),
+        (
+            "redis",
+            Arc::new(
+                RedisOutcomes::connect(&redis.url, "cb:pending:", clock.clone())
+                    .await
+                    .unwrap(),
+            ),
+        ),
+    ];
+    let record = callbook::outcomes::BookingRecord {
+        id: "rec-1".into(),
+        call_sid: "CA0000000000000000000000000pend01".into(),
+        campaign_id: Some("demo".into()),
+        status: callbook::outcomes::OutcomeStatus::Booked,
+        event_id: None,
+        start: Some(tuesday_morning()),
+        end: Some(tuesday_morning() + chrono::Duration::minutes(30)),
+        previous_start: None,
+        invitee: Some("jane@example.com".into()),
+        reason: None,
+        join_link: None,
+        provider: None,
+        at: tuesday_morning(),
+    };
+    for (what, store) in &stores {
+        store.pend("claim-1", &record).await.unwrap();
+        let taken = store.take_pending("claim-1").await.unwrap();
+        assert_eq!(
+            taken.as_ref().map(|r| r.id.as_str()),
+            Some("rec-1"),
+            "{what}"
+        );
+        assert!(
+            store.take_pending("claim-1").await.unwrap().is_none(),
+            "{what}: once"
+        );
+        assert!(
+            store.take_pending("claim-2").await.unwrap().is_none(),
+            "{what}"
+        );
+    }
+    // In process, the hour is the store's clock's.
+    let memory = &stores[0].1;
+    memory.pend("claim-3", &record).await.unwrap();
+    clock.advance(callbook::outcomes::PENDING_FOR + chrono::Duration::seconds(1));
+    assert!(memory.take_pending("claim-3").await.unwrap().is_none());
+}

@@ -158,7 +158,39 @@ async fn a_create_lost_on_its_last_attempt_keeps_the_slot_until_the_reconciler_f
     assert_eq!(settled.len(), 1, "{settled:?}");
     assert!(settled[0].committed && !settled[0].unknown, "{settled:?}");
     assert_eq!(settled[0].event_id.as_deref(), Some(event.id.as_str()));
+    // The first call's outcomes say how it ended: failed (outcome unknown),
+    // then booked, with the event.
+    let records = outcomes_of(&app, "CA0000000000000000000000saga00001", 2).await;
+    assert_eq!(records[1].status.as_str(), "failed");
+    assert_eq!(records[1].reason.as_deref(), Some("outcome_unknown"));
+    assert_eq!(records[0].status.as_str(), "booked");
+    assert_eq!(records[0].event_id.as_deref(), Some(event.id.as_str()));
+    assert_eq!(records[0].start, Some(event.start));
+    assert_eq!(records[0].campaign_id.as_deref(), Some("demo"));
+    assert!(records[0].invitee.is_some());
     app.stop().await.unwrap();
+}
+
+/// The call's outcome records, newest first, once there are `n` of them
+/// (they are written off the call's path).
+async fn outcomes_of(
+    app: &Harness,
+    call_sid: &str,
+    n: usize,
+) -> Vec<callbook::outcomes::BookingRecord> {
+    let waited = tokio::time::Instant::now();
+    loop {
+        let records = app.outcomes.by_call(call_sid, 10).await.unwrap();
+        if records.len() >= n {
+            return records;
+        }
+        // A liveness bound only.
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(30),
+            "{records:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Nobody loads the calendar again after a create's answer was lost: the
@@ -206,6 +238,10 @@ async fn the_periodic_reconciler_settles_an_unknown_create_with_no_other_call() 
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    // Whoever follows the call's outcomes hears the booking was made.
+    let records = outcomes_of(&app, "CA0000000000000000000000saga00005", 2).await;
+    assert_eq!(records[0].status.as_str(), "booked");
+    assert_eq!(records[0].event_id.as_deref(), Some(event.id.as_str()));
     app.stop().await.unwrap();
 }
 
