@@ -608,6 +608,7 @@ impl Fixture {
             "free_busy" => Endpoint::FreeBusy,
             "insert" => Endpoint::Insert,
             "get" => Endpoint::Get,
+            "list" => Endpoint::List,
             "patch" => Endpoint::Patch,
             "delete" => Endpoint::Delete,
             other => bail!("fault: unknown endpoint {other:?}"),

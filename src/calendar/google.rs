@@ -313,7 +313,10 @@ fn endpoint(method: &Method, path: &[&str]) -> &'static str {
     match path {
         ["users", "me", "calendarList"] => "calendar_list",
         ["freeBusy"] => "free_busy",
-        ["calendars", _, "events"] => "events_insert",
+        ["calendars", _, "events"] => match *method {
+            Method::GET => "events_list",
+            _ => "events_insert",
+        },
         ["calendars", _, "events", _] => match *method {
             Method::GET => "events_get",
             Method::PATCH => "events_patch",

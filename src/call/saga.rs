@@ -126,12 +126,19 @@ struct ClaimRequest<'a> {
     slot: Interval,
     replaces: Option<&'a str>,
     own: Option<Interval>,
+    /// The event being moved, which the calendar shows where it is.
+    own_event: Option<&'a str>,
 }
 
 /// The decision step shared by booking and moving: hold the padded slot in
-/// the ledger (first confirm wins), then re-check the provider for events
-/// made outside callbook. On success the hold is live and its lease
-/// returned; on any failure no hold is left behind (nothing was written).
+/// the ledger (first confirm wins), then re-check the provider: its
+/// free/busy for events made outside callbook, and the events callbook
+/// made there, which the ledger may not know (an instance that died
+/// between its create and its commit, a Redis that lost the claim) while
+/// free/busy does not show them yet (it lags writes). Such an event is
+/// taken into the ledger at once. On success the hold is live and its
+/// lease returned; on any failure no hold is left behind (nothing was
+/// written).
 async fn claim(env: &BookingEnv, deps: &CallDeps, req: ClaimRequest<'_>) -> Result<Lease, Outcome> {
     let id = req.id;
     let padded = env.settings.rules.padded(req.slot);
@@ -163,20 +170,48 @@ async fn claim(env: &BookingEnv, deps: &CallDeps, req: ClaimRequest<'_>) -> Resu
     if !req.recheck {
         return Ok(lease);
     }
-    let outcome = match env.provider.free_busy(padded).await {
-        Ok(busy) => {
+    let rules = &env.settings.rules;
+    let (busy, tagged) = tokio::join!(
+        env.provider.free_busy(padded),
+        env.provider.tagged_events(padded)
+    );
+    let outcome = match (busy, tagged) {
+        (Ok(busy), Ok(tagged)) => {
             // A meeting being moved shows as busy itself; it must not stop it
             // moving next to itself.
             let busy = match req.own {
                 Some(own) => subtract(&busy, own),
                 None => busy,
             };
-            match busy.iter().find(|b| b.overlaps(&padded)) {
-                None => return Ok(lease),
-                Some(b) => Outcome::Taken { conflict: *b },
+            let unknown_to_ledger = tagged.into_iter().find(|t| {
+                t.booking_id != id
+                    && req.own_event != Some(t.event.event_id.as_str())
+                    && rules.padded(t.event.slot).overlaps(&padded)
+            });
+            if let Some(t) = unknown_to_ledger {
+                let claim = crate::ledger::Rebuilt {
+                    interval: rules.padded(t.event.slot),
+                    id: t.booking_id,
+                    event_id: t.event.event_id,
+                };
+                tracing::warn!(claim = %claim.id, "the calendar has a booking the ledger did not cover; taken into it");
+                if let Err(e) = ledger
+                    .rebuild(key, std::slice::from_ref(&claim), asked)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not take the booking into the ledger; the reconciler will");
+                }
+                Outcome::Taken {
+                    conflict: claim.interval,
+                }
+            } else {
+                match busy.iter().find(|b| b.overlaps(&padded)) {
+                    None => return Ok(lease),
+                    Some(b) => Outcome::Taken { conflict: *b },
+                }
             }
         }
-        Err(e) => Outcome::Failed(trouble(e, env, deps).await),
+        (Err(e), _) | (_, Err(e)) => Outcome::Failed(trouble(e, env, deps).await),
     };
     release(env, deps, id).await;
     Err(outcome)
@@ -358,6 +393,7 @@ pub(super) async fn book(
         slot: req.slot,
         replaces: None,
         own: None,
+        own_event: None,
     };
     let mut lease = match self::claim(env, deps, request).await {
         Ok(lease) => lease,
@@ -628,6 +664,7 @@ pub(super) async fn move_meeting(
         slot: to,
         replaces: Some(&old),
         own: Some(from),
+        own_event: Some(event_id),
     };
     let mut lease = match self::claim(env, deps, request).await {
         Ok(lease) => lease,

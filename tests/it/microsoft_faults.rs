@@ -223,7 +223,7 @@ async fn a_repeated_transaction_id_answered_409_is_looked_up_not_failed() {
             .inject(OWNER, Endpoint::Insert, Fault::CommitThenDrop, 1);
         s.emu.inject(
             OWNER,
-            Endpoint::Get,
+            Endpoint::List,
             status(503, "ServiceUnavailable", None),
             1,
         );

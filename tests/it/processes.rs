@@ -645,6 +645,12 @@ async fn three_serve_processes_on_one_redis_and_one_emulator_never_double_book()
         for b in &live[i + 1..] {
             if overlap(slot(a), slot(b)) {
                 overlaps += 1;
+                for e in [a, b] {
+                    println!(
+                        "overlapping: event {} booking {} {}–{} attendees {}",
+                        e["id"], e["booking_id"], e["start"], e["end"], e["attendees"]
+                    );
+                }
             }
         }
     }

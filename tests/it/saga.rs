@@ -410,9 +410,16 @@ async fn a_redis_restarted_empty_refuses_confirms_until_rebuilt_and_the_rebuilt_
         }
     }
     assert_eq!(refused, Err(callbook::ledger::LedgerError::Unverified));
-    // The calendar cannot be read, so the claims cannot be rebuilt: the
-    // confirm is refused with a sentence, and nothing is written.
+    // The calendar's events cannot be listed, so the claims cannot be
+    // rebuilt: the confirm is refused with a sentence, and nothing is
+    // written.
     reads_fail(&app);
+    let refused = Fault::Status {
+        code: 400,
+        reason: "badRequest",
+        retry_after: None,
+    };
+    app.google.inject(OWNER, Endpoint::List, refused, u32::MAX);
     b.send(&frames::transcript("yes")).await.unwrap();
     let got = b.settle().await.unwrap();
     assert_eq!(statuses(&got), vec!["failed"], "{got:?}");
@@ -666,5 +673,41 @@ async fn an_event_no_claim_covers_is_adopted_at_the_next_load() {
     assert_eq!(adopted[0].id, claim.id);
     assert!(adopted[0].committed);
     assert_eq!(adopted[0].event_id, claim.event_id);
+    app.stop().await.unwrap();
+}
+
+/// A booking's event exists but the ledger lost its claim (its instance
+/// died before the commit and the hold lapsed, or Redis lost it), and
+/// free/busy does not show the event yet. Another caller confirming that
+/// slot hears it was taken: the re-check lists the events callbook made,
+/// finds it, and takes it into the ledger. Before, the slot was booked a
+/// second time.
+#[tokio::test]
+async fn a_booking_the_ledger_lost_is_found_at_the_recheck_while_free_busy_lags() {
+    let server = RedisServer::start().await.unwrap();
+    let app = on_redis(&server).await;
+    app.google
+        .lag_free_busy(OWNER, std::time::Duration::from_secs(3600));
+    // B is offered the earliest slot while it is free.
+    let mut b = start_call(&app, "CA0000000000000000000000saga00071").await;
+    let offered = proposed(&to_proposal(&mut b).await);
+    // A books that slot; then its claim is lost.
+    let booked = crate::helpers::book(&app, "CA0000000000000000000000saga00072").await;
+    assert_eq!(booked["booking"]["start"], offered, "{booked}");
+    let lost = claims(&app).await;
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    app.ledger.release(CALENDAR, &lost[0].id).await.unwrap();
+
+    b.send(&frames::transcript("yes")).await.unwrap();
+    let got = b.settle().await.unwrap();
+    assert_eq!(statuses(&got)[0], "taken", "{got:?}");
+    let live = booked_events(&app);
+    assert_eq!(live.len(), 1, "one meeting in the slot: {live:?}");
+    let held = claims(&app).await;
+    assert!(
+        held.iter()
+            .any(|c| c.committed && Some(&c.id) == live[0].booking_id.as_ref()),
+        "the lost booking is in the ledger again: {held:?}"
+    );
     app.stop().await.unwrap();
 }

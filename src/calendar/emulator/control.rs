@@ -8,7 +8,7 @@
 //!   `{"token": "invalid_grant" | "consent_required" |
 //!   "interaction_required" | "temporarily_unavailable"}`; `endpoint` one
 //!   of `token`, `calendar_list`, `mailbox_settings`, `free_busy`,
-//!   `insert`, `get`, `patch`, `delete`; `times` defaults to 1; with
+//!   `insert`, `get`, `list`, `patch`, `delete`; `times` defaults to 1; with
 //!   `for_ms` instead, every request for that long fails (an outage).
 //! - `DELETE /_control/faults`: drops every fault still waiting, both
 //!   providers.
@@ -104,6 +104,7 @@ fn endpoint(name: &str) -> Option<Endpoint> {
         "free_busy" => Endpoint::FreeBusy,
         "insert" => Endpoint::Insert,
         "get" => Endpoint::Get,
+        "list" => Endpoint::List,
         "patch" => Endpoint::Patch,
         "delete" => Endpoint::Delete,
         _ => return None,

@@ -16,7 +16,11 @@ pub enum Endpoint {
     MailboxSettings,
     FreeBusy,
     Insert,
+    /// One event, by id.
     Get,
+    /// A calendar's events in a window (Google's `events.list`, Graph's
+    /// `/events` with a filter).
+    List,
     Patch,
     Delete,
 }

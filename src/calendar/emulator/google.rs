@@ -1211,7 +1211,7 @@ faulty!(
     (q: Query<HashMap<String, String>>)
 );
 faulty!(get_event, get_event_inner, Endpoint::Get, (path: Path<(String, String)>));
-faulty!(list_events, list_events_inner, Endpoint::Get, (path: Path<String>, q: Query<HashMap<String, String>>));
+faulty!(list_events, list_events_inner, Endpoint::List, (path: Path<String>, q: Query<HashMap<String, String>>));
 faulty!(patch_event, patch_event_inner, Endpoint::Patch, (path: Path<(String, String)>, q: Query<WriteQuery>, body: Option<Json<Value>>));
 faulty!(delete_event, delete_event_inner, Endpoint::Delete, (path: Path<(String, String)>, q: Query<WriteQuery>));
 faulty!(insert, insert_inner, Endpoint::Insert, (path: Path<String>, q: Query<WriteQuery>, body: Option<Json<Value>>));

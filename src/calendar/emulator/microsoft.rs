@@ -1380,7 +1380,7 @@ faulty!(
 );
 faulty!(calendar_view, calendar_view_inner, Endpoint::FreeBusy, (cid: Path<String>, q: Query<HashMap<String, String>>, raw: RawQuery));
 faulty!(create, create_inner, Endpoint::Insert, (cid: Path<String>, body: Option<Json<Value>>));
-faulty!(list_events, list_events_inner, Endpoint::Get, (cid: Path<String>, q: Query<HashMap<String, String>>));
+faulty!(list_events, list_events_inner, Endpoint::List, (cid: Path<String>, q: Query<HashMap<String, String>>));
 faulty!(get_event, get_event_inner, Endpoint::Get, (eid: Path<String>, q: Query<HashMap<String, String>>));
 faulty!(patch_event, patch_event_inner, Endpoint::Patch, (eid: Path<String>, body: Option<Json<Value>>));
 faulty!(delete_event, delete_event_inner, Endpoint::Delete, (eid: Path<String>));
