@@ -689,7 +689,7 @@ async fn burst(server: &Server, calls: usize, rate: u32) -> anyhow::Result<Value
 }
 
 /// The bare server callbook is compared with: an axum WebSocket server
-/// with the same read buffer that parses every frame as JSON, answers each
+/// with the same read buffer as callbook's call sockets that parses every frame as JSON, answers each
 /// transcript with a `turn` and each `sync` with a `sync`, and does
 /// nothing else. `callbook bare-echo --listen ADDR` serves it.
 pub async fn bare_echo(listener: tokio::net::TcpListener) -> anyhow::Result<()> {
@@ -701,7 +701,7 @@ pub async fn bare_echo(listener: tokio::net::TcpListener) -> anyhow::Result<()> 
 }
 
 async fn bare_upgrade(ws: WebSocketUpgrade) -> Response {
-    ws.read_buffer_size(CLIENT_READ_BUFFER)
+    ws.read_buffer_size(crate::server::CALL_READ_BUFFER)
         .on_upgrade(bare_socket)
 }
 

@@ -36,8 +36,11 @@ use tracing::Instrument;
 const OUTBOUND_QUEUE: usize = 256;
 
 /// tungstenite's default read buffer is 128 KiB per connection and is zeroed
-/// on every read; Twilio frames are ~330 bytes.
-const READ_BUFFER: usize = 4096;
+/// on every read; Twilio frames are ~330 bytes. Every connected call keeps
+/// it, idle or not: 2 KiB holds five or six media frames, so a frame that
+/// arrives split across the buffer's end (one more read) is one in five
+/// or six. The buffer grows to fit a larger frame.
+pub(crate) const READ_BUFFER: usize = 2048;
 
 /// Media frames are added to the frame counter a second's worth at a time
 /// (and the rest when the socket closes): one shared counter touched by
