@@ -143,7 +143,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
         if opts.burst > 0 {
             eprintln!("round {}: burst of {} call starts …", round + 1, opts.burst);
             let server = Server::start(Kind::Callbook, &callbook_bin, opts.pin_cpu).await?;
-            let burst = burst(&server, opts.burst, opts.burst_rate, tick).await;
+            let burst = burst(&server, opts.burst, opts.burst_rate, tick, opts.pin_cpu).await;
             server.stop();
             let mut burst = burst?;
             burst["round"] = json!(round + 1);
@@ -337,6 +337,23 @@ fn run_queue_wait_s(pid: u32) -> f64 {
         .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
         .sum();
     ns as f64 / 1e9
+}
+
+/// Busy time of one core (everything but idle and iowait), in clock
+/// ticks, from `/proc/stat`.
+fn core_busy_ticks(cpu: usize) -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&format!("cpu{cpu}")))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let all: u64 = v.iter().take(8).sum();
+    Some(all - v.get(3)? - v.get(4)?)
 }
 
 /// Resident memory of a process, in bytes.
@@ -643,9 +660,16 @@ async fn measure(server: &Server, opts: &Options, tick: f64) -> anyhow::Result<V
 
 /// `calls` call starts at `rate` a second, each offering booking at once:
 /// how long the offer's first `say` takes.
-async fn burst(server: &Server, calls: usize, rate: u32, tick: f64) -> anyhow::Result<Value> {
+async fn burst(
+    server: &Server,
+    calls: usize,
+    rate: u32,
+    tick: f64,
+    pinned: Option<usize>,
+) -> anyhow::Result<Value> {
     let addr = server.addr;
     let pid = server.pid();
+    let core_before = pinned.and_then(core_busy_ticks);
     let (cpu_before, waited_before) = (cpu_ticks(pid)?, run_queue_wait_s(pid));
     let (me, my_waited_before) = (std::process::id(), run_queue_wait_s(std::process::id()));
     let my_cpu_before = cpu_ticks(me)?;
@@ -704,6 +728,15 @@ async fn burst(server: &Server, calls: usize, rate: u32, tick: f64) -> anyhow::R
     let server_waited = run_queue_wait_s(pid) - waited_before;
     let client_cpu = cpu_ticks(me)?.saturating_sub(my_cpu_before) as f64 / tick;
     let client_waited = run_queue_wait_s(me) - my_waited_before;
+    // What else ran on the server's core meanwhile: the core's busy time
+    // less the server's own.
+    let others_on_core =
+        pinned
+            .and_then(core_busy_ticks)
+            .zip(core_before)
+            .map(|(after, before)| {
+                round3((after.saturating_sub(before) as f64 / tick - server_cpu) / elapsed)
+            });
     drop(sockets);
     waits.sort();
     Ok(json!({
@@ -716,6 +749,7 @@ async fn burst(server: &Server, calls: usize, rate: u32, tick: f64) -> anyhow::R
         "server_run_queue_wait_ms": round3(server_waited * 1e3),
         "client_cpu_share": round3(client_cpu / elapsed),
         "client_run_queue_wait_ms": round3(client_waited * 1e3),
+        "others_share_of_server_core": others_on_core,
         "first_say_p50_ms": pct_ms(&waits, 0.5),
         "first_say_p99_ms": pct_ms(&waits, 0.99),
         "first_say_max_ms": pct_ms(&waits, 1.0),
