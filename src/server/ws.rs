@@ -1,7 +1,7 @@
 //! `GET /v1/calls`: one WebSocket per call, Twilio frames in, callbook frames
-//! out. The socket task parses frames and feeds the call actor; a separate
-//! writer task drains the actor's outbound queue, and the socket closes with
-//! a code and reason that say why (see `protocol/README.md`, "Endings").
+//! out. One task per socket parses frames and feeds the call actor, writes
+//! what the actor queues for the socket, and closes the socket with a code
+//! and reason that say why (see `protocol/README.md`, "Endings").
 //!
 //! A socket holds a file descriptor and a call's memory, so none is kept
 //! for nothing: `start` must come within the start timeout, a started call
