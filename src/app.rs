@@ -213,7 +213,18 @@ pub async fn run(
             crate::observe::metrics::upkeep();
         }
     });
-    crate::server::listen::serve(listener, router(state), limits, stop_serving).await;
+    // On the runtime's workers, not the thread that waits for it: pinned to
+    // one core, that thread and the worker would take turns at it, with a
+    // switch between them for every connection accepted.
+    let serving = tokio::spawn(crate::server::listen::serve(
+        listener,
+        router(state),
+        limits,
+        stop_serving,
+    ));
+    if let Err(e) = serving.await {
+        tracing::error!(error = %e, "the accept loop ended abnormally");
+    }
     drainer.abort();
     upkeep.abort();
     reconciling.abort();

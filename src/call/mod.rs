@@ -142,12 +142,21 @@ pub fn spawn(
 ) -> CallHandle {
     let (tx, rx) = queue::bounded(MAILBOX);
     let tracker = deps.tracker.clone();
+    // What the setup reads, boxed: what a task's future captures stays in
+    // it for the task's whole life, and the `start` frame is needed once.
+    let setup = Box::new(Begin {
+        deps,
+        start,
+        playback,
+        out,
+        rx,
+    });
     tracker.spawn(
         async move {
             let _live = crate::observe::metrics::LiveCall::start();
             // The setup runs once; boxed, its state does not size the
             // task every live call keeps for its whole life.
-            let mut actor = Box::pin(begin(deps, start, playback, out, rx)).await;
+            let mut actor = Box::pin(begin(setup)).await;
             actor.run(cancel).await;
             let ending = if actor.hung_up {
                 Ending::Hangup
@@ -164,15 +173,25 @@ pub fn spawn(
     CallHandle { tx }
 }
 
-/// Takes up a saved state (if any), reads the call's setup, and makes the
-/// actor, with the call's first frames said.
-async fn begin(
+/// What a call's actor is made from.
+struct Begin {
     deps: Arc<CallDeps>,
     start: Start,
     playback: bool,
     out: Outlet,
     rx: queue::Receiver<Msg>,
-) -> CallActor {
+}
+
+/// Takes up a saved state (if any), reads the call's setup, and makes the
+/// actor, with the call's first frames said.
+async fn begin(setup: Box<Begin>) -> CallActor {
+    let Begin {
+        deps,
+        start,
+        playback,
+        out,
+        rx,
+    } = *setup;
     let saved = resume::take_up(deps.states.as_ref(), &start.call_sid, deps.settle_wait).await;
     let (setup, env) = setup::prepare(&deps, &start).await;
     let known = !matches!(setup.booking, Err(SkipReason::CampaignUnknown));

@@ -11,7 +11,6 @@
 use super::queue::{self, TrySendError};
 use crate::observe::metrics;
 use crate::protocol::Outbound;
-use tokio_util::sync::CancellationToken;
 
 /// A frame on its way out, already written as JSON. The queue of a live
 /// call stays allocated for the call's life, room for a block of frames
@@ -23,29 +22,26 @@ pub struct Queued {
     pub text: Box<str>,
 }
 
-/// The sending side of one socket's outbound queue.
+/// The sending side of one socket's outbound queue. Stalling it closes
+/// the queue from the sending side, which the socket sees at once
+/// ([`queue::Receiver::closed_by_sender`]).
 #[derive(Clone)]
 pub struct Outlet {
     tx: queue::Sender<Queued>,
-    stalled: CancellationToken,
 }
 
 impl Outlet {
     /// A queue of `capacity` frames and its receiving end.
     pub fn channel(capacity: usize) -> (Outlet, queue::Receiver<Queued>) {
         let (tx, rx) = queue::bounded(capacity);
-        let outlet = Outlet {
-            tx,
-            stalled: CancellationToken::new(),
-        };
-        (outlet, rx)
+        (Outlet { tx }, rx)
     }
 
     /// Queues `frame` without waiting. False when it was not queued: the
     /// socket is gone, or too slow (the queue was full, now or before),
     /// and will be closed.
     pub fn push(&self, frame: Outbound) -> bool {
-        if self.stalled.is_cancelled() {
+        if self.is_stalled() {
             return false;
         }
         let queued = Queued {
@@ -64,14 +60,14 @@ impl Outlet {
     }
 
     /// Marks the socket too slow: nothing more is queued, and the socket
-    /// task closes it.
+    /// task, woken, closes it.
     pub fn stall(&self) {
-        self.stalled.cancel();
+        self.tx.close();
     }
 
-    /// Fires when the socket has been found too slow.
-    pub fn stalled(&self) -> CancellationToken {
-        self.stalled.clone()
+    /// Whether the socket has been found too slow.
+    pub fn is_stalled(&self) -> bool {
+        self.tx.closed_by_sender()
     }
 }
 
@@ -84,9 +80,9 @@ mod tests {
         let (out, mut rx) = Outlet::channel(2);
         assert!(out.push(Outbound::hello()));
         assert!(out.push(Outbound::hello()));
-        assert!(!out.stalled().is_cancelled());
+        assert!(!out.is_stalled());
         assert!(!out.push(Outbound::hello()));
-        assert!(out.stalled().is_cancelled());
+        assert!(out.is_stalled() && rx.closed_by_sender());
         // Room again, but the story has a hole: no more frames.
         assert!(rx.try_recv().is_some());
         assert!(!out.push(Outbound::hello()));
@@ -97,6 +93,6 @@ mod tests {
         let (out, rx) = Outlet::channel(2);
         drop(rx);
         assert!(!out.push(Outbound::hello()));
-        assert!(!out.stalled().is_cancelled());
+        assert!(!out.is_stalled());
     }
 }

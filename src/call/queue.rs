@@ -8,10 +8,17 @@
 //! and the bound is a count of permits (tokio's semaphore): a sender waits,
 //! or is refused, once `capacity` entries are queued, exactly as with a
 //! bounded tokio channel.
+//!
+//! A sender may also close the queue for every sender ([`Sender::close`]):
+//! nothing more is queued, and the receiver learns of it at once
+//! ([`Receiver::closed_by_sender`]), before it has taken what is queued.
 
 use futures_channel::mpsc;
-use futures_util::StreamExt;
+use futures_util::Stream;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use tokio::sync::{Semaphore, TryAcquireError};
 
 /// Why [`Sender::try_send`] did not queue a value.
@@ -23,10 +30,16 @@ pub enum TrySendError<T> {
     Closed(T),
 }
 
+/// What both sides share: the permits, and whether a sender closed it.
+struct Shared {
+    room: Semaphore,
+    closed_by_sender: AtomicBool,
+}
+
 /// The sending side; cloned freely.
 pub struct Sender<T> {
     tx: mpsc::UnboundedSender<T>,
-    room: Arc<Semaphore>,
+    room: Arc<Shared>,
 }
 
 impl<T> Clone for Sender<T> {
@@ -41,13 +54,16 @@ impl<T> Clone for Sender<T> {
 /// The receiving side. Dropping it wakes any sender waiting for room.
 pub struct Receiver<T> {
     rx: mpsc::UnboundedReceiver<T>,
-    room: Arc<Semaphore>,
+    room: Arc<Shared>,
 }
 
 /// A queue of at most `capacity` values.
 pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let (tx, rx) = mpsc::unbounded();
-    let room = Arc::new(Semaphore::new(capacity));
+    let room = Arc::new(Shared {
+        room: Semaphore::new(capacity),
+        closed_by_sender: AtomicBool::new(false),
+    });
     (
         Sender {
             tx,
@@ -61,27 +77,41 @@ impl<T> Sender<T> {
     /// Queues `value`, waiting for room. Gives it back once the receiver
     /// is gone.
     pub async fn send(&self, value: T) -> Result<(), T> {
-        match self.room.acquire().await {
+        match self.room.room.acquire().await {
             Ok(permit) => permit.forget(),
             Err(_) => return Err(value),
         }
         self.tx.unbounded_send(value).map_err(|e| {
-            self.room.add_permits(1);
+            self.room.room.add_permits(1);
             e.into_inner()
         })
     }
 
     /// Queues `value` if there is room now.
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        match self.room.try_acquire() {
+        match self.room.room.try_acquire() {
             Ok(permit) => permit.forget(),
             Err(TryAcquireError::NoPermits) => return Err(TrySendError::Full(value)),
             Err(TryAcquireError::Closed) => return Err(TrySendError::Closed(value)),
         }
         self.tx.unbounded_send(value).map_err(|e| {
-            self.room.add_permits(1);
+            self.room.room.add_permits(1);
             TrySendError::Closed(e.into_inner())
         })
+    }
+
+    /// Closes the queue for every sender: nothing more is queued, senders
+    /// waiting for room are refused, and the receiver is woken. What was
+    /// queued stays to be taken.
+    pub fn close(&self) {
+        self.room.closed_by_sender.store(true, Ordering::Release);
+        self.room.room.close();
+        self.tx.close_channel();
+    }
+
+    /// Whether a sender closed the queue.
+    pub fn closed_by_sender(&self) -> bool {
+        self.room.closed_by_sender.load(Ordering::Acquire)
     }
 }
 
@@ -89,22 +119,36 @@ impl<T> Receiver<T> {
     /// The next value; `None` once every sender is gone and the queue is
     /// empty.
     pub async fn recv(&mut self) -> Option<T> {
-        let value = self.rx.next().await?;
-        self.room.add_permits(1);
-        Some(value)
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The next value, polled: `Ready(None)` once every sender is gone
+    /// (or one closed the queue) and the queue is empty.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let value = std::task::ready!(Pin::new(&mut self.rx).poll_next(cx));
+        if value.is_some() {
+            self.room.room.add_permits(1);
+        }
+        Poll::Ready(value)
     }
 
     /// The next value if one is queued now.
     pub fn try_recv(&mut self) -> Option<T> {
         let value = self.rx.try_recv().ok()?;
-        self.room.add_permits(1);
+        self.room.room.add_permits(1);
         Some(value)
+    }
+
+    /// Whether a sender closed the queue ([`Sender::close`]), whatever is
+    /// still queued.
+    pub fn closed_by_sender(&self) -> bool {
+        self.room.closed_by_sender.load(Ordering::Acquire)
     }
 }
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        self.room.close();
+        self.room.room.close();
     }
 }
 
@@ -143,6 +187,20 @@ mod tests {
         drop(rx);
         assert_eq!(waiting.await.unwrap(), Err(2));
         assert_eq!(tx.try_send(3), Err(TrySendError::Closed(3)));
+    }
+
+    #[tokio::test]
+    async fn a_sender_may_close_the_queue_for_all_and_what_was_queued_stays() {
+        let (tx, mut rx) = bounded(4);
+        let other = tx.clone();
+        tx.send(1).await.unwrap();
+        assert!(!rx.closed_by_sender());
+        other.close();
+        assert!(rx.closed_by_sender() && tx.closed_by_sender());
+        assert_eq!(tx.try_send(2), Err(TrySendError::Closed(2)));
+        assert_eq!(tx.send(3).await, Err(3));
+        assert_eq!(rx.recv().await, Some(1));
+        assert_eq!(rx.recv().await, None);
     }
 
     #[tokio::test]

@@ -83,9 +83,11 @@ pub struct MemoryCallStates {
     inner: Mutex<Inner>,
 }
 
+/// Each state is boxed: the map keeps room for more entries than it holds,
+/// and a state is a few hundred bytes where its box is one word.
 #[derive(Default)]
 struct Inner {
-    states: HashMap<String, (Instant, Saved)>,
+    states: HashMap<Box<str>, Box<(Instant, Saved)>>,
     swept: Option<Instant>,
 }
 
@@ -104,15 +106,18 @@ impl CallStates for MemoryCallStates {
             .swept
             .is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY)
         {
-            inner.states.retain(|_, (until, _)| *until > now);
+            inner.states.retain(|_, state| state.0 > now);
             inner.swept = Some(now);
         }
-        match inner.states.get(call_sid) {
-            Some((_, old)) if old.generation > saved.generation => {}
-            _ => {
+        match inner.states.get_mut(call_sid) {
+            Some(state) if state.1.generation > saved.generation => {}
+            // Saved again (after every step that changes the call): the
+            // box is reused.
+            Some(state) => **state = (now + ttl, saved.clone()),
+            None => {
                 inner
                     .states
-                    .insert(call_sid.to_string(), (now + ttl, saved.clone()));
+                    .insert(call_sid.into(), Box::new((now + ttl, saved.clone())));
             }
         }
         Ok(())
@@ -124,8 +129,8 @@ impl CallStates for MemoryCallStates {
         Ok(inner
             .states
             .get(call_sid)
-            .filter(|(until, _)| *until > now)
-            .map(|(_, s)| s.clone()))
+            .filter(|state| state.0 > now)
+            .map(|state| state.1.clone()))
     }
 }
 

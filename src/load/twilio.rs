@@ -143,7 +143,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
         if opts.burst > 0 {
             eprintln!("round {}: burst of {} call starts …", round + 1, opts.burst);
             let server = Server::start(Kind::Callbook, &callbook_bin, opts.pin_cpu).await?;
-            let burst = burst(&server, opts.burst, opts.burst_rate).await;
+            let burst = burst(&server, opts.burst, opts.burst_rate, tick, opts.pin_cpu).await;
             server.stop();
             let mut burst = burst?;
             burst["round"] = json!(round + 1);
@@ -171,6 +171,7 @@ fn summary(runs: &[Value]) -> Value {
         "reply_p99_ms",
         "reply_max_ms",
         "idle_bytes_per_call",
+        "setup_cpu_ms_per_call",
     ];
     let mut out = serde_json::Map::new();
     for f in figures {
@@ -320,6 +321,39 @@ fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     let utime: u64 = fields.get(11).ok_or_else(|| anyhow!("no utime"))?.parse()?;
     let stime: u64 = fields.get(12).ok_or_else(|| anyhow!("no stime"))?.parse()?;
     Ok(utime + stime)
+}
+
+/// How long the threads of a process have waited, runnable, for a CPU
+/// (`/proc/<pid>/task/*/schedstat`, second field), in seconds: time lost
+/// to whatever else the machine runs, or to the process's own threads
+/// queueing for its one core.
+fn run_queue_wait_s(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    ns as f64 / 1e9
+}
+
+/// Busy time of one core (everything but idle and iowait), in clock
+/// ticks, from `/proc/stat`.
+fn core_busy_ticks(cpu: usize) -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&format!("cpu{cpu}")))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let all: u64 = v.iter().take(8).sum();
+    Some(all - v.get(3)? - v.get(4)?)
 }
 
 /// Resident memory of a process, in bytes.
@@ -518,6 +552,7 @@ async fn measure(server: &Server, opts: &Options, tick: f64) -> anyhow::Result<V
     // Let the process finish starting before the baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before = rss_bytes(pid)?;
+    let setup_cpu_before = cpu_ticks(pid)?;
     let tag = format!("{:02x}", fastrand::u8(..));
     let gate = Arc::new(Semaphore::new(CONNECTING));
     let (go_tx, go_rx) = watch::channel(None::<Instant>);
@@ -575,6 +610,7 @@ async fn measure(server: &Server, opts: &Options, tick: f64) -> anyhow::Result<V
         }
     }
     let setup_s = connecting.elapsed().as_secs_f64();
+    let setup_cpu_s = cpu_ticks(pid)?.saturating_sub(setup_cpu_before) as f64 / tick;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_idle = rss_bytes(pid)?;
     let idle_bytes = rss_idle.saturating_sub(rss_before) as f64 / opts.idle as f64;
@@ -603,6 +639,7 @@ async fn measure(server: &Server, opts: &Options, tick: f64) -> anyhow::Result<V
         "server": server.kind.name(),
         "idle_calls": opts.idle,
         "setup_s": round3(setup_s),
+        "setup_cpu_ms_per_call": round3(setup_cpu_s * 1e3 / opts.idle as f64),
         "rss_before_mb": round2(rss_before as f64 / 1e6),
         "rss_idle_mb": round2(rss_idle as f64 / 1e6),
         "rss_streaming_mb": round2(rss_streaming as f64 / 1e6),
@@ -623,8 +660,19 @@ async fn measure(server: &Server, opts: &Options, tick: f64) -> anyhow::Result<V
 
 /// `calls` call starts at `rate` a second, each offering booking at once:
 /// how long the offer's first `say` takes.
-async fn burst(server: &Server, calls: usize, rate: u32) -> anyhow::Result<Value> {
+async fn burst(
+    server: &Server,
+    calls: usize,
+    rate: u32,
+    tick: f64,
+    pinned: Option<usize>,
+) -> anyhow::Result<Value> {
     let addr = server.addr;
+    let pid = server.pid();
+    let core_before = pinned.and_then(core_busy_ticks);
+    let (cpu_before, waited_before) = (cpu_ticks(pid)?, run_queue_wait_s(pid));
+    let (me, my_waited_before) = (std::process::id(), run_queue_wait_s(std::process::id()));
+    let my_cpu_before = cpu_ticks(me)?;
     let tag = format!("{:02x}", fastrand::u8(..));
     let mut every = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
     let started = Instant::now();
@@ -676,12 +724,32 @@ async fn burst(server: &Server, calls: usize, rate: u32) -> anyhow::Result<Value
         sockets.push((tx, rx));
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let server_cpu = cpu_ticks(pid)?.saturating_sub(cpu_before) as f64 / tick;
+    let server_waited = run_queue_wait_s(pid) - waited_before;
+    let client_cpu = cpu_ticks(me)?.saturating_sub(my_cpu_before) as f64 / tick;
+    let client_waited = run_queue_wait_s(me) - my_waited_before;
+    // What else ran on the server's core meanwhile: the core's busy time
+    // less the server's own.
+    let others_on_core =
+        pinned
+            .and_then(core_busy_ticks)
+            .zip(core_before)
+            .map(|(after, before)| {
+                round3((after.saturating_sub(before) as f64 / tick - server_cpu) / elapsed)
+            });
     drop(sockets);
     waits.sort();
     Ok(json!({
         "calls": calls,
         "rate_per_s": rate,
         "elapsed_s": round3(elapsed),
+        // Busy share of a core, and time spent runnable but waiting for
+        // one: a tail the server's own work explains, or the machine's.
+        "server_cpu_share": round3(server_cpu / elapsed),
+        "server_run_queue_wait_ms": round3(server_waited * 1e3),
+        "client_cpu_share": round3(client_cpu / elapsed),
+        "client_run_queue_wait_ms": round3(client_waited * 1e3),
+        "others_share_of_server_core": others_on_core,
         "first_say_p50_ms": pct_ms(&waits, 0.5),
         "first_say_p99_ms": pct_ms(&waits, 0.99),
         "first_say_max_ms": pct_ms(&waits, 1.0),
@@ -689,7 +757,7 @@ async fn burst(server: &Server, calls: usize, rate: u32) -> anyhow::Result<Value
 }
 
 /// The bare server callbook is compared with: an axum WebSocket server
-/// with the same read buffer that parses every frame as JSON, answers each
+/// with the same read buffer as callbook's call sockets that parses every frame as JSON, answers each
 /// transcript with a `turn` and each `sync` with a `sync`, and does
 /// nothing else. `callbook bare-echo --listen ADDR` serves it.
 pub async fn bare_echo(listener: tokio::net::TcpListener) -> anyhow::Result<()> {
@@ -701,7 +769,7 @@ pub async fn bare_echo(listener: tokio::net::TcpListener) -> anyhow::Result<()> 
 }
 
 async fn bare_upgrade(ws: WebSocketUpgrade) -> Response {
-    ws.read_buffer_size(CLIENT_READ_BUFFER)
+    ws.read_buffer_size(crate::server::CALL_READ_BUFFER)
         .on_upgrade(bare_socket)
 }
 

@@ -16,6 +16,10 @@ mod routes;
 mod settings;
 mod ws;
 
+/// The read buffer of a call socket (the load tool gives its bare server
+/// the same).
+pub(crate) use ws::READ_BUFFER as CALL_READ_BUFFER;
+
 use crate::call::CallDeps;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};

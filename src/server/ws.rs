@@ -1,7 +1,7 @@
 //! `GET /v1/calls`: one WebSocket per call, Twilio frames in, callbook frames
-//! out. The socket task parses frames and feeds the call actor; a separate
-//! writer task drains the actor's outbound queue, and the socket closes with
-//! a code and reason that say why (see `protocol/README.md`, "Endings").
+//! out. One task per socket parses frames and feeds the call actor, writes
+//! what the actor queues for the socket, and closes the socket with a code
+//! and reason that say why (see `protocol/README.md`, "Endings").
 //!
 //! A socket holds a file descriptor and a call's memory, so none is kept
 //! for nothing: `start` must come within the start timeout, a started call
@@ -11,7 +11,7 @@
 
 use super::limits::Peer;
 use super::{authorized, unauthorized, AppState};
-use crate::call::{self, line_number, CallHandle, Outlet};
+use crate::call::{self, line_number, CallHandle, Frames, Outlet};
 use crate::dialog::{Input, Offer};
 use crate::domain::EndReason;
 use crate::observe::metrics;
@@ -23,11 +23,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::oneshot;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -35,8 +36,11 @@ use tracing::Instrument;
 const OUTBOUND_QUEUE: usize = 256;
 
 /// tungstenite's default read buffer is 128 KiB per connection and is zeroed
-/// on every read; Twilio frames are ~330 bytes.
-const READ_BUFFER: usize = 4096;
+/// on every read; Twilio frames are ~330 bytes. Every connected call keeps
+/// it, idle or not: 2 KiB holds five or six media frames, so a frame that
+/// arrives split across the buffer's end (one more read) is one in five
+/// or six. The buffer grows to fit a larger frame.
+pub(crate) const READ_BUFFER: usize = 2048;
 
 /// Media frames are added to the frame counter a second's worth at a time
 /// (and the rest when the socket closes): one shared counter touched by
@@ -130,92 +134,168 @@ fn too_large(e: &axum::Error) -> bool {
     false
 }
 
-type Sink = SplitSink<WebSocket, Message>;
-
-/// Writes the queued frames to the socket. Gives the sink back once the
-/// queue is closed, for the close frame; `None` when the socket broke or
-/// was too slow (then it has sent the close itself, if the client took it).
-///
-/// The writer, not the socket's reading loop, watches the shutdown and the
-/// too-slow signal: a cancellation token's future locks the token each
-/// time it is polled, and the reading loop is polled for every frame the
-/// pipeline sends (50 a second), the writer only for frames callbook
-/// sends. The reading loop learns of a shutdown through `shutting_down`
-/// (a one-shot, polled without a lock), and of a stall by the writer's end.
-async fn write_frames(
-    mut sink: Sink,
-    mut frames: call::Frames,
-    stalled: CancellationToken,
-    shutdown: CancellationToken,
-    shutting_down: oneshot::Sender<()>,
-) -> Option<Sink> {
-    let too_slow = stalled.cancelled();
-    tokio::pin!(too_slow);
-    let cancelled = shutdown.cancelled();
-    tokio::pin!(cancelled);
-    let mut shutting_down = Some(shutting_down);
-    loop {
-        let frame = tokio::select! {
-            biased;
-            _ = &mut too_slow => break,
-            // The call's last frames still go out after a shutdown.
-            _ = &mut cancelled, if shutting_down.is_some() => {
-                if let Some(tell) = shutting_down.take() {
-                    let _ = tell.send(());
-                }
-                continue;
-            }
-            frame = frames.recv() => match frame {
-                Some(frame) => frame,
-                None => return Some(sink),
-            },
-        };
-        metrics::frame_sent(frame.event);
-        let message = Message::Text(String::from(frame.text).into());
-        let sent = tokio::select! {
-            biased;
-            _ = &mut too_slow => break,
-            sent = tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)) => sent,
-        };
-        match sent {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return None,
-            Err(_) => {
-                stalled.cancel();
-                break;
-            }
-        }
-    }
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-        let _ = sink
-            .send(Message::Close(Ending::TooSlow.close_frame()))
-            .await;
-        let _ = sink.close().await;
-    })
-    .await;
-    None
+/// What woke the socket's task.
+enum Event {
+    /// A frame from the pipeline, or the end of its stream.
+    Read(Option<Result<Message, axum::Error>>),
+    /// The start or idle timeout, or a write's deadline, may be due.
+    Timer,
+    /// The drain period after a shutdown signal ended.
+    Shutdown,
+    /// The outbound queue filled: the client does not take its frames.
+    Stalled,
+    /// A write failed.
+    WriteFailed,
 }
 
-async fn serve_socket(socket: WebSocket, state: AppState) {
-    let (sink, mut stream) = socket.split();
-    let (out, out_rx) = Outlet::channel(OUTBOUND_QUEUE);
-    let stalled = out.stalled();
+/// How a round of writing went.
+enum Wrote {
+    /// Everything queued is written; more may come.
+    Idle,
+    /// The socket takes no more for now ([`Writer::blocked_since`]).
+    Blocked,
+    /// The queue is closed and everything in it written.
+    Ended,
+    /// The queue was stalled (full): the socket is to close as too slow.
+    Stalled,
+    Failed,
+}
+
+/// The socket's writing side, driven from the socket's one task: the
+/// frame being written and whether the socket holds unflushed bytes.
+#[derive(Default)]
+struct Writer {
+    pending: Option<Message>,
+    unflushed: bool,
+    /// Since when the socket has not taken what is being written.
+    blocked_since: Option<Instant>,
+}
+
+impl Writer {
+    /// Writes what is queued as far as the socket takes it, and arranges
+    /// to be woken when it takes more or more is queued.
+    fn poll(&mut self, cx: &mut Context<'_>, socket: &mut WebSocket, frames: &mut Frames) -> Wrote {
+        let mut ended = false;
+        loop {
+            if frames.closed_by_sender() {
+                return Wrote::Stalled;
+            }
+            if let Some(message) = self.pending.take() {
+                match socket.poll_ready_unpin(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => return Wrote::Failed,
+                    Poll::Pending => {
+                        self.pending = Some(message);
+                        return self.blocked();
+                    }
+                }
+                if socket.start_send_unpin(message).is_err() {
+                    return Wrote::Failed;
+                }
+                self.unflushed = true;
+            }
+            match frames.poll_recv(cx) {
+                Poll::Ready(Some(frame)) => {
+                    metrics::frame_sent(frame.event);
+                    self.pending = Some(Message::Text(String::from(frame.text).into()));
+                }
+                Poll::Ready(None) => {
+                    ended = true;
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if self.unflushed {
+            match socket.poll_flush_unpin(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(_)) => return Wrote::Failed,
+                Poll::Pending => return self.blocked(),
+            }
+        }
+        self.blocked_since = None;
+        if ended {
+            Wrote::Ended
+        } else {
+            Wrote::Idle
+        }
+    }
+
+    fn blocked(&mut self) -> Wrote {
+        self.blocked_since.get_or_insert_with(Instant::now);
+        Wrote::Blocked
+    }
+
+    /// When the frame being written counts as too slow, if one is stuck.
+    fn deadline(&self) -> Option<Instant> {
+        self.blocked_since.map(|since| since + WRITE_TIMEOUT)
+    }
+}
+
+/// Moves `timer` earlier when the writer's deadline comes first.
+fn arm_for_write(timer: &mut Pin<&mut Sleep>, writer: &Writer) {
+    if let Some(due) = writer.deadline() {
+        if due < timer.deadline() {
+            timer.as_mut().reset(due);
+        }
+    }
+}
+
+/// Writes the call's last frames once the socket stops reading: until
+/// the queue closes (the call has said all it will) or a frame waits
+/// [`WRITE_TIMEOUT`] to go out.
+async fn drain(
+    socket: &mut WebSocket,
+    frames: &mut Frames,
+    writer: &mut Writer,
+    mut timer: Pin<&mut Sleep>,
+) -> Ending {
+    std::future::poll_fn(|cx| match writer.poll(cx, socket, frames) {
+        Wrote::Ended => Poll::Ready(Ending::Normal),
+        Wrote::Failed => Poll::Ready(Ending::Broken),
+        Wrote::Stalled => Poll::Ready(Ending::TooSlow),
+        Wrote::Idle => Poll::Pending,
+        Wrote::Blocked => {
+            let due = writer.deadline().unwrap_or_else(Instant::now);
+            if timer.deadline() != due {
+                timer.as_mut().reset(due);
+            }
+            match timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Ending::TooSlow),
+                Poll::Pending => Poll::Pending,
+            }
+        }
+    })
+    .await
+}
+
+/// Sends the close frame (none for a broken socket) and closes, giving
+/// the client [`CLOSE_TIMEOUT`] to take it.
+async fn close(socket: &mut WebSocket, ending: Ending) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        if let Some(frame) = ending.close_frame() {
+            let _ = socket.send(Message::Close(Some(frame))).await;
+        }
+        let _ = socket.close().await;
+    })
+    .await;
+}
+
+/// One task per socket: it reads the pipeline's frames, writes the
+/// call's, and watches the timeouts and the shutdown. Nothing it polls
+/// per frame takes a lock another socket shares.
+async fn serve_socket(mut socket: WebSocket, state: AppState) {
+    let (out, mut frames) = Outlet::channel(OUTBOUND_QUEUE);
     // The shutdown as this socket's own token, so no lock every call
-    // shares is taken to watch it.
+    // shares is taken to watch it; its future is made once.
     let shutdown = state.calls_cancel.child_token();
-    let (tell_shutdown, mut shutting_down) = oneshot::channel();
-    let mut writer = tokio::spawn(write_frames(
-        sink,
-        out_rx,
-        stalled.clone(),
-        shutdown.clone(),
-        tell_shutdown,
-    ));
-    let mut written = None;
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    let mut writer = Writer::default();
     out.push(Outbound::hello());
     let mut session = Session {
         state: &state,
-        out: out.clone(),
+        out,
         call: None,
         stream_sid: None,
         media_frames: 0,
@@ -223,45 +303,69 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
         playback: false,
         span: tracing::Span::none(),
     };
-    let mut listening = true;
     let (start_timeout, idle_timeout) = (state.limits.start_timeout, state.limits.idle_timeout);
-    // One timer, moved on only when it fires: no timer work per frame.
+    let opened = Instant::now();
+    // One timer for the start, idle and write deadlines, moved only when
+    // it fires or a write gets stuck: no timer work per frame.
     let timer = tokio::time::sleep(start_timeout);
     tokio::pin!(timer);
-    let mut last_frame = Instant::now();
+    let mut last_frame = opened;
+    let mut write_failed = false;
     let ending = loop {
-        // Nothing here takes a lock when polled: the pipeline's frames,
-        // the writer's end, the shutdown one-shot and one timer.
-        let msg = tokio::select! {
-            m = stream.next() => m,
-            ended = &mut writer => {
-                let ended = ended.ok().flatten();
-                let ending = match &ended {
-                    Some(_) => Ending::Normal,
-                    None if stalled.is_cancelled() => Ending::TooSlow,
-                    None => Ending::Broken,
-                };
-                written = Some(ended);
-                break ending;
+        let event = std::future::poll_fn(|cx| {
+            if frames.closed_by_sender() {
+                return Poll::Ready(Event::Stalled);
             }
-            told = &mut shutting_down, if listening => match told {
-                Ok(()) => break Ending::Shutdown,
-                // The writer ended; its own branch says why.
-                Err(_) => {
-                    listening = false;
-                    continue;
+            // The pipeline's frames first: a media frame wakes the task
+            // 50 times a second, and is all there is to do then.
+            if let Poll::Ready(msg) = socket.poll_next_unpin(cx) {
+                return Poll::Ready(Event::Read(msg));
+            }
+            match writer.poll(cx, &mut socket, &mut frames) {
+                Wrote::Failed => return Poll::Ready(Event::WriteFailed),
+                Wrote::Stalled => return Poll::Ready(Event::Stalled),
+                Wrote::Blocked => arm_for_write(&mut timer, &writer),
+                // The queue stays open while the session holds its outlet.
+                Wrote::Idle | Wrote::Ended => {}
+            }
+            if cancelled.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Shutdown);
+            }
+            match timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Event::Timer),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        let msg = match event {
+            Event::Read(msg) => msg,
+            Event::Shutdown => break Ending::Shutdown,
+            Event::Stalled => break Ending::TooSlow,
+            Event::WriteFailed => {
+                write_failed = true;
+                break Ending::Broken;
+            }
+            Event::Timer => {
+                let now = Instant::now();
+                if writer.deadline().is_some_and(|due| due <= now) {
+                    // The client's receive window stayed shut.
+                    session.out.stall();
+                    break Ending::TooSlow;
                 }
-            },
-            () = &mut timer => {
-                if session.call.is_none() {
-                    session.reject(&ProtocolError::StartTimeout(start_timeout.as_secs())).await;
-                    break Ending::NoStart;
-                }
-                let due = last_frame + idle_timeout;
-                if due <= Instant::now() {
-                    break Ending::Idle;
-                }
+                let due = if session.call.is_none() {
+                    if opened + start_timeout <= now {
+                        session.reject(&ProtocolError::StartTimeout(start_timeout.as_secs()));
+                        break Ending::NoStart;
+                    }
+                    opened + start_timeout
+                } else {
+                    if last_frame + idle_timeout <= now {
+                        break Ending::Idle;
+                    }
+                    last_frame + idle_timeout
+                };
                 timer.as_mut().reset(due);
+                arm_for_write(&mut timer, &writer);
                 continue;
             }
         };
@@ -269,18 +373,25 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
         let started = session.call.is_some();
         match msg {
             Some(Ok(Message::Text(text))) => {
-                session.frame(&text, &shutdown).await;
+                let frame = session.read(&text);
+                drop(text);
+                if let Some(frame) = frame {
+                    // Boxed: the state of a frame's handling would
+                    // otherwise size the socket's task for its whole life.
+                    let span = session.span.clone();
+                    Box::pin(session.frame(frame, &shutdown).instrument(span)).await;
+                }
                 // After `stop` the call only finishes its work; the socket
                 // closes once the last frame is written.
                 if session.hung_up {
                     break Ending::Normal;
                 }
             }
-            Some(Ok(Message::Binary(_))) => session.reject(&ProtocolError::Binary).await,
+            Some(Ok(Message::Binary(_))) => session.reject(&ProtocolError::Binary),
             Some(Ok(Message::Close(_))) | None => break Ending::Broken,
             Some(Ok(_)) => {}
             Some(Err(e)) if too_large(&e) => {
-                session.reject(&ProtocolError::TooLarge).await;
+                session.reject(&ProtocolError::TooLarge);
                 break Ending::TooLarge;
             }
             Some(Err(e)) => {
@@ -290,57 +401,92 @@ async fn serve_socket(socket: WebSocket, state: AppState) {
         }
         if !started && session.call.is_some() {
             timer.as_mut().reset(last_frame + idle_timeout);
+            arm_for_write(&mut timer, &writer);
         }
     };
-    let span = session.span.clone();
-    match ending {
-        Ending::NoStart => metrics::limit_rejected("start_timeout"),
-        Ending::Idle => metrics::limit_rejected("idle_timeout"),
-        Ending::TooSlow => metrics::limit_rejected("slow_socket"),
-        Ending::TooLarge => metrics::limit_rejected("frame_too_large"),
-        _ => {}
-    }
-    match ending {
-        Ending::NoStart => tracing::info!(
-            seconds = start_timeout.as_secs(),
-            "no start in time: socket closed (1008)"
-        ),
-        Ending::Idle => tracing::info!(
-            parent: &span,
-            seconds = idle_timeout.as_secs(),
-            "no frame in time: socket closed (1008); call kept for a resume"
-        ),
-        Ending::TooSlow => tracing::warn!(
-            parent: &span,
-            "client not taking its frames: socket closed as too slow (1008); call kept for a resume"
-        ),
-        _ => {}
-    }
-    // A socket that ends without `stop` (or a shutdown, which the call
-    // handles itself) leaves its call waiting for a resume.
-    if !session.hung_up && ending != Ending::Shutdown {
-        if let Some(call) = &session.call {
-            call.detach().await;
-        }
-    }
-    metrics::frames_received("media", session.media_frames % MEDIA_COUNTED_EVERY);
-    tracing::debug!(parent: &span, media_frames = session.media_frames, ?ending, "socket closed");
-    drop(session);
-    drop(out);
-    // The writer takes at most WRITE_TIMEOUT a frame, and the call's last
-    // frames come once its work is done.
-    let written = match written {
-        Some(w) => w,
-        None => writer.await.ok().flatten(),
+    // Boxed: what a socket does once, at its end, does not size the task
+    // every live socket keeps.
+    let end = End {
+        ending,
+        write_failed,
+        start_timeout,
+        idle_timeout,
     };
-    if let Some(mut sink) = written {
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-            if let Some(frame) = ending.close_frame() {
-                let _ = sink.send(Message::Close(Some(frame))).await;
+    Box::pin(end.finish(session, &mut socket, &mut frames, &mut writer, timer)).await;
+}
+
+/// How the socket's reading loop ended.
+struct End {
+    ending: Ending,
+    write_failed: bool,
+    start_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+impl End {
+    /// Counts and logs the ending, leaves the call for a resume when the
+    /// socket dropped, writes the call's last frames and closes.
+    async fn finish(
+        self,
+        session: Session<'_>,
+        socket: &mut WebSocket,
+        frames: &mut Frames,
+        writer: &mut Writer,
+        timer: Pin<&mut Sleep>,
+    ) {
+        let End {
+            ending,
+            write_failed,
+            start_timeout,
+            idle_timeout,
+        } = self;
+        let span = session.span.clone();
+        match ending {
+            Ending::NoStart => metrics::limit_rejected("start_timeout"),
+            Ending::Idle => metrics::limit_rejected("idle_timeout"),
+            Ending::TooSlow => metrics::limit_rejected("slow_socket"),
+            Ending::TooLarge => metrics::limit_rejected("frame_too_large"),
+            _ => {}
+        }
+        match ending {
+            Ending::NoStart => tracing::info!(
+                seconds = start_timeout.as_secs(),
+                "no start in time: socket closed (1008)"
+            ),
+            Ending::Idle => tracing::info!(
+                parent: &span,
+                seconds = idle_timeout.as_secs(),
+                "no frame in time: socket closed (1008); call kept for a resume"
+            ),
+            Ending::TooSlow => tracing::warn!(
+                parent: &span,
+                "client not taking its frames: socket closed as too slow (1008); call kept for a resume"
+            ),
+            _ => {}
+        }
+        // A socket that ends without `stop` (or a shutdown, which the call
+        // handles itself) leaves its call waiting for a resume.
+        if !session.hung_up && ending != Ending::Shutdown {
+            if let Some(call) = &session.call {
+                call.detach().await;
             }
-            let _ = sink.close().await;
-        })
-        .await;
+        }
+        metrics::frames_received("media", session.media_frames % MEDIA_COUNTED_EVERY);
+        tracing::debug!(parent: &span, media_frames = session.media_frames, ?ending, "socket closed");
+        drop(session);
+        // The call's last frames come once its work is done; each takes at
+        // most WRITE_TIMEOUT to go out. A socket that failed a write, or had
+        // one stuck, is not written to again but for the close.
+        let closing = match ending {
+            _ if write_failed => return,
+            Ending::TooSlow => Ending::TooSlow,
+            _ => match drain(socket, frames, writer, timer).await {
+                Ending::Normal => ending,
+                Ending::Broken => return,
+                other => other,
+            },
+        };
+        close(socket, closing).await;
     }
 }
 
@@ -359,54 +505,60 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    async fn reject(&self, e: &ProtocolError) {
+    fn reject(&self, e: &ProtocolError) {
         metrics::protocol_error(e.code());
         self.out.push(Outbound::error(self.stream_sid.clone(), e));
     }
 
     /// The live call, or an error frame naming what came too early.
-    async fn live(&self, what: &'static str) -> Option<&CallHandle> {
+    fn live(&self, what: &'static str) -> Option<&CallHandle> {
         match &self.call {
             Some(call) if !self.hung_up => Some(call),
             Some(_) => None,
             None => {
-                self.reject(&ProtocolError::NotStarted(what)).await;
+                self.reject(&ProtocolError::NotStarted(what));
                 None
             }
         }
     }
 
     async fn feed(&self, what: &'static str, input: Input) {
-        if let Some(call) = self.live(what).await {
+        if let Some(call) = self.live(what) {
             call.send(input).await;
         }
     }
 
-    /// Handles one text frame. Media, 50 a second per call, is counted
-    /// and nothing more; other frames are handled in the call's span
+    /// Reads one text frame. Media, 50 a second per call, is counted
+    /// and nothing more, with no await and outside the call's span
     /// (entering a span consults the log filter's table of spans, which
-    /// every call shares, so media frames do not).
-    async fn frame(&mut self, text: &str, shutdown: &CancellationToken) {
-        let frame = match protocol::parse(text) {
-            Ok(f) => f,
+    /// every call shares); any other frame is returned to be handled
+    /// ([`Session::frame`]).
+    fn read(&mut self, text: &str) -> Option<Result<Inbound, ProtocolError>> {
+        match protocol::parse(text) {
+            Ok(Inbound::Media) => {
+                self.media_frames += 1;
+                if self.media_frames % MEDIA_COUNTED_EVERY == 0 {
+                    metrics::frames_received("media", MEDIA_COUNTED_EVERY);
+                }
+                None
+            }
+            Ok(frame) => {
+                metrics::frame_received(metrics::inbound_event(&frame));
+                Some(Ok(frame))
+            }
             Err(e) => {
                 metrics::frame_received("invalid");
-                let span = self.span.clone();
-                return Box::pin(self.reject(&e).instrument(span)).await;
+                Some(Err(e))
             }
-        };
-        if let Inbound::Media = frame {
-            self.media_frames += 1;
-            if self.media_frames % MEDIA_COUNTED_EVERY == 0 {
-                metrics::frames_received("media", MEDIA_COUNTED_EVERY);
-            }
-            return;
         }
-        metrics::frame_received(metrics::inbound_event(&frame));
-        // Boxed: the state of a frame's handling would otherwise size the
-        // socket's task for the socket's whole life.
-        let span = self.span.clone();
-        Box::pin(self.handle(frame, shutdown).instrument(span)).await;
+    }
+
+    /// Handles a frame other than media (run in the call's span).
+    async fn frame(&mut self, frame: Result<Inbound, ProtocolError>, shutdown: &CancellationToken) {
+        match frame {
+            Ok(frame) => self.handle(frame, shutdown).await,
+            Err(e) => self.reject(&e),
+        }
     }
 
     async fn handle(&mut self, frame: Inbound, shutdown: &CancellationToken) {
@@ -415,7 +567,7 @@ impl Session<'_> {
             Inbound::Connected | Inbound::Dtmf { .. } => {}
             Inbound::Start(start) => {
                 if self.call.is_some() {
-                    return self.reject(&ProtocolError::AlreadyStarted).await;
+                    return self.reject(&ProtocolError::AlreadyStarted);
                 }
                 self.stream_sid = Some(start.stream_sid.clone());
                 self.span = tracing::info_span!("call", call_sid = %start.call_sid);
@@ -462,7 +614,7 @@ impl Session<'_> {
             }
             Inbound::Transcript(t) => {
                 if t.is_final {
-                    if let Some(call) = self.live("transcript").await {
+                    if let Some(call) = self.live("transcript") {
                         call.heard(t.id, t.text).await;
                     }
                 }
