@@ -18,6 +18,7 @@ mod ws;
 
 /// The read buffer of a call socket (the load tool gives its bare server
 /// the same).
+#[cfg(feature = "testkit")]
 pub(crate) use ws::READ_BUFFER as CALL_READ_BUFFER;
 
 use crate::call::CallDeps;
