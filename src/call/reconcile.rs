@@ -195,7 +195,7 @@ async fn adopt(
     if orphans.is_empty() {
         return Ok(0);
     }
-    ledger.rebuild(calendar, &orphans, now).await?;
+    ledger.adopt(calendar, &orphans, now).await?;
     for o in &orphans {
         tracing::warn!(claim = %o.id, "reconciler: an event no claim covered; claim committed");
     }

@@ -195,10 +195,7 @@ async fn claim(env: &BookingEnv, deps: &CallDeps, req: ClaimRequest<'_>) -> Resu
                     event_id: t.event.event_id,
                 };
                 tracing::warn!(claim = %claim.id, "the calendar has a booking the ledger did not cover; taken into it");
-                if let Err(e) = ledger
-                    .rebuild(key, std::slice::from_ref(&claim), asked)
-                    .await
-                {
+                if let Err(e) = ledger.adopt(key, std::slice::from_ref(&claim), asked).await {
                     tracing::warn!(error = %e, "could not take the booking into the ledger; the reconciler will");
                 }
                 Outcome::Taken {

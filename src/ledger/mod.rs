@@ -151,6 +151,20 @@ pub trait Ledger: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError>;
 
+    /// Adds committed claims for events found on the calendar that no claim
+    /// covered (claims it holds already are kept as they are), without
+    /// marking the calendar's claims complete: what the reconciler and the
+    /// confirm's re-check take in. Idempotent. A ledger with no such mark
+    /// does what [`Ledger::rebuild`] does.
+    async fn adopt(
+        &self,
+        calendar: &str,
+        claims: &[Rebuilt],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.rebuild(calendar, claims, now).await
+    }
+
     /// Restores `calendar`'s committed claims from the provider's events
     /// (claims it holds already are kept as they are) and marks its claims
     /// complete, so holds and reads on it are answered again. Idempotent.

@@ -261,8 +261,9 @@ return reply({'ok'})
 
 /// KEYS: the calendar's nine. ARGV: last seen version (2), now (''
 /// for the server's), caller's now, prune after, then id, start, end, event
-/// id for each claim. Adds each claim not there yet as committed, then
-/// sets the mark. Returns the version, then 'ok'.
+/// id for each claim. Adds each claim not there yet as committed; with
+/// `FULL` (a rebuild, not an adoption) then sets the mark and counts the
+/// rebuild in the epoch. Returns the version, then 'ok'.
 const REBUILD: &str = r#"
 local now = clock(ARGV[3])
 reap(iv, b, exp, done, now, cutoff(now, ARGV[4], ARGV[5]))
@@ -279,8 +280,12 @@ for i = 6, #ARGV, 4 do
     end
   end
 end
-redis.call('SET', mark, '1')
-redis.call('INCR', epoch)
+-- A full rebuild re-read every claim: the calendar is complete again.
+-- An adoption added some only.
+if FULL then
+  redis.call('SET', mark, '1')
+  redis.call('INCR', epoch)
+end
 advance()
 return reply({'ok'})
 "#;
@@ -336,6 +341,7 @@ pub struct RedisLedger {
     release: std::sync::Arc<Script>,
     extend: std::sync::Arc<Script>,
     rebuild: std::sync::Arc<Script>,
+    adopt: std::sync::Arc<Script>,
     claims: std::sync::Arc<Script>,
     /// Take "now" from the callers instead of the server (replays only).
     caller_clock: bool,
@@ -394,7 +400,8 @@ impl RedisLedger {
             commit: script(COMMIT),
             release: script(RELEASE),
             extend: script(EXTEND),
-            rebuild: script(REBUILD),
+            rebuild: script(&format!("local FULL = true\n{REBUILD}")),
+            adopt: script(&format!("local FULL = false\n{REBUILD}")),
             claims: script(CLAIMS),
             caller_clock: false,
             hold_ttl: HOLD_TTL,
@@ -478,6 +485,29 @@ impl RedisLedger {
             [ok] if ok == "ok" => Ok(()),
             _ => Err(LedgerError::NotHeld),
         }
+    }
+
+    /// The REBUILD script (`script`: the full rebuild, or an adoption):
+    /// `claims` added as committed where their ids are not there yet.
+    async fn add_committed(
+        &self,
+        script: &Script,
+        calendar: &str,
+        claims: &[Rebuilt],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let mut call = self.on(script, calendar);
+        call.arg(self.now_arg(now))
+            .arg(secs(now))
+            .arg(PRUNE_AFTER.num_seconds());
+        for c in claims {
+            call.arg(&c.id)
+                .arg(secs(c.interval.start))
+                .arg(secs(c.interval.end))
+                .arg(event_arg(Some(&c.event_id)));
+        }
+        self.run(calendar, call).await?;
+        Ok(())
     }
 
     /// Holds on this ledger live `ttl` (at least [`MIN_HOLD_TTL`]) instead
@@ -620,18 +650,17 @@ impl Ledger for RedisLedger {
         claims: &[Rebuilt],
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let mut call = self.on(&self.rebuild, calendar);
-        call.arg(self.now_arg(now))
-            .arg(secs(now))
-            .arg(PRUNE_AFTER.num_seconds());
-        for c in claims {
-            call.arg(&c.id)
-                .arg(secs(c.interval.start))
-                .arg(secs(c.interval.end))
-                .arg(event_arg(Some(&c.event_id)));
-        }
-        self.run(calendar, call).await?;
-        Ok(())
+        self.add_committed(&self.rebuild, calendar, claims, now)
+            .await
+    }
+
+    async fn adopt(
+        &self,
+        calendar: &str,
+        claims: &[Rebuilt],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.add_committed(&self.adopt, calendar, claims, now).await
     }
 
     fn hold_ttl(&self) -> Duration {

@@ -104,6 +104,15 @@ impl Ledger for MeteredLedger {
         timed("rebuild", self.inner.rebuild(calendar, claims, now)).await
     }
 
+    async fn adopt(
+        &self,
+        calendar: &str,
+        claims: &[Rebuilt],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        timed("adopt", self.inner.adopt(calendar, claims, now)).await
+    }
+
     async fn release(&self, calendar: &str, claim: &str) -> Result<(), LedgerError> {
         timed("release", self.inner.release(calendar, claim)).await
     }

@@ -759,6 +759,13 @@ async fn a_failover_that_lost_the_latest_writes_is_detected_and_refused_until_re
         interval: iv(60, 90),
         event_id: "ev-a1".into(),
     };
+    // Taking in one booking (as a confirm's re-check does) is no rebuild:
+    // the calendar stays refused.
+    b.adopt(cal, std::slice::from_ref(&rebuilt), now).await.unwrap();
+    assert_eq!(
+        b.hold(cal, "b-3", iv(200, 230), None, now).await,
+        Err(LedgerError::Unverified)
+    );
     a.rebuild(cal, &[rebuilt], now).await.unwrap();
     assert!(matches!(
         b.hold(cal, "b-3", iv(60, 90), None, now).await,
