@@ -761,7 +761,9 @@ async fn a_failover_that_lost_the_latest_writes_is_detected_and_refused_until_re
     };
     // Taking in one booking (as a confirm's re-check does) is no rebuild:
     // the calendar stays refused.
-    b.adopt(cal, std::slice::from_ref(&rebuilt), now).await.unwrap();
+    b.adopt(cal, std::slice::from_ref(&rebuilt), now)
+        .await
+        .unwrap();
     assert_eq!(
         b.hold(cal, "b-3", iv(200, 230), None, now).await,
         Err(LedgerError::Unverified)
