@@ -169,9 +169,7 @@ pub async fn run(
                 every.tick().await;
                 let now = deps.clock.now();
                 let settled = deps.reconciler.run(&*deps.ledger, now).await;
-                for (claim, event) in &settled.forwarded {
-                    deps.outcomes.settle(claim, event, now).await;
-                }
+                crate::call::reconcile::announce(&deps.outcomes, &settled, now).await;
             }
         })
     };

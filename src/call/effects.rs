@@ -215,9 +215,7 @@ async fn load(env: &BookingEnv, deps: &CallDeps) -> Result<Availability, Trouble
     }
     match settled {
         Ok((claims, settled)) => {
-            for (claim, event) in &settled.forwarded {
-                deps.outcomes.settle(claim, event, now).await;
-            }
+            super::reconcile::announce(&deps.outcomes, &settled, now).await;
             busy.extend(claims.into_iter().map(|c| c.interval));
         }
         Err(e) => {

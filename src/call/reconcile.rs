@@ -32,7 +32,7 @@
 //! `--reconcile-seconds` says otherwise) over the calendars this instance
 //! loaded recently.
 
-use crate::calendar::{CalendarError, CalendarProvider, CreatedEvent};
+use crate::calendar::{CalendarError, CalendarProvider, CreatedEvent, TaggedEvent};
 use crate::ledger::{Claim, Ledger, LedgerError, Rebuilt, PRUNE_AFTER};
 use crate::schedule::{BookingRules, Interval};
 use chrono::{DateTime, Duration, Utc};
@@ -163,6 +163,16 @@ pub async fn reconcile(
     Ok((kept, settled))
 }
 
+/// The committed claim that covers an event callbook made: its booking id,
+/// its slot padded by `rules`, its event id.
+pub(super) fn claim_for(tagged: TaggedEvent, rules: &BookingRules) -> Rebuilt {
+    Rebuilt {
+        id: tagged.booking_id,
+        interval: rules.padded(tagged.event.slot),
+        event_id: tagged.event.event_id,
+    }
+}
+
 /// Gives every event callbook made in `window` that no claim in `kept`
 /// names a committed claim (added to `kept`); returns how many. A calendar
 /// that cannot be listed now is left for the next run.
@@ -186,11 +196,7 @@ async fn adopt(
                 c.id == t.booking_id || c.event_id.as_deref() == Some(t.event.event_id.as_str())
             })
         })
-        .map(|t| Rebuilt {
-            id: t.booking_id,
-            interval: rules.padded(t.event.slot),
-            event_id: t.event.event_id,
-        })
+        .map(|t| claim_for(t, rules))
         .collect();
     if orphans.is_empty() {
         return Ok(0);
@@ -228,14 +234,7 @@ pub async fn rebuild(
             return None;
         }
     };
-    let claims: Vec<Rebuilt> = events
-        .into_iter()
-        .map(|t| Rebuilt {
-            id: t.booking_id,
-            interval: rules.padded(t.event.slot),
-            event_id: t.event.event_id,
-        })
-        .collect();
+    let claims: Vec<Rebuilt> = events.into_iter().map(|t| claim_for(t, rules)).collect();
     match ledger.rebuild(calendar, &claims, now).await {
         Ok(()) => {
             tracing::info!(
@@ -249,6 +248,14 @@ pub async fn rebuild(
             tracing::warn!(error = %e, "rebuilding the ledger failed");
             None
         }
+    }
+}
+
+/// Records, for each unknown claim `settled` rolled forward, the outcome
+/// its call was told might come ([`crate::outcomes::Recorder::settle`]).
+pub async fn announce(outcomes: &crate::outcomes::Recorder, settled: &Settled, now: DateTime<Utc>) {
+    for (claim, event) in &settled.forwarded {
+        outcomes.settle(claim, event, now).await;
     }
 }
 

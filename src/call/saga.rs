@@ -175,41 +175,39 @@ async fn claim(env: &BookingEnv, deps: &CallDeps, req: ClaimRequest<'_>) -> Resu
         env.provider.free_busy(padded),
         env.provider.tagged_events(padded)
     );
-    let outcome = match (busy, tagged) {
-        (Ok(busy), Ok(tagged)) => {
-            // A meeting being moved shows as busy itself; it must not stop it
-            // moving next to itself.
-            let busy = match req.own {
-                Some(own) => subtract(&busy, own),
-                None => busy,
-            };
-            let unknown_to_ledger = tagged.into_iter().find(|t| {
-                t.booking_id != id
-                    && req.own_event != Some(t.event.event_id.as_str())
-                    && rules.padded(t.event.slot).overlaps(&padded)
-            });
-            if let Some(t) = unknown_to_ledger {
-                let claim = crate::ledger::Rebuilt {
-                    interval: rules.padded(t.event.slot),
-                    id: t.booking_id,
-                    event_id: t.event.event_id,
-                };
-                tracing::warn!(claim = %claim.id, "the calendar has a booking the ledger did not cover; taken into it");
-                if let Err(e) = ledger.adopt(key, std::slice::from_ref(&claim), asked).await {
-                    tracing::warn!(error = %e, "could not take the booking into the ledger; the reconciler will");
-                }
-                Outcome::Taken {
-                    conflict: claim.interval,
-                }
-            } else {
-                match busy.iter().find(|b| b.overlaps(&padded)) {
-                    None => return Ok(lease),
-                    Some(b) => Outcome::Taken { conflict: *b },
-                }
-            }
+    let (busy, tagged) = match (busy, tagged) {
+        (Ok(busy), Ok(tagged)) => (busy, tagged),
+        (Err(e), _) | (_, Err(e)) => {
+            release(env, deps, id).await;
+            return Err(Outcome::Failed(trouble(e, env, deps).await));
         }
-        (Err(e), _) | (_, Err(e)) => Outcome::Failed(trouble(e, env, deps).await),
     };
+    // Another booking of callbook's in the slot: the ledger should have
+    // had it and did not, so it is taken in now.
+    let untracked = tagged
+        .into_iter()
+        .filter(|t| t.booking_id != id && req.own_event != Some(t.event.event_id.as_str()))
+        .map(|t| super::reconcile::claim_for(t, rules))
+        .find(|c| c.interval.overlaps(&padded));
+    let conflict = if let Some(claim) = untracked {
+        tracing::warn!(claim = %claim.id, "the calendar has a booking the ledger did not cover; taken into it");
+        if let Err(e) = ledger.adopt(key, std::slice::from_ref(&claim), asked).await {
+            tracing::warn!(error = %e, "could not take the booking into the ledger; the reconciler will");
+        }
+        claim.interval
+    } else {
+        // A meeting being moved shows as busy itself; it must not stop it
+        // moving next to itself.
+        let busy = match req.own {
+            Some(own) => subtract(&busy, own),
+            None => busy,
+        };
+        match busy.into_iter().find(|b| b.overlaps(&padded)) {
+            None => return Ok(lease),
+            Some(b) => b,
+        }
+    };
+    let outcome = Outcome::Taken { conflict };
     release(env, deps, id).await;
     Err(outcome)
 }

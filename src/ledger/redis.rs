@@ -372,6 +372,14 @@ fn event_arg(event_id: Option<&str>) -> &str {
     event_id.filter(|id| !id.contains('|')).unwrap_or("")
 }
 
+/// A COMMIT or EXTEND result: done, or the claim was not held.
+fn held(reply: &[String]) -> Result<(), LedgerError> {
+    match reply {
+        [ok] if ok == "ok" => Ok(()),
+        _ => Err(LedgerError::NotHeld),
+    }
+}
+
 fn secs(t: DateTime<Utc>) -> i64 {
     t.timestamp()
 }
@@ -473,18 +481,12 @@ impl RedisLedger {
         event_id: Option<&str>,
     ) -> Result<(), LedgerError> {
         let mut call = self.on(&self.extend, calendar);
-        call.arg(claim)
-            .arg(self.now_arg(now))
-            .arg(secs(now))
-            .arg(PRUNE_AFTER.num_seconds())
+        call.arg(claim);
+        self.clock(&mut call, now)
             .arg(ttl.num_seconds())
             .arg(mark)
             .arg(event_arg(event_id));
-        let reply = self.run(calendar, call).await?;
-        match reply.as_slice() {
-            [ok] if ok == "ok" => Ok(()),
-            _ => Err(LedgerError::NotHeld),
-        }
+        held(&self.run(calendar, call).await?)
     }
 
     /// The REBUILD script (`script`: the full rebuild, or an adoption):
@@ -497,9 +499,7 @@ impl RedisLedger {
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         let mut call = self.on(script, calendar);
-        call.arg(self.now_arg(now))
-            .arg(secs(now))
-            .arg(PRUNE_AFTER.num_seconds());
+        self.clock(&mut call, now);
         for c in claims {
             call.arg(&c.id)
                 .arg(secs(c.interval.start))
@@ -518,6 +518,18 @@ impl RedisLedger {
     pub fn with_hold_ttl(mut self, ttl: Duration) -> Self {
         self.hold_ttl = ttl.max(MIN_HOLD_TTL);
         self
+    }
+
+    /// The arguments every reaping script takes in a row: its "now" (empty
+    /// for the server's clock), the caller's now, and the prune age.
+    fn clock<'c, 'a>(
+        &self,
+        call: &'c mut redis::ScriptInvocation<'a>,
+        now: DateTime<Utc>,
+    ) -> &'c mut redis::ScriptInvocation<'a> {
+        call.arg(self.now_arg(now))
+            .arg(secs(now))
+            .arg(PRUNE_AFTER.num_seconds())
     }
 
     /// The `now` argument of a script: empty for the server's clock.
@@ -570,16 +582,9 @@ impl Ledger for RedisLedger {
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         let mut call = self.on(&self.commit, calendar);
-        call.arg(claim)
-            .arg(self.now_arg(now))
-            .arg(secs(now))
-            .arg(PRUNE_AFTER.num_seconds())
-            .arg(event_arg(event_id));
-        let reply = self.run(calendar, call).await?;
-        match reply.as_slice() {
-            [ok] if ok == "ok" => Ok(()),
-            _ => Err(LedgerError::NotHeld),
-        }
+        call.arg(claim);
+        self.clock(&mut call, now).arg(event_arg(event_id));
+        held(&self.run(calendar, call).await?)
     }
 
     async fn extend(
@@ -617,11 +622,8 @@ impl Ledger for RedisLedger {
         now: DateTime<Utc>,
     ) -> Result<Vec<Claim>, LedgerError> {
         let mut call = self.on(&self.claims, calendar);
-        call.arg(secs(window.start))
-            .arg(secs(window.end))
-            .arg(self.now_arg(now))
-            .arg(secs(now))
-            .arg(PRUNE_AFTER.num_seconds());
+        call.arg(secs(window.start)).arg(secs(window.end));
+        self.clock(&mut call, now);
         let flat = self.run(calendar, call).await?;
         let flat = match flat.split_first() {
             Some((ok, rest)) if ok == "ok" => rest,

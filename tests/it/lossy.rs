@@ -112,6 +112,24 @@ async fn pipe(
     }
 }
 
+/// Runs a ledger step again until the connection that lost its reply is
+/// back (at most about a second).
+async fn once_reconnected<F, Fut>(step: F) -> Result<(), LedgerError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), LedgerError>>,
+{
+    let mut result = step().await;
+    for _ in 0..20 {
+        if !matches!(result, Err(LedgerError::Unavailable(_))) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        result = step().await;
+    }
+    result
+}
+
 fn t(min: i64) -> DateTime<Utc> {
     "2031-03-04T15:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::minutes(min)
 }
@@ -148,14 +166,7 @@ async fn ledger_steps_whose_replies_are_lost_are_the_same_step_when_tried_again(
     let seen = direct.claims(cal, slot, now).await.unwrap();
     assert_eq!(seen.len(), 1, "the hold ran although its reply was lost");
     // Tried again (on a new connection), it is the same hold.
-    let mut again = lossy.hold(cal, "claim-a", slot, None, now).await;
-    for _ in 0..20 {
-        if !matches!(again, Err(LedgerError::Unavailable(_))) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        again = lossy.hold(cal, "claim-a", slot, None, now).await;
-    }
+    let again = once_reconnected(|| lossy.hold(cal, "claim-a", slot, None, now)).await;
     assert_eq!(again, Ok(()));
     // A rival still loses to it.
     assert!(matches!(
@@ -168,14 +179,7 @@ async fn ledger_steps_whose_replies_are_lost_are_the_same_step_when_tried_again(
         .commit_event(cal, "claim-a", Some("ev-1"), now)
         .await
         .is_err());
-    let mut again = lossy.commit_event(cal, "claim-a", Some("ev-1"), now).await;
-    for _ in 0..20 {
-        if !matches!(again, Err(LedgerError::Unavailable(_))) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        again = lossy.commit_event(cal, "claim-a", Some("ev-1"), now).await;
-    }
+    let again = once_reconnected(|| lossy.commit_event(cal, "claim-a", Some("ev-1"), now)).await;
     assert_eq!(again, Ok(()));
     let seen = direct.claims(cal, slot, now).await.unwrap();
     assert_eq!(seen.len(), 1, "{seen:?}");

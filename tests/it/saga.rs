@@ -102,12 +102,17 @@ fn booked_events(app: &Harness) -> Vec<callbook::calendar::emulator::google::Sto
 /// Reads of events fail for good (a final 400, so no retry waits): the
 /// create's own look-up, its read-back and the reconciler's all fail.
 fn reads_fail(app: &Harness) {
+    refuse(app, Endpoint::Get);
+}
+
+/// Every request to `endpoint` gets a final 400 from now on.
+fn refuse(app: &Harness, endpoint: Endpoint) {
     let fault = Fault::Status {
         code: 400,
         reason: "badRequest",
         retry_after: None,
     };
-    app.google.inject(OWNER, Endpoint::Get, fault, u32::MAX);
+    app.google.inject(OWNER, endpoint, fault, u32::MAX);
 }
 
 /// The create's answer is lost on its last attempt although the event was
@@ -414,12 +419,7 @@ async fn a_redis_restarted_empty_refuses_confirms_until_rebuilt_and_the_rebuilt_
     // rebuilt: the confirm is refused with a sentence, and nothing is
     // written.
     reads_fail(&app);
-    let refused = Fault::Status {
-        code: 400,
-        reason: "badRequest",
-        retry_after: None,
-    };
-    app.google.inject(OWNER, Endpoint::List, refused, u32::MAX);
+    refuse(&app, Endpoint::List);
     b.send(&frames::transcript("yes")).await.unwrap();
     let got = b.settle().await.unwrap();
     assert_eq!(statuses(&got), vec!["failed"], "{got:?}");
