@@ -104,6 +104,9 @@ pub struct Settings {
     pub metrics_auth: bool,
     /// Connection caps and timeouts ([`Limits::default`] is safe).
     pub limits: Limits,
+    /// How long one provider request may take
+    /// ([`PROVIDER_REQUEST_TIMEOUT`] by default).
+    pub provider_timeout: Duration,
 }
 
 /// Default for [`Settings::resume_window`].
@@ -112,10 +115,10 @@ pub const RESUME_WINDOW: Duration = Duration::from_secs(10 * 60);
 /// The HTTP client for provider calls: rustls, no redirects (OAuth token
 /// endpoints must not be redirected), bounded per request. An error here
 /// stops the start: a default client would have neither bound.
-pub fn http_client() -> Result<reqwest::Client, ServeError> {
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, ServeError> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(PROVIDER_REQUEST_TIMEOUT)
+        .timeout(timeout)
         .build()
         .map_err(ServeError::HttpClient)
 }
@@ -133,7 +136,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     check_tokens(&settings.auth_token, settings.admin_token.as_ref())?;
-    let http = http_client()?;
+    let http = http_client(settings.provider_timeout)?;
     let limits = Arc::new(settings.limits);
     let tracker = TaskTracker::new();
     let calls_cancel = CancellationToken::new();
@@ -211,6 +214,10 @@ pub async fn run(
             crate::observe::metrics::upkeep();
         }
     });
+    // Before the first call, not during it.
+    if let Err(e) = tokio::task::spawn_blocking(crate::phone::warm).await {
+        tracing::warn!(error = %e, "loading the numbering plans failed; the first call loads them");
+    }
     // On the runtime's workers, not the thread that waits for it: pinned to
     // one core, that thread and the worker would take turns at it, with a
     // switch between them for every connection accepted.

@@ -83,6 +83,9 @@ pub struct Options {
     /// The admin token; a fresh one when `None`. Instances behind one load
     /// balancer share it (it keys the settings links they all accept).
     pub admin_token: Option<String>,
+    /// How long one provider request may take; the server's default
+    /// when `None`.
+    pub provider_timeout: Option<Duration>,
 }
 
 /// Endpoints for a Google emulator listening at `addr`.
@@ -296,6 +299,9 @@ impl Harness {
             webhook: options.webhook,
             metrics_auth: options.metrics_auth,
             limits: options.limits.unwrap_or_default(),
+            provider_timeout: options
+                .provider_timeout
+                .unwrap_or(crate::app::PROVIDER_REQUEST_TIMEOUT),
         };
         let stop = shutdown.clone();
         let server = tokio::spawn(crate::run(settings, listener, async move {

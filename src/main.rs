@@ -755,6 +755,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         webhook,
         metrics_auth: args.metrics_auth,
         limits: args.limits.limits(),
+        provider_timeout: callbook::app::PROVIDER_REQUEST_TIMEOUT,
     };
     tracing::info!(addr = %local, "callbook serving /v1/calls");
     callbook::run(settings, listener, shutdown_signal()).await?;
@@ -942,7 +943,7 @@ async fn check_provider(args: CheckProviderArgs) -> anyhow::Result<bool> {
         .and_then(|u| u.email)
         .unwrap_or_default();
     let (google, microsoft) = args.providers.endpoints();
-    let http = callbook::app::http_client()?;
+    let http = callbook::app::http_client(callbook::app::PROVIDER_REQUEST_TIMEOUT)?;
     let calendars = callbook::call::Calendars::new(http, google, microsoft, store);
     let provider = calendars.build(&args.user, &conn);
     let now = Clock::System.now();
@@ -1151,7 +1152,7 @@ async fn diagnose(campaign: &str, url: &str, token: &str, json: bool) -> anyhow:
         .map_err(|_| anyhow::anyhow!("--url cannot take a path"))?
         .pop_if_empty()
         .extend(["v1", "campaigns", campaign, "diagnostics"]);
-    let resp = callbook::app::http_client()?
+    let resp = callbook::app::http_client(callbook::app::PROVIDER_REQUEST_TIMEOUT)?
         .get(endpoint)
         .bearer_auth(token)
         .timeout(Duration::from_secs(15))

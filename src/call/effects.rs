@@ -24,7 +24,10 @@ const LOAD_MARGIN_DAYS: i64 = 2;
 
 /// Everything a call's effects need, fixed at call start.
 pub(super) struct BookingEnv {
-    pub calendar_key: String,
+    /// The ledger key of the calendar ([`BookingEnv::calendar_key`]).
+    pub calendar_key: tokio::sync::OnceCell<String>,
+    /// The calendar as the connection names it (`primary`, or an id).
+    pub calendar_alias: String,
     pub campaign_id: String,
     pub owner_id: String,
     pub owner_name: String,
@@ -190,13 +193,10 @@ async fn load(env: &BookingEnv, deps: &CallDeps) -> Result<Availability, Trouble
         Ok(b) => b,
         Err(e) => return Err(trouble(e, env, deps).await),
     };
-    deps.reconciler.note(
-        &env.calendar_key,
-        env.provider.clone(),
-        &env.settings.rules,
-        now,
-    );
-    let (ledger, key, rules) = (&*deps.ledger, &env.calendar_key, &env.settings.rules);
+    let key = env.calendar_key(deps).await;
+    deps.reconciler
+        .note(key, env.provider.clone(), &env.settings.rules, now);
+    let (ledger, rules) = (&*deps.ledger, &env.settings.rules);
     let reconcile =
         || super::reconcile::reconcile(ledger, key, &*env.provider, rules, window, &busy, now);
     let mut settled = reconcile().await;

@@ -143,7 +143,7 @@ async fn claim(env: &BookingEnv, deps: &CallDeps, req: ClaimRequest<'_>) -> Resu
     let id = req.id;
     let padded = env.settings.rules.padded(req.slot);
     let ledger = &deps.ledger;
-    let key = &env.calendar_key;
+    let key = env.calendar_key(deps).await;
     let mut asked = deps.clock.now();
     let mut held = ledger_retry(|| ledger.hold(key, id, padded, req.replaces, asked)).await;
     if held == Err(LedgerError::Unverified) {
@@ -225,11 +225,11 @@ async fn ensure_lease(
     padded: Interval,
     replaces: Option<&str>,
 ) -> Result<(), Outcome> {
+    let key = env.calendar_key(deps).await;
     let now = deps.clock.now();
     if lease.until - now >= write_budget(lease.ttl) + lease_margin(lease.ttl) {
         return Ok(());
     }
-    let key = &env.calendar_key;
     let ledger = &deps.ledger;
     let extended = match ledger_retry(|| ledger.extend(key, claim, now)).await {
         Err(LedgerError::NotHeld) => {
@@ -312,7 +312,7 @@ async fn unconfirmed(failed: Option<CalendarError>, env: &BookingEnv, deps: &Cal
 /// Releases a claim nothing was written for, retried; a release that still
 /// fails leaves a hold that lapses on its own.
 async fn release(env: &BookingEnv, deps: &CallDeps, claim: &str) {
-    let key = &env.calendar_key;
+    let key = env.calendar_key(deps).await;
     if let Err(e) = ledger_retry(|| deps.ledger.release(key, claim)).await {
         tracing::warn!(error = %e, claim, "could not release a hold; it lapses on its own");
     }
@@ -329,7 +329,7 @@ async fn keep_unknown(
     replaces: Option<&str>,
     event_id: Option<&str>,
 ) {
-    let key = &env.calendar_key;
+    let key = env.calendar_key(deps).await;
     let ledger = &deps.ledger;
     let now = deps.clock.now();
     let mut marked = ledger_retry(|| ledger.mark_unknown(key, claim, event_id, now)).await;
@@ -524,7 +524,7 @@ async fn commit_after_write(
     created: &CreatedEvent,
 ) -> AfterWrite {
     let ledger = &deps.ledger;
-    let key = &env.calendar_key;
+    let key = env.calendar_key(deps).await;
     let event = Some(created.event_id.as_str());
     let now = deps.clock.now();
     let outcome = match ledger_retry(|| ledger.commit_event(key, claim, event, now)).await {
@@ -589,7 +589,7 @@ async fn commit_after_write(
 /// (idempotent) and committed, and it is reported as booked.
 async fn recovered(env: &BookingEnv, deps: &CallDeps, claim: &str, found: CreatedEvent) -> Outcome {
     let padded = env.settings.rules.padded(found.slot);
-    let key = &env.calendar_key;
+    let key = env.calendar_key(deps).await;
     let ledger = &deps.ledger;
     let now = deps.clock.now();
     if let Err(e) = ledger_retry(|| ledger.hold(key, claim, padded, None, now)).await {
@@ -621,7 +621,7 @@ pub(super) async fn cancel(
     if let Err(e) = env.provider.cancel_event(event_id).await {
         return Err(trouble(e, env, deps).await);
     }
-    let key = &env.calendar_key;
+    let key = env.calendar_key(deps).await;
     if let Err(e) = ledger_retry(|| deps.ledger.release(key, claim)).await {
         tracing::warn!(error = %e, claim, "the meeting is cancelled but its claim stays until the reconciler removes it");
     }

@@ -9,7 +9,7 @@ use crate::calendar::oauth::ReloadToken;
 use crate::calendar::CalendarProvider;
 use crate::dialog::{BookingContext, Recipient, Setup};
 use crate::domain::SkipReason;
-use crate::phone::E164;
+use crate::phone::{DEFAULT_COUNTRY, E164};
 use crate::protocol::Start;
 use crate::store::{Campaign, Connection, ConnectionStatus, Provider};
 use crate::store::{Store, StoreError};
@@ -162,9 +162,6 @@ fn param<'a>(start: &'a Start, name: &str) -> Option<&'a str> {
     start.param(name)
 }
 
-/// Where a national number is read when the campaign says nothing.
-const DEFAULT_COUNTRY: &str = "US";
-
 /// Looks up the campaign, owner and connection named by the `start` frame.
 pub(super) async fn prepare(deps: &CallDeps, start: &Start) -> (Setup, Option<BookingEnv>) {
     // Read once: the campaign says both where national numbers are read
@@ -252,9 +249,15 @@ async fn booking_env(
         }
     }
     let provider = deps.calendars.for_user(&campaign.owner, &conn);
-    let calendar_key = calendar_key(deps, &campaign.owner, &conn, provider.as_ref()).await;
+    // Named now when the store knows the calendar's canonical id; else by
+    // the first effect that needs it, never before the caller's first
+    // lines ([`BookingEnv::calendar_key`]).
+    let known = conn
+        .canonical_id()
+        .map(|id| format!("{}:{id}", conn.provider.as_str()));
     Ok(BookingEnv {
-        calendar_key,
+        calendar_key: tokio::sync::OnceCell::new_with(known),
+        calendar_alias: conn.calendar_id.clone(),
         campaign_id: campaign.id.clone(),
         owner_id: campaign.owner.clone(),
         owner_name: owner.map(|o| o.name).unwrap_or_default(),
@@ -271,43 +274,44 @@ async fn booking_env(
     })
 }
 
-/// The ledger key of a connection's calendar: `provider:canonical id`, so
-/// one calendar is one key whoever books on it (two owners sharing it
-/// compete) and however it was named ("primary" or its id). A connection
-/// stored before canonical ids were kept is resolved once and the answer
-/// persisted. If the provider cannot say now, the owner-scoped key stands
-/// in for this call: the call's own load asks the provider the same
-/// question and fails the same way, and the provider re-check before every
-/// create still guards the slot.
-async fn calendar_key(
-    deps: &CallDeps,
-    owner: &str,
-    conn: &Connection,
-    provider: &dyn CalendarProvider,
-) -> String {
-    let kind = conn.provider.as_str();
-    if let Some(id) = conn.canonical_id() {
-        return format!("{kind}:{id}");
-    }
-    match provider.calendar_info().await {
-        Ok(info) => {
-            if let Err(e) = deps
-                .store
-                .set_canonical(owner, conn.provider, &conn.calendar_id, &info.calendar_id)
-                .await
-            {
-                tracing::warn!(error = %e, "could not record the calendar's canonical id");
-            }
-            format!("{kind}:{}", info.calendar_id)
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "calendar's canonical id unknown; owner-scoped ledger key");
-            format!("{owner}:{}", conn.calendar_id)
-        }
-    }
-}
-
 impl BookingEnv {
+    /// The ledger key of the call's calendar: `provider:canonical id`, so
+    /// one calendar is one key whoever books on it (two owners sharing it
+    /// compete) and however it was named ("primary" or its id).
+    ///
+    /// A connection stored before its canonical id was known is resolved
+    /// by the first effect that needs the key (the load, or a resumed
+    /// call's booking), and the answer persisted; the dialog's first lines
+    /// do not wait for it. If the provider cannot say, the owner-scoped
+    /// key stands in for the rest of this call: the load asks the provider
+    /// the same question and fails the same way, and the provider re-check
+    /// before every create still guards the slot.
+    pub async fn calendar_key(&self, deps: &CallDeps) -> &str {
+        self.calendar_key
+            .get_or_init(|| self.resolve_key(deps))
+            .await
+    }
+
+    async fn resolve_key(&self, deps: &CallDeps) -> String {
+        let (owner, kind, alias) = (&self.owner_id, self.provider_kind, &self.calendar_alias);
+        match self.provider.calendar_info().await {
+            Ok(info) => {
+                if let Err(e) = deps
+                    .store
+                    .set_canonical(owner, kind, alias, &info.calendar_id)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not record the calendar's canonical id");
+                }
+                format!("{}:{}", kind.as_str(), info.calendar_id)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "calendar's canonical id unknown; owner-scoped ledger key");
+                format!("{owner}:{alias}")
+            }
+        }
+    }
+
     fn context(&self) -> BookingContext {
         BookingContext {
             rules: self.settings.rules.clone(),

@@ -411,11 +411,11 @@ async fn send(tx: &mut SplitSink<Socket, Message>, text: String) -> anyhow::Resu
     Ok(())
 }
 
-/// Connects a call and starts it: `connected`, `start`, then a `sync`
-/// whose answer says the server has set the call up.
-async fn open_call(addr: SocketAddr, i: usize, tag: &str) -> anyhow::Result<Call> {
+/// Connects a call and sends `connected` and `start`, as Twilio opens a
+/// stream.
+async fn start_call(addr: SocketAddr, i: usize, tag: &str) -> anyhow::Result<Call> {
     let ws = connect(addr).await?;
-    let (mut tx, mut rx) = ws.split();
+    let (mut tx, rx) = ws.split();
     let sid = format!("CA{tag}{i:030x}");
     let stream_sid = format!("MZ{tag}{i:030x}");
     send(
@@ -424,33 +424,50 @@ async fn open_call(addr: SocketAddr, i: usize, tag: &str) -> anyhow::Result<Call
     )
     .await?;
     send(&mut tx, start_frame(&sid, &stream_sid, i)).await?;
-    send(
-        &mut tx,
-        json!({"event": "sync", "sync": {"id": "ready"}}).to_string(),
-    )
-    .await?;
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(60), rx.next())
-            .await
-            .map_err(|_| anyhow!("call {i}: no sync answer within a minute"))?;
-        match frame {
-            Some(Ok(Message::Text(text))) => {
-                let v: Value = serde_json::from_str(&text)?;
-                if v["event"] == "sync" {
-                    break;
-                }
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(e.into()),
-            None => bail!("call {i}: socket closed during setup"),
-        }
-    }
     Ok(Call {
         tx,
         rx,
         sid,
         stream_sid,
     })
+}
+
+/// Reads the call's frames until one of `event` comes, within `limit`.
+async fn until_event(
+    rx: &mut SplitStream<Socket>,
+    event: &str,
+    limit: Duration,
+    i: usize,
+) -> anyhow::Result<()> {
+    loop {
+        let frame = tokio::time::timeout(limit, rx.next())
+            .await
+            .map_err(|_| anyhow!("call {i}: no {event} within {limit:?}"))?;
+        match frame {
+            Some(Ok(Message::Text(text))) => {
+                let v: Value = serde_json::from_str(&text)?;
+                if v["event"] == event {
+                    return Ok(());
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.into()),
+            None => bail!("call {i}: socket closed before a {event}"),
+        }
+    }
+}
+
+/// Starts a call ([`start_call`]) and sends a `sync`, whose answer says
+/// the server has set the call up.
+async fn open_call(addr: SocketAddr, i: usize, tag: &str) -> anyhow::Result<Call> {
+    let mut call = start_call(addr, i, tag).await?;
+    send(
+        &mut call.tx,
+        json!({"event": "sync", "sync": {"id": "ready"}}).to_string(),
+    )
+    .await?;
+    until_event(&mut call.rx, "sync", Duration::from_secs(60), i).await?;
+    Ok(call)
 }
 
 /// What one streaming call saw.
@@ -681,47 +698,25 @@ async fn burst(
         every.tick().await;
         let tag = tag.clone();
         tasks.push(tokio::spawn(async move {
-            let ws = connect(addr).await?;
-            let (mut tx, mut rx) = ws.split();
-            let sid = format!("CA{tag}{i:030x}");
-            let stream_sid = format!("MZ{tag}{i:030x}");
-            send(
-                &mut tx,
-                json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string(),
-            )
-            .await?;
-            send(&mut tx, start_frame(&sid, &stream_sid, i)).await?;
+            let mut call = start_call(addr, i, &tag).await?;
             let offered = Instant::now();
             send(
-                &mut tx,
+                &mut call.tx,
                 json!({"event": "booking", "booking": {"action": "offer"}}).to_string(),
             )
             .await?;
-            let waited = loop {
-                let frame = tokio::time::timeout(Duration::from_secs(30), rx.next())
-                    .await
-                    .map_err(|_| anyhow!("burst call {i}: no say within 30 s"))?;
-                match frame {
-                    Some(Ok(Message::Text(text))) => {
-                        let v: Value = serde_json::from_str(&text)?;
-                        if v["event"] == "say" {
-                            break offered.elapsed();
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    _ => bail!("burst call {i}: socket closed before the say"),
-                }
-            };
+            until_event(&mut call.rx, "say", Duration::from_secs(30), i).await?;
+            let waited = offered.elapsed();
             // Kept open until every call has started, as live calls are.
-            anyhow::Ok((waited, tx, rx))
+            anyhow::Ok((waited, call))
         }));
     }
     let mut waits = Vec::with_capacity(calls);
     let mut sockets = Vec::with_capacity(calls);
     for t in tasks {
-        let (waited, tx, rx) = t.await??;
+        let (waited, call) = t.await??;
         waits.push(waited);
-        sockets.push((tx, rx));
+        sockets.push(call);
     }
     let elapsed = started.elapsed().as_secs_f64();
     let server_cpu = cpu_ticks(pid)?.saturating_sub(cpu_before) as f64 / tick;

@@ -34,7 +34,7 @@ async fn setup() -> Setup {
     let stop = CancellationToken::new();
     let addr = serve_local(emu.router(), stop.clone()).await.unwrap();
     let client = GoogleCalendar::new(
-        callbook::app::http_client().unwrap(),
+        callbook::app::http_client(callbook::app::PROVIDER_REQUEST_TIMEOUT).unwrap(),
         emulator_endpoints(addr),
         "primary".into(),
         SecretString::from("rt-1"),

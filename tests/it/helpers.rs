@@ -44,7 +44,7 @@ pub fn of_kind<'a>(frames: &'a [Value], event: &str) -> Vec<&'a Value> {
 }
 
 pub fn http() -> reqwest::Client {
-    callbook::app::http_client().unwrap()
+    callbook::app::http_client(callbook::app::PROVIDER_REQUEST_TIMEOUT).unwrap()
 }
 
 pub async fn admin(

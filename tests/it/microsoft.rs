@@ -41,7 +41,7 @@ pub(crate) async fn setup(work: bool, zone: &str) -> Setup {
         Box::pin(async {})
     });
     let client = MicrosoftCalendar::new(
-        callbook::app::http_client().unwrap(),
+        callbook::app::http_client(callbook::app::PROVIDER_REQUEST_TIMEOUT).unwrap(),
         ms_emulator_endpoints(addr),
         "primary".into(),
         SecretString::from("ms-rt"),
@@ -233,7 +233,7 @@ async fn a_rotated_refresh_token_survives_a_restart_through_the_state_file() {
     };
     let calendars_over = |store: Arc<MemoryStore>| {
         Calendars::new(
-            callbook::app::http_client().unwrap(),
+            callbook::app::http_client(callbook::app::PROVIDER_REQUEST_TIMEOUT).unwrap(),
             // Google is not used here.
             emulator_endpoints(addr),
             ms_emulator_endpoints(addr),
@@ -283,7 +283,7 @@ async fn a_personal_tenant_never_gets_teams_even_if_the_calendar_lists_it() {
     let s = setup(true, "Eastern Standard Time").await;
     let endpoints = ms_emulator_endpoints(s.addr);
     let client = MicrosoftCalendar::new(
-        callbook::app::http_client().unwrap(),
+        callbook::app::http_client(callbook::app::PROVIDER_REQUEST_TIMEOUT).unwrap(),
         endpoints,
         "primary".into(),
         SecretString::from("ms-rt"),

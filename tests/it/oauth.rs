@@ -29,7 +29,7 @@ async fn emulator() -> (GoogleEmulator, SocketAddr, tokio_util::sync::DropGuard)
 /// Follows the consent URL like a browser would and returns the callback's
 /// query parameters.
 async fn consent(url: &str) -> HashMap<String, String> {
-    let resp = callbook::app::http_client()
+    let resp = callbook::app::http_client(callbook::app::PROVIDER_REQUEST_TIMEOUT)
         .unwrap()
         .get(url)
         .send()
@@ -66,7 +66,7 @@ async fn an_owner_connects_google_and_callbook_can_read_the_calendar() {
     let back = consent(&auth.url).await;
     let (verifier, ()) = flows.take(&back["state"]).expect("state matches");
     assert!(flows.take(&back["state"]).is_none(), "a state works once");
-    let http = callbook::app::http_client().unwrap();
+    let http = callbook::app::http_client(callbook::app::PROVIDER_REQUEST_TIMEOUT).unwrap();
     let grant = endpoints
         .oauth
         .exchange(&http, &spec, &back["code"], verifier)
@@ -94,7 +94,7 @@ async fn a_wrong_pkce_verifier_is_refused() {
     let got = endpoints
         .oauth
         .exchange(
-            &callbook::app::http_client().unwrap(),
+            &callbook::app::http_client(callbook::app::PROVIDER_REQUEST_TIMEOUT).unwrap(),
             &spec,
             &back["code"],
             other,
@@ -114,7 +114,7 @@ async fn unticked_calendar_scopes_fail_clearly() {
     let got = endpoints
         .oauth
         .exchange(
-            &callbook::app::http_client().unwrap(),
+            &callbook::app::http_client(callbook::app::PROVIDER_REQUEST_TIMEOUT).unwrap(),
             &spec,
             &back["code"],
             auth.verifier,
@@ -135,7 +135,7 @@ async fn unticked_calendar_scopes_fail_clearly() {
 async fn disconnecting_revokes_the_grant() {
     let (_emu, addr, _g) = emulator().await;
     let endpoints = emulator_endpoints(addr);
-    let http = callbook::app::http_client().unwrap();
+    let http = callbook::app::http_client(callbook::app::PROVIDER_REQUEST_TIMEOUT).unwrap();
     let old = secrecy::SecretString::from("old");
     OAuthClient::revoke(&http, &format!("http://{addr}/revoke"), &old)
         .await
@@ -193,7 +193,7 @@ async fn an_owner_connects_outlook_and_the_tenant_tells_work_from_personal() {
         ] {
             assert!(auth.url.contains(part), "{part} missing from {}", auth.url);
         }
-        let resp = callbook::app::http_client()
+        let resp = callbook::app::http_client(callbook::app::PROVIDER_REQUEST_TIMEOUT)
             .unwrap()
             .get(&auth.url)
             .send()
@@ -207,7 +207,7 @@ async fn an_owner_connects_outlook_and_the_tenant_tells_work_from_personal() {
                 .into_owned()
                 .collect();
         assert_eq!(back["state"], auth.state);
-        let http = callbook::app::http_client().unwrap();
+        let http = callbook::app::http_client(callbook::app::PROVIDER_REQUEST_TIMEOUT).unwrap();
         // Graph reports scopes with their resource prefix; the check must
         // still see them as granted.
         let grant = endpoints

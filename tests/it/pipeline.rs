@@ -897,6 +897,67 @@ async fn the_offer_is_said_while_the_calendar_is_still_loading() {
     app.stop().await.unwrap();
 }
 
+/// A connection stored before its calendar's canonical id was known is
+/// named by asking the provider. The caller's first lines do not wait for
+/// that answer: here the provider holds the question for a minute, and the
+/// client waits for each request longer still.
+#[tokio::test]
+async fn the_offer_is_said_while_the_provider_is_still_naming_the_calendar() {
+    use callbook::calendar::emulator::{Endpoint, Fault};
+    use callbook::store::Store;
+    use std::time::Duration;
+    let prov = Provisioning::parse(DEFAULT).unwrap();
+    let emulators = Emulators::new();
+    emulators.seed(&prov);
+    emulators.google.inject(
+        OWNER,
+        Endpoint::CalendarList,
+        Fault::Latency(Duration::from_secs(60)),
+        u32::MAX,
+    );
+    let store = Arc::new(prov.into_store());
+    let before = store.connection("alex").await.unwrap().unwrap();
+    assert_eq!(
+        before.canonical_id(),
+        None,
+        "the demo's connection names only its alias"
+    );
+    let app = Harness::start_with_options(
+        Clock::manual(tuesday_morning()),
+        emulators,
+        Arc::new(callbook::ledger::MemoryLedger::new()),
+        store,
+        callbook::harness::Options {
+            provider_timeout: Some(Duration::from_secs(120)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut c = app.connect().await.unwrap();
+    c.send(&frames::start(
+        "CA000000000000000000000000naming01",
+        json!({"campaign_id": "demo", "recipient_phone": "+14155550123", "recipient_first_name": "Jane"}),
+    ))
+    .await
+    .unwrap();
+    c.send(&frames::offer()).await.unwrap();
+    // The client gives up on a frame after 15 s; the provider answers
+    // after 60.
+    let say = loop {
+        let f = c.recv().await.unwrap().expect("the socket stayed open");
+        if f["event"] == "say" {
+            break f;
+        }
+    };
+    assert_eq!(
+        say["say"]["text"],
+        "Would you like to book a 30-minute meeting with Alex Morgan?"
+    );
+    c.cut();
+    app.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn serve_without_configuration_books_nothing_anywhere() {
     // No provisioning file and no --emulator: no users, no campaigns, no

@@ -149,7 +149,7 @@ async fn google_run() -> GoogleRun {
     let stop = CancellationToken::new();
     let addr = serve_local(emu.router(), stop.clone()).await.unwrap();
     let client = GoogleCalendar::new(
-        callbook::app::http_client().unwrap(),
+        callbook::app::http_client(callbook::app::PROVIDER_REQUEST_TIMEOUT).unwrap(),
         emulator_endpoints(addr),
         "primary".into(),
         SecretString::from("rt-1"),
@@ -182,7 +182,7 @@ async fn graph_run(work: bool, zone: &str) -> GraphRun {
     let stop = CancellationToken::new();
     let addr = serve_local(emu.router(), stop.clone()).await.unwrap();
     let client = MicrosoftCalendar::new(
-        callbook::app::http_client().unwrap(),
+        callbook::app::http_client(callbook::app::PROVIDER_REQUEST_TIMEOUT).unwrap(),
         ms_emulator_endpoints(addr),
         "primary".into(),
         SecretString::from("ms-rt"),
