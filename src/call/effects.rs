@@ -193,7 +193,7 @@ async fn load(env: &BookingEnv, deps: &CallDeps) -> Result<Availability, Trouble
         Ok(b) => b,
         Err(e) => return Err(trouble(e, env, deps).await),
     };
-    let key = env.calendar_key(deps).await;
+    let key = env.calendar_key_from(deps, &info).await;
     deps.reconciler
         .note(key, env.provider.clone(), &env.settings.rules, now);
     let (ledger, rules) = (&*deps.ledger, &env.settings.rules);

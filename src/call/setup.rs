@@ -6,7 +6,7 @@ use super::CallDeps;
 use crate::calendar::google::{GoogleCalendar, GoogleEndpoints};
 use crate::calendar::microsoft::{MicrosoftCalendar, MicrosoftEndpoints};
 use crate::calendar::oauth::ReloadToken;
-use crate::calendar::CalendarProvider;
+use crate::calendar::{CalendarInfo, CalendarProvider};
 use crate::dialog::{BookingContext, Recipient, Setup};
 use crate::domain::SkipReason;
 use crate::phone::{DEFAULT_COUNTRY, E164};
@@ -288,28 +288,38 @@ impl BookingEnv {
     /// before every create still guards the slot.
     pub async fn calendar_key(&self, deps: &CallDeps) -> &str {
         self.calendar_key
-            .get_or_init(|| self.resolve_key(deps))
+            .get_or_init(|| async {
+                match self.provider.calendar_info().await {
+                    Ok(info) => self.name_calendar(deps, &info).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "calendar's canonical id unknown; owner-scoped ledger key");
+                        format!("{}:{}", self.owner_id, self.calendar_alias)
+                    }
+                }
+            })
             .await
     }
 
-    async fn resolve_key(&self, deps: &CallDeps) -> String {
+    /// [`BookingEnv::calendar_key`], named from what the provider just
+    /// said of the calendar (the load asks anyway).
+    pub async fn calendar_key_from(&self, deps: &CallDeps, info: &CalendarInfo) -> &str {
+        self.calendar_key
+            .get_or_init(|| self.name_calendar(deps, info))
+            .await
+    }
+
+    /// The key of the calendar the provider described, its canonical id
+    /// kept for the connection's next calls.
+    async fn name_calendar(&self, deps: &CallDeps, info: &CalendarInfo) -> String {
         let (owner, kind, alias) = (&self.owner_id, self.provider_kind, &self.calendar_alias);
-        match self.provider.calendar_info().await {
-            Ok(info) => {
-                if let Err(e) = deps
-                    .store
-                    .set_canonical(owner, kind, alias, &info.calendar_id)
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not record the calendar's canonical id");
-                }
-                format!("{}:{}", kind.as_str(), info.calendar_id)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "calendar's canonical id unknown; owner-scoped ledger key");
-                format!("{owner}:{alias}")
-            }
+        if let Err(e) = deps
+            .store
+            .set_canonical(owner, kind, alias, &info.calendar_id)
+            .await
+        {
+            tracing::warn!(error = %e, "could not record the calendar's canonical id");
         }
+        format!("{}:{}", kind.as_str(), info.calendar_id)
     }
 
     fn context(&self) -> BookingContext {
