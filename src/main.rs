@@ -99,6 +99,11 @@ enum Command {
         /// With --twilio-rate: pin each server process to this core.
         #[arg(long, requires = "twilio_rate")]
         pin_cpu: Option<usize>,
+        /// With --twilio-rate: serve callbook against a `callbook emulator`
+        /// process of its own (pinned off the server's core), so the
+        /// server's figures leave out the calendar's side of each call.
+        #[arg(long, requires = "twilio_rate")]
+        emulator_process: bool,
     },
     /// The bare WebSocket server `load --twilio-rate` compares callbook
     /// with: parses each frame as JSON and answers transcripts.
@@ -547,6 +552,7 @@ async fn main() -> ExitCode {
             burst_rate,
             server_bin,
             pin_cpu,
+            emulator_process,
             ..
         } => callbook::load::twilio::run(callbook::load::twilio::Options {
             calls,
@@ -557,6 +563,7 @@ async fn main() -> ExitCode {
             burst_rate,
             server_bin,
             pin_cpu,
+            emulator_process,
         })
         .await
         .map(|report| {

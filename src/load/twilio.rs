@@ -4,7 +4,11 @@
 //!
 //! Each server runs as a process of its own (this binary: `serve
 //! --emulator`, or the bare server below), optionally pinned to one core,
-//! and is measured from outside through `/proc/<pid>`:
+//! and is measured from outside through `/proc/<pid>`. With
+//! `emulator_process`, callbook serves against a `callbook emulator`
+//! process instead, off the server's core, so the calendar's side of each
+//! call's load is not counted as the server's.
+//!
 //!
 //! - **Idle memory per call:** resident memory before and after `idle`
 //!   calls have connected and sent `connected` and `start` (and had their
@@ -96,6 +100,8 @@ pub struct Options {
     pub server_bin: Option<PathBuf>,
     /// Pin each server process to this core (`taskset`).
     pub pin_cpu: Option<usize>,
+    /// Serve callbook against a `callbook emulator` process of its own.
+    pub emulator_process: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -132,7 +138,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
                 &callbook_bin
             };
             eprintln!("round {}: {} …", round + 1, kind.name());
-            let server = Server::start(kind, bin, opts.pin_cpu).await?;
+            let server = Server::start(kind, bin, &opts).await?;
             let run = measure(&server, &opts, tick).await;
             server.stop();
             let mut run = run?;
@@ -142,7 +148,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
         }
         if opts.burst > 0 {
             eprintln!("round {}: burst of {} call starts …", round + 1, opts.burst);
-            let server = Server::start(Kind::Callbook, &callbook_bin, opts.pin_cpu).await?;
+            let server = Server::start(Kind::Callbook, &callbook_bin, &opts).await?;
             let burst = burst(&server, opts.burst, opts.burst_rate, tick, opts.pin_cpu).await;
             server.stop();
             let mut burst = burst?;
@@ -156,6 +162,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
         "idle_calls": opts.idle,
         "seconds": opts.seconds,
         "pinned_cpu": opts.pin_cpu,
+        "emulator_process": opts.emulator_process,
         "summary": summary(&runs),
         "runs": runs,
         "burst": bursts,
@@ -205,55 +212,167 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// A measured server process, killed when stopped or dropped.
+/// A measured server process, killed when stopped or dropped, with the
+/// emulator process it serves against, if any.
 struct Server {
     child: std::process::Child,
     addr: SocketAddr,
     kind: Kind,
+    emulator: Option<Emulator>,
+}
+
+/// `bin`, pinned to `cpu` with `taskset` when given.
+fn command(bin: &std::path::Path, cpu: Option<usize>) -> std::process::Command {
+    match cpu {
+        Some(cpu) => {
+            let mut c = std::process::Command::new("taskset");
+            c.args(["-c", &cpu.to_string()]).arg(bin);
+            c
+        }
+        None => std::process::Command::new(bin),
+    }
+}
+
+/// A `callbook emulator` process seeded with the demo's provisioning, and
+/// that provisioning as a file for `serve` to read.
+struct Emulator {
+    child: std::process::Child,
+    /// Removed when the emulator is dropped.
+    provisioning: PathBuf,
+    /// `serve`'s provider flags pointing at it.
+    serve_args: Vec<String>,
+}
+
+impl Emulator {
+    /// Starts this binary's emulator on a core other than the server's.
+    async fn start(server_cpu: Option<usize>) -> anyhow::Result<Emulator> {
+        use std::io::BufRead;
+        let provisioning = std::env::temp_dir().join(format!(
+            "callbook-load-{}-{:016x}.json",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::write(&provisioning, crate::store::provisioning::DEFAULT)
+            .with_context(|| format!("writing {}", provisioning.display()))?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpu = server_cpu.and_then(|s| (0..cores).find(|&c| c != s));
+        let me = std::env::current_exe().context("finding this binary")?;
+        let spawned = command(&me, cpu)
+            .args(["emulator", "--listen", "127.0.0.1:0"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = std::fs::remove_file(&provisioning);
+                return Err(anyhow::Error::new(e).context("starting the emulator"));
+            }
+        };
+        // Owned from here: killed and its file removed on any early return.
+        let mut emulator = Emulator {
+            child,
+            provisioning,
+            serve_args: Vec::new(),
+        };
+        let stdout = emulator
+            .child
+            .stdout
+            .take()
+            .context("the emulator's output")?;
+        // Its first line names its endpoints.
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .map(|_| line)
+        })
+        .await??;
+        let flags: Value = serde_json::from_str(&line).context("the emulator's flags line")?;
+        for name in [
+            "google_api_base",
+            "google_token_url",
+            "google_authorize_url",
+            "google_revoke_url",
+            "google_client_id",
+            "google_client_secret",
+            "microsoft_graph_base",
+            "microsoft_token_url",
+            "microsoft_authority",
+            "microsoft_client_id",
+            "microsoft_client_secret",
+        ] {
+            let value = flags[name]
+                .as_str()
+                .with_context(|| format!("the emulator's {name}"))?;
+            let args = &mut emulator.serve_args;
+            args.push(format!("--{}", name.replace('_', "-")));
+            args.push(value.to_string());
+        }
+        Ok(emulator)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.provisioning);
+    }
 }
 
 impl Server {
-    async fn start(kind: Kind, bin: &std::path::Path, pin: Option<usize>) -> anyhow::Result<Self> {
+    async fn start(kind: Kind, bin: &std::path::Path, opts: &Options) -> anyhow::Result<Self> {
         let addr = free_addr()?;
         let listen = addr.to_string();
-        let mut args: Vec<String> = match kind {
+        let mut emulator = None;
+        let args: Vec<String> = match kind {
             Kind::Bare => vec!["bare-echo".into(), "--listen".into(), listen],
-            Kind::Callbook => [
-                "serve",
-                "--emulator",
-                "--listen",
-                &listen,
-                "--auth-token",
-                TOKEN,
-                "--max-connections",
-                "100000",
-                "--max-connections-per-client",
-                "100000",
-                "--idle-timeout-seconds",
-                "3600",
-                "--start-timeout-seconds",
-                "600",
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
-        };
-        let mut cmd = match pin {
-            Some(cpu) => {
-                let mut c = std::process::Command::new("taskset");
-                c.args(["-c", &cpu.to_string()]).arg(bin);
-                c
+            Kind::Callbook => {
+                let mut args: Vec<String> = [
+                    "serve",
+                    "--listen",
+                    &listen,
+                    "--auth-token",
+                    TOKEN,
+                    "--max-connections",
+                    "100000",
+                    "--max-connections-per-client",
+                    "100000",
+                    "--idle-timeout-seconds",
+                    "3600",
+                    "--start-timeout-seconds",
+                    "600",
+                ]
+                .into_iter()
+                .map(String::from)
+                .collect();
+                if opts.emulator_process {
+                    let e = Emulator::start(opts.pin_cpu).await?;
+                    args.push("--provisioning".into());
+                    args.push(e.provisioning.display().to_string());
+                    args.extend(e.serve_args.iter().cloned());
+                    emulator = Some(e);
+                } else {
+                    args.push("--emulator".into());
+                }
+                args
             }
-            None => std::process::Command::new(bin),
         };
-        cmd.args(args.drain(..))
+        let child = command(bin, opts.pin_cpu)
+            .args(args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let child = cmd
+            .stderr(std::process::Stdio::null())
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let server = Server { child, addr, kind };
+        let server = Server {
+            child,
+            addr,
+            kind,
+            emulator,
+        };
         server.ready().await?;
         Ok(server)
     }
@@ -282,6 +401,7 @@ impl Server {
     fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        drop(self.emulator.take());
     }
 }
 

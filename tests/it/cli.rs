@@ -223,3 +223,43 @@ fn serve_refuses_a_hold_shorter_than_a_write_can_take() {
         "{err}"
     );
 }
+
+/// The load mode a user runs to reproduce the speed figures works end to
+/// end, with the emulator in its own process: every transcript answered,
+/// and every burst call's offer said.
+#[test]
+fn the_twilio_rate_load_mode_measures_both_servers_against_an_emulator_process() {
+    let (code, out, err) = callbook(&[
+        "load",
+        "--twilio-rate",
+        "--calls",
+        "4",
+        "--idle-calls",
+        "6",
+        "--seconds",
+        "3",
+        "--rounds",
+        "1",
+        "--burst",
+        "5",
+        "--burst-rate",
+        "50",
+        "--emulator-process",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["emulator_process"], true);
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{report}");
+    for run in runs {
+        assert_eq!(run["unanswered"], 0, "{run}");
+        assert!(run["transcripts"].as_u64().unwrap() >= 4, "{run}");
+        assert_eq!(run["replies"], run["transcripts"], "{run}");
+    }
+    assert_eq!(report["burst"][0]["calls"], 5, "{report}");
+    // The report's own figures exist; their size is this machine's.
+    assert!(
+        report["burst"][0]["first_say_max_ms"].is_number(),
+        "{report}"
+    );
+}
