@@ -24,8 +24,9 @@ const LOAD_MARGIN_DAYS: i64 = 2;
 
 /// Everything a call's effects need, fixed at call start.
 pub(super) struct BookingEnv {
-    /// The ledger key of the calendar ([`BookingEnv::calendar_key`]).
-    pub calendar_key: tokio::sync::OnceCell<String>,
+    /// The ledger key of the calendar, once named
+    /// ([`BookingEnv::calendar_key`]).
+    pub key: tokio::sync::OnceCell<String>,
     /// The calendar as the connection names it (`primary`, or an id).
     pub calendar_alias: String,
     pub campaign_id: String,

@@ -256,7 +256,7 @@ async fn booking_env(
         .canonical_id()
         .map(|id| format!("{}:{id}", conn.provider.as_str()));
     Ok(BookingEnv {
-        calendar_key: tokio::sync::OnceCell::new_with(known),
+        key: tokio::sync::OnceCell::new_with(known),
         calendar_alias: conn.calendar_id.clone(),
         campaign_id: campaign.id.clone(),
         owner_id: campaign.owner.clone(),
@@ -287,7 +287,7 @@ impl BookingEnv {
     /// the same question and fails the same way, and the provider re-check
     /// before every create still guards the slot.
     pub async fn calendar_key(&self, deps: &CallDeps) -> &str {
-        self.calendar_key
+        self.key
             .get_or_init(|| async {
                 match self.provider.calendar_info().await {
                     Ok(info) => self.name_calendar(deps, &info).await,
@@ -303,7 +303,7 @@ impl BookingEnv {
     /// [`BookingEnv::calendar_key`], named from what the provider just
     /// said of the calendar (the load asks anyway).
     pub async fn calendar_key_from(&self, deps: &CallDeps, info: &CalendarInfo) -> &str {
-        self.calendar_key
+        self.key
             .get_or_init(|| self.name_calendar(deps, info))
             .await
     }

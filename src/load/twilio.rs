@@ -9,7 +9,6 @@
 //! process instead, off the server's core, so the calendar's side of each
 //! call's load is not counted as the server's.
 //!
-//!
 //! - **Idle memory per call:** resident memory before and after `idle`
 //!   calls have connected and sent `connected` and `start` (and had their
 //!   `sync` answered, so a call's setup is done), divided by the calls.
