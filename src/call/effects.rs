@@ -186,13 +186,15 @@ async fn load(env: &BookingEnv, deps: &CallDeps) -> Result<Availability, Trouble
     let now = deps.clock.now();
     let days = i64::from(env.settings.rules.look_ahead_days) + LOAD_MARGIN_DAYS;
     let window = Interval::new(now - Duration::days(1), now + Duration::days(days));
-    let info = match env.provider.calendar_info().await {
-        Ok(info) => info,
-        Err(e) => return Err(trouble(e, env, deps).await),
-    };
-    let mut busy = match env.provider.free_busy(window).await {
-        Ok(b) => b,
-        Err(e) => return Err(trouble(e, env, deps).await),
+    // Neither answer needs the other: asked at once, the caller waits
+    // for the slower, not for both in turn.
+    let (info, busy) = tokio::join!(
+        deps.calendars.info(&env.owner_id, &env.provider),
+        env.provider.free_busy(window)
+    );
+    let (info, mut busy) = match (info, busy) {
+        (Ok(info), Ok(busy)) => (info, busy),
+        (Err(e), _) | (_, Err(e)) => return Err(trouble(e, env, deps).await),
     };
     let key = env.calendar_key_from(deps, &info).await;
     deps.reconciler

@@ -6,7 +6,7 @@ use super::CallDeps;
 use crate::calendar::google::{GoogleCalendar, GoogleEndpoints};
 use crate::calendar::microsoft::{MicrosoftCalendar, MicrosoftEndpoints};
 use crate::calendar::oauth::ReloadToken;
-use crate::calendar::{CalendarInfo, CalendarProvider};
+use crate::calendar::{CalendarError, CalendarInfo, CalendarProvider};
 use crate::dialog::{BookingContext, Recipient, Setup};
 use crate::domain::SkipReason;
 use crate::phone::{DEFAULT_COUNTRY, E164};
@@ -15,6 +15,7 @@ use crate::store::{Campaign, Connection, ConnectionStatus, Provider};
 use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use tokio::time::Instant;
 
 /// Provider clients, one per connected user, kept so access tokens are
 /// reused across calls. A client is rebuilt when the user's active provider
@@ -33,7 +34,14 @@ struct Cached {
     provider: Provider,
     calendar_id: String,
     client: Arc<dyn CalendarProvider>,
+    /// What the client last said of its calendar, and when it was asked.
+    info: Option<(CalendarInfo, Instant)>,
 }
+
+/// How long what a provider said of a calendar (its id, zone and video
+/// support) is taken as still true for the calls that load it. Each call
+/// start then asks the provider one thing (free/busy), not two.
+pub const CALENDAR_INFO_FOR: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl Calendars {
     pub fn new(
@@ -79,9 +87,42 @@ impl Calendars {
                 provider: conn.provider,
                 calendar_id: conn.calendar_id.clone(),
                 client: client.clone(),
+                info: None,
             },
         );
         client
+    }
+
+    /// What `client` (the user's, from [`Calendars::for_user`]) says of
+    /// its calendar, asked again once [`CALENDAR_INFO_FOR`] has passed.
+    /// Only answers are kept; a client no longer the user's cached one is
+    /// asked every time.
+    pub async fn info(
+        &self,
+        user_id: &str,
+        client: &Arc<dyn CalendarProvider>,
+    ) -> Result<CalendarInfo, CalendarError> {
+        let kept = |clients: &HashMap<String, Cached>| {
+            clients
+                .get(user_id)
+                .filter(|c| Arc::ptr_eq(&c.client, client))
+                .and_then(|c| c.info.as_ref())
+                .filter(|(_, asked)| asked.elapsed() < CALENDAR_INFO_FOR)
+                .map(|(info, _)| info.clone())
+        };
+        if let Some(info) = kept(&self.clients.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(info);
+        }
+        let asked = Instant::now();
+        let info = client.calendar_info().await?;
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients
+            .get_mut(user_id)
+            .filter(|c| Arc::ptr_eq(&c.client, client))
+        {
+            c.info = Some((info.clone(), asked));
+        }
+        Ok(info)
     }
 
     /// Drops the user's cached client (its tokens are no longer the

@@ -359,3 +359,35 @@ async fn a_hold_that_lapses_during_the_create_is_held_again_and_committed() {
     );
     app.stop().await.unwrap();
 }
+
+/// Each call loads the calendar's free/busy at its start; what the
+/// calendar is (its id, zone, Meet support) is asked once for the calls
+/// that follow within a few minutes, not once per call. Both calls still
+/// get the calendar's answer: the same proposal.
+#[tokio::test]
+async fn calls_on_one_calendar_ask_what_it_is_once_and_its_free_busy_each() {
+    let app = spawn_app().await;
+    let recorder = app.google.recorder();
+    recorder.start();
+    let mut proposals = Vec::new();
+    for sid in [
+        "CA0000000000000000000000000info01",
+        "CA0000000000000000000000000info02",
+    ] {
+        let mut c = start_call(&app, sid).await;
+        let seen = to_proposal(&mut c).await;
+        let proposed = of_kind(&seen, "booking")
+            .into_iter()
+            .rfind(|f| f["booking"]["status"] == "proposed")
+            .cloned()
+            .expect("a proposal");
+        proposals.push(proposed["booking"]["start"].clone());
+        c.cut();
+    }
+    assert_eq!(proposals[0], proposals[1]);
+    let asked = recorder.take();
+    let count = |suffix: &str| asked.iter().filter(|e| e.path.ends_with(suffix)).count();
+    assert_eq!(count("/users/me/calendarList"), 1, "{asked:#?}");
+    assert_eq!(count("/freeBusy"), 2, "{asked:#?}");
+    app.stop().await.unwrap();
+}
