@@ -253,8 +253,12 @@ impl Ledger for MemoryLedger {
     ) -> Result<(), LedgerError> {
         self.with(calendar, Some(now), |cal| {
             for c in claims {
-                if cal.starts.contains_key(&c.id) {
-                    continue;
+                // A claim still held whose event exists is made: committed,
+                // as its commit would have; a committed one is left as it is.
+                match cal.get(&c.id) {
+                    Some(e) if e.expires.is_none() => continue,
+                    Some(_) => cal.remove(&c.id),
+                    None => {}
                 }
                 cal.insert(
                     &c.id,

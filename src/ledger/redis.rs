@@ -270,7 +270,18 @@ reap(iv, b, exp, done, now, cutoff(now, ARGV[4], ARGV[5]))
 local ml = tonumber(redis.call('GET', maxlen) or '0')
 for i = 6, #ARGV, 4 do
   local id, s, e, ev = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
-  if redis.call('HEXISTS', b, id) == 0 then
+  -- A claim still held whose event exists is made: committed, as its
+  -- commit would have; a committed one is left as it is.
+  local rec = redis.call('HGET', b, id)
+  local held = false
+  if rec then
+    local _, _, x = parse(rec)
+    held = tonumber(x) ~= 0
+  end
+  if held then
+    redis.call('ZREM', exp, id)
+  end
+  if not rec or held then
     redis.call('ZADD', iv, s, id)
     redis.call('HSET', b, id, record(s, e, 0, '', '', ev))
     redis.call('ZADD', done, e, id)
@@ -380,6 +391,15 @@ fn held(reply: &[String]) -> Result<(), LedgerError> {
     }
 }
 
+/// A version as the scripts write it, `epoch:counter`, for ordering:
+/// a later rebuild's versions come after every earlier one's. Unreadable
+/// ones order first.
+fn version(v: &str) -> (u64, u64) {
+    v.split_once(':')
+        .and_then(|(e, c)| Some((e.parse().ok()?, c.parse().ok()?)))
+        .unwrap_or((0, 0))
+}
+
 fn secs(t: DateTime<Utc>) -> i64 {
     t.timestamp()
 }
@@ -436,11 +456,24 @@ impl RedisLedger {
     }
 
     /// Runs `call` and returns the script's result, remembering the
-    /// version of the calendar that came with it.
+    /// version of the calendar that came with it when it is the latest
+    /// this instance has seen.
     async fn run(
         &self,
         calendar: &str,
         call: redis::ScriptInvocation<'_>,
+    ) -> Result<Vec<String>, LedgerError> {
+        self.run_then(calendar, call, false).await
+    }
+
+    /// [`RedisLedger::run`]; after a full rebuild (`rebuilt`) the reply's
+    /// version replaces whatever was seen before: the rebuild re-read the
+    /// provider, so nothing seen earlier can be missing from it.
+    async fn run_then(
+        &self,
+        calendar: &str,
+        call: redis::ScriptInvocation<'_>,
+        rebuilt: bool,
     ) -> Result<Vec<String>, LedgerError> {
         let mut conn = self.conn.clone();
         let mut reply: Vec<String> = call.invoke_async(&mut conn).await.map_err(unavailable)?;
@@ -451,10 +484,17 @@ impl RedisLedger {
         }
         let result = reply.split_off(2);
         let [count, tag]: [String; 2] = reply.try_into().unwrap_or_default();
-        self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(calendar.to_string(), (count, tag));
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        // The latest version seen, not the last reply read: a reply to a
+        // command sent earlier, or answered by a server that lost writes
+        // (a failover under way), must not hide what this instance saw.
+        let newer = match seen.get(calendar) {
+            Some((known, _)) => rebuilt || version(&count) > version(known),
+            None => true,
+        };
+        if newer {
+            seen.insert(calendar.to_string(), (count, tag));
+        }
         Ok(result)
     }
 
@@ -489,11 +529,13 @@ impl RedisLedger {
         held(&self.run(calendar, call).await?)
     }
 
-    /// The REBUILD script (`script`: the full rebuild, or an adoption):
-    /// `claims` added as committed where their ids are not there yet.
+    /// The REBUILD script (`script`: the full rebuild, `full`, or an
+    /// adoption): `claims` added as committed where their ids are not
+    /// there yet, and committed where they are still held.
     async fn add_committed(
         &self,
         script: &Script,
+        full: bool,
         calendar: &str,
         claims: &[Rebuilt],
         now: DateTime<Utc>,
@@ -506,7 +548,7 @@ impl RedisLedger {
                 .arg(secs(c.interval.end))
                 .arg(event_arg(Some(&c.event_id)));
         }
-        self.run(calendar, call).await?;
+        self.run_then(calendar, call, full).await?;
         Ok(())
     }
 
@@ -652,7 +694,7 @@ impl Ledger for RedisLedger {
         claims: &[Rebuilt],
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        self.add_committed(&self.rebuild, calendar, claims, now)
+        self.add_committed(&self.rebuild, true, calendar, claims, now)
             .await
     }
 
@@ -662,7 +704,8 @@ impl Ledger for RedisLedger {
         claims: &[Rebuilt],
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        self.add_committed(&self.adopt, calendar, claims, now).await
+        self.add_committed(&self.adopt, false, calendar, claims, now)
+            .await
     }
 
     fn hold_ttl(&self) -> Duration {
@@ -676,5 +719,20 @@ impl Ledger for RedisLedger {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version;
+
+    #[test]
+    fn versions_order_by_rebuild_then_by_write() {
+        assert!(version("0:12") > version("0:9"));
+        assert!(version("1:1") > version("0:500"));
+        assert!(version("2:0") > version("1:99"));
+        // Nothing seen, or a reply that cannot be read, orders first.
+        assert_eq!(version(""), (0, 0));
+        assert_eq!(version("x:1"), (0, 0));
     }
 }

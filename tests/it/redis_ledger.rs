@@ -7,7 +7,7 @@ use crate::helpers::{of_kind, tuesday_morning};
 use callbook::clock::Clock;
 use callbook::harness::{frames, Emulators, Harness, RedisServer};
 use callbook::ledger::{
-    Ledger, LedgerError, MemoryLedger, RedisLedger, HOLD_TTL, PRUNE_AFTER, UNKNOWN_TTL,
+    Ledger, LedgerError, MemoryLedger, Rebuilt, RedisLedger, HOLD_TTL, PRUNE_AFTER, UNKNOWN_TTL,
 };
 use callbook::schedule::Interval;
 use callbook::store::provisioning::{Provisioning, DEFAULT};
@@ -170,6 +170,35 @@ async fn open_outcomes(l: &dyn Ledger) {
         l.mark_unknown("cal", "h", None, lapsed).await,
         Err(LedgerError::NotHeld)
     );
+
+    // A rebuild or an adoption that finds the event of a claim still held
+    // (its commit's answer was lost, or the commit never ran) commits it:
+    // the booking is made, so its slot never lapses back to free.
+    let found = |id: &str, slot: Interval| Rebuilt {
+        id: id.into(),
+        interval: slot,
+        event_id: format!("ev-{id}"),
+    };
+    l.hold("cal", "r", iv(300, 330), None, now).await.unwrap();
+    l.rebuild("cal", &[found("r", iv(300, 330))], now)
+        .await
+        .unwrap();
+    l.hold("cal", "o", iv(400, 430), None, now).await.unwrap();
+    l.mark_unknown("cal", "o", None, now).await.unwrap();
+    l.adopt("cal", &[found("o", iv(400, 430))], now)
+        .await
+        .unwrap();
+    let past = now + UNKNOWN_TTL + Duration::seconds(1);
+    let live = l.claims("cal", iv(300, 430), past).await.unwrap();
+    assert_eq!(live.len(), 2, "{live:?}");
+    for c in &live {
+        assert!(c.committed && !c.unknown, "{c:?}");
+        assert_eq!(c.event_id, Some(format!("ev-{}", c.id)));
+    }
+    assert!(matches!(
+        l.hold("cal", "late", iv(310, 320), None, past).await,
+        Err(LedgerError::Taken { .. })
+    ));
 }
 
 #[tokio::test]
