@@ -32,8 +32,9 @@
 //! provider read).
 //!
 //! A failover that lost only the latest writes keeps the marks, so each
-//! instance also remembers, per calendar, the last version it saw, and
-//! sends it with every script. A Redis whose history of the calendar does
+//! instance also remembers, per calendar, the latest version it saw (not
+//! the last reply it read: a late reply may come from a server that lost
+//! writes), and sends it with every script. A Redis whose history of the calendar does
 //! not hold that version (its counter is behind, or another write took the
 //! same place) lost writes this instance saw: the script drops the mark,
 //! and from then on every instance's holds and reads on the calendar are
@@ -357,7 +358,7 @@ pub struct RedisLedger {
     /// Take "now" from the callers instead of the server (replays only).
     caller_clock: bool,
     hold_ttl: Duration,
-    /// Per calendar, the last version of its history this instance saw
+    /// Per calendar, the latest version of its history this instance saw
     /// (counter, tag), sent with every script for the lineage check.
     seen: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (String, String)>>>,
 }
