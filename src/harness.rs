@@ -115,6 +115,30 @@ pub fn ms_emulator_endpoints(addr: SocketAddr) -> MicrosoftEndpoints {
     }
 }
 
+/// `serve`'s provider flags pointing at a `callbook emulator`, from the
+/// JSON line it prints first (`None` when a flag is missing).
+pub fn serve_args_for_emulator(flags: &serde_json::Value) -> Option<Vec<String>> {
+    const NAMES: [&str; 11] = [
+        "google_api_base",
+        "google_token_url",
+        "google_authorize_url",
+        "google_revoke_url",
+        "google_client_id",
+        "google_client_secret",
+        "microsoft_graph_base",
+        "microsoft_token_url",
+        "microsoft_authority",
+        "microsoft_client_id",
+        "microsoft_client_secret",
+    ];
+    let mut args = Vec::with_capacity(NAMES.len() * 2);
+    for name in NAMES {
+        args.push(format!("--{}", name.replace('_', "-")));
+        args.push(flags[name].as_str()?.to_string());
+    }
+    Some(args)
+}
+
 /// Creates an emulator account for every connection in the file, with the
 /// calendar zone of the user's first booking campaign (Microsoft accounts
 /// start as work or school accounts, with Teams).

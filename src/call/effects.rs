@@ -196,7 +196,7 @@ async fn load(env: &BookingEnv, deps: &CallDeps) -> Result<Availability, Trouble
         (Ok(info), Ok(busy)) => (info, busy),
         (Err(e), _) | (_, Err(e)) => return Err(trouble(e, env, deps).await),
     };
-    let key = env.calendar_key_from(deps, &info).await;
+    let key = env.calendar_key(deps).await;
     deps.reconciler
         .note(key, env.provider.clone(), &env.settings.rules, now);
     let (ledger, rules) = (&*deps.ledger, &env.settings.rules);

@@ -330,7 +330,8 @@ impl BookingEnv {
     pub async fn calendar_key(&self, deps: &CallDeps) -> &str {
         self.key
             .get_or_init(|| async {
-                match self.provider.calendar_info().await {
+                // The load asked the same question: its answer is kept.
+                match deps.calendars.info(&self.owner_id, &self.provider).await {
                     Ok(info) => self.name_calendar(deps, &info).await,
                     Err(e) => {
                         tracing::warn!(error = %e, "calendar's canonical id unknown; owner-scoped ledger key");
@@ -338,14 +339,6 @@ impl BookingEnv {
                     }
                 }
             })
-            .await
-    }
-
-    /// [`BookingEnv::calendar_key`], named from what the provider just
-    /// said of the calendar (the load asks anyway).
-    pub async fn calendar_key_from(&self, deps: &CallDeps, info: &CalendarInfo) -> &str {
-        self.key
-            .get_or_init(|| self.name_calendar(deps, info))
             .await
     }
 

@@ -289,26 +289,8 @@ impl Emulator {
         })
         .await??;
         let flags: Value = serde_json::from_str(&line).context("the emulator's flags line")?;
-        for name in [
-            "google_api_base",
-            "google_token_url",
-            "google_authorize_url",
-            "google_revoke_url",
-            "google_client_id",
-            "google_client_secret",
-            "microsoft_graph_base",
-            "microsoft_token_url",
-            "microsoft_authority",
-            "microsoft_client_id",
-            "microsoft_client_secret",
-        ] {
-            let value = flags[name]
-                .as_str()
-                .with_context(|| format!("the emulator's {name}"))?;
-            let args = &mut emulator.serve_args;
-            args.push(format!("--{}", name.replace('_', "-")));
-            args.push(value.to_string());
-        }
+        emulator.serve_args = crate::harness::serve_args_for_emulator(&flags)
+            .context("the emulator's flags line names every endpoint")?;
         Ok(emulator)
     }
 }

@@ -122,24 +122,7 @@ impl Emulator {
 
     /// `serve`'s provider flags pointing at this emulator.
     fn serve_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        for name in [
-            "google_api_base",
-            "google_token_url",
-            "google_authorize_url",
-            "google_revoke_url",
-            "google_client_id",
-            "google_client_secret",
-            "microsoft_graph_base",
-            "microsoft_token_url",
-            "microsoft_authority",
-            "microsoft_client_id",
-            "microsoft_client_secret",
-        ] {
-            args.push(format!("--{}", name.replace('_', "-")));
-            args.push(self.flag(name));
-        }
-        args
+        callbook::harness::serve_args_for_emulator(&self.flags).expect("the emulator's flags")
     }
 
     async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
