@@ -22,7 +22,10 @@
 //! - `ver` and `hist`: the calendar's history, a counter every write
 //!   advances and the last [`HISTORY`] versions' tags (the server's time
 //!   when written and the count), newest first;
-//! - `epoch`: how many times the calendar was rebuilt here.
+//! - `epoch`: which rebuild the history follows: each one's is later than
+//!   every epoch the Redis or the rebuilding instance knew, and than the
+//!   server's clock in milliseconds, so a rebuild on a promoted replica
+//!   orders after one on a primary whose writes the replica never got.
 //!
 //! The mark is the epoch marker: a Redis that restarted empty, or a
 //! replica promoted without it, has no mark for any calendar, so holds and
@@ -41,8 +44,9 @@
 //! refused as `Unverified` until it is rebuilt. A version from before the
 //! last rebuild is accepted (the rebuild re-read what was lost from the
 //! provider), so after a failover each calendar is rebuilt once, not once
-//! per instance that saw the lost writes; one from a rebuild this Redis
-//! does not have is not. An instance that saw none
+//! per instance that saw the lost writes, even when the promoted replica
+//! had nothing of the calendar; one from a rebuild this Redis does not
+//! have is not. An instance that saw none
 //! of the lost writes cannot tell; until one that saw them touches the
 //! calendar, the provider re-check every booking makes and the reconciler
 //! cover what was lost.
@@ -113,7 +117,7 @@ end
 -- The reply: the calendar's version after the script, then its result.
 local function reply(result)
   local e, c, t = version()
-  local out = {tostring(e) .. ':' .. tostring(c), t}
+  local out = {string.format('%.0f', e) .. ':' .. tostring(c), t}
   for _, r in ipairs(result) do
     table.insert(out, r)
   end
@@ -263,8 +267,8 @@ return reply({'ok'})
 /// KEYS: the calendar's nine. ARGV: last seen version (2), now (''
 /// for the server's), caller's now, prune after, then id, start, end, event
 /// id for each claim. Adds each claim not there yet as committed; with
-/// `FULL` (a rebuild, not an adoption) then sets the mark and counts the
-/// rebuild in the epoch. Returns the version, then 'ok'.
+/// `FULL` (a rebuild, not an adoption) then sets the mark and starts a new
+/// epoch. Returns the version, then 'ok'.
 const REBUILD: &str = r#"
 local now = clock(ARGV[3])
 reap(iv, b, exp, done, now, cutoff(now, ARGV[4], ARGV[5]))
@@ -294,9 +298,16 @@ for i = 6, #ARGV, 4 do
 end
 -- A full rebuild re-read every claim: the calendar is complete again.
 -- An adoption added some only.
+-- Its epoch orders after every one this Redis or the caller saw, and
+-- after any rebuild in another history (a primary whose writes this one
+-- never got) that ran earlier by the server's clock, in milliseconds: an
+-- instance that saw that history's versions is not refused again.
 if FULL then
   redis.call('SET', mark, '1')
-  redis.call('INCR', epoch)
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local stored = tonumber(redis.call('GET', epoch) or '0')
+  redis.call('SET', epoch, string.format('%.0f', math.max(ms, stored + 1, (ke or 0) + 1)))
 end
 advance()
 return reply({'ok'})

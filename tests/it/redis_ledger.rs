@@ -811,3 +811,56 @@ async fn a_failover_that_lost_the_latest_writes_is_detected_and_refused_until_re
     assert!(a.claims(cal, window, now).await.is_ok());
     assert!(b.claims(cal, window, now).await.is_ok());
 }
+
+/// A replica promoted with nothing of a calendar (it never got the old
+/// primary's writes): every instance is refused there until the calendar
+/// is rebuilt. One rebuild, by an instance that saw none of the old
+/// history (a process started after the failover), then serves them all:
+/// those that saw the old primary's later versions are not refused again.
+#[tokio::test]
+async fn after_a_failover_to_a_replica_without_the_calendar_one_rebuild_serves_every_instance() {
+    let server = RedisServer::start().await.unwrap();
+    let prefix = "callbook:bare-replica:";
+    let a = RedisLedger::connect(&server.url, prefix).await.unwrap();
+    let b = RedisLedger::connect(&server.url, prefix).await.unwrap();
+    let cal = "google:owner@callbook.example";
+    let now = Clock::System.now();
+    let window = iv(-600, 6000);
+    let bare = snapshot(&server.url, prefix).await;
+    assert!(bare.is_empty());
+    a.rebuild(cal, &[], now).await.unwrap();
+    let mut booked = Vec::new();
+    for n in 0..6 {
+        let id = format!("a-{n}");
+        a.hold(cal, &id, iv(n * 60, n * 60 + 30), None, now)
+            .await
+            .unwrap();
+        a.commit_event(cal, &id, Some(&format!("ev-{id}")), now)
+            .await
+            .unwrap();
+        booked.push(callbook::ledger::Rebuilt {
+            id,
+            interval: iv(n * 60, n * 60 + 30),
+            event_id: format!("ev-a-{n}"),
+        });
+    }
+    assert_eq!(b.claims(cal, window, now).await.unwrap().len(), 6);
+    // The server's clock moves on, as it does between the old primary's
+    // rebuild and the failover.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    fail_over_to(&server.url, prefix, &bare).await;
+
+    assert_eq!(
+        b.hold(cal, "b-1", iv(400, 430), None, now).await,
+        Err(LedgerError::Unverified)
+    );
+    let fresh = RedisLedger::connect(&server.url, prefix).await.unwrap();
+    fresh.rebuild(cal, &booked, now).await.unwrap();
+    assert!(matches!(
+        b.hold(cal, "b-2", iv(0, 30), None, now).await,
+        Err(LedgerError::Taken { .. })
+    ));
+    b.hold(cal, "b-3", iv(400, 430), None, now).await.unwrap();
+    assert_eq!(a.claims(cal, window, now).await.unwrap().len(), 7);
+    assert_eq!(fresh.claims(cal, window, now).await.unwrap().len(), 7);
+}
