@@ -559,22 +559,28 @@ impl RedisServer {
     }
 
     async fn start_persistent(aof: bool) -> anyhow::Result<RedisServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let dir = std::env::temp_dir().join(format!("callbook-redis-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir)?;
-        let child = Self::spawn(port, &dir, aof)?;
-        // Owned from here on: dropped (killed and reaped) on every path.
-        let server = RedisServer {
-            child,
-            port,
-            url: format!("redis://127.0.0.1:{port}/"),
-            dir,
-            aof,
-        };
-        server.ready().await?;
-        Ok(server)
+        // A port found free can be taken before the server binds it (by
+        // another test's server): then another port.
+        let mut tries = 0;
+        loop {
+            let port = spare_port();
+            let dir = std::env::temp_dir().join(format!("callbook-redis-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&dir)?;
+            let child = Self::spawn(port, &dir, aof)?;
+            // Owned from here on: dropped (killed and reaped) on every path.
+            let mut server = RedisServer {
+                child,
+                port,
+                url: format!("redis://127.0.0.1:{port}/"),
+                dir,
+                aof,
+            };
+            match server.ready().await {
+                Ok(()) => return Ok(server),
+                Err(e) if tries >= 8 => return Err(e),
+                Err(_) => tries += 1,
+            }
+        }
     }
 
     /// Stops the server, as a crash would.
@@ -609,18 +615,55 @@ impl RedisServer {
             .context("starting redis-server (apt-get install -y redis-server)")
     }
 
-    async fn ready(&self) -> anyhow::Result<()> {
-        let client = redis::Client::open(self.url.as_str())?;
+    /// Waits until this server, not another process on its port, answers.
+    async fn ready(&mut self) -> anyhow::Result<()> {
         for _ in 0..250 {
-            if let Ok(mut c) = client.get_multiplexed_async_connection().await {
-                let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut c).await;
-                if pong.is_ok() {
-                    return Ok(());
-                }
+            if let Some(status) = self.child.try_wait()? {
+                return Err(anyhow!(
+                    "redis-server on port {} exited ({status}); was the port taken?",
+                    self.port
+                ));
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            match answering_pid(self.port).await {
+                Some(pid) if pid == self.child.id() => return Ok(()),
+                Some(pid) => {
+                    return Err(anyhow!(
+                        "port {} is another redis-server's (pid {pid})",
+                        self.port
+                    ))
+                }
+                None => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
         }
         Err(anyhow!("redis-server did not start on port {}", self.port))
+    }
+}
+
+/// The process id of the Redis server answering on a loopback `port`, if
+/// one answers.
+pub async fn answering_pid(port: u16) -> Option<u32> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
+    let mut c = client.get_multiplexed_async_connection().await.ok()?;
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut c)
+        .await
+        .ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+}
+
+/// A loopback port for a server about to start: random, below Linux's
+/// usual range for outgoing connections (so no client socket holds it),
+/// and free when asked. Another process can still take it first, so the
+/// caller checks that its own server answers there ([`answering_pid`]).
+pub fn spare_port() -> u16 {
+    loop {
+        let port = fastrand::u16(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
 }
 

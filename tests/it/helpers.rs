@@ -1,5 +1,5 @@
 use callbook::clock::Clock;
-use callbook::harness::{frames, CallClient, Harness};
+use callbook::harness::{answering_pid, frames, spare_port, CallClient, Harness};
 use callbook::store::provisioning::{Provisioning, DEFAULT};
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
@@ -191,12 +191,7 @@ pub fn sample(scrape: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 /// A loopback address with a port nothing listens on now, for a process
 /// the test starts.
 pub fn free_listen_addr() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("127.0.0.1:{port}")
+    format!("127.0.0.1:{}", spare_port())
 }
 
 /// A real Redis Cluster on free loopback ports: `masters` primaries, each
@@ -213,14 +208,6 @@ pub struct RedisCluster {
 /// the test gives up: generous, so a slow machine waits rather than fails.
 const CLUSTER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl RedisCluster {
     pub async fn start(masters: usize, replicas: usize) -> RedisCluster {
         let dir = std::env::temp_dir().join(format!("callbook-cluster-{}", uuid::Uuid::new_v4()));
@@ -231,32 +218,8 @@ impl RedisCluster {
             dir,
         };
         for _ in 0..masters * (1 + replicas) {
-            // The cluster bus gets a port of its own (not port + 10000,
-            // which may not exist).
-            let (port, bus) = (free_port(), free_port());
-            let child = std::process::Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args([
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-port",
-                    &bus.to_string(),
-                ])
-                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
-                .args(["--cluster-node-timeout", "2000"])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&cluster.dir)
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("starting redis-server (apt-get install -y redis-server)");
-            cluster.nodes.push((port, child));
-        }
-        for port in cluster.ports() {
-            cluster
-                .until(port, "PING", |r| r == "PONG")
-                .await
-                .unwrap_or_else(|| panic!("redis-server did not start on port {port}"));
+            let node = cluster.spawn_node().await;
+            cluster.nodes.push(node);
         }
         let created = std::process::Command::new("redis-cli")
             .args(["--cluster", "create"])
@@ -282,6 +245,55 @@ impl RedisCluster {
                 .join(",")
         );
         cluster
+    }
+
+    /// Starts one node on spare ports and waits until it (not another
+    /// test's server that took its port first) answers; on other ports
+    /// when it could not bind its own.
+    async fn spawn_node(&self) -> (u16, std::process::Child) {
+        for _ in 0..8 {
+            // The cluster bus gets a port of its own (not port + 10000,
+            // which may not exist).
+            let (port, bus) = (spare_port(), spare_port());
+            let mut child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus.to_string(),
+                ])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                .args(["--cluster-node-timeout", "2000"])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&self.dir)
+                .args(["--logfile", &format!("node-{port}.log")])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("starting redis-server (apt-get install -y redis-server)");
+            let deadline = tokio::time::Instant::now() + CLUSTER_PATIENCE;
+            loop {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                match answering_pid(port).await {
+                    Some(pid) if pid == child.id() => return (port, child),
+                    Some(_) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    None => {}
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "redis-server did not start on port {port}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        panic!("no free ports for a cluster node");
     }
 
     pub fn ports(&self) -> Vec<u16> {
@@ -386,9 +398,9 @@ impl RedisCluster {
     }
 
     /// Promotes a replica of the primary on `primary` with `CLUSTER
-    /// FAILOVER` (the replica first catches up, so nothing acknowledged
-    /// is lost), and returns once every node routes the slots to it. The
-    /// new primary's port.
+    /// FAILOVER`, writes to the primary paused until every node routes
+    /// the slots to the replica (which first catches up, so nothing
+    /// acknowledged is lost), and returns then. The new primary's port.
     pub async fn fail_over(&self, primary: u16) -> u16 {
         let table = self.table(primary).await;
         let id = table
@@ -419,10 +431,37 @@ impl RedisCluster {
         })
         .await
         .expect("the replica caught up with its primary");
-        self.on(replica, "CLUSTER FAILOVER").await.unwrap();
-        self.until(replica, "ROLE", |r| r.starts_with("master"))
+        // The server pauses the primary's writes for a manual failover,
+        // but for 5 s at most: on a loaded machine the replica can win its
+        // election after that, and the old primary takes writes the new
+        // one never gets (a lossy failover, which the ledger's lost-writes
+        // tests cover). Writes wait here until every node routes to the
+        // new primary; then they are redirected to it.
+        let pause = CLUSTER_PATIENCE.as_millis() * 3;
+        self.on(primary, &format!("CLIENT PAUSE {pause} WRITE"))
             .await
-            .expect("the replica became primary");
+            .unwrap();
+        // A manual failover that timed out is asked for again.
+        let deadline = tokio::time::Instant::now() + CLUSTER_PATIENCE;
+        loop {
+            self.on(replica, "CLUSTER FAILOVER").await.unwrap();
+            let settle = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            let mut promoted = false;
+            while !promoted && tokio::time::Instant::now() < settle {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                promoted = self
+                    .on(replica, "ROLE")
+                    .await
+                    .is_ok_and(|r| text(&r).starts_with("master"));
+            }
+            if promoted {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the replica never became primary"
+            );
+        }
         for port in self.ports() {
             let deadline = tokio::time::Instant::now() + CLUSTER_PATIENCE;
             loop {
@@ -443,6 +482,7 @@ impl RedisCluster {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
+        self.on(primary, "CLIENT UNPAUSE").await.unwrap();
         replica
     }
 }
@@ -465,6 +505,17 @@ impl Drop for RedisCluster {
         for (_, child) in &mut self.nodes {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // A failing test shows what each node did (syncs, elections,
+        // failovers), as the nodes logged it.
+        if std::thread::panicking() {
+            for port in self.ports() {
+                let log = std::fs::read_to_string(self.dir.join(format!("node-{port}.log")))
+                    .unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(60)..];
+                eprintln!("--- redis node {port} ---\n{}", tail.join("\n"));
+            }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

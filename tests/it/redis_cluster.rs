@@ -342,10 +342,9 @@ async fn a_failover_of_the_busy_calendars_primary_keeps_one_winner_and_holds_res
             assert!(got.winners.len() <= 1, "round {r}: {:?}", got.winners);
             during.extend(got.winners);
             unavailable += got.unavailable;
-            // A manual failover loses nothing unless the old primary's
-            // pause ran out first (a slow machine); if writes were lost,
-            // the ledger says so and the calendar is rebuilt, as a booking
-            // would.
+            // The failover loses no acknowledged write (its writes wait
+            // for it); should the replica still lack some, the ledger says
+            // so and the calendar is rebuilt, as a booking would.
             if got.unverified > 0 {
                 println!("round {r}: {} refused as unverified", got.unverified);
                 unverified += got.unverified;
