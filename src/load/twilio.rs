@@ -440,9 +440,8 @@ fn run_queue_wait_s(pid: u32) -> f64 {
     ns as f64 / 1e9
 }
 
-/// Busy time of one core (everything but idle and iowait), in clock
-/// ticks, from `/proc/stat`.
-fn core_busy_ticks(cpu: usize) -> Option<u64> {
+/// One core's run and steal time so far, from `/proc/stat`.
+fn core_busy_ticks(cpu: usize) -> Option<CoreTicks> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat
         .lines()
@@ -453,8 +452,20 @@ fn core_busy_ticks(cpu: usize) -> Option<u64> {
         .filter_map(|f| f.parse().ok())
         .collect();
     // user nice system idle iowait irq softirq steal
-    let all: u64 = v.iter().take(8).sum();
-    Some(all - v.get(3)? - v.get(4)?)
+    let busy: u64 = v.iter().take(7).sum::<u64>() - v.get(3)? - v.get(4)?;
+    Some(CoreTicks {
+        busy,
+        steal: *v.get(7)?,
+    })
+}
+
+/// A core's time so far, in clock ticks: run (by any process or the
+/// kernel), and taken by the hypervisor (steal) while this machine wanted
+/// to run.
+#[derive(Clone, Copy)]
+struct CoreTicks {
+    busy: u64,
+    steal: u64,
 }
 
 /// Resident memory of a process, in bytes.
@@ -826,13 +837,16 @@ async fn burst(
     let client_waited = run_queue_wait_s(me) - my_waited_before;
     // What else ran on the server's core meanwhile: the core's busy time
     // less the server's own.
-    let others_on_core =
-        pinned
-            .and_then(core_busy_ticks)
-            .zip(core_before)
-            .map(|(after, before)| {
-                round3((after.saturating_sub(before) as f64 / tick - server_cpu) / elapsed)
-            });
+    let core = pinned
+        .and_then(core_busy_ticks)
+        .zip(core_before)
+        .map(|(after, before)| {
+            let share = |ticks: u64| ticks as f64 / tick / elapsed;
+            (
+                round3(share(after.busy.saturating_sub(before.busy)) - server_cpu / elapsed),
+                round3(share(after.steal.saturating_sub(before.steal))),
+            )
+        });
     drop(sockets);
     waits.sort();
     Ok(json!({
@@ -845,7 +859,8 @@ async fn burst(
         "server_run_queue_wait_ms": round3(server_waited * 1e3),
         "client_cpu_share": round3(client_cpu / elapsed),
         "client_run_queue_wait_ms": round3(client_waited * 1e3),
-        "others_share_of_server_core": others_on_core,
+        "others_share_of_server_core": core.map(|c| c.0),
+        "steal_share_of_server_core": core.map(|c| c.1),
         "first_say_p50_ms": pct_ms(&waits, 0.5),
         "first_say_p99_ms": pct_ms(&waits, 0.99),
         "first_say_max_ms": pct_ms(&waits, 1.0),
