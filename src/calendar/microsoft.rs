@@ -18,7 +18,7 @@ use chrono_tz::Tz;
 use reqwest::{Method, StatusCode, Url};
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use std::sync::Mutex;
+use tokio::time::Instant;
 
 /// How long after a create answered without its Teams link the event is
 /// read again for it: a few short waits, a caller is on the line.
@@ -69,6 +69,16 @@ struct Resolved {
     teams: bool,
 }
 
+/// How long what the calendar is (its id, its owner's zone, Teams) is
+/// used before it is asked again: an owner's change shows within minutes.
+pub const RESOLVED_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A [`Resolved`] answer, or the fault that ended the last try, and when.
+struct Kept {
+    answer: Result<Resolved, CalendarError>,
+    at: Instant,
+}
+
 /// The zone a mailbox setting names: Graph returns a Windows name or, for
 /// mailboxes set up that way, an IANA name.
 pub fn mailbox_zone(name: &str) -> Option<Tz> {
@@ -81,7 +91,9 @@ pub struct MicrosoftCalendar {
     endpoints: MicrosoftEndpoints,
     /// "primary" for the default calendar, or a Graph calendar id.
     calendar_id: String,
-    resolved: Mutex<Option<Resolved>>,
+    /// The last answer on the calendar, held while it is asked, so calls
+    /// at once ask once.
+    resolved: tokio::sync::Mutex<Option<Kept>>,
     policy: RetryPolicy,
     /// Known personal (from the token's tenant): never ask for Teams,
     /// whatever the calendar lists.
@@ -235,7 +247,7 @@ impl MicrosoftCalendar {
                 .for_provider("microsoft"),
             endpoints,
             calendar_id,
-            resolved: Mutex::new(None),
+            resolved: tokio::sync::Mutex::new(None),
             policy: RetryPolicy::LIVE_CALL,
             personal: false,
         }
@@ -421,16 +433,31 @@ impl MicrosoftCalendar {
         None
     }
 
-    /// The calendar to use, its owner's zone and whether Teams is allowed.
+    /// The calendar to use, its owner's zone and whether Teams is allowed:
+    /// asked once per [`RESOLVED_FOR`]. Calls that come while it is being
+    /// asked wait for that answer, a fault included, rather than ask again.
     async fn resolve(&self) -> Result<Resolved, CalendarError> {
-        if let Some(r) = self
-            .resolved
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
-            return Ok(r);
+        let came = Instant::now();
+        let mut kept = self.resolved.lock().await;
+        if let Some(k) = kept.as_ref() {
+            let current = match &k.answer {
+                Ok(_) => k.at.elapsed() < RESOLVED_FOR,
+                Err(_) => k.at >= came,
+            };
+            if current {
+                return k.answer.clone();
+            }
         }
+        let answer = self.ask_calendar().await;
+        *kept = Some(Kept {
+            answer: answer.clone(),
+            at: Instant::now(),
+        });
+        answer
+    }
+
+    /// What `/me/calendars` and the mailbox settings say now.
+    async fn ask_calendar(&self) -> Result<Resolved, CalendarError> {
         let list = self
             .send(Method::GET, self.url(&["me", "calendars"])?, None)
             .await?;
@@ -480,7 +507,7 @@ impl MicrosoftCalendar {
                 "the mailbox's time zone is neither a Windows nor an IANA name; using the campaign's zone"
             );
         }
-        let r = Resolved {
+        Ok(Resolved {
             calendar_id: cal
                 .get("id")
                 .and_then(Value::as_str)
@@ -489,9 +516,7 @@ impl MicrosoftCalendar {
             zone,
             zone_unresolved: zone.is_none().then(|| name.to_string()),
             teams,
-        };
-        *self.resolved.lock().unwrap_or_else(|p| p.into_inner()) = Some(r.clone());
-        Ok(r)
+        })
     }
 }
 

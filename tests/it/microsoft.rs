@@ -500,3 +500,22 @@ async fn tagged_events_are_listed_with_their_booking_ids_and_read_back_by_id() {
     );
     assert_eq!(s.client.event(&cancelled.event_id).await.unwrap(), None);
 }
+
+/// A call's load asks what the calendar is and its free/busy at once;
+/// both need the calendar resolved (`/me/calendars`, the mailbox's zone),
+/// which is asked once for both and kept for the calls that follow.
+#[tokio::test]
+async fn requests_at_once_resolve_the_calendar_once() {
+    let s = setup(true, "Eastern Standard Time").await;
+    let recorder = s.emu.recorder();
+    recorder.start();
+    let window = Interval::new(t("2026-12-01T00:00:00Z"), t("2026-12-08T00:00:00Z"));
+    let (info, busy) = tokio::join!(s.client.calendar_info(), s.client.free_busy(window));
+    assert_eq!(info.unwrap().timezone, Some(chrono_tz::America::New_York));
+    busy.unwrap();
+    s.client.free_busy(window).await.unwrap();
+    let asked = recorder.take();
+    let count = |suffix: &str| asked.iter().filter(|e| e.path.ends_with(suffix)).count();
+    assert_eq!(count("/me/calendars"), 1, "{asked:#?}");
+    assert_eq!(count("/mailboxSettings/timeZone"), 1, "{asked:#?}");
+}
