@@ -41,12 +41,17 @@
 //! not hold that version (its counter is behind, or another write took the
 //! same place) lost writes this instance saw: the script drops the mark,
 //! and from then on every instance's holds and reads on the calendar are
-//! refused as `Unverified` until it is rebuilt. A version from before the
-//! last rebuild is accepted (the rebuild re-read what was lost from the
-//! provider), so after a failover each calendar is rebuilt once, not once
-//! per instance that saw the lost writes, even when the promoted replica
-//! had nothing of the calendar; one from a rebuild this Redis does not
-//! have is not. An instance that saw none
+//! refused as `Unverified` until it is rebuilt. A version written before
+//! the last rebuild is accepted (the rebuild re-read what was lost from
+//! the provider), so after a failover each calendar is rebuilt once, not
+//! once per instance that saw the lost writes, even when the promoted
+//! replica had nothing of the calendar. One from a rebuild this Redis does
+//! not have is not, nor one written after this Redis's last rebuild in
+//! another history (an instance that went on writing to the old primary):
+//! "before" and "after" are by the servers' clocks, so with clocks apart
+//! by more than the time between the writes, an instance can be refused
+//! once more (a second rebuild ends it) or a write after the rebuild can
+//! pass as one before. An instance that saw none
 //! of the lost writes cannot tell; until one that saw them touches the
 //! calendar, the provider re-check every booking makes and the reconciler
 //! cover what was lost.
@@ -79,6 +84,10 @@ use sha2::{Digest, Sha256};
 /// is taken at its word.
 pub const HISTORY: u64 = 128;
 
+/// The smallest epoch that is a rebuild's time in milliseconds (one in
+/// 2001) rather than a count of rebuilds, as epochs were before.
+pub const EPOCH_IS_TIME: u64 = 1_000_000_000_000;
+
 /// Shared by every script: the calendar's keys and the caller's last seen
 /// version (`ARGV[1]` counter, `ARGV[2]` tag, empty for none), checked
 /// against this Redis's history of the calendar (the mark is dropped when
@@ -96,10 +105,17 @@ ke, kc = tonumber(ke), tonumber(kc)
 if ke and kc > 0 then
   local e, c = version()
   local lost
-  if ke ~= e then
-    -- Behind: a rebuild since then re-read the provider. Ahead: this
-    -- Redis lost a rebuild the caller saw.
-    lost = ke > e
+  if ke > e then
+    -- This Redis lost a rebuild the caller saw.
+    lost = true
+  elseif ke < e then
+    -- A rebuild since re-read the provider, unless the caller's version
+    -- was written after it (by the servers' clocks, in milliseconds): a
+    -- write to a primary this one replaced, after the rebuild here.
+    -- Epochs from before they were times (small counts) tell nothing.
+    local s, us = string.match(ARGV[2], '^(%d+)%.(%d+)%.')
+    lost = e >= EPOCH_IS_TIME and s ~= nil
+      and tonumber(s) * 1000 + math.floor(tonumber(us) / 1000) > e
   else
     local back = c - kc
     lost = back < 0 or (back < HISTORY and redis.call('LINDEX', hist, back) ~= ARGV[2])
@@ -430,7 +446,7 @@ impl RedisLedger {
         let conn = crate::redis_conn::connect(url).await.map_err(unavailable)?;
         let script = |body: &str| {
             std::sync::Arc::new(Script::new(&format!(
-                "local HISTORY = {HISTORY}\n{LINEAGE}\n{REAP}\n{body}"
+                "local HISTORY = {HISTORY}\nlocal EPOCH_IS_TIME = {EPOCH_IS_TIME}\n{LINEAGE}\n{REAP}\n{body}"
             )))
         };
         Ok(Self {

@@ -864,3 +864,73 @@ async fn after_a_failover_to_a_replica_without_the_calendar_one_rebuild_serves_e
     assert_eq!(a.claims(cal, window, now).await.unwrap().len(), 7);
     assert_eq!(fresh.claims(cal, window, now).await.unwrap().len(), 7);
 }
+
+/// An instance that goes on writing to the old primary after the promoted
+/// replica was rebuilt (cut off from the failover, then caught up by it)
+/// wrote what that rebuild could not read: its next step on the new
+/// primary is refused, and every instance with it, until the calendar is
+/// rebuilt again; then its booking holds its slot.
+#[tokio::test]
+async fn a_write_to_the_old_primary_after_the_new_one_was_rebuilt_is_detected() {
+    let server = RedisServer::start().await.unwrap();
+    let prefix = "callbook:split:";
+    let a = RedisLedger::connect(&server.url, prefix).await.unwrap();
+    let fresh = RedisLedger::connect(&server.url, prefix).await.unwrap();
+    let cal = "google:owner@callbook.example";
+    let now = Clock::System.now();
+    let window = iv(-600, 6000);
+    let booked = |id: &str, slot: Interval| callbook::ledger::Rebuilt {
+        id: id.into(),
+        interval: slot,
+        event_id: format!("ev-{id}"),
+    };
+    let bare = snapshot(&server.url, prefix).await;
+    a.rebuild(cal, &[], now).await.unwrap();
+    a.hold(cal, "a-0", iv(0, 30), None, now).await.unwrap();
+    a.commit_event(cal, "a-0", Some("ev-a-0"), now)
+        .await
+        .unwrap();
+    let old_primary = snapshot(&server.url, prefix).await;
+
+    // The replica is promoted with nothing of the calendar and rebuilt.
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(5));
+    pause().await;
+    fail_over_to(&server.url, prefix, &bare).await;
+    fresh
+        .rebuild(cal, &[booked("a-0", iv(0, 30))], now)
+        .await
+        .unwrap();
+    let new_primary = snapshot(&server.url, prefix).await;
+
+    // A, still on the old primary, books there after that rebuild.
+    pause().await;
+    fail_over_to(&server.url, prefix, &old_primary).await;
+    a.hold(cal, "a-1", iv(60, 90), None, now).await.unwrap();
+    a.commit_event(cal, "a-1", Some("ev-a-1"), now)
+        .await
+        .unwrap();
+
+    // The failover catches A up: its booking is not on the new primary.
+    fail_over_to(&server.url, prefix, &new_primary).await;
+    assert_eq!(
+        a.claims(cal, window, now).await,
+        Err(LedgerError::Unverified)
+    );
+    assert_eq!(
+        fresh.hold(cal, "f-1", iv(60, 90), None, now).await,
+        Err(LedgerError::Unverified)
+    );
+    fresh
+        .rebuild(
+            cal,
+            &[booked("a-0", iv(0, 30)), booked("a-1", iv(60, 90))],
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        fresh.hold(cal, "f-2", iv(60, 90), None, now).await,
+        Err(LedgerError::Taken { .. })
+    ));
+    assert_eq!(a.claims(cal, window, now).await.unwrap().len(), 2);
+}
