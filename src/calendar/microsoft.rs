@@ -18,6 +18,7 @@ use chrono_tz::Tz;
 use reqwest::{Method, StatusCode, Url};
 use secrecy::SecretString;
 use serde_json::{json, Value};
+use std::sync::Mutex;
 use tokio::time::Instant;
 
 /// How long after a create answered without its Teams link the event is
@@ -73,12 +74,6 @@ struct Resolved {
 /// used before it is asked again: an owner's change shows within minutes.
 pub const RESOLVED_FOR: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// A [`Resolved`] answer, or the fault that ended the last try, and when.
-struct Kept {
-    answer: Result<Resolved, CalendarError>,
-    at: Instant,
-}
-
 /// The zone a mailbox setting names: Graph returns a Windows name or, for
 /// mailboxes set up that way, an IANA name.
 pub fn mailbox_zone(name: &str) -> Option<Tz> {
@@ -91,9 +86,14 @@ pub struct MicrosoftCalendar {
     endpoints: MicrosoftEndpoints,
     /// "primary" for the default calendar, or a Graph calendar id.
     calendar_id: String,
-    /// The last answer on the calendar, held while it is asked, so calls
-    /// at once ask once.
-    resolved: tokio::sync::Mutex<Option<Kept>>,
+    /// What the calendar is, as last asked, and when.
+    resolved: Mutex<Option<(Resolved, Instant)>>,
+    /// How long that answer is used before it is asked again.
+    resolved_for: std::time::Duration,
+    /// Held while the calendar is asked, so requests at once ask once;
+    /// with the fault that ended the last try, and when, for the requests
+    /// that waited on it.
+    asking: tokio::sync::Mutex<Option<(CalendarError, Instant)>>,
     policy: RetryPolicy,
     /// Known personal (from the token's tenant): never ask for Teams,
     /// whatever the calendar lists.
@@ -247,7 +247,9 @@ impl MicrosoftCalendar {
                 .for_provider("microsoft"),
             endpoints,
             calendar_id,
-            resolved: tokio::sync::Mutex::new(None),
+            resolved: Mutex::new(None),
+            resolved_for: RESOLVED_FOR,
+            asking: tokio::sync::Mutex::new(None),
             policy: RetryPolicy::LIVE_CALL,
             personal: false,
         }
@@ -256,6 +258,13 @@ impl MicrosoftCalendar {
     /// The same client with another retry policy (tests use short ones).
     pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// The same client, asking what the calendar is again once `after`
+    /// has passed ([`RESOLVED_FOR`] unless set; tests use zero).
+    pub fn with_resolved_for(mut self, after: std::time::Duration) -> Self {
+        self.resolved_for = after;
         self
     }
 
@@ -434,26 +443,51 @@ impl MicrosoftCalendar {
     }
 
     /// The calendar to use, its owner's zone and whether Teams is allowed:
-    /// asked once per [`RESOLVED_FOR`]. Calls that come while it is being
-    /// asked wait for that answer, a fault included, rather than ask again.
+    /// asked once per [`RESOLVED_FOR`] (by default). Requests that come while it is
+    /// first asked wait for that answer, a fault included. Once known, one
+    /// request asks again when it is due; the others meanwhile, and that
+    /// one if the provider fails it, use what was kept.
     async fn resolve(&self) -> Result<Resolved, CalendarError> {
         let came = Instant::now();
-        let mut kept = self.resolved.lock().await;
-        if let Some(k) = kept.as_ref() {
-            let current = match &k.answer {
-                Ok(_) => k.at.elapsed() < RESOLVED_FOR,
-                Err(_) => k.at >= came,
+        if let Some((kept, at)) = self.kept() {
+            if at.elapsed() < self.resolved_for {
+                return Ok(kept);
+            }
+            let Ok(_asking) = self.asking.try_lock() else {
+                return Ok(kept);
             };
-            if current {
-                return k.answer.clone();
+            return Ok(self.ask_and_keep().await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "asking what the calendar is again; using what was kept");
+                kept
+            }));
+        }
+        let mut asking = self.asking.lock().await;
+        if let Some((kept, _)) = self.kept() {
+            return Ok(kept);
+        }
+        if let Some((e, at)) = asking.as_ref() {
+            if *at >= came {
+                return Err(e.clone());
             }
         }
-        let answer = self.ask_calendar().await;
-        *kept = Some(Kept {
-            answer: answer.clone(),
-            at: Instant::now(),
-        });
+        let answer = self.ask_and_keep().await;
+        *asking = answer.as_ref().err().map(|e| (e.clone(), Instant::now()));
         answer
+    }
+
+    fn kept(&self) -> Option<(Resolved, Instant)> {
+        self.resolved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Asks what the calendar is, and keeps the answer.
+    async fn ask_and_keep(&self) -> Result<Resolved, CalendarError> {
+        let r = self.ask_calendar().await?;
+        *self.resolved.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((r.clone(), Instant::now()));
+        Ok(r)
     }
 
     /// What `/me/calendars` and the mailbox settings say now.

@@ -396,3 +396,47 @@ async fn reading_back_a_teams_link_never_outlasts_its_budget() {
     assert!(started.elapsed() < StdDuration::from_secs(3));
     assert_eq!(ours(&s), 1);
 }
+
+/// A fault while what the calendar is is first asked fails the requests
+/// that waited on that answer, not a second time over; the next request
+/// asks again.
+#[tokio::test]
+async fn a_fault_on_the_first_calendar_lookup_is_shared_then_asked_again() {
+    let s = setup(Kind::Work).await;
+    let recorder = s.emu.recorder();
+    recorder.start();
+    s.emu.inject(
+        OWNER,
+        Endpoint::CalendarList,
+        status(403, "ErrorAccessDenied", None),
+        1,
+    );
+    let (info, busy) = tokio::join!(s.client.calendar_info(), s.client.free_busy(day()));
+    assert!(info.is_err() && busy.is_err(), "{info:?} {busy:?}");
+    let lists = |r: &[callbook::calendar::emulator::Exchange]| {
+        r.iter()
+            .filter(|e| e.path.ends_with("/me/calendars"))
+            .count()
+    };
+    assert_eq!(lists(&recorder.take()), 1);
+    s.client.free_busy(day()).await.unwrap();
+}
+
+/// Once known, what the calendar is is asked again when due; a fault then
+/// leaves the calendar usable with what was kept.
+#[tokio::test]
+async fn a_fault_when_the_calendar_is_asked_again_keeps_what_was_known() {
+    let s = setup(Kind::Work).await;
+    let client = s.client.with_resolved_for(StdDuration::ZERO);
+    let known = client.calendar_info().await.unwrap();
+    s.emu.inject(
+        OWNER,
+        Endpoint::CalendarList,
+        status(403, "ErrorAccessDenied", None),
+        1,
+    );
+    let again = client.calendar_info().await.unwrap();
+    assert_eq!(again.calendar_id, known.calendar_id);
+    assert_eq!(again.video, Video::Available("Microsoft Teams".into()));
+    client.free_busy(day()).await.unwrap();
+}
