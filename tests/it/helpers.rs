@@ -303,7 +303,12 @@ impl RedisCluster {
     /// Sends `cmd` (space-separated words) to the node on `port`.
     pub async fn on(&self, port: u16, cmd: &str) -> redis::RedisResult<redis::Value> {
         let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
-        let mut c = client.get_multiplexed_async_connection().await?;
+        // A loaded machine can take longer than the default half second.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(std::time::Duration::from_secs(10)));
+        let mut c = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
         let mut words = cmd.split(' ');
         let mut command = redis::cmd(words.next().unwrap_or_default());
         for w in words {
@@ -437,14 +442,16 @@ impl RedisCluster {
         // one never gets (a lossy failover, which the ledger's lost-writes
         // tests cover). Writes wait here until every node routes to the
         // new primary; then they are redirected to it.
-        let pause = CLUSTER_PATIENCE.as_millis() * 3;
+        // Longer than every wait below together; unpaused at the end.
+        let pause = CLUSTER_PATIENCE.as_millis() * 10;
         self.on(primary, &format!("CLIENT PAUSE {pause} WRITE"))
             .await
             .unwrap();
         // A manual failover that timed out is asked for again.
         let deadline = tokio::time::Instant::now() + CLUSTER_PATIENCE;
         loop {
-            self.on(replica, "CLUSTER FAILOVER").await.unwrap();
+            // Refused only if the replica was promoted just now.
+            let _ = self.on(replica, "CLUSTER FAILOVER").await;
             let settle = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
             let mut promoted = false;
             while !promoted && tokio::time::Instant::now() < settle {
