@@ -269,6 +269,10 @@ impl RedisCluster {
                 .arg("--dir")
                 .arg(&self.dir)
                 .args(["--logfile", &format!("node-{port}.log")])
+                // Nodes share the directory: a replica loads the snapshot
+                // of its full sync from this file, and a shared one could
+                // be another replica's.
+                .args(["--dbfilename", &format!("dump-{port}.rdb")])
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("starting redis-server (apt-get install -y redis-server)");
