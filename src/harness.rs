@@ -617,25 +617,33 @@ impl RedisServer {
 
     /// Waits until this server, not another process on its port, answers.
     async fn ready(&mut self) -> anyhow::Result<()> {
-        for _ in 0..250 {
-            if let Some(status) = self.child.try_wait()? {
-                return Err(anyhow!(
-                    "redis-server on port {} exited ({status}); was the port taken?",
-                    self.port
-                ));
-            }
-            match answering_pid(self.port).await {
-                Some(pid) if pid == self.child.id() => return Ok(()),
-                Some(pid) => {
-                    return Err(anyhow!(
-                        "port {} is another redis-server's (pid {pid})",
-                        self.port
-                    ))
-                }
-                None => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            }
+        own_redis_answers(&mut self.child, self.port, Duration::from_secs(5)).await
+    }
+}
+
+/// Waits until the `redis-server` started as `child` answers on `port`:
+/// an error once it exited (its port was likely taken), when another
+/// server answers there, or after `patience`.
+pub async fn own_redis_answers(
+    child: &mut std::process::Child,
+    port: u16,
+    patience: Duration,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Err(anyhow!(
+                "redis-server on port {port} exited ({status}); was the port taken?"
+            ));
         }
-        Err(anyhow!("redis-server did not start on port {}", self.port))
+        match answering_pid(port).await {
+            Some(pid) if pid == child.id() => return Ok(()),
+            Some(pid) => return Err(anyhow!("port {port} is another redis-server's (pid {pid})")),
+            None if tokio::time::Instant::now() >= deadline => {
+                return Err(anyhow!("redis-server did not start on port {port}"))
+            }
+            None => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
     }
 }
 

@@ -70,10 +70,6 @@ struct Resolved {
     teams: bool,
 }
 
-/// How long what the calendar is (its id, its owner's zone, Teams) is
-/// used before it is asked again: an owner's change shows within minutes.
-pub const RESOLVED_FOR: std::time::Duration = std::time::Duration::from_secs(300);
-
 /// The zone a mailbox setting names: Graph returns a Windows name or, for
 /// mailboxes set up that way, an IANA name.
 pub fn mailbox_zone(name: &str) -> Option<Tz> {
@@ -248,7 +244,7 @@ impl MicrosoftCalendar {
             endpoints,
             calendar_id,
             resolved: Mutex::new(None),
-            resolved_for: RESOLVED_FOR,
+            resolved_for: super::CALENDAR_INFO_FOR,
             asking: tokio::sync::Mutex::new(None),
             policy: RetryPolicy::LIVE_CALL,
             personal: false,
@@ -262,7 +258,8 @@ impl MicrosoftCalendar {
     }
 
     /// The same client, asking what the calendar is again once `after`
-    /// has passed ([`RESOLVED_FOR`] unless set; tests use zero).
+    /// has passed ([`CALENDAR_INFO_FOR`](super::CALENDAR_INFO_FOR) unless
+    /// set; tests use zero).
     pub fn with_resolved_for(mut self, after: std::time::Duration) -> Self {
         self.resolved_for = after;
         self
@@ -443,7 +440,7 @@ impl MicrosoftCalendar {
     }
 
     /// The calendar to use, its owner's zone and whether Teams is allowed:
-    /// asked once per [`RESOLVED_FOR`] (by default). Requests that come while it is
+    /// asked once per [`CALENDAR_INFO_FOR`](super::CALENDAR_INFO_FOR) (by default). Requests that come while it is
     /// first asked wait for that answer, a fault included. Once known, one
     /// request asks again when it is due; the others meanwhile, and that
     /// one if the provider fails it, use what was kept.

@@ -22,6 +22,12 @@ use async_trait::async_trait;
 use chrono_tz::Tz;
 use std::time::Duration;
 
+/// How long what a provider said of a calendar (its id, zone and video
+/// support) is taken as still true. Each call start then asks the
+/// provider one thing (free/busy), not two, and an owner's change shows
+/// within minutes.
+pub const CALENDAR_INFO_FOR: Duration = Duration::from_secs(300);
+
 /// What a provider tells about the calendar in use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CalendarInfo {

@@ -38,11 +38,6 @@ struct Cached {
     info: Option<(CalendarInfo, Instant)>,
 }
 
-/// How long what a provider said of a calendar (its id, zone and video
-/// support) is taken as still true for the calls that load it. Each call
-/// start then asks the provider one thing (free/busy), not two.
-pub const CALENDAR_INFO_FOR: std::time::Duration = std::time::Duration::from_secs(300);
-
 impl Calendars {
     pub fn new(
         http: reqwest::Client,
@@ -94,7 +89,7 @@ impl Calendars {
     }
 
     /// What `client` (the user's, from [`Calendars::for_user`]) says of
-    /// its calendar, asked again once [`CALENDAR_INFO_FOR`] has passed.
+    /// its calendar, asked again once [`CALENDAR_INFO_FOR`](crate::calendar::CALENDAR_INFO_FOR) has passed.
     /// Only answers are kept; a client no longer the user's cached one is
     /// asked every time.
     pub async fn info(
@@ -107,7 +102,7 @@ impl Calendars {
                 .get(user_id)
                 .filter(|c| Arc::ptr_eq(&c.client, client))
                 .and_then(|c| c.info.as_ref())
-                .filter(|(_, asked)| asked.elapsed() < CALENDAR_INFO_FOR)
+                .filter(|(_, asked)| asked.elapsed() < crate::calendar::CALENDAR_INFO_FOR)
                 .map(|(info, _)| info.clone())
         };
         if let Some(info) = kept(&self.clients.lock().unwrap_or_else(|p| p.into_inner())) {

@@ -99,6 +99,11 @@ local function version()
   return tonumber(redis.call('GET', epoch) or '0'), tonumber(redis.call('GET', ver) or '0'),
     redis.call('LINDEX', hist, 0) or ''
 end
+-- A server time (seconds and microseconds, as TIME gives them) in
+-- milliseconds: the unit of epochs.
+local function ms(sec, usec)
+  return tonumber(sec) * 1000 + math.floor(tonumber(usec) / 1000)
+end
 local ke, kc = string.match(ARGV[1], '^(%d+):(%d+)$')
 ke, kc = tonumber(ke), tonumber(kc)
 -- Version 0 comes before every history: nothing of it can be lost.
@@ -114,8 +119,7 @@ if ke and kc > 0 then
     -- write to a primary this one replaced, after the rebuild here.
     -- Epochs from before they were times (small counts) tell nothing.
     local s, us = string.match(ARGV[2], '^(%d+)%.(%d+)%.')
-    lost = e >= EPOCH_IS_TIME and s ~= nil
-      and tonumber(s) * 1000 + math.floor(tonumber(us) / 1000) > e
+    lost = e >= EPOCH_IS_TIME and s ~= nil and ms(s, us) > e
   else
     local back = c - kc
     lost = back < 0 or (back < HISTORY and redis.call('LINDEX', hist, back) ~= ARGV[2])
@@ -321,9 +325,8 @@ end
 if FULL then
   redis.call('SET', mark, '1')
   local t = redis.call('TIME')
-  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local stored = tonumber(redis.call('GET', epoch) or '0')
-  redis.call('SET', epoch, string.format('%.0f', math.max(ms, stored + 1, (ke or 0) + 1)))
+  redis.call('SET', epoch, string.format('%.0f', math.max(ms(t[1], t[2]), stored + 1, (ke or 0) + 1)))
 end
 advance()
 return reply({'ok'})

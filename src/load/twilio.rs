@@ -441,7 +441,7 @@ fn run_queue_wait_s(pid: u32) -> f64 {
 }
 
 /// One core's run and steal time so far, from `/proc/stat`.
-fn core_busy_ticks(cpu: usize) -> Option<CoreTicks> {
+fn core_ticks(cpu: usize) -> Option<CoreTicks> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat
         .lines()
@@ -798,7 +798,7 @@ async fn burst(
 ) -> anyhow::Result<Value> {
     let addr = server.addr;
     let pid = server.pid();
-    let core_before = pinned.and_then(core_busy_ticks);
+    let core_before = pinned.and_then(core_ticks);
     let (cpu_before, waited_before) = (cpu_ticks(pid)?, run_queue_wait_s(pid));
     let (me, my_waited_before) = (std::process::id(), run_queue_wait_s(std::process::id()));
     let my_cpu_before = cpu_ticks(me)?;
@@ -838,7 +838,7 @@ async fn burst(
     // What else ran on the server's core meanwhile: the core's busy time
     // less the server's own.
     let core = pinned
-        .and_then(core_busy_ticks)
+        .and_then(core_ticks)
         .zip(core_before)
         .map(|(after, before)| {
             let share = |ticks: u64| ticks as f64 / tick / elapsed;

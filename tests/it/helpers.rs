@@ -1,5 +1,5 @@
 use callbook::clock::Clock;
-use callbook::harness::{answering_pid, frames, spare_port, CallClient, Harness};
+use callbook::harness::{frames, own_redis_answers, spare_port, CallClient, Harness};
 use callbook::store::provisioning::{Provisioning, DEFAULT};
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
@@ -276,25 +276,13 @@ impl RedisCluster {
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("starting redis-server (apt-get install -y redis-server)");
-            let deadline = tokio::time::Instant::now() + CLUSTER_PATIENCE;
-            loop {
-                if child.try_wait().unwrap().is_some() {
-                    break;
+            match own_redis_answers(&mut child, port, CLUSTER_PATIENCE).await {
+                Ok(()) => return (port, child),
+                Err(e) => {
+                    eprintln!("{e}; another port");
+                    let _ = child.kill();
+                    let _ = child.wait();
                 }
-                match answering_pid(port).await {
-                    Some(pid) if pid == child.id() => return (port, child),
-                    Some(_) => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                    None => {}
-                }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "redis-server did not start on port {port}"
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
         panic!("no free ports for a cluster node");

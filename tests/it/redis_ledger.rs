@@ -812,6 +812,16 @@ async fn a_failover_that_lost_the_latest_writes_is_detected_and_refused_until_re
     assert!(b.claims(cal, window, now).await.is_ok());
 }
 
+/// A booking as a rebuild finds it on the calendar: its event is `ev-` and
+/// its id.
+fn booked_as(id: &str, slot: Interval) -> callbook::ledger::Rebuilt {
+    callbook::ledger::Rebuilt {
+        id: id.into(),
+        interval: slot,
+        event_id: format!("ev-{id}"),
+    }
+}
+
 /// A replica promoted with nothing of a calendar (it never got the old
 /// primary's writes): every instance is refused there until the calendar
 /// is rebuilt. One rebuild, by an instance that saw none of the old
@@ -838,11 +848,7 @@ async fn after_a_failover_to_a_replica_without_the_calendar_one_rebuild_serves_e
         a.commit_event(cal, &id, Some(&format!("ev-{id}")), now)
             .await
             .unwrap();
-        booked.push(callbook::ledger::Rebuilt {
-            id,
-            interval: iv(n * 60, n * 60 + 30),
-            event_id: format!("ev-a-{n}"),
-        });
+        booked.push(booked_as(&id, iv(n * 60, n * 60 + 30)));
     }
     assert_eq!(b.claims(cal, window, now).await.unwrap().len(), 6);
     // The server's clock moves on, as it does between the old primary's
@@ -879,11 +885,6 @@ async fn a_write_to_the_old_primary_after_the_new_one_was_rebuilt_is_detected() 
     let cal = "google:owner@callbook.example";
     let now = Clock::System.now();
     let window = iv(-600, 6000);
-    let booked = |id: &str, slot: Interval| callbook::ledger::Rebuilt {
-        id: id.into(),
-        interval: slot,
-        event_id: format!("ev-{id}"),
-    };
     let bare = snapshot(&server.url, prefix).await;
     a.rebuild(cal, &[], now).await.unwrap();
     a.hold(cal, "a-0", iv(0, 30), None, now).await.unwrap();
@@ -897,7 +898,7 @@ async fn a_write_to_the_old_primary_after_the_new_one_was_rebuilt_is_detected() 
     pause().await;
     fail_over_to(&server.url, prefix, &bare).await;
     fresh
-        .rebuild(cal, &[booked("a-0", iv(0, 30))], now)
+        .rebuild(cal, &[booked_as("a-0", iv(0, 30))], now)
         .await
         .unwrap();
     let new_primary = snapshot(&server.url, prefix).await;
@@ -923,7 +924,7 @@ async fn a_write_to_the_old_primary_after_the_new_one_was_rebuilt_is_detected() 
     fresh
         .rebuild(
             cal,
-            &[booked("a-0", iv(0, 30)), booked("a-1", iv(60, 90))],
+            &[booked_as("a-0", iv(0, 30)), booked_as("a-1", iv(60, 90))],
             now,
         )
         .await
